@@ -1,0 +1,278 @@
+/*
+ * config.c: reads the key = value configuration file.
+ *
+ * Owns the table of accepted keys: each key names the field it fills and the
+ * kind of value it takes, which says how the value is checked. The file is
+ * read once at start, before any thread exists; nothing here runs per
+ * request. Knows nothing of HTTP, Kakao or the store beyond the values.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+
+enum key_kind { K_STRING, K_URL, K_LONG, K_INT, K_INT64, K_BOOL, K_DURABILITY };
+
+struct config_key {
+	const char	*name;
+	size_t		 offset;	/* into struct config */
+	size_t		 size;		/* of the field */
+	enum key_kind	 kind;
+	long long	 min, max;	/* numeric kinds */
+};
+
+#define F(field)	offsetof(struct config, field), \
+			sizeof(((struct config *)0)->field)
+
+static const struct config_key keys[] = {
+	{ "db_home",			F(db_home), K_STRING, 0, 0 },
+	{ "db_durability",		F(db_durability), K_DURABILITY, 0, 0 },
+	{ "jwt_secret_file",		F(jwt_secret_file), K_STRING, 0, 0 },
+	{ "jwt_issuer",			F(jwt_issuer), K_STRING, 0, 0 },
+	{ "jwt_ttl",			F(jwt_ttl), K_LONG, 60, 30L * 86400 },
+	{ "kakao_api_url",		F(kakao_api_url), K_URL, 0, 0 },
+	{ "kakao_auth_url",		F(kakao_auth_url), K_URL, 0, 0 },
+	{ "kakao_app_id",		F(kakao_app_id), K_INT64, 1, LLONG_MAX },
+	{ "kakao_rest_api_key",		F(kakao_rest_api_key), K_STRING, 0, 0 },
+	{ "kakao_client_secret_file",	F(kakao_client_secret_file), K_STRING, 0, 0 },
+	{ "kakao_admin_key_file",	F(kakao_admin_key_file), K_STRING, 0, 0 },
+	{ "redirect_uris",		F(redirect_uris), K_STRING, 0, 0 },
+	{ "threads",			F(threads), K_INT, 1, MAX_THREADS },
+	{ "upstream_timeout_ms",	F(upstream_timeout_ms), K_LONG, 50, 60000 },
+	{ "upstream_connect_timeout_ms", F(upstream_connect_timeout_ms), K_LONG, 10, 60000 },
+	{ "ca_file",			F(ca_file), K_STRING, 0, 0 },
+	{ "legacy_acess_token",		F(legacy_acess_token), K_BOOL, 0, 0 },
+	{ "log_file",			F(log_file), K_STRING, 0, 0 },
+};
+
+void
+config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->db_durability = DURABILITY_SYNC;
+	snprintf(cfg->jwt_issuer, sizeof(cfg->jwt_issuer), "kakao-login");
+	cfg->jwt_ttl = DEFAULT_JWT_TTL;
+	snprintf(cfg->kakao_api_url, sizeof(cfg->kakao_api_url),
+	    "https://kapi.kakao.com");
+	snprintf(cfg->kakao_auth_url, sizeof(cfg->kakao_auth_url),
+	    "https://kauth.kakao.com");
+	cfg->threads = DEFAULT_THREADS;
+	cfg->upstream_timeout_ms = DEFAULT_UPSTREAM_TIMEOUT_MS;
+	cfg->upstream_connect_timeout_ms = DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS;
+}
+
+static const struct config_key *
+key_find(const char *name, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strlen(keys[i].name) == len &&
+		    memcmp(keys[i].name, name, len) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static int
+parse_number(const struct config_key *k, const char *v, long long *out,
+    struct kl_error *err)
+{
+	char		*end;
+	long long	 n;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0')
+		return kl_fail(err, KL_BAD_CONFIG, "%s: not a number", k->name);
+	if (n < k->min || n > k->max)
+		return kl_fail(err, KL_BAD_CONFIG, "%s: %lld is outside %lld..%lld",
+		    k->name, n, k->min, k->max);
+	*out = n;
+	return 0;
+}
+
+/* Only http and https, no user info, no trailing slash; the scheme later
+ * limits which protocols libcurl may speak. */
+static int
+check_url(const struct config_key *k, const char *v, struct kl_error *err)
+{
+	const char	*host;
+	size_t		 len = strlen(v);
+
+	if (strncmp(v, "https://", 8) == 0)
+		host = v + 8;
+	else if (strncmp(v, "http://", 7) == 0)
+		host = v + 7;
+	else
+		return kl_fail(err, KL_BAD_CONFIG, "%s: must start with "
+		    "https:// or http://", k->name);
+	if (*host == '\0' || *host == '/' || strchr(host, '@') != NULL)
+		return kl_fail(err, KL_BAD_CONFIG, "%s: bad host", k->name);
+	if (v[len - 1] == '/')
+		return kl_fail(err, KL_BAD_CONFIG, "%s: no trailing slash",
+		    k->name);
+	return 0;
+}
+
+static int
+key_set(struct config *cfg, const struct config_key *k, const char *v,
+    struct kl_error *err)
+{
+	char		*field = (char *)cfg + k->offset;
+	long long	 n;
+
+	switch (k->kind) {
+	case K_URL:
+		if (check_url(k, v, err) == -1)
+			return -1;
+		/* FALLTHROUGH */
+	case K_STRING:
+		if (strlen(v) >= k->size)
+			return kl_fail(err, KL_BAD_CONFIG, "%s: value too long",
+			    k->name);
+		memcpy(field, v, strlen(v) + 1);
+		return 0;
+	case K_LONG:
+		if (parse_number(k, v, &n, err) == -1)
+			return -1;
+		*(long *)field = (long)n;
+		return 0;
+	case K_INT:
+		if (parse_number(k, v, &n, err) == -1)
+			return -1;
+		*(int *)field = (int)n;
+		return 0;
+	case K_INT64:
+		if (parse_number(k, v, &n, err) == -1)
+			return -1;
+		*(int64_t *)field = n;
+		return 0;
+	case K_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
+		    strcmp(v, "1") == 0)
+			*(bool *)field = true;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 ||
+		    strcmp(v, "0") == 0)
+			*(bool *)field = false;
+		else
+			return kl_fail(err, KL_BAD_CONFIG, "%s: expected yes "
+			    "or no", k->name);
+		return 0;
+	case K_DURABILITY:
+		if (strcmp(v, "sync") == 0)
+			*(enum config_durability *)field = DURABILITY_SYNC;
+		else if (strcmp(v, "write_nosync") == 0)
+			*(enum config_durability *)field =
+			    DURABILITY_WRITE_NOSYNC;
+		else if (strcmp(v, "nosync") == 0)
+			*(enum config_durability *)field = DURABILITY_NOSYNC;
+		else
+			return kl_fail(err, KL_BAD_CONFIG, "%s: expected sync, "
+			    "write_nosync or nosync", k->name);
+		return 0;
+	}
+	return kl_fail(err, KL_BAD_CONFIG, "%s: unhandled kind", k->name);
+}
+
+static int
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+int
+config_parse_line(struct config *cfg, const char *line, struct kl_error *err)
+{
+	const struct config_key	*k;
+	const char		*p = line, *name, *eq, *vend;
+	char			 value[MAX_CONFIG_LINE];
+	size_t			 nlen, vlen;
+
+	while (is_space(*p))
+		p++;
+	if (*p == '\0' || *p == '#')
+		return 0;
+	name = p;
+	if ((eq = strchr(p, '=')) == NULL)
+		return kl_fail(err, KL_BAD_CONFIG, "expected key = value");
+	nlen = (size_t)(eq - name);
+	while (nlen > 0 && is_space(name[nlen - 1]))
+		nlen--;
+	if ((k = key_find(name, nlen)) == NULL)
+		return kl_fail(err, KL_BAD_CONFIG, "unknown key \"%.*s\"",
+		    (int)(nlen > 64 ? 64 : nlen), name);
+	p = eq + 1;
+	while (is_space(*p))
+		p++;
+	vend = p + strlen(p);
+	while (vend > p && is_space(vend[-1]))
+		vend--;
+	vlen = (size_t)(vend - p);
+	if (vlen == 0)
+		return kl_fail(err, KL_BAD_CONFIG, "%s: empty value", k->name);
+	if (vlen >= sizeof(value))
+		return kl_fail(err, KL_BAD_CONFIG, "%s: value too long", k->name);
+	memcpy(value, p, vlen);
+	value[vlen] = '\0';
+	if (memchr(value, '\0', vlen) != NULL)
+		return kl_fail(err, KL_BAD_CONFIG, "%s: NUL in value", k->name);
+	return key_set(cfg, k, value, err);
+}
+
+int
+config_load(struct config *cfg, const char *path, struct kl_error *err)
+{
+	FILE		*fp;
+	char		 line[MAX_CONFIG_LINE + 2];
+	struct kl_error	 lerr;
+	unsigned	 lineno = 0;
+	size_t		 len;
+	int		 rc = -1;
+
+	if ((fp = fopen(path, "r")) == NULL)
+		return kl_fail(err, KL_BAD_CONFIG, "%s: %s", path,
+		    strerror(errno));
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		len = strlen(line);
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(fp)) {
+			kl_fail(err, KL_BAD_CONFIG, "%s:%u: line too long",
+			    path, lineno);
+			goto done;
+		}
+		if (config_parse_line(cfg, line, &lerr) == -1) {
+			kl_fail(err, KL_BAD_CONFIG, "%s:%u: %s", path, lineno,
+			    lerr.detail);
+			goto done;
+		}
+	}
+	if (ferror(fp)) {
+		kl_fail(err, KL_BAD_CONFIG, "%s: read error", path);
+		goto done;
+	}
+	if (cfg->db_home[0] == '\0') {
+		kl_fail(err, KL_BAD_CONFIG, "%s: db_home is required", path);
+		goto done;
+	}
+	if (cfg->jwt_secret_file[0] == '\0') {
+		kl_fail(err, KL_BAD_CONFIG, "%s: jwt_secret_file is required",
+		    path);
+		goto done;
+	}
+	if (cfg->upstream_connect_timeout_ms > cfg->upstream_timeout_ms) {
+		kl_fail(err, KL_BAD_CONFIG, "%s: upstream_connect_timeout_ms "
+		    "exceeds upstream_timeout_ms", path);
+		goto done;
+	}
+	rc = 0;
+done:
+	fclose(fp);
+	return rc;
+}

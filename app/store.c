@@ -1,0 +1,455 @@
+/*
+ * store.c: users in a Berkeley DB 5.3 transactional environment.
+ *
+ * Owns the environment and its databases:
+ *   users.db        btree, kakao id (8 bytes, big-endian) -> user record
+ *   users_by_id.db  secondary index, user id (8 bytes, big-endian) -> kakao id
+ *   seq.db          the DB_SEQUENCE that hands out user ids
+ * Every process opens the environment with DB_REGISTER | DB_RECOVER and
+ * failchk support, so a process that died does not leave locks behind.
+ * Every write is one transaction; deadlocks and lock time-outs abort and
+ * retry up to STORE_MAX_RETRIES times. Knows nothing of JSON, HTTP or Kakao.
+ * Thread-safe: handles are opened with DB_THREAD, and each call uses its own
+ * DBTs and transaction.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <db.h>
+
+#include "log.h"
+#include "store.h"
+
+#define RECORD_VERSION	1
+#define RECORD_HEADER	52	/* version, status, verified, pad, 6 x 8 bytes */
+
+struct store {
+	DB_ENV		*env;
+	DB		*users;
+	DB		*users_by_id;
+	DB		*seqdb;
+	DB_SEQUENCE	*seq;
+	atomic_bool	 needs_restart;
+};
+
+static void
+put_u64(unsigned char *p, uint64_t v)
+{
+	int	i;
+
+	for (i = 7; i >= 0; i--) {
+		p[i] = (unsigned char)(v & 0xff);
+		v >>= 8;
+	}
+}
+
+static uint64_t
+get_u64(const unsigned char *p)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static int
+put_str(unsigned char *buf, size_t size, size_t *off, const char *s,
+    size_t max)
+{
+	size_t	len = strlen(s);
+
+	if (len > max || *off + 2 + len > size)
+		return -1;
+	buf[(*off)++] = (unsigned char)(len >> 8);
+	buf[(*off)++] = (unsigned char)(len & 0xff);
+	memcpy(buf + *off, s, len);
+	*off += len;
+	return 0;
+}
+
+static int
+get_str(const unsigned char *buf, size_t len, size_t *off, char *out,
+    size_t outsize)
+{
+	size_t	n;
+
+	if (*off + 2 > len)
+		return -1;
+	n = ((size_t)buf[*off] << 8) | buf[*off + 1];
+	*off += 2;
+	if (n >= outsize || *off + n > len || memchr(buf + *off, '\0', n))
+		return -1;
+	memcpy(out, buf + *off, n);
+	out[n] = '\0';
+	*off += n;
+	return 0;
+}
+
+int
+store_record_encode(const struct store_user *u, unsigned char *buf,
+    size_t size)
+{
+	size_t	off = RECORD_HEADER;
+
+	if (size < RECORD_HEADER)
+		return -1;
+	buf[0] = RECORD_VERSION;
+	buf[1] = (unsigned char)u->status;
+	buf[2] = u->email_verified ? 1 : 0;
+	buf[3] = 0;
+	put_u64(buf + 4, u->user_id);
+	put_u64(buf + 12, (uint64_t)u->kakao_id);
+	put_u64(buf + 20, (uint64_t)(int64_t)u->created);
+	put_u64(buf + 28, (uint64_t)(int64_t)u->updated);
+	put_u64(buf + 36, (uint64_t)(int64_t)u->last_login);
+	put_u64(buf + 44, u->login_count);
+	if (put_str(buf, size, &off, u->nickname, MAX_NICKNAME) == -1 ||
+	    put_str(buf, size, &off, u->email, MAX_EMAIL) == -1 ||
+	    put_str(buf, size, &off, u->profile_image, MAX_PROFILE_IMAGE) == -1)
+		return -1;
+	return (int)off;
+}
+
+int
+store_record_decode(const unsigned char *buf, size_t len, struct store_user *u)
+{
+	size_t	off = RECORD_HEADER;
+
+	memset(u, 0, sizeof(*u));
+	if (len < RECORD_HEADER || buf[0] != RECORD_VERSION || buf[1] > 1 ||
+	    buf[2] > 1)
+		return -1;
+	u->status = buf[1];
+	u->email_verified = buf[2] == 1;
+	u->user_id = get_u64(buf + 4);
+	u->kakao_id = (int64_t)get_u64(buf + 12);
+	u->created = (time_t)(int64_t)get_u64(buf + 20);
+	u->updated = (time_t)(int64_t)get_u64(buf + 28);
+	u->last_login = (time_t)(int64_t)get_u64(buf + 36);
+	u->login_count = get_u64(buf + 44);
+	if (get_str(buf, len, &off, u->nickname, sizeof(u->nickname)) == -1 ||
+	    get_str(buf, len, &off, u->email, sizeof(u->email)) == -1 ||
+	    get_str(buf, len, &off, u->profile_image,
+	    sizeof(u->profile_image)) == -1 || off != len)
+		return -1;
+	return 0;
+}
+
+/* users_by_id key: the user id bytes inside the record, no copy. */
+static int
+index_by_user_id(DB *sec, const DBT *key, const DBT *data, DBT *result)
+{
+	(void)sec;
+	(void)key;
+	if (data->size < RECORD_HEADER)
+		return DB_DONOTINDEX;
+	memset(result, 0, sizeof(*result));
+	result->data = (unsigned char *)data->data + 4;
+	result->size = 8;
+	return 0;
+}
+
+/* Berkeley DB asks whether a thread that holds something is still alive.
+ * Our own threads live as long as the process, so the pid decides. */
+static int
+store_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
+{
+	(void)env;
+	(void)tid;
+	(void)flags;
+	if (pid == getpid())
+		return 1;
+	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+static void
+store_errcall(const DB_ENV *env, const char *prefix, const char *msg)
+{
+	(void)env;
+	(void)prefix;
+	log_warn("bdb: %s", msg);
+}
+
+/* Translates a Berkeley DB error and remembers when recovery is needed. */
+static int
+store_fail(struct store *st, int ret, const char *what, struct kl_error *err)
+{
+	if (ret == DB_RUNRECOVERY)
+		atomic_store(&st->needs_restart, true);
+	return kl_fail(err, KL_STORE_FAILED, "%s: %s", what, db_strerror(ret));
+}
+
+static int
+store_open_db(struct store *st, DB **db, const char *file, DBTYPE type,
+    struct kl_error *err)
+{
+	int	ret;
+
+	if ((ret = db_create(db, st->env, 0)) != 0)
+		return store_fail(st, ret, "db_create", err);
+	ret = (*db)->open(*db, NULL, file, NULL, type,
+	    DB_CREATE | DB_AUTO_COMMIT | DB_THREAD, 0660);
+	if (ret != 0)
+		return store_fail(st, ret, file, err);
+	return 0;
+}
+
+int
+store_open(struct store **out, const char *home,
+    enum config_durability durability, struct kl_error *err)
+{
+	struct store	*st;
+	DBT		 key;
+	u_int32_t	 flags;
+	int		 ret;
+
+	*out = NULL;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return kl_fail(err, KL_STORE_FAILED, "out of memory");
+	if (mkdir(home, 0750) == -1 && errno != EEXIST) {
+		kl_fail(err, KL_STORE_FAILED, "mkdir %s: %s", home,
+		    strerror(errno));
+		goto fail;
+	}
+	if ((ret = db_env_create(&st->env, 0)) != 0) {
+		store_fail(st, ret, "db_env_create", err);
+		goto fail;
+	}
+	st->env->set_errcall(st->env, store_errcall);
+	if ((ret = st->env->set_lk_detect(st->env, DB_LOCK_DEFAULT)) != 0 ||
+	    (ret = st->env->set_timeout(st->env, STORE_LOCK_TIMEOUT_US,
+	    DB_SET_LOCK_TIMEOUT)) != 0 ||
+	    (ret = st->env->set_cachesize(st->env, 0, STORE_CACHE_BYTES,
+	    1)) != 0 ||
+	    (ret = st->env->set_thread_count(st->env,
+	    STORE_THREAD_SLOTS)) != 0 ||
+	    (ret = st->env->set_isalive(st->env, store_isalive)) != 0 ||
+	    (ret = st->env->log_set_config(st->env, DB_LOG_AUTO_REMOVE,
+	    1)) != 0) {
+		store_fail(st, ret, "environment settings", err);
+		goto fail;
+	}
+	if (durability == DURABILITY_WRITE_NOSYNC)
+		ret = st->env->set_flags(st->env, DB_TXN_WRITE_NOSYNC, 1);
+	else if (durability == DURABILITY_NOSYNC)
+		ret = st->env->set_flags(st->env, DB_TXN_NOSYNC, 1);
+	if (ret != 0) {
+		store_fail(st, ret, "durability", err);
+		goto fail;
+	}
+	flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
+	    DB_INIT_MPOOL | DB_THREAD | DB_REGISTER | DB_RECOVER | DB_FAILCHK;
+	if ((ret = st->env->open(st->env, home, flags, 0660)) != 0) {
+		store_fail(st, ret, home, err);
+		goto fail;
+	}
+	if (store_open_db(st, &st->users, "users.db", DB_BTREE, err) == -1 ||
+	    store_open_db(st, &st->users_by_id, "users_by_id.db", DB_BTREE,
+	    err) == -1 ||
+	    store_open_db(st, &st->seqdb, "seq.db", DB_BTREE, err) == -1)
+		goto fail;
+	if ((ret = st->users->associate(st->users, NULL, st->users_by_id,
+	    index_by_user_id, 0)) != 0) {
+		store_fail(st, ret, "associate users_by_id", err);
+		goto fail;
+	}
+	if ((ret = db_sequence_create(&st->seq, st->seqdb, 0)) != 0 ||
+	    (ret = st->seq->initial_value(st->seq, 1)) != 0 ||
+	    (ret = st->seq->set_cachesize(st->seq, 16)) != 0) {
+		store_fail(st, ret, "sequence", err);
+		goto fail;
+	}
+	memset(&key, 0, sizeof(key));
+	key.data = "user_id";
+	key.size = (u_int32_t)strlen("user_id");
+	if ((ret = st->seq->open(st->seq, NULL, &key,
+	    DB_CREATE | DB_THREAD)) != 0) {
+		store_fail(st, ret, "sequence open", err);
+		goto fail;
+	}
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return -1;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->seq != NULL)
+		st->seq->close(st->seq, 0);
+	/* The secondary closes before its primary. */
+	if (st->users_by_id != NULL)
+		st->users_by_id->close(st->users_by_id, 0);
+	if (st->users != NULL)
+		st->users->close(st->users, 0);
+	if (st->seqdb != NULL)
+		st->seqdb->close(st->seqdb, 0);
+	if (st->env != NULL)
+		st->env->close(st->env, 0);
+	free(st);
+}
+
+static void
+kakao_key(unsigned char kbuf[8], DBT *key, int64_t kakao_id)
+{
+	put_u64(kbuf, (uint64_t)kakao_id);
+	memset(key, 0, sizeof(*key));
+	key->data = kbuf;
+	key->size = 8;
+}
+
+static void
+copy_field(char *dst, size_t size, const char *src)
+{
+	if (src != NULL)
+		snprintf(dst, size, "%s", src);
+}
+
+/*
+ * One attempt: read the user under a write lock (DB_RMW also locks the
+ * place of a missing key, so two first logins of one Kakao id serialize),
+ * then write the new record. *new_id carries a user id fetched for a
+ * first login across retries, so a retry does not burn another id.
+ */
+static int
+login_attempt(struct store *st, const struct store_login *in, time_t now,
+    struct store_user *u, db_seq_t *new_id)
+{
+	DB_TXN		*txn = NULL;
+	DBT		 key, data;
+	unsigned char	 kbuf[8], buf[STORE_RECORD_MAX];
+	int		 ret, len;
+
+	kakao_key(kbuf, &key, in->kakao_id);
+	if ((ret = st->env->txn_begin(st->env, NULL, &txn, 0)) != 0)
+		return ret;
+	memset(&data, 0, sizeof(data));
+	data.data = buf;
+	data.ulen = sizeof(buf);
+	data.flags = DB_DBT_USERMEM;
+	ret = st->users->get(st->users, txn, &key, &data, DB_RMW);
+	if (ret == 0) {
+		if (store_record_decode(buf, data.size, u) == -1) {
+			ret = EINVAL;
+			goto abort;
+		}
+	} else if (ret == DB_NOTFOUND) {
+		if (*new_id == 0) {
+			/* Outside our transaction: the sequence caches ids
+			 * and an id is never handed out twice. */
+			ret = st->seq->get(st->seq, NULL, 1, new_id,
+			    DB_TXN_NOSYNC);
+			if (ret != 0)
+				goto abort;
+		}
+		memset(u, 0, sizeof(*u));
+		u->user_id = (uint64_t)*new_id;
+		u->kakao_id = in->kakao_id;
+		u->created = now;
+	} else
+		goto abort;
+	copy_field(u->nickname, sizeof(u->nickname), in->nickname);
+	if (in->email != NULL) {
+		copy_field(u->email, sizeof(u->email), in->email);
+		u->email_verified = in->email_verified;
+	}
+	copy_field(u->profile_image, sizeof(u->profile_image),
+	    in->profile_image);
+	u->status = STORE_USER_ACTIVE;
+	u->updated = now;
+	u->last_login = now;
+	u->login_count++;
+	if ((len = store_record_encode(u, buf, sizeof(buf))) == -1) {
+		ret = EINVAL;
+		goto abort;
+	}
+	data.data = buf;
+	data.size = (u_int32_t)len;
+	data.flags = 0;
+	if ((ret = st->users->put(st->users, txn, &key, &data, 0)) != 0)
+		goto abort;
+	ret = txn->commit(txn, 0);
+	return ret;
+abort:
+	txn->abort(txn);
+	return ret;
+}
+
+int
+store_user_login(struct store *st, const struct store_login *in, time_t now,
+    struct store_user *user, struct kl_error *err)
+{
+	db_seq_t	new_id = 0;
+	int		ret = 0, attempt;
+
+	if (in->kakao_id <= 0)
+		return kl_fail(err, KL_STORE_FAILED, "bad kakao id");
+	for (attempt = 0; attempt < STORE_MAX_RETRIES; attempt++) {
+		ret = login_attempt(st, in, now, user, &new_id);
+		if (ret != DB_LOCK_DEADLOCK && ret != DB_LOCK_NOTGRANTED)
+			break;
+	}
+	if (ret == EINVAL)
+		return kl_fail(err, KL_STORE_FAILED, "user record for kakao "
+		    "id %lld does not encode or decode",
+		    (long long)in->kakao_id);
+	if (ret != 0)
+		return store_fail(st, ret, "user login", err);
+	return 0;
+}
+
+int
+store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
+    struct kl_error *err)
+{
+	DBT		key, data;
+	unsigned char	kbuf[8], buf[STORE_RECORD_MAX];
+	int		ret;
+
+	kakao_key(kbuf, &key, kakao_id);
+	memset(&data, 0, sizeof(data));
+	data.data = buf;
+	data.ulen = sizeof(buf);
+	data.flags = DB_DBT_USERMEM;
+	ret = st->users->get(st->users, NULL, &key, &data, 0);
+	if (ret == DB_NOTFOUND)
+		return kl_fail(err, KL_NOT_FOUND, "no user for kakao id %lld",
+		    (long long)kakao_id);
+	if (ret != 0)
+		return store_fail(st, ret, "user get", err);
+	if (store_record_decode(buf, data.size, user) == -1)
+		return kl_fail(err, KL_STORE_FAILED, "user record does not "
+		    "decode");
+	return 0;
+}
+
+int
+store_maintain(struct store *st, struct kl_error *err)
+{
+	int	ret;
+
+	if ((ret = st->env->failchk(st->env, 0)) != 0)
+		return store_fail(st, ret, "failchk", err);
+	if ((ret = st->env->txn_checkpoint(st->env, 1024, 1, 0)) != 0)
+		return store_fail(st, ret, "checkpoint", err);
+	return 0;
+}
+
+bool
+store_needs_restart(const struct store *st)
+{
+	return atomic_load(&((struct store *)st)->needs_restart);
+}

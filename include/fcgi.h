@@ -1,0 +1,45 @@
+/*
+ * fcgi.h: the FastCGI side: the accept loop of one worker thread, reading
+ * params and body within limits, routing, and writing answers.
+ */
+#ifndef KL_FCGI_H
+#define KL_FCGI_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "handlers.h"
+
+enum fcgi_worker_state {
+	WORKER_IDLE,		/* waiting in accept: may be woken by a signal */
+	WORKER_BUSY,		/* serving a request: let it finish */
+	WORKER_DONE		/* left its loop */
+};
+
+/* One per worker thread; owned by main, which fills ctx before the thread
+ * starts and frees what ctx holds after the thread is joined. */
+struct fcgi_worker {
+	pthread_t		 thread;
+	int			 listen_fd;
+	const atomic_bool	*stop;		/* set by main to drain */
+	_Atomic int		 state;		/* enum fcgi_worker_state */
+	pthread_mutex_t		 state_lock;	/* orders state and wake-ups */
+	struct handler_ctx	 ctx;
+};
+
+/* Call once, before the threads start. */
+int	fcgi_init(void);
+
+/* Binds a Unix socket at path, mode 0660 (development; spawn-fcgi does
+ * this in production). Returns the descriptor or -1. */
+int	fcgi_listen(const char *path, int backlog);
+
+/* The worker thread: accepts and serves until *stop is set. */
+void	*fcgi_worker_run(void *arg);
+
+/* Wakes a worker blocked in accept so it sees *stop; does nothing when it
+ * is serving a request. Returns true once the worker has left its loop. */
+bool	fcgi_worker_wake(struct fcgi_worker *w, int signo);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * kl_limits.h: every fixed limit of kakao-login, in one place.
+ *
+ * Buffers sized by these constants are checked for truncation wherever they
+ * are filled; input longer than a limit is refused, never silently cut,
+ * except display strings from Kakao (nickname), which are cut on a UTF-8
+ * character boundary.
+ */
+#ifndef KL_LIMITS_H
+#define KL_LIMITS_H
+
+/* Front side (what nginx / lighttpd hand us). */
+#define MAX_AUTH_HEADER      4096	/* whole Authorization value */
+#define MAX_KAKAO_TOKEN      1024	/* the token after "Bearer " */
+#define MAX_BODY            16384	/* request body; larger is 413 */
+#define MAX_PATH_LEN         1024	/* DOCUMENT_URI / SCRIPT_NAME */
+
+/* Kakao side. */
+#define MAX_KAKAO_BODY     (256 * 1024)	/* larger answers are unusable */
+#define MAX_URL_LEN          1024	/* configured base URLs, image URLs */
+
+/* User record. */
+#define MAX_NICKNAME          256	/* bytes, UTF-8, cut at a char boundary */
+#define MAX_EMAIL             320	/* RFC 5321: 64 + 1 + 255 */
+#define MAX_PROFILE_IMAGE    MAX_URL_LEN
+
+/* Token issuing. */
+#define MIN_JWT_SECRET         32	/* bytes; shorter secrets refuse to start */
+#define MAX_JWT_SECRET       4096
+#define MAX_ISSUER            256
+
+/* Configuration. */
+#define MAX_CONFIG_LINE      4096
+#define MAX_CONFIG_PATH      1024
+#define MAX_THREADS           256
+#define DEFAULT_THREADS        16
+#define DEFAULT_JWT_TTL      3600
+#define DEFAULT_UPSTREAM_TIMEOUT_MS         3000
+#define DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS 1000
+
+/* Store. */
+#define STORE_MAX_RETRIES       8	/* deadlock retries per transaction */
+#define STORE_THREAD_SLOTS   4096	/* BDB thread tracking, all processes */
+#define STORE_CACHE_BYTES    (16 * 1024 * 1024)
+#define STORE_LOCK_TIMEOUT_US 2000000	/* a lock wait longer than this fails */
+
+/* Errors and logs. */
+#define MAX_ERROR_DETAIL      256
+#define MAX_LOG_LINE         2048
+
+#endif
