@@ -136,18 +136,36 @@ read_body(FCGX_Request *fr, char *buf, size_t *len, struct kl_error *err)
 	return 0;
 }
 
+static const char *
+reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Content Too Large";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 504: return "Gateway Timeout";
+	default: return "Status";
+	}
+}
+
 static void
 write_answer(FCGX_Request *fr, int status, const char *body,
     const char *allow)
 {
 	FCGX_FPrintF(fr->out,
-	    "Status: %d\r\n"
+	    "Status: %d %s\r\n"
 	    "Content-Type: application/json; charset=utf-8\r\n"
 	    "Content-Length: %lu\r\n"
 	    "Cache-Control: no-store\r\n"
 	    "X-Content-Type-Options: nosniff\r\n"
 	    "%s%s%s"
-	    "\r\n", status, (unsigned long)strlen(body), allow ? "Allow: " : "",
+	    "\r\n", status, reason_phrase(status),
+	    (unsigned long)strlen(body), allow ? "Allow: " : "",
 	    allow ? allow : "", allow ? "\r\n" : "");
 	FCGX_PutStr(body, (int)strlen(body), fr->out);
 }

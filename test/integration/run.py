@@ -1,0 +1,703 @@
+#!/usr/bin/env python3
+"""Integration test: kakao-login behind the real nginx and lighttpd.
+
+    python3 test/integration/run.py [--build DIR]   (from the repository root, after make)
+
+Starts, all under one temporary directory:
+  - the fake Kakao (build/fake-kakao -p 0),
+  - the service under the real etc/kakao-login-spawn (spawn-fcgi + multiwatch,
+    2 children, threads = 4), with a generated config and secret,
+  - nginx and lighttpd on free ports, each with a generated top-level config
+    that includes etc/nginx/kakao-login.conf / etc/lighttpd/kakao-login.conf
+    exactly as shipped.
+Then runs every row of CASES through each front server, and the scenarios
+below the table (identity, concurrency, refused connection, restart and
+persistence, logs).  Prints "ok - NAME" or "not ok - NAME: WHY" per case and
+"N passed, M failed" last; exits 1 on any failure.  Every process it started
+is stopped on the way out, also on an error or Ctrl-C.
+
+As root, the service children and the front servers' workers run as
+nobody:nogroup, as they would in production (never as root).
+Python 3 standard library only.
+"""
+
+import atexit
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# --build DIR picks the binaries (build/ by default, build/san/ for SAN=1).
+BUILD = os.path.join(REPO, "build")
+if len(sys.argv) == 3 and sys.argv[1] == "--build":
+    BUILD = os.path.abspath(sys.argv[2])
+elif len(sys.argv) != 1:
+    sys.exit("usage: run.py [--build DIR]")
+SERVICE = os.path.join(BUILD, "kakao-login")
+FAKE = os.path.join(BUILD, "fake-kakao")
+SPAWN = os.path.join(REPO, "etc", "kakao-login-spawn")
+SPAWN_CONF = os.path.join(REPO, "spawn-fcgi.conf")
+NGINX_SNIPPET = os.path.join(REPO, "etc", "nginx", "kakao-login.conf")
+LIGHTTPD_SNIPPET = os.path.join(REPO, "etc", "lighttpd", "kakao-login.conf")
+
+APP_ID = 424242
+ISSUER = "kakao-login-test"
+JWT_TTL = 3600
+UPSTREAM_TIMEOUT_MS = 1000
+LOGIN = "/users/kakao/login"
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+# Kakao ids: fresh per run (the database is fresh too), one range per front.
+KID_BASE = random.randrange(10_000, 1_000_000) * 1000
+
+
+# ---------------------------------------------------------------- the cases
+#
+# One row per behaviour of the HTTP contract, run through each front server.
+# {k} in a header is replaced by a Kakao id unique to the row and the front.
+# expect: a function (user JSON) -> error string or None, for 200 answers.
+# max_s: the answer must come within this many seconds.
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok}
+
+
+def raw(tok):
+    return {"Authorization": tok}
+
+
+def full_profile(u, k):
+    want = {"nickname": "user%d" % k, "email": "user%d@example.com" % k,
+            "email_verified": True}
+    return diff(u, want)
+
+
+def no_nickname(u, k):
+    return diff(u, {"nickname": None})
+
+
+def unverified(u, k):
+    return diff(u, {"email_verified": False})
+
+
+CASES = [
+    # name                          method    path          headers                      body     status message               check
+    ("login, raw token, GET",         "GET",    LOGIN,        raw("valid-{k}"),            None,    200, "SUCCESS",            full_profile),
+    ("login, Bearer token, POST",     "POST",   LOGIN,        bearer("valid-{k}"),         b"",     200, "SUCCESS",            full_profile),
+    ("login, bare profile",           "GET",    LOGIN,        bearer("bare-{k}"),          None,    200, "SUCCESS",            no_nickname),
+    ("login, no nickname",            "POST",   LOGIN,        bearer("nonick-{k}"),        b"",     200, "SUCCESS",            no_nickname),
+    ("login, unverified e-mail",      "GET",    LOGIN,        bearer("unverified-{k}"),    None,    200, "SUCCESS",            unverified),
+    ("login, invalid e-mail",         "GET",    LOGIN,        bearer("invalidmail-{k}"),   None,    200, "SUCCESS",            unverified),
+    ("token of another app",          "GET",    LOGIN,        bearer("foreign-{k}"),       None,    401, "WRONG_APP",          None),
+    ("expired token",                 "GET",    LOGIN,        bearer("expired-{k}"),       None,    401, "NOT_FOUND_IN_KAKAO", None),
+    ("unknown token",                 "GET",    LOGIN,        raw("no-such-token"),        None,    401, "NOT_FOUND_IN_KAKAO", None),
+    ("Kakao answers garbage",         "GET",    LOGIN,        bearer("garbage-{k}"),       None,    502, "KAKAO_BAD_RESPONSE", None),
+    ("Kakao answers no id",           "GET",    LOGIN,        bearer("noid-{k}"),          None,    502, "KAKAO_BAD_RESPONSE", None),
+    ("Kakao id is a string",          "GET",    LOGIN,        bearer("strid-{k}"),         None,    502, "KAKAO_BAD_RESPONSE", None),
+    ("Kakao id is negative",          "GET",    LOGIN,        bearer("negid-{k}"),         None,    502, "KAKAO_BAD_RESPONSE", None),
+    ("Kakao id is a float",           "GET",    LOGIN,        bearer("floatid-{k}"),       None,    502, "KAKAO_BAD_RESPONSE", None),
+    ("Kakao id is 2^64",              "GET",    LOGIN,        bearer("bigid-{k}"),         None,    502, "KAKAO_BAD_RESPONSE", None),
+    ("Kakao id is zero",              "GET",    LOGIN,        bearer("zeroid-{k}"),        None,    502, "KAKAO_BAD_RESPONSE", None),
+    ("Kakao answers 10 MB",           "GET",    LOGIN,        bearer("huge-{k}"),          None,    502, "KAKAO_BAD_RESPONSE|KAKAO_UNAVAILABLE", None),
+    ("Kakao answer truncated",        "GET",    LOGIN,        bearer("truncated-{k}"),     None,    502, "KAKAO_BAD_RESPONSE|KAKAO_UNAVAILABLE", None),
+    ("Kakao answers 503",             "GET",    LOGIN,        bearer("status503-{k}"),     None,    502, "KAKAO_UNAVAILABLE",  None),
+    ("Kakao answers 429",             "GET",    LOGIN,        bearer("status429-{k}"),     None,    502, "KAKAO_UNAVAILABLE",  None),
+    ("Kakao closes the connection",   "GET",    LOGIN,        bearer("close-{k}"),         None,    502, "KAKAO_UNAVAILABLE",  None),
+    ("Kakao answers in 1.5 s",        "GET",    LOGIN,        bearer("slow1500.valid-{k}"), None,   504, "KAKAO_TIMEOUT",      None, 1.6),
+    ("Kakao never answers",           "GET",    LOGIN,        bearer("hang-{k}"),          None,    504, "KAKAO_TIMEOUT",      None, 1.6),
+    ("Kakao trickles its answer",     "GET",    LOGIN,        bearer("trickle-{k}"),       None,    504, "KAKAO_TIMEOUT",      None, 1.6),
+    ("no Authorization",              "GET",    LOGIN,        {},                          None,    400, "INVALID_TOKEN",      None),
+    ("Authorization: Basic",          "GET",    LOGIN,        {"Authorization": "Basic x"}, None,   400, "INVALID_TOKEN",      None),
+    ("unknown route under /users/",   "GET",    "/users/nope", bearer("valid-{k}"),        None,    404, "NOT_FOUND",          None),
+    ("DELETE",                        "DELETE", LOGIN,        bearer("valid-{k}"),         None,    405, "METHOD_NOT_ALLOWED", None),
+    ("PUT",                           "PUT",    LOGIN,        bearer("valid-{k}"),         b"{}",   405, "METHOD_NOT_ALLOWED", None),
+    ("20 KB body",                    "POST",   LOGIN,        bearer("valid-{k}"),         b"x" * 20480, 413, "TOO_LARGE",   None),
+    ("64 KB body (front's limit)",    "POST",   LOGIN,        bearer("valid-{k}"),         b"x" * 65536, 413, None,          None),
+    ("path outside /users/",          "GET",    "/nope",      bearer("valid-{k}"),         None,    404, None,                 None),
+]
+
+
+# ------------------------------------------------------------- bookkeeping
+
+results = []            # (ok, name, why)
+tokens_used = set()     # every Kakao token sent: must never reach a log
+jwts_issued = set()
+
+
+def report(ok, name, why=""):
+    results.append((ok, name, why))
+    print(("ok - %s" % name) if ok else ("not ok - %s: %s" % (name, why)), flush=True)
+
+
+def diff(got, want):
+    for key, val in want.items():
+        if key not in got:
+            return "user.%s missing" % key
+        if got[key] != val or type(got[key]) is not type(val):
+            return "user.%s = %r, want %r" % (key, got[key], val)
+    return None
+
+
+# ------------------------------------------------------------- processes
+
+class Procs:
+    """Processes we started, each in its own session (process group)."""
+
+    def __init__(self):
+        self.procs = {}     # name -> Popen
+        self.logs = []
+
+    def start(self, name, argv, log, env=None):
+        f = open(log, "ab")
+        self.logs.append(f)
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f,
+                             stderr=subprocess.STDOUT, env=env,
+                             start_new_session=True)
+        self.procs[name] = p
+        return p
+
+    def stop(self, name, grace=10.0):
+        """SIGTERM the leader, wait, then SIGKILL the whole group.
+        Returns (exit status or None, seconds taken)."""
+        p = self.procs.pop(name, None)
+        if p is None:
+            return None, 0.0
+        t0 = time.monotonic()
+        rc = None
+        try:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+            rc = p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(p.pid, signal.SIGKILL)    # stragglers (children)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if rc is None:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        return rc, time.monotonic() - t0
+
+    def stop_all(self):
+        for name in list(self.procs)[::-1]:
+            self.stop(name, grace=5.0)
+        for f in self.logs:
+            f.close()
+        self.logs = []
+
+
+procs = Procs()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("timed out waiting for " + what)
+
+
+# ------------------------------------------------------------- HTTP, JWT
+
+def request(port, method, path, headers=None, body=None, timeout=15):
+    """-> (status, parsed JSON or None, raw body, seconds)"""
+    t0 = time.monotonic()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        hdrs = dict(headers or {})
+        if body is not None:
+            hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        c.request(method, path, body=body, headers=hdrs)
+        r = c.getresponse()
+        data = r.read()
+        status = r.status
+    finally:
+        c.close()
+    secs = time.monotonic() - t0
+    try:
+        js = json.loads(data)
+    except ValueError:
+        js = None
+    return status, js, data, secs
+
+
+def b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def check_jwt(tok, secret, user_id):
+    """-> error string or None"""
+    parts = tok.split(".")
+    if len(parts) != 3:
+        return "JWT has %d parts" % len(parts)
+    try:
+        head = json.loads(b64url_decode(parts[0]))
+        claims = json.loads(b64url_decode(parts[1]))
+    except ValueError as e:
+        return "JWT not base64url JSON: %s" % e
+    if head.get("alg") != "HS256":
+        return "JWT alg %r" % head.get("alg")
+    mac = hmac.new(secret, (parts[0] + "." + parts[1]).encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(mac, b64url_decode(parts[2])):
+        return "JWT signature does not verify with the secret"
+    now = time.time()
+    if claims.get("id") != user_id or type(claims.get("id")) is not int:
+        return "claim id = %r, want %d" % (claims.get("id"), user_id)
+    if claims.get("sub") != str(user_id):
+        return "claim sub = %r, want %r" % (claims.get("sub"), str(user_id))
+    if claims.get("iss") != ISSUER:
+        return "claim iss = %r" % claims.get("iss")
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if type(iat) is not int or abs(iat - now) > 60:
+        return "claim iat = %r, now %d" % (iat, now)
+    if type(exp) is not int or exp - iat != JWT_TTL:
+        return "claim exp = %r, want iat + %d" % (exp, JWT_TTL)
+    if not isinstance(claims.get("jti"), str) or not claims["jti"]:
+        return "claim jti = %r" % claims.get("jti")
+    return None
+
+
+def check_login(js, secret, kid, legacy=False):
+    """Checks a 200 login answer; -> (error or None, user)"""
+    if not isinstance(js, dict):
+        return "body is not a JSON object", None
+    if js.get("message") != "SUCCESS":
+        return "message %r" % js.get("message"), None
+    u = js.get("user")
+    if not isinstance(u, dict):
+        return "no user object", None
+    tok = js.get("access_token")
+    if not isinstance(tok, str):
+        return "no access_token", u
+    jwts_issued.add(tok)
+    if legacy and js.get("acess_token") != tok:
+        return "acess_token %r, want the access_token" % js.get("acess_token"), u
+    if not legacy and "acess_token" in js:
+        return "legacy acess_token present though legacy_acess_token is off", u
+    if type(u.get("id")) is not int or u["id"] <= 0:
+        return "user.id = %r" % u.get("id"), u
+    if u.get("kakao_id") != kid:
+        return "user.kakao_id = %r, want %d" % (u.get("kakao_id"), kid), u
+    if u.get("status") != "active":
+        return "user.status = %r" % u.get("status"), u
+    for f in ("created_at", "updated_at", "last_login_at"):
+        if not isinstance(u.get(f), str) or not ISO_Z.match(u[f]):
+            return "user.%s = %r, want ISO 8601 Z" % (f, u.get(f)), u
+    for f in ("nickname", "email", "profile_image"):
+        if f not in u or not (u[f] is None or isinstance(u[f], str)):
+            return "user.%s = %r, want string or null" % (f, u.get(f)), u
+    if type(u.get("email_verified")) is not bool:
+        return "user.email_verified = %r" % u.get("email_verified"), u
+    if type(u.get("login_count")) is not int or u["login_count"] < 1:
+        return "user.login_count = %r" % u.get("login_count"), u
+    return check_jwt(tok, secret, u["id"]), u
+
+
+def expect(name, got, status, message, t_max=None):
+    """-> error string or None for (status, js, raw, secs)"""
+    st, js, data, secs = got
+    if st != status:
+        return "status %d, want %d; body %s" % (st, status, data[:200])
+    if t_max is not None and secs >= t_max:
+        return "answered in %.2f s, want < %.1f s" % (secs, t_max)
+    if message is None:
+        return None
+    if not isinstance(js, dict) or not isinstance(js.get("message"), str):
+        return "body is not {\"message\":...}: %s" % data[:200]
+    if js["message"] not in message.split("|"):
+        return "message %r, want %s" % (js["message"], message)
+    return None
+
+
+def login(port, tok, method="POST"):
+    tokens_used.add(tok)
+    return request(port, method, LOGIN, bearer(tok), b"" if method == "POST" else None)
+
+
+# ------------------------------------------------------------- the setup
+
+class Env:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="kakao-login-it.")
+        self.root = os.geteuid() == 0
+        self.secret = secrets.token_urlsafe(48).encode()     # 64 chars, no newline
+        self.sock = os.path.join(self.dir, "kakao-login.sock")
+        self.conf = os.path.join(self.dir, "kakao-login.conf")
+        self.service_log = os.path.join(self.dir, "kakao-login.log")
+        self.fake_port = None
+        self.fronts = {}    # name -> port
+
+    def own(self, path):
+        """Hand a path to the unprivileged user the children run as."""
+        if self.root:
+            shutil.chown(path, "nobody", "nogroup")
+
+    def path(self, *p):
+        return os.path.join(self.dir, *p)
+
+    def setup(self):
+        if self.root:
+            os.chmod(self.dir, 0o711)
+        os.mkdir(self.path("db"), 0o700)
+        self.own(self.path("db"))
+        fd = os.open(self.path("jwt.secret"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, self.secret)
+        os.close(fd)
+        self.own(self.path("jwt.secret"))
+        for d in ("nginx", "nginx/tmp", "lighttpd", "lighttpd/tmp", "www"):
+            os.mkdir(self.path(d), 0o755)
+        self.own(self.path("nginx", "tmp"))
+        self.own(self.path("lighttpd"))
+        self.own(self.path("lighttpd", "tmp"))
+
+    def write_config(self, api_url, legacy=False):
+        lines = [
+            "# generated by test/integration/run.py",
+            "db_home = %s" % self.path("db"),
+            "db_durability = write_nosync",
+            "jwt_secret_file = %s" % self.path("jwt.secret"),
+            "jwt_issuer = %s" % ISSUER,
+            "jwt_ttl = %d" % JWT_TTL,
+            "kakao_api_url = %s" % api_url,
+            "kakao_auth_url = %s" % api_url,
+            "kakao_app_id = %d" % APP_ID,
+            "threads = 4",
+            "upstream_timeout_ms = %d" % UPSTREAM_TIMEOUT_MS,
+            "upstream_connect_timeout_ms = 500",
+        ]
+        if legacy:
+            lines.append("legacy_acess_token = yes")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def start_fake(self):
+        log = self.path("fake-kakao.log")
+        procs.start("fake-kakao", [FAKE, "-p", "0", "-a", str(APP_ID)], log)
+
+        def listening():
+            with open(log) as f:
+                m = re.match(r"fake-kakao listening on [\d.]+:(\d+)", f.readline())
+            if m:
+                self.fake_port = int(m.group(1))
+            return m is not None
+        wait_for(listening, 5, "the fake Kakao")
+
+    def start_service(self):
+        env = dict(os.environ,
+                   SPAWN_FCGI_CONF=SPAWN_CONF,
+                   FCGI_SOCKET=self.sock, FCGI_PROGRAM=SERVICE,
+                   KAKAO_LOGIN_CONF=self.conf, FCGI_CHILDREN="2",
+                   FCGI_USER="nobody", FCGI_GROUP="nogroup",
+                   FCGI_SOCKET_USER="", FCGI_SOCKET_GROUP="nogroup",
+                   FCGI_EXTRA_OPTIONS="", MULTIWATCH_OPTIONS="")
+        env.pop("KAKAO_LOGIN_OPTIONS", None)
+        p = procs.start("service", [SPAWN], self.service_log, env=env)
+        wait_for(lambda: p.poll() is None and os.path.exists(self.sock) and
+                 self.socket_answers(), 10, "the service socket")
+        if p.poll() is not None:
+            raise RuntimeError("the service exited with %s; see %s" % (p.returncode, self.service_log))
+
+    def socket_answers(self):
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(self.sock)
+            return True
+        finally:
+            s.close()
+
+    def stop_service(self):
+        return procs.stop("service")
+
+    def start_nginx(self):
+        port = free_port()
+        n = self.path("nginx")
+        conf = os.path.join(n, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""# generated by test/integration/run.py
+%(user)s
+daemon off;
+worker_processes 2;
+pid %(n)s/nginx.pid;
+error_log %(n)s/error.log info;
+events { worker_connections 256; }
+http {
+    access_log %(n)s/access.log;
+    client_body_temp_path %(n)s/tmp/body;
+    fastcgi_temp_path %(n)s/tmp/fastcgi;
+    proxy_temp_path %(n)s/tmp/proxy;
+    scgi_temp_path %(n)s/tmp/scgi;
+    uwsgi_temp_path %(n)s/tmp/uwsgi;
+    upstream kakao_login { server unix:%(sock)s; }
+    server {
+        listen 127.0.0.1:%(port)d;
+        server_name localhost;
+        include %(snippet)s;
+    }
+}
+""" % {"user": "user nobody nogroup;" if self.root else "", "n": n,
+                "sock": self.sock, "port": port, "snippet": NGINX_SNIPPET})
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        procs.start("nginx", [nginx, "-p", n, "-c", conf, "-e", os.path.join(n, "error.log")],
+                    os.path.join(n, "stderr.log"))
+        self.fronts["nginx"] = port
+
+    def start_lighttpd(self):
+        port = free_port()
+        d = self.path("lighttpd")
+        conf = os.path.join(d, "lighttpd.conf")
+        with open(conf, "w") as f:
+            f.write("""# generated by test/integration/run.py
+server.document-root = "%(www)s"
+server.bind = "127.0.0.1"
+server.port = %(port)d
+%(user)s
+server.errorlog = "%(d)s/error.log"
+server.upload-dirs = ( "%(d)s/tmp" )
+server.modules = ( "mod_accesslog" )
+accesslog.filename = "%(d)s/access.log"
+var.kakao_login_socket = "%(sock)s"
+include "%(snippet)s"
+""" % {"www": self.path("www"), "port": port, "d": d, "sock": self.sock,
+                "snippet": LIGHTTPD_SNIPPET,
+                "user": 'server.username = "nobody"\nserver.groupname = "nogroup"'
+                if self.root else ""})
+        lighttpd = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
+        procs.start("lighttpd", [lighttpd, "-D", "-f", conf], os.path.join(d, "stderr.log"))
+        self.fronts["lighttpd"] = port
+
+    def wait_fronts(self):
+        """Until each front passes a request to the app (400 for no token)."""
+        for name, port in self.fronts.items():
+            wait_for(lambda: request(port, "GET", LOGIN, timeout=2)[0] == 400, 15,
+                     "%s to reach the service" % name)
+
+
+# ------------------------------------------------------------- scenarios
+
+def run_table(env):
+    for fi, (front, port) in enumerate(env.fronts.items()):
+        for ci, row in enumerate(CASES):
+            name, method, path, headers, body, status, message, check = row[:8]
+            t_max = row[8] if len(row) > 8 else None
+            k = KID_BASE + fi * 100 + ci
+            hdrs = {h: v.replace("{k}", str(k)) for h, v in headers.items()}
+            if "Authorization" in hdrs:
+                tokens_used.add(hdrs["Authorization"].split()[-1])
+            label = "%s: %s" % (front, name)
+            try:
+                got = request(port, method, path, hdrs, body)
+            except (OSError, http.client.HTTPException) as e:
+                report(False, label, "request failed: %r" % e)
+                continue
+            why = expect(name, got, status, message, t_max)
+            if why is None and status == 200:
+                why, user = check_login(got[1], env.secret, k)
+                if why is None and check is not None:
+                    why = check(user, k)
+            report(why is None, label, why)
+
+
+def run_identity(env):
+    """Same Kakao id -> same user, login_count counting, across both fronts."""
+    k = KID_BASE + 900
+    tok = "valid-%d" % k
+    users = []
+    for i, (front, port) in enumerate(list(env.fronts.items()) * 2):
+        got = login(port, tok, "GET" if i % 2 else "POST")
+        why = expect("", got, 200, "SUCCESS")
+        if why is None:
+            why, u = check_login(got[1], env.secret, k)
+            users.append(u)
+        if why:
+            report(False, "same Kakao id, same user", "login %d via %s: %s" % (i + 1, front, why))
+            return k, None
+    ids = {u["id"] for u in users}
+    counts = [u["login_count"] for u in users]
+    created = {u["created_at"] for u in users}
+    ok = len(ids) == 1 and counts == [1, 2, 3, 4] and len(created) == 1
+    report(ok, "same Kakao id, same user, login_count 1..4 across both fronts",
+           "ids %s, login_count %s, created_at %s" % (ids, counts, created))
+    # different Kakao ids must get different users
+    got = login(env.fronts["nginx"], "valid-%d" % (k + 1))
+    other = got[1].get("user", {}).get("id") if isinstance(got[1], dict) else None
+    report(got[0] == 200 and other is not None and other not in ids,
+           "another Kakao id, another user", "status %d, user id %r vs %s" % (got[0], other, ids))
+    return k, users[-1]
+
+
+def run_concurrent(env, n=20):
+    """n simultaneous first logins of one new Kakao id: one user, n logins."""
+    k = KID_BASE + 950
+    tok = "valid-%d" % k
+    ports = list(env.fronts.values())
+    barrier = threading.Barrier(n)
+    out = [None] * n
+
+    def one(i):
+        try:
+            barrier.wait(timeout=10)
+            out[i] = login(ports[i % len(ports)], tok)
+        except Exception as e:   # noqa: BLE001 - reported below
+            out[i] = e
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    bad = [o if isinstance(o, Exception) else (o[0], o[2][:120])
+           for o in out if isinstance(o, Exception) or o[0] != 200]
+    if bad:
+        report(False, "%d concurrent first logins of one Kakao id" % n,
+               "%d failed, e.g. %r" % (len(bad), bad[0]))
+        return
+    ids = {o[1]["user"]["id"] for o in out}
+    counts = sorted(o[1]["user"]["login_count"] for o in out)
+    report(len(ids) == 1, "%d concurrent first logins of one Kakao id: one user id" % n,
+           "user ids %s" % sorted(ids))
+    report(counts == list(range(1, n + 1)),
+           "%d concurrent logins: login_count 1..%d, none lost" % (n, n),
+           "login_count values %s" % counts)
+
+
+def restart(env, name, api_url, legacy=False):
+    rc, secs = env.stop_service()
+    report(rc == 0 and secs < 5, "%s: the spawn group stops on SIGTERM" % name,
+           "exit status %r after %.1f s" % (rc, secs))
+    env.write_config(api_url, legacy)
+    env.start_service()
+    env.wait_fronts()
+
+
+def run_refused(env):
+    closed = free_port()    # nothing listens there
+    restart(env, "refused", "http://127.0.0.1:%d" % closed)
+    for front, port in env.fronts.items():
+        got = login(port, "valid-%d" % (KID_BASE + 960))
+        why = expect("", got, 502, "KAKAO_UNAVAILABLE", 1.6)
+        report(why is None, "%s: Kakao refuses connections" % front, why)
+
+
+def run_persistence(env, k, before):
+    restart(env, "persistence", "http://127.0.0.1:%d" % env.fake_port, legacy=True)
+    got = login(env.fronts["lighttpd"], "valid-%d" % k)
+    why = expect("", got, 200, "SUCCESS")
+    u = None
+    if why is None:
+        why, u = check_login(got[1], env.secret, k, legacy=True)
+    report(why is None, "legacy_acess_token = yes adds acess_token = access_token", why)
+    if before is None or u is None:
+        report(False, "user survives a restart", "no user to compare")
+        return
+    ok = (u["id"] == before["id"] and u["login_count"] == before["login_count"] + 1
+          and u["created_at"] == before["created_at"])
+    report(ok, "user survives a restart: same id, login_count continues",
+           "before id %d count %d, after id %d count %d" % (
+               before["id"], before["login_count"], u["id"], u["login_count"]))
+
+
+def run_logs(env):
+    logs = {"service": env.service_log,
+            "nginx access": env.path("nginx", "access.log"),
+            "nginx error": env.path("nginx", "error.log"),
+            "lighttpd access": env.path("lighttpd", "access.log"),
+            "lighttpd error": env.path("lighttpd", "error.log")}
+    texts = {}
+    for name, p in logs.items():
+        try:
+            with open(p, "rb") as f:
+                texts[name] = f.read().decode("utf-8", "replace")
+        except OSError:
+            texts[name] = ""
+    n = len(texts["service"].splitlines())
+    report(n >= len(CASES), "the service logs one line per request", "%d lines in %s" % (n, env.service_log))
+    san = re.findall(r"(?:AddressSanitizer|LeakSanitizer|runtime error:)[^\n]*",
+                     texts["service"])
+    report(not san, "no sanitizer report in the service log", "; ".join(san[:3]))
+    secret = env.secret.decode()
+    for name, text in texts.items():
+        leaked = sorted(t for t in tokens_used if len(t) >= 6 and t in text)
+        leaked += ["the JWT secret"] if secret in text else []
+        leaked += ["an issued JWT"] if any(j in text for j in jwts_issued) else []
+        report(not leaked, "%s log holds no token or secret" % name,
+               "found %s" % ", ".join(leaked[:5]))
+
+
+# ------------------------------------------------------------- main
+
+def main():
+    for prog in (SERVICE, FAKE):
+        if not os.access(prog, os.X_OK):
+            print("%s missing: run make first" % prog, file=sys.stderr)
+            return 2
+    env = Env()
+    atexit.register(procs.stop_all)
+
+    def on_signal(sig, frame):
+        raise KeyboardInterrupt
+    # SIGINT too: a shell starts background jobs with SIGINT ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    keep = os.environ.get("KEEP_TMP")
+    try:
+        env.setup()
+        env.start_fake()
+        env.write_config("http://127.0.0.1:%d" % env.fake_port)
+        env.start_service()
+        env.start_nginx()
+        env.start_lighttpd()
+        env.wait_fronts()
+        run_table(env)
+        k, last = run_identity(env)
+        run_concurrent(env)
+        run_refused(env)
+        run_persistence(env, k, last)
+        run_logs(env)
+    except KeyboardInterrupt:
+        report(False, "run", "interrupted")
+        signal.signal(signal.SIGINT, signal.SIG_IGN)    # let cleanup finish
+    except Exception as e:   # noqa: BLE001 - a broken setup is one failure
+        report(False, "setup", "%s: %s (files in %s)" % (type(e).__name__, e, env.dir))
+        keep = True
+    finally:
+        procs.stop_all()
+        if keep:
+            print("# kept %s" % env.dir)
+        else:
+            shutil.rmtree(env.dir, ignore_errors=True)
+    passed = sum(1 for r in results if r[0])
+    failed = len(results) - passed
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

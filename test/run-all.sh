@@ -1,0 +1,26 @@
+#!/bin/sh
+# Runs every test suite, even after one fails, and ends with one line
+# "N passed, M failed" over all of them. Exit status 1 when anything failed.
+#   B=build sh test/run-all.sh test_config test_token ...
+# Suites print TAP-style "ok ..." / "not ok ..." lines, which are counted.
+B=${B:-build}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT INT TERM
+status=0
+
+for u in "$@"; do
+	echo "# unit: $u"
+	CMOCKA_MESSAGE_OUTPUT=TAP "$B/unit/$u" >"$log.out" 2>&1 || status=1
+	cat "$log.out"; cat "$log.out" >>"$log"
+done
+rm -f "$log.out"
+
+echo "# integration (real nginx, lighttpd, spawn-fcgi, multiwatch)"
+python3 test/integration/run.py --build "$B" 2>&1 | tee -a "$log"
+[ "$(tail -n 1 "$log" | sed -n 's/.* \([0-9]*\) failed$/\1/p')" = 0 ] || status=1
+
+passed=$(grep -c '^ok ' "$log")
+failed=$(grep -c '^not ok ' "$log")
+[ "$failed" -eq 0 ] || status=1
+echo "$passed passed, $failed failed"
+exit $status
