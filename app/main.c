@@ -36,6 +36,9 @@
 
 #define WAKE_SIGNAL	SIGUSR2
 #define DRAIN_LIMIT_S	30	/* longest wait for requests in flight */
+/* After another process ran recovery, workers blocked on the old
+ * environment's locks are never woken: give the others a moment only. */
+#define PANIC_DRAIN_S	2
 
 static void
 usage(void)
@@ -172,7 +175,7 @@ main(int argc, char *argv[])
 	}
 
 	atomic_store(&stop, true);
-	deadline = time(NULL) + DRAIN_LIMIT_S;
+	deadline = time(NULL) + (exit_code ? PANIC_DRAIN_S : DRAIN_LIMIT_S);
 	do {
 		for (done = 0, i = 0; i < cfg.threads; i++)
 			done += fcgi_worker_wake(&workers[i], WAKE_SIGNAL);
@@ -180,8 +183,8 @@ main(int argc, char *argv[])
 			usleep(20000);
 	} while (done < cfg.threads && time(NULL) < deadline);
 	if (done < cfg.threads) {
-		log_warn("%d workers still busy after %d s; exiting",
-		    cfg.threads - done, DRAIN_LIMIT_S);
+		log_warn("%d workers still busy; exiting without closing the "
+		    "store", cfg.threads - done);
 		_exit(1);
 	}
 	for (i = 0; i < cfg.threads; i++) {

@@ -5,8 +5,12 @@
  *   users.db        btree, kakao id (8 bytes, big-endian) -> user record
  *   users_by_id.db  secondary index, user id (8 bytes, big-endian) -> kakao id
  *   seq.db          the DB_SEQUENCE that hands out user ids
- * Every process opens the environment with DB_REGISTER | DB_RECOVER and
- * failchk support, so a process that died does not leave locks behind.
+ * Every process opens the environment with DB_REGISTER | DB_RECOVER: when a
+ * process died holding the environment, the next one to open it runs
+ * recovery, and the others see DB_RUNRECOVERY and must restart
+ * (store_needs_restart). failchk is deliberately not used: with glibc's
+ * condition variables it hangs in pthread_cond_destroy() when the dead
+ * thread was waiting on a lock, which under load it usually was.
  * Every write is one transaction; deadlocks and lock time-outs abort and
  * retry up to STORE_MAX_RETRIES times. Knows nothing of JSON, HTTP or Kakao.
  * Thread-safe: handles are opened with DB_THREAD, and each call uses its own
@@ -16,7 +20,6 @@
 #include <sys/types.h>
 
 #include <errno.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,19 +161,6 @@ index_by_user_id(DB *sec, const DBT *key, const DBT *data, DBT *result)
 	return 0;
 }
 
-/* Berkeley DB asks whether a thread that holds something is still alive.
- * Our own threads live as long as the process, so the pid decides. */
-static int
-store_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
-{
-	(void)env;
-	(void)tid;
-	(void)flags;
-	if (pid == getpid())
-		return 1;
-	return kill(pid, 0) == 0 || errno == EPERM;
-}
-
 static void
 store_errcall(const DB_ENV *env, const char *prefix, const char *msg)
 {
@@ -230,9 +220,6 @@ store_open(struct store **out, const char *home,
 	    DB_SET_LOCK_TIMEOUT)) != 0 ||
 	    (ret = st->env->set_cachesize(st->env, 0, STORE_CACHE_BYTES,
 	    1)) != 0 ||
-	    (ret = st->env->set_thread_count(st->env,
-	    STORE_THREAD_SLOTS)) != 0 ||
-	    (ret = st->env->set_isalive(st->env, store_isalive)) != 0 ||
 	    (ret = st->env->log_set_config(st->env, DB_LOG_AUTO_REMOVE,
 	    1)) != 0) {
 		store_fail(st, ret, "environment settings", err);
@@ -247,7 +234,7 @@ store_open(struct store **out, const char *home,
 		goto fail;
 	}
 	flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
-	    DB_INIT_MPOOL | DB_THREAD | DB_REGISTER | DB_RECOVER | DB_FAILCHK;
+	    DB_INIT_MPOOL | DB_THREAD | DB_REGISTER | DB_RECOVER;
 	if ((ret = st->env->open(st->env, home, flags, 0660)) != 0) {
 		store_fail(st, ret, home, err);
 		goto fail;
@@ -441,8 +428,6 @@ store_maintain(struct store *st, struct kl_error *err)
 {
 	int	ret;
 
-	if ((ret = st->env->failchk(st->env, 0)) != 0)
-		return store_fail(st, ret, "failchk", err);
 	if ((ret = st->env->txn_checkpoint(st->env, 1024, 1, 0)) != 0)
 		return store_fail(st, ret, "checkpoint", err);
 	return 0;

@@ -40,7 +40,6 @@
 
 /* Store. */
 #define STORE_MAX_RETRIES       8	/* deadlock retries per transaction */
-#define STORE_THREAD_SLOTS   4096	/* BDB thread tracking, all processes */
 #define STORE_CACHE_BYTES    (16 * 1024 * 1024)
 #define STORE_LOCK_TIMEOUT_US 2000000	/* a lock wait longer than this fails */
 

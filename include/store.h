@@ -61,9 +61,9 @@ int	store_user_login(struct store *st, const struct store_login *in,
 int	store_user_get(struct store *st, int64_t kakao_id,
 	    struct store_user *user, struct kl_error *err);
 
-/* Releases what dead processes held (failchk) and checkpoints. Called
- * about once a second by one thread. Returns -1 when the environment
- * needs recovery: the process must then stop and be restarted. */
+/* Checkpoints (so old log files can go). Called about once a second by
+ * one thread; also how an idle process notices that another one ran
+ * recovery. Returns -1 on failure. */
 int	store_maintain(struct store *st, struct kl_error *err);
 
 /* True once Berkeley DB said the environment needs recovery. */
