@@ -64,7 +64,7 @@ handler_parse_authorization(const char *value, char *token,
 	if (end - p >= 6 && strncasecmp(p, "Bearer", 6) == 0 &&
 	    (end - p == 6 || p[6] == ' ')) {
 		p += 6;
-		while (*p == ' ')
+		while (p < end && *p == ' ')
 			p++;
 	}
 	len = (size_t)(end - p);
