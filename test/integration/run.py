@@ -37,8 +37,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stack  # noqa: E402
-from stack import (APP_ID, ISSUER, JWT_TTL, LOGIN, UPSTREAM_TIMEOUT_MS,  # noqa: E402
-                   Env, b64url_decode, free_port, procs, request, wait_for)
+from stack import (ISSUER, JWT_TTL, LOGIN,  # noqa: E402
+                   Env, b64url_decode, free_port, procs, request)
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
