@@ -544,6 +544,45 @@ test_login_success(void **state)
 	free(resp.body);
 }
 
+/* Strings Kakao sends come back in our answer exactly, whatever they hold:
+ * quotes, backslashes, control characters, "</script>", multi-byte text. */
+static void
+test_login_answer_escapes_strings(void **state)
+{
+	struct login_fixture	*fx = *state;
+	struct http_response	 resp;
+	struct kl_error		 err;
+	json_t			*root, *user;
+	json_error_t		 jerr;
+	size_t			 i;
+
+	fake_kapi_set(&fx->kapi, 200, "{\"id\":77,\"kakao_account\":"
+	    "{\"profile\":{\"nickname\":\"a\\\"b\\\\c\\n\\t\\u0001\\u001f"
+	    "</script>\\u007f\\u2028김\",\"profile_image_url\":"
+	    "\"http://x/?a=\\\"1\\\"\"},\"is_email_valid\":true,"
+	    "\"is_email_verified\":false,\"email\":\"q\\\"@example.com\"}}");
+	if (call_login(fx, "Bearer kakao-token-esc", &resp, &err) != 0)
+		fail_msg("login failed: %s", err.detail);
+	root = json_loads(resp.body, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		fail_msg("answer is not JSON (%s): %s", jerr.text, resp.body);
+	user = json_object_get(root, "user");
+	assert_string_equal(json_string_value(json_object_get(user,
+	    "nickname")), "a\"b\\c\n\t\x01\x1f</script>\x7f\xe2\x80\xa8김");
+	assert_string_equal(json_string_value(json_object_get(user, "email")),
+	    "q\"@example.com");
+	assert_true(json_is_false(json_object_get(user, "email_verified")));
+	assert_string_equal(json_string_value(json_object_get(user,
+	    "profile_image")), "http://x/?a=\"1\"");
+	assert_string_equal(json_string_value(json_object_get(user,
+	    "status")), "active");
+	/* Raw control bytes never reach the answer. */
+	for (i = 0; resp.body[i] != '\0'; i++)
+		assert_true((unsigned char)resp.body[i] >= 0x20);
+	json_decref(root);
+	free(resp.body);
+}
+
 static void
 test_login_bad_authorization_does_not_call_kakao(void **state)
 {
@@ -623,6 +662,9 @@ main(void)
 		cmocka_unit_test(test_padding),
 		cmocka_unit_test(test_length_limits),
 		cmocka_unit_test(test_detail_has_no_token),
+		cmocka_unit_test_setup_teardown(
+		    test_login_answer_escapes_strings, login_setup,
+		    login_teardown),
 		cmocka_unit_test_setup_teardown(test_login_success,
 		    login_setup, login_teardown),
 		cmocka_unit_test_setup_teardown(
