@@ -9,10 +9,11 @@
  * "/__echo" is answered with the FastCGI params the front server passed,
  * so a config can be checked without the real service.
  *
- *   plumbing [-e] [-c IGNORED] [-s SOCKET] [-t THREADS]
+ *   plumbing [-e] [-c CONFIG] [-s SOCKET] [-t THREADS]
  *
- * -c is accepted and ignored, so the program stands in for kakao-login
- * under etc/kakao-login-spawn (FCGI_PROGRAM=build/plumbing).
+ * -c reads only the "threads" line of a kakao-login config, so the program
+ * stands in for kakao-login under etc/kakao-login-spawn
+ * (FCGI_PROGRAM=build/plumbing) with as many threads.
  *
  * Build: gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -pthread \
  *            -o build/plumbing test/bench/plumbing.c -lfcgi
@@ -92,16 +93,36 @@ worker(void *arg)
 	return NULL;
 }
 
+/* The "threads = N" line of a kakao-login config, so the baseline runs as
+ * many threads as the service it is compared with; 0 when absent. */
+static int
+config_threads(const char *path)
+{
+	FILE	*fp;
+	char	 line[512];
+	int	 n = 0;
+
+	if ((fp = fopen(path, "r")) == NULL)
+		err(1, "%s", path);
+	/* The last one wins, as in the service. */
+	while (fgets(line, sizeof(line), fp) != NULL)
+		(void)sscanf(line, " threads = %d", &n);
+	fclose(fp);
+	return n;
+}
+
 int
 main(int argc, char *argv[])
 {
 	pthread_t tids[MAX_THREADS];
 	const char *sock = NULL;
-	int ch, i, nthreads = 4;
+	int ch, i, nthreads = 16;	/* the service's default */
 
 	while ((ch = getopt(argc, argv, "c:es:t:")) != -1) {
 		switch (ch) {
 		case 'c':
+			if ((ch = config_threads(optarg)) > 0)
+				nthreads = ch;
 			break;
 		case 'e':
 			echo = 1;
@@ -115,7 +136,7 @@ main(int argc, char *argv[])
 				errx(1, "-t: 1..%d", MAX_THREADS);
 			break;
 		default:
-			fprintf(stderr, "usage: plumbing [-e] [-c ignored] "
+			fprintf(stderr, "usage: plumbing [-e] [-c config] "
 			    "[-s socket] [-t threads]\n");
 			return 1;
 		}

@@ -202,13 +202,14 @@ class Env:
             "kakao_api_url = %s" % api_url,
             "kakao_auth_url = %s" % api_url,
             "kakao_app_id = %d" % APP_ID,
-            "threads = %d" % self.threads,
             "upstream_timeout_ms = %d" % UPSTREAM_TIMEOUT_MS,
             "upstream_connect_timeout_ms = 500",
         ]
+        if self.threads is not None:        # None: the service's default
+            lines.append("threads = %d" % self.threads)
         if legacy:
             lines.append("legacy_acess_token = yes")
-        lines += self.extra
+        lines += self.extra                 # later lines win
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -250,7 +251,7 @@ class Env:
     def stop_service(self):
         return procs.stop("service")
 
-    def start_nginx(self):
+    def start_nginx(self, worker_connections=256):
         port = free_port()
         n = self.path("nginx")
         conf = os.path.join(n, "nginx.conf")
@@ -261,7 +262,7 @@ daemon off;
 worker_processes 2;
 pid %(n)s/nginx.pid;
 error_log %(n)s/error.log info;
-events { worker_connections 256; }
+events { worker_connections %(wc)d; }
 http {
     access_log %(n)s/access.log;
     client_body_temp_path %(n)s/tmp/body;
@@ -277,7 +278,8 @@ http {
     }
 }
 """ % {"user": "user nobody nogroup;" if self.root else "", "n": n,
-                "sock": self.sock, "port": port, "snippet": NGINX_SNIPPET})
+                "sock": self.sock, "port": port, "snippet": NGINX_SNIPPET,
+                "wc": worker_connections})
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         procs.start("nginx", [nginx, "-p", n, "-c", conf, "-e", os.path.join(n, "error.log")],
                     os.path.join(n, "stderr.log"))

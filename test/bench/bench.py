@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""make bench: how many logins kakao-login carries, how fast, in how much
+memory, next to what nginx + FastCGI themselves allow.
+
+    python3 test/bench/bench.py [--build DIR] [--seconds S] [--out FILE]
+
+Starts, with the service's production defaults (threads, time-outs,
+db_durability = sync): the fake Kakao, the service under the real
+etc/kakao-login-spawn (spawn-fcgi + multiwatch), and the real nginx with
+etc/nginx/kakao-login.conf, all from test/integration/stack.py. Loads it with
+wrk through nginx (test/bench/login.lua: a population of 100,000 Kakao ids
+already in the store, 20% first logins) and prints one table:
+
+  - logins: Kakao answering at once and after 50 ms, 64 and 256 clients,
+    kakao_app_id unset (one upstream call) and set (two, in parallel);
+  - plumbing: test/bench/plumbing.c, a responder that answers at once, in
+    place of the service behind the same nginx, same clients;
+  - growth: p99 with 10,000 and with 1,000,000 users in the store (loaded
+    by build/bulkload).
+
+Per row: requests/s, latency p50 / p99 / p99.9 (ms), errors (non-2xx,
+socket errors and time-outs), the service's memory at the end (RSS summed
+over its processes, and PSS, which counts shared pages once), service CPU
+seconds per 1,000 requests, and the fake Kakao's CPU use (it must not be the
+bottleneck). Measures; asserts nothing. Not part of make test.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+import stack  # noqa: E402
+from stack import Env, LOGIN, procs, request, wait_for  # noqa: E402
+
+LUA = os.path.join(HERE, "login.lua")
+POPULATION = 100_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def pids_of(exe):
+    """Processes whose executable is exe (the service's children)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.readlink("/proc/%s/exe" % d) == exe:
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])     # utime, stime
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def memory_kb(pids):
+    rss = pss = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    k, v = line.split(":", 1)
+                    if k == "Rss":
+                        rss += int(v.split()[0])
+                    elif k == "Pss":
+                        pss += int(v.split()[0])
+        except OSError:
+            pass
+    return rss, pss
+
+
+def wrk(port, clients, seconds, pop, fresh, prefix, fresh_base):
+    env = dict(os.environ, POP=str(pop), FRESH=str(fresh), PREFIX=prefix,
+               FRESH_BASE=str(fresh_base))
+    out = subprocess.run(
+        ["wrk", "-t2", "-c%d" % clients, "-d%ds" % seconds, "--timeout", "10s",
+         "-s", LUA, "http://127.0.0.1:%d%s" % (port, LOGIN)],
+        env=env, capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    raise RuntimeError("wrk printed no BENCH line:\n" + out)
+
+
+class Bench:
+    def __init__(self, env, seconds, build):
+        self.env = env
+        self.seconds = seconds
+        self.service = os.path.join(build, "kakao-login")
+        self.rows = []
+        self.scenario = 0
+
+    def run(self, name, clients, pop=POPULATION, fresh=0.2, prefix="",
+            exe=None):
+        exe = exe or self.service
+        port = self.env.fronts["nginx"]
+        self.scenario += 1
+        base = self.scenario * 10**12
+        # Warm-up: connections to Kakao, caches, threads.
+        wrk(port, clients, 1, pop, fresh, prefix, base)
+        pids = pids_of(exe)
+        fake = pids_of(stack.FAKE)
+        c0, f0, t0 = cpu_seconds(pids), cpu_seconds(fake), time.monotonic()
+        r = wrk(port, clients, self.seconds, pop, fresh, prefix, base + 10**11)
+        wall = time.monotonic() - t0
+        c1, f1 = cpu_seconds(pids_of(exe)), cpu_seconds(fake)
+        rss, pss = memory_kb(pids_of(exe))
+        errors = r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
+        row = {
+            "name": name, "clients": clients,
+            "rps": r["requests"] / r["seconds"],
+            "p50": r["p50"], "p99": r["p99"], "p999": r["p999"],
+            "errors": errors,
+            "rss_mb": rss / 1024, "pss_mb": pss / 1024,
+            "cpu_per_1k": (c1 - c0) / max(r["requests"], 1) * 1000,
+            "fake_cpu": (f1 - f0) / wall * 100,
+        }
+        self.rows.append(row)
+        print("  %-44s %s" % (name, fmt_row(row)), flush=True)
+        return row
+
+
+HEADER = ("%-46s %8s %7s %7s %7s %6s %7s %7s %8s %6s" % (
+    "scenario", "req/s", "p50ms", "p99ms", "p99.9", "errors", "RSS MB",
+    "PSS MB", "cpu s/1k", "fake%"))
+
+
+def fmt_row(r):
+    return "%8.0f %7.2f %7.2f %7.2f %6d %7.1f %7.1f %8.3f %6.1f" % (
+        r["rps"], r["p50"], r["p99"], r["p999"], r["errors"], r["rss_mb"],
+        r["pss_mb"], r["cpu_per_1k"], r["fake_cpu"])
+
+
+def restart_service(env, app_id, program=None):
+    env.stop_service()
+    env.write_config("http://127.0.0.1:%d" % env.fake_port)
+    if not app_id:
+        with open(env.conf) as f:
+            lines = [l for l in f if not l.startswith("kakao_app_id")]
+        with open(env.conf, "w") as f:
+            f.writelines(lines)
+    saved = stack.SERVICE
+    if program:
+        stack.SERVICE = program
+    try:
+        env.start_service()
+    finally:
+        stack.SERVICE = saved
+    wait_for(lambda: request(env.fronts["nginx"], "GET", LOGIN, timeout=2)[0]
+             in (200, 400), 15, "the service behind nginx")
+
+
+def bulkload(env, build, first, count):
+    t0 = time.monotonic()
+    subprocess.run([os.path.join(build, "bulkload"), env.path("db"),
+                    str(first), str(count)], check=True)
+    if os.geteuid() == 0:       # the service runs as nobody
+        subprocess.run(["chown", "-R", "nobody:nogroup", env.path("db")], check=True)
+    return time.monotonic() - t0
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "%s, %d cores, %s %s" % (cpu, os.cpu_count(), platform.system(),
+                                   platform.release())
+
+
+def production_env():
+    # Production defaults: no threads line, default time-outs, sync commits.
+    # BENCH_THREADS overrides the default, for experiments.
+    threads = os.environ.get("BENCH_THREADS")
+    return Env(children=int(os.environ.get("FCGI_CHILDREN", "2")),
+               threads=int(threads) if threads else None,
+               durability="sync",
+               extra=["upstream_timeout_ms = 3000",
+                      "upstream_connect_timeout_ms = 1000"])
+
+
+def main():
+    args = sys.argv[1:]
+    build = os.path.join(stack.REPO, "build")
+    seconds = 6
+    out = os.path.join(build, "bench.txt")
+    while args:
+        opt = args.pop(0)
+        if opt == "--build":
+            build = os.path.abspath(args.pop(0))
+        elif opt == "--seconds":
+            seconds = int(args.pop(0))
+        elif opt == "--out":
+            out = args.pop(0)
+        else:
+            sys.exit(__doc__)
+    stack.set_build(build)
+    plumbing = os.path.join(build, "plumbing")
+    started = time.monotonic()
+
+    env = production_env()
+    try:
+        env.setup()
+        env.write_config("http://127.0.0.1:1")
+        env.start_fake()
+        t_load = bulkload(env, build, 1, POPULATION)
+        print("# loaded %d users in %.1f s" % (POPULATION, t_load), flush=True)
+        env.write_config("http://127.0.0.1:%d" % env.fake_port)
+        env.start_service()
+        env.start_nginx(worker_connections=4096)
+        wait_for(lambda: request(env.fronts["nginx"], "GET", LOGIN, timeout=2)[0]
+                 == 400, 15, "nginx to reach the service")
+        print("# " + HEADER, flush=True)
+        b = Bench(env, seconds, build)
+        for app_id in (False, True):
+            restart_service(env, app_id)
+            tag = "app id checked" if app_id else "app id unset"
+            for delay in (0, 50):
+                prefix = "slow%d." % delay if delay else ""
+                for clients in (64, 256):
+                    b.run("login, Kakao %s, %s, %d clients" % (
+                        "50 ms" if delay else "instant", tag, clients),
+                        clients, prefix=prefix)
+        restart_service(env, False, program=plumbing)
+        for clients in (64, 256):
+            b.run("plumbing baseline, %d clients" % clients, clients,
+                  exe=plumbing)
+        env.stop_service()
+    finally:
+        procs.stop_all()
+
+    # Growth: a store of 10,000 users, then of 1,000,000.
+    genv = production_env()
+    try:
+        genv.setup()
+        genv.write_config("http://127.0.0.1:1")
+        genv.start_fake()
+        bulkload(genv, build, 1, 10_000)
+        genv.write_config("http://127.0.0.1:%d" % genv.fake_port)
+        genv.start_service()
+        genv.start_nginx(worker_connections=4096)
+        wait_for(lambda: request(genv.fronts["nginx"], "GET", LOGIN, timeout=2)[0]
+                 == 400, 15, "nginx to reach the service")
+        g = Bench(genv, seconds, build)
+        small = g.run("growth: 10,000 users, 64 clients", 64, pop=10_000, fresh=0)
+        # The loader runs as root: stop the service so that the log files
+        # it creates are handed to the service's user before it reopens.
+        genv.stop_service()
+        t_load = bulkload(genv, build, 10_001, 990_000)
+        print("# loaded 990,000 more users in %.1f s" % t_load, flush=True)
+        genv.start_service()
+        big = g.run("growth: 1,000,000 users, 64 clients", 64, pop=1_000_000,
+                    fresh=0)
+    finally:
+        procs.stop_all()
+    b.rows += g.rows
+
+    lines = [
+        "kakao-login benchmark, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine: %s" % machine(),
+        "service: %d processes, default threads, db_durability = sync; "
+        "wrk -t2 through nginx, %d s per row after a 1 s warm-up" % (
+            env.children, seconds),
+        "",
+        HEADER,
+    ] + ["%-46s %s" % (r["name"] if r["name"].startswith(("plumbing", "growth"))
+                       else r["name"], fmt_row(r)) for r in b.rows]
+    base = {r["clients"]: r["rps"] for r in b.rows if r["name"].startswith("plumbing")}
+    lines += ["", "ratios to the plumbing baseline at the same clients:"]
+    for r in b.rows:
+        if r["name"].startswith("login"):
+            lines.append("  %-44s %.2f" % (r["name"], r["rps"] / base[r["clients"]]))
+    lines.append("  50 ms rows against 0.85 x clients / 0.05 s:")
+    for r in b.rows:
+        if "50 ms" in r["name"]:
+            lines.append("  %-44s %.2f" % (r["name"], r["rps"] / (0.85 * r["clients"] / 0.05)))
+    lines.append("growth: p99 at 1,000,000 users / p99 at 10,000 users = %.2f" % (
+        big["p99"] / small["p99"]))
+    lines.append("total run time %.0f s" % (time.monotonic() - started))
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text, end="")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        f.write(text)
+    print("(written to %s)" % out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
