@@ -68,6 +68,9 @@ log_write(char *buf, size_t len, size_t size)
 	while (w == -1 && errno == EINTR);
 }
 
+static void log_vline(const char *, const char *, va_list)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 log_vline(const char *level, const char *fmt, va_list ap)
 {

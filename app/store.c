@@ -129,7 +129,7 @@ store_record_decode(const unsigned char *buf, size_t len, struct store_user *u)
 
 	memset(u, 0, sizeof(*u));
 	if (len < RECORD_HEADER || buf[0] != RECORD_VERSION || buf[1] > 1 ||
-	    buf[2] > 1)
+	    buf[2] > 1 || buf[3] != 0)
 		return -1;
 	u->status = buf[1];
 	u->email_verified = buf[2] == 1;
