@@ -42,15 +42,20 @@ POPULATION = 100_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def pids_of(exe):
-    """Processes whose executable is exe (the service's children)."""
+def pids_of(exe, leader):
+    """Processes running exe in the session of leader (a process we
+    started with start_new_session), so no other run's processes count."""
     out = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if os.readlink("/proc/%s/exe" % d) == exe:
+                if os.readlink("/proc/%s/exe" % d) != exe:
+                    continue
+                with open("/proc/%s/stat" % d) as f:
+                    session = int(f.read().rsplit(")", 1)[1].split()[3])
+                if session == leader:
                     out.append(int(d))
-            except OSError:
+            except (OSError, ValueError, IndexError):
                 pass
     return out
 
@@ -112,13 +117,16 @@ class Bench:
         base = self.scenario * 10**12
         # Warm-up: connections to Kakao, caches, threads.
         wrk(port, clients, 1, pop, fresh, prefix, base)
-        pids = pids_of(exe)
-        fake = pids_of(stack.FAKE)
+        service = procs.procs["service"].pid
+        pids = pids_of(exe, service)
+        fake = pids_of(stack.FAKE, procs.procs["fake-kakao"].pid)
         c0, f0, t0 = cpu_seconds(pids), cpu_seconds(fake), time.monotonic()
         r = wrk(port, clients, self.seconds, pop, fresh, prefix, base + 10**11)
         wall = time.monotonic() - t0
-        c1, f1 = cpu_seconds(pids_of(exe)), cpu_seconds(fake)
-        rss, pss = memory_kb(pids_of(exe))
+        # A worker that restarted during the run would make this wrong:
+        # such a run also shows errors.
+        c1, f1 = cpu_seconds(pids), cpu_seconds(fake)
+        rss, pss = memory_kb(pids_of(exe, service))
         errors = r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
         row = {
             "name": name, "clients": clients,
