@@ -33,13 +33,14 @@
 #define MAX_CONFIG_LINE      4096
 #define MAX_CONFIG_PATH      1024
 #define MAX_THREADS           256
-#define DEFAULT_THREADS        16
+#define DEFAULT_THREADS       128	/* logins in flight per process */
 #define DEFAULT_JWT_TTL      3600
 #define DEFAULT_UPSTREAM_TIMEOUT_MS         3000
 #define DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS 1000
 
 /* Store. */
 #define STORE_MAX_RETRIES       8	/* deadlock retries per transaction */
+#define STORE_MAX_ACTIVE        2	/* transactions in flight per process */
 #define STORE_CACHE_BYTES    (16 * 1024 * 1024)
 #define STORE_LOCK_TIMEOUT_US 2000000	/* a lock wait longer than this fails */
 
