@@ -232,6 +232,9 @@ handler_login(struct handler_ctx *ctx, const struct http_request *req,
 		return kl_fail(err, KL_BAD_TOKEN, "duplicated Authorization");
 	if (handler_parse_authorization(req->authorization, token, err) == -1)
 		return -1;
+	/* No use asking Kakao when the answer cannot be stored. */
+	if (!store_ready(ctx->store))
+		return kl_fail(err, KL_STORE_FAILED, "store not open");
 	if (kakao_profile_fetch(ctx->kakao, token, &profile,
 	    &resp->upstream_us, err) == -1)
 		goto done;

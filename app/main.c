@@ -9,9 +9,17 @@
  *
  * Signals: SIGTERM, SIGINT and SIGUSR1 stop accepting, let requests in
  * flight finish, close the store cleanly and exit 0. They are blocked in
- * every thread and taken by the main thread with sigtimedwait(), which also
- * runs store maintenance about once a second. SIGUSR2 is only used inside
- * the process, to wake workers blocked in accept().
+ * every thread and taken by the main thread with sigtimedwait(). SIGUSR2 is
+ * only used inside the process, to wake workers blocked in accept().
+ *
+ * Threads: the workers (fcgi.c), one maintenance thread that keeps the
+ * store healthy (store_maintain: opens it when it could not be opened at
+ * start, expires lock waits, checkpoints), and this one, which also
+ * watches: when the store says its handles are useless, the process stops
+ * within PANIC_DRAIN_S and exits 1 so that multiwatch starts a fresh one;
+ * when store calls have stopped ending for STORE_STUCK_S seconds (a thread
+ * waits on a lock or latch of a process that was killed), it exits 1 at
+ * once, since nothing in the process can release that.
  */
 #include <sys/types.h>
 
@@ -28,6 +36,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "kl_limits.h"
 #include "fcgi.h"
 #include "kakao.h"
 #include "log.h"
@@ -35,6 +44,8 @@
 #include "token.h"
 
 #define WAKE_SIGNAL	SIGUSR2
+#define MAINTAIN_US	250000	/* store maintenance period */
+#define WATCH_TICK_NS	250000000L
 #define DRAIN_LIMIT_S	30	/* longest wait for requests in flight */
 /* After another process ran recovery, workers blocked on the old
  * environment's locks are never woken: give the others a moment only. */
@@ -43,7 +54,7 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kakao-login [-c config] [-s socket] "
+	fprintf(stderr, "usage: kakao-login [-t] [-c config] [-s socket] "
 	    "[-u user]\n");
 	exit(2);
 }
@@ -66,28 +77,102 @@ drop_privileges(const char *user)
 		err(1, "cannot become %s", user);
 }
 
+struct maintainer {
+	pthread_t	 thread;
+	struct store	*store;
+	atomic_bool	 stop;
+};
+
+/* Logs a maintenance failure when it changes, or every 30 s while it lasts,
+ * so a long outage does not flood the log. */
+static void *
+maintain_run(void *arg)
+{
+	struct maintainer	*m = arg;
+	struct kl_error		 kerr;
+	char			 last[MAX_ERROR_DETAIL] = "";
+	time_t			 last_at = 0;
+
+	while (!atomic_load(&m->stop)) {
+		if (store_maintain(m->store, &kerr) == -1 &&
+		    (strcmp(kerr.detail, last) != 0 ||
+		    time(NULL) - last_at >= 30)) {
+			log_warn("store: %s", kerr.detail);
+			snprintf(last, sizeof(last), "%s", kerr.detail);
+			last_at = time(NULL);
+		}
+		usleep(MAINTAIN_US);
+	}
+	return NULL;
+}
+
+/* Waits for a stop signal or for the store to need a restart. Returns the
+ * exit code: 0 after a signal, 1 when the process must be replaced. Does
+ * not return when the store is stuck: then the process exits at once. */
+static int
+watch(const sigset_t *stopset, struct store *store)
+{
+	struct timespec	tick = { 0, WATCH_TICK_NS };
+	int		sig;
+
+	for (;;) {
+		if ((sig = sigtimedwait(stopset, NULL, &tick)) > 0) {
+			log_info("signal %d: finishing requests in flight", sig);
+			return 0;
+		}
+		if (store_needs_restart(store)) {
+			log_warn("store handles unusable: restarting");
+			return 1;
+		}
+		if (store_stuck(store, STORE_STUCK_S)) {
+			log_warn("no store call ended for %d s (a killed "
+			    "process held a lock?): restarting now",
+			    STORE_STUCK_S);
+			_exit(1);
+		}
+	}
+}
+
+/* Stops the workers: those in accept() are woken, those serving finish
+ * their request. Returns the number still busy after limit_s seconds. */
+static int
+drain(struct fcgi_worker *workers, int n, int limit_s)
+{
+	time_t	deadline = time(NULL) + limit_s;
+	int	i, done;
+
+	do {
+		for (done = 0, i = 0; i < n; i++)
+			done += fcgi_worker_wake(&workers[i], WAKE_SIGNAL);
+		if (done < n)
+			usleep(20000);
+	} while (done < n && time(NULL) < deadline);
+	return n - done;
+}
+
 int
 main(int argc, char *argv[])
 {
 	static struct config	 cfg;
 	static struct token_ctx	 token;
+	static struct maintainer maint;
 	struct fcgi_worker	*workers;
 	struct kakao_options	 kopt;
 	struct store		*store;
 	struct kl_error		 kerr;
 	struct sigaction	 sa;
-	struct timespec		 tick = { 1, 0 };
 	sigset_t		 stopset;
 	atomic_bool		 stop = false;
 	const char		*conf = getenv("KAKAO_LOGIN_CONF");
 	const char		*sock = NULL, *user = NULL;
-	time_t			 deadline;
-	int			 ch, i, listen_fd = 0, exit_code = 0, done, sig;
+	int			 ch, i, listen_fd = 0, exit_code, busy;
+	int			 check_only = 0;
 
-	while ((ch = getopt(argc, argv, "c:s:u:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:s:tu:")) != -1) {
 		switch (ch) {
 		case 'c': conf = optarg; break;
 		case 's': sock = optarg; break;
+		case 't': check_only = 1; break;
 		case 'u': user = optarg; break;
 		default: usage();
 		}
@@ -98,6 +183,16 @@ main(int argc, char *argv[])
 	config_defaults(&cfg);
 	if (config_load(&cfg, conf, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
+	if (check_only) {
+		/* What start-up would refuse, without starting: the config
+		 * and the signing key (as the user who runs -t). */
+		if (token_init(&token, cfg.jwt_secret_file, cfg.jwt_issuer,
+		    cfg.jwt_ttl, &kerr) == -1)
+			errx(1, "%s", kerr.detail);
+		token_wipe(&token);
+		printf("%s: configuration ok\n", conf);
+		return 0;
+	}
 	if (log_open(cfg.log_file) == -1)
 		err(1, "log_file %s", cfg.log_file);
 
@@ -112,7 +207,7 @@ main(int argc, char *argv[])
 	    cfg.jwt_ttl, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
 
-	/* Stop signals go to sigtimedwait() below, in this thread only. */
+	/* Stop signals go to sigtimedwait() in watch(), this thread only. */
 	sigemptyset(&stopset);
 	sigaddset(&stopset, SIGTERM);
 	sigaddset(&stopset, SIGINT);
@@ -128,8 +223,12 @@ main(int argc, char *argv[])
 
 	if (kakao_global_init(&kerr) == -1)
 		errx(1, "%s", kerr.detail);
-	if (store_open(&store, cfg.db_home, cfg.db_durability, &kerr) == -1)
+	/* A store that cannot open yet (disk full, recovery pending) does not
+	 * stop the start: logins answer 500 until it opens. */
+	if (store_new(&store, cfg.db_home, cfg.db_durability, &kerr) == -1)
 		errx(1, "store: %s", kerr.detail);
+	if (!store_ready(store))
+		log_warn("store not open yet, retrying: %s", kerr.detail);
 	if (fcgi_init() == -1)
 		errx(1, "FCGX_Init failed");
 
@@ -156,37 +255,24 @@ main(int argc, char *argv[])
 		    &workers[i]) != 0)
 			errx(1, "pthread_create failed");
 	}
+	maint.store = store;
+	if (pthread_create(&maint.thread, NULL, maintain_run, &maint) != 0)
+		errx(1, "pthread_create failed");
 	log_info("started: %d threads, kakao %s, app id check %s", cfg.threads,
 	    cfg.kakao_api_url, cfg.kakao_app_id ? "on" : "off");
 
-	for (;;) {
-		sig = sigtimedwait(&stopset, NULL, &tick);
-		if (sig > 0) {
-			log_info("signal %d: finishing requests in flight", sig);
-			break;
-		}
-		if (store_maintain(store, &kerr) == -1)
-			log_warn("store: %s", kerr.detail);
-		if (store_needs_restart(store)) {
-			log_warn("store needs recovery: restarting");
-			exit_code = 1;
-			break;
-		}
-	}
+	exit_code = watch(&stopset, store);
 
 	atomic_store(&stop, true);
-	deadline = time(NULL) + (exit_code ? PANIC_DRAIN_S : DRAIN_LIMIT_S);
-	do {
-		for (done = 0, i = 0; i < cfg.threads; i++)
-			done += fcgi_worker_wake(&workers[i], WAKE_SIGNAL);
-		if (done < cfg.threads)
-			usleep(20000);
-	} while (done < cfg.threads && time(NULL) < deadline);
-	if (done < cfg.threads) {
+	busy = drain(workers, cfg.threads,
+	    exit_code ? PANIC_DRAIN_S : DRAIN_LIMIT_S);
+	if (busy > 0) {
 		log_warn("%d workers still busy; exiting without closing the "
-		    "store", cfg.threads - done);
+		    "store", busy);
 		_exit(1);
 	}
+	atomic_store(&maint.stop, true);
+	pthread_join(maint.thread, NULL);
 	for (i = 0; i < cfg.threads; i++) {
 		pthread_join(workers[i].thread, NULL);
 		kakao_client_free(workers[i].ctx.kakao);

@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <db.h>
@@ -39,15 +40,23 @@
 #define RECORD_HEADER	52	/* version, status, verified, pad, 6 x 8 bytes */
 
 struct store {
-	DB_ENV		*env;
-	DB		*users;
-	DB		*users_by_id;
-	DB		*seqdb;
-	DB_SEQUENCE	*seq;
-	sem_t		 gate;		/* transactions in flight, this process */
-	bool		 sync;		/* flush the log before a login returns */
-	bool		 gate_ready;
-	atomic_bool	 needs_restart;
+	char			 home[MAX_CONFIG_PATH];
+	enum config_durability	 durability;
+	bool			 sync;	/* flush the log before a login returns */
+	/* Opened by store_new() or, later, by store_maintain(); workers
+	 * touch them only once ready is set, and nothing closes them while
+	 * the process serves: a broken environment means a restart. */
+	DB_ENV			*env;
+	DB			*users;
+	DB			*users_by_id;
+	DB			*seqdb;
+	DB_SEQUENCE		*seq;
+	atomic_bool		 ready;
+	long long		 next_open;	/* store_maintain()'s thread only */
+	sem_t			 gate;	/* transactions in flight, this process */
+	atomic_bool		 needs_restart;
+	atomic_int		 busy;		/* calls inside Berkeley DB */
+	atomic_llong		 progress;	/* when one last ended, seconds */
 };
 
 static void
@@ -177,11 +186,41 @@ store_errcall(const DB_ENV *env, const char *prefix, const char *msg)
 	log_warn("bdb: %s", msg);
 }
 
-/* Translates a Berkeley DB error and remembers when recovery is needed. */
+static long long
+mono_seconds(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec;
+}
+
+/* The watchdog's view: calls in progress, and when one last ended. */
+static void
+busy_enter(struct store *st)
+{
+	if (atomic_fetch_add(&st->busy, 1) == 0)
+		atomic_store(&st->progress, mono_seconds());
+}
+
+static void
+busy_leave(struct store *st)
+{
+	atomic_store(&st->progress, mono_seconds());
+	atomic_fetch_sub(&st->busy, 1);
+}
+
+/*
+ * Translates a Berkeley DB error. DB_RUNRECOVERY (another process ran
+ * recovery, or ours panicked) and the disk refusing writes both leave this
+ * process's handles useless: it must restart, and its successor reopens the
+ * environment once the disk lets it.
+ */
 static int
 store_fail(struct store *st, int ret, const char *what, struct kl_error *err)
 {
-	if (ret == DB_RUNRECOVERY)
+	if (ret == DB_RUNRECOVERY || ret == EIO || ret == EROFS ||
+	    ret == ENOSPC || ret == EDQUOT)
 		atomic_store(&st->needs_restart, true);
 	return kl_fail(err, KL_STORE_FAILED, "%s: %s", what, db_strerror(ret));
 }
@@ -192,104 +231,23 @@ store_open_db(struct store *st, DB **db, const char *file, DBTYPE type,
 {
 	int	ret;
 
-	if ((ret = db_create(db, st->env, 0)) != 0)
-		return store_fail(st, ret, "db_create", err);
+	if ((ret = db_create(db, st->env, 0)) != 0) {
+		*db = NULL;
+		return kl_fail(err, KL_STORE_FAILED, "db_create: %s",
+		    db_strerror(ret));
+	}
 	ret = (*db)->open(*db, NULL, file, NULL, type,
 	    DB_CREATE | DB_AUTO_COMMIT | DB_THREAD, 0660);
 	if (ret != 0)
-		return store_fail(st, ret, file, err);
+		return kl_fail(err, KL_STORE_FAILED, "%s: %s", file,
+		    db_strerror(ret));
 	return 0;
 }
 
-int
-store_open(struct store **out, const char *home,
-    enum config_durability durability, struct kl_error *err)
+/* Closes whatever env_open() managed to open. */
+static void
+env_close(struct store *st)
 {
-	struct store	*st;
-	DBT		 key;
-	u_int32_t	 flags;
-	int		 ret;
-
-	*out = NULL;
-	if ((st = calloc(1, sizeof(*st))) == NULL)
-		return kl_fail(err, KL_STORE_FAILED, "out of memory");
-	if (sem_init(&st->gate, 0, STORE_MAX_ACTIVE) == -1) {
-		free(st);
-		return kl_fail(err, KL_STORE_FAILED, "sem_init: %s",
-		    strerror(errno));
-	}
-	st->gate_ready = true;
-	if (mkdir(home, 0750) == -1 && errno != EEXIST) {
-		kl_fail(err, KL_STORE_FAILED, "mkdir %s: %s", home,
-		    strerror(errno));
-		goto fail;
-	}
-	if ((ret = db_env_create(&st->env, 0)) != 0) {
-		store_fail(st, ret, "db_env_create", err);
-		goto fail;
-	}
-	st->env->set_errcall(st->env, store_errcall);
-	if ((ret = st->env->set_lk_detect(st->env, DB_LOCK_DEFAULT)) != 0 ||
-	    (ret = st->env->set_timeout(st->env, STORE_LOCK_TIMEOUT_US,
-	    DB_SET_LOCK_TIMEOUT)) != 0 ||
-	    (ret = st->env->set_cachesize(st->env, 0, STORE_CACHE_BYTES,
-	    1)) != 0 ||
-	    (ret = st->env->log_set_config(st->env, DB_LOG_AUTO_REMOVE,
-	    1)) != 0) {
-		store_fail(st, ret, "environment settings", err);
-		goto fail;
-	}
-	st->sync = durability == DURABILITY_SYNC;
-	if (durability == DURABILITY_WRITE_NOSYNC)
-		ret = st->env->set_flags(st->env, DB_TXN_WRITE_NOSYNC, 1);
-	else if (durability == DURABILITY_NOSYNC)
-		ret = st->env->set_flags(st->env, DB_TXN_NOSYNC, 1);
-	if (ret != 0) {
-		store_fail(st, ret, "durability", err);
-		goto fail;
-	}
-	flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
-	    DB_INIT_MPOOL | DB_THREAD | DB_REGISTER | DB_RECOVER;
-	if ((ret = st->env->open(st->env, home, flags, 0660)) != 0) {
-		store_fail(st, ret, home, err);
-		goto fail;
-	}
-	if (store_open_db(st, &st->users, "users.db", DB_BTREE, err) == -1 ||
-	    store_open_db(st, &st->users_by_id, "users_by_id.db", DB_BTREE,
-	    err) == -1 ||
-	    store_open_db(st, &st->seqdb, "seq.db", DB_BTREE, err) == -1)
-		goto fail;
-	if ((ret = st->users->associate(st->users, NULL, st->users_by_id,
-	    index_by_user_id, 0)) != 0) {
-		store_fail(st, ret, "associate users_by_id", err);
-		goto fail;
-	}
-	if ((ret = db_sequence_create(&st->seq, st->seqdb, 0)) != 0 ||
-	    (ret = st->seq->initial_value(st->seq, 1)) != 0 ||
-	    (ret = st->seq->set_cachesize(st->seq, 16)) != 0) {
-		store_fail(st, ret, "sequence", err);
-		goto fail;
-	}
-	memset(&key, 0, sizeof(key));
-	key.data = "user_id";
-	key.size = (u_int32_t)strlen("user_id");
-	if ((ret = st->seq->open(st->seq, NULL, &key,
-	    DB_CREATE | DB_THREAD)) != 0) {
-		store_fail(st, ret, "sequence open", err);
-		goto fail;
-	}
-	*out = st;
-	return 0;
-fail:
-	store_close(st);
-	return -1;
-}
-
-void
-store_close(struct store *st)
-{
-	if (st == NULL)
-		return;
 	if (st->seq != NULL)
 		st->seq->close(st->seq, 0);
 	/* The secondary closes before its primary. */
@@ -301,9 +259,152 @@ store_close(struct store *st)
 		st->seqdb->close(st->seqdb, 0);
 	if (st->env != NULL)
 		st->env->close(st->env, 0);
-	if (st->gate_ready)
-		sem_destroy(&st->gate);
+	st->seq = NULL;
+	st->users_by_id = st->users = st->seqdb = NULL;
+	st->env = NULL;
+}
+
+/* Opens the environment and the databases; on failure closes them again. */
+static int
+env_open(struct store *st, struct kl_error *err)
+{
+	DBT		key;
+	u_int32_t	flags;
+	int		ret = 0;
+
+	if (mkdir(st->home, 0750) == -1 && errno != EEXIST)
+		return kl_fail(err, KL_STORE_FAILED, "mkdir %s: %s", st->home,
+		    strerror(errno));
+	if ((ret = db_env_create(&st->env, 0)) != 0) {
+		st->env = NULL;
+		kl_fail(err, KL_STORE_FAILED, "db_env_create: %s",
+		    db_strerror(ret));
+		goto fail;
+	}
+	st->env->set_errcall(st->env, store_errcall);
+	if ((ret = st->env->set_lk_detect(st->env, DB_LOCK_DEFAULT)) != 0 ||
+	    (ret = st->env->set_timeout(st->env, STORE_LOCK_TIMEOUT_US,
+	    DB_SET_LOCK_TIMEOUT)) != 0 ||
+	    (ret = st->env->set_cachesize(st->env, 0, STORE_CACHE_BYTES,
+	    1)) != 0 ||
+	    (ret = st->env->log_set_config(st->env, DB_LOG_AUTO_REMOVE,
+	    1)) != 0) {
+		kl_fail(err, KL_STORE_FAILED, "environment settings: %s",
+		    db_strerror(ret));
+		goto fail;
+	}
+	if (st->durability == DURABILITY_WRITE_NOSYNC)
+		ret = st->env->set_flags(st->env, DB_TXN_WRITE_NOSYNC, 1);
+	else if (st->durability == DURABILITY_NOSYNC)
+		ret = st->env->set_flags(st->env, DB_TXN_NOSYNC, 1);
+	if (ret != 0) {
+		kl_fail(err, KL_STORE_FAILED, "durability: %s",
+		    db_strerror(ret));
+		goto fail;
+	}
+	flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
+	    DB_INIT_MPOOL | DB_THREAD | DB_REGISTER | DB_RECOVER;
+	if ((ret = st->env->open(st->env, st->home, flags, 0660)) != 0) {
+		kl_fail(err, KL_STORE_FAILED, "%s: %s", st->home,
+		    db_strerror(ret));
+		goto fail;
+	}
+	if (store_open_db(st, &st->users, "users.db", DB_BTREE, err) == -1 ||
+	    store_open_db(st, &st->users_by_id, "users_by_id.db", DB_BTREE,
+	    err) == -1 ||
+	    store_open_db(st, &st->seqdb, "seq.db", DB_BTREE, err) == -1)
+		goto fail;
+	if ((ret = st->users->associate(st->users, NULL, st->users_by_id,
+	    index_by_user_id, 0)) != 0) {
+		kl_fail(err, KL_STORE_FAILED, "associate users_by_id: %s",
+		    db_strerror(ret));
+		goto fail;
+	}
+	if ((ret = db_sequence_create(&st->seq, st->seqdb, 0)) != 0) {
+		st->seq = NULL;
+		kl_fail(err, KL_STORE_FAILED, "sequence: %s", db_strerror(ret));
+		goto fail;
+	}
+	if ((ret = st->seq->initial_value(st->seq, 1)) != 0 ||
+	    (ret = st->seq->set_cachesize(st->seq, 16)) != 0) {
+		kl_fail(err, KL_STORE_FAILED, "sequence: %s", db_strerror(ret));
+		goto fail;
+	}
+	memset(&key, 0, sizeof(key));
+	key.data = "user_id";
+	key.size = (u_int32_t)strlen("user_id");
+	if ((ret = st->seq->open(st->seq, NULL, &key,
+	    DB_CREATE | DB_THREAD)) != 0) {
+		kl_fail(err, KL_STORE_FAILED, "sequence open: %s",
+		    db_strerror(ret));
+		goto fail;
+	}
+	return 0;
+fail:
+	env_close(st);
+	return -1;
+}
+
+int
+store_new(struct store **out, const char *home,
+    enum config_durability durability, struct kl_error *err)
+{
+	struct store	*st;
+
+	*out = NULL;
+	kl_error_clear(err);
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return kl_fail(err, KL_STORE_FAILED, "out of memory");
+	if (snprintf(st->home, sizeof(st->home), "%s", home) >=
+	    (int)sizeof(st->home)) {
+		free(st);
+		return kl_fail(err, KL_STORE_FAILED, "db_home too long");
+	}
+	if (sem_init(&st->gate, 0, STORE_MAX_ACTIVE) == -1) {
+		free(st);
+		return kl_fail(err, KL_STORE_FAILED, "sem_init: %s",
+		    strerror(errno));
+	}
+	st->durability = durability;
+	st->sync = durability == DURABILITY_SYNC;
+	atomic_store(&st->progress, mono_seconds());
+	/* A first try; store_maintain() tries again until it works. */
+	if (env_open(st, err) == 0)
+		atomic_store(&st->ready, true);
+	else
+		st->next_open = mono_seconds() + 1;
+	*out = st;
+	return 0;
+}
+
+int
+store_open(struct store **out, const char *home,
+    enum config_durability durability, struct kl_error *err)
+{
+	if (store_new(out, home, durability, err) == -1)
+		return -1;
+	if (!store_ready(*out)) {
+		store_close(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	env_close(st);
+	sem_destroy(&st->gate);
 	free(st);
+}
+
+bool
+store_ready(const struct store *st)
+{
+	return atomic_load(&st->ready);
 }
 
 static void
@@ -403,8 +504,11 @@ store_user_login(struct store *st, const struct store_login *in, time_t now,
 
 	if (in->kakao_id <= 0)
 		return kl_fail(err, KL_STORE_FAILED, "bad kakao id");
+	if (!store_ready(st))
+		return kl_fail(err, KL_STORE_FAILED, "store not open");
 	while (sem_wait(&st->gate) == -1 && errno == EINTR)
 		;
+	busy_enter(st);
 	for (attempt = 0; attempt < STORE_MAX_RETRIES; attempt++) {
 		ret = login_attempt(st, in, now, user, &new_id);
 		if (ret != DB_LOCK_DEADLOCK && ret != DB_LOCK_NOTGRANTED)
@@ -418,9 +522,9 @@ store_user_login(struct store *st, const struct store_login *in, time_t now,
 	 * Nothing is answered before its commit record is durable, and a
 	 * later transaction's record lies after it in the log.
 	 */
-	if (ret == 0 && st->sync && (ret = st->env->log_flush(st->env,
-	    NULL)) != 0)
-		return store_fail(st, ret, "log flush", err);
+	if (ret == 0 && st->sync)
+		ret = st->env->log_flush(st->env, NULL);
+	busy_leave(st);
 	if (ret == EINVAL)
 		return kl_fail(err, KL_STORE_FAILED, "user record for kakao "
 		    "id %lld does not encode or decode",
@@ -438,12 +542,16 @@ store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
 	unsigned char	kbuf[8], buf[STORE_RECORD_MAX];
 	int		ret;
 
+	if (!store_ready(st))
+		return kl_fail(err, KL_STORE_FAILED, "store not open");
 	kakao_key(kbuf, &key, kakao_id);
 	memset(&data, 0, sizeof(data));
 	data.data = buf;
 	data.ulen = sizeof(buf);
 	data.flags = DB_DBT_USERMEM;
+	busy_enter(st);
 	ret = st->users->get(st->users, NULL, &key, &data, 0);
+	busy_leave(st);
 	if (ret == DB_NOTFOUND)
 		return kl_fail(err, KL_NOT_FOUND, "no user for kakao id %lld",
 		    (long long)kakao_id);
@@ -460,13 +568,38 @@ store_maintain(struct store *st, struct kl_error *err)
 {
 	int	ret;
 
-	if ((ret = st->env->txn_checkpoint(st->env, 1024, 1, 0)) != 0)
-		return store_fail(st, ret, "checkpoint", err);
+	if (!store_ready(st)) {
+		if (mono_seconds() < st->next_open)
+			return kl_fail(err, KL_STORE_FAILED, "store not open");
+		if (env_open(st, err) == -1) {
+			st->next_open = mono_seconds() + 1;
+			return -1;
+		}
+		atomic_store(&st->ready, true);
+		log_info("store open after all: %s", st->home);
+		return 0;
+	}
+	busy_enter(st);
+	/* Lock time-outs are only noticed when the detector runs: run it,
+	 * so a lock held by a process that died does not hold us forever. */
+	if ((ret = st->env->lock_detect(st->env, 0, DB_LOCK_EXPIRE,
+	    NULL)) == 0)
+		ret = st->env->txn_checkpoint(st->env, 1024, 1, 0);
+	busy_leave(st);
+	if (ret != 0)
+		return store_fail(st, ret, "maintenance", err);
 	return 0;
 }
 
 bool
 store_needs_restart(const struct store *st)
 {
-	return atomic_load(&((struct store *)st)->needs_restart);
+	return atomic_load(&st->needs_restart);
+}
+
+bool
+store_stuck(const struct store *st, long limit_s)
+{
+	return atomic_load(&st->busy) > 0 &&
+	    mono_seconds() - atomic_load(&st->progress) > limit_s;
 }

@@ -42,7 +42,8 @@
 #define STORE_MAX_RETRIES       8	/* deadlock retries per transaction */
 #define STORE_MAX_ACTIVE        2	/* transactions in flight per process */
 #define STORE_CACHE_BYTES    (16 * 1024 * 1024)
-#define STORE_LOCK_TIMEOUT_US 2000000	/* a lock wait longer than this fails */
+#define STORE_LOCK_TIMEOUT_US  500000	/* a lock wait longer than this fails */
+#define STORE_STUCK_S          10	/* no store call ended this long: restart */
 
 /* Errors and logs. */
 #define MAX_ERROR_DETAIL      256

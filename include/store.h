@@ -45,11 +45,25 @@ struct store_login {
 
 struct store;
 
-/* Opens (creating if needed) the environment in home and the databases.
- * On success *out is owned by the caller and freed by store_close(). */
+/* Makes the store for home and tries to open (creating if needed) the
+ * environment and the databases. Fails only when out of memory: if the
+ * environment cannot be opened yet, err says why, store_ready() is false,
+ * calls fail with KL_STORE_FAILED, and store_maintain() keeps trying.
+ * *out is owned by the caller and freed by store_close(). */
+int	store_new(struct store **out, const char *home,
+	    enum config_durability durability, struct kl_error *err);
+
+/* store_new() that also fails when the environment does not open (tools,
+ * tests). */
 int	store_open(struct store **out, const char *home,
 	    enum config_durability durability, struct kl_error *err);
+
+/* Closes the databases and the environment; only once no thread uses the
+ * store any more. Accepts NULL. */
 void	store_close(struct store *st);
+
+/* True once the environment is open. */
+bool	store_ready(const struct store *st);
 
 /* Creates the user on a first login or updates it, counting the login, in
  * one transaction. Fills *user with the record as stored. */
@@ -61,13 +75,21 @@ int	store_user_login(struct store *st, const struct store_login *in,
 int	store_user_get(struct store *st, int64_t kakao_id,
 	    struct store_user *user, struct kl_error *err);
 
-/* Checkpoints (so old log files can go). Called about once a second by
- * one thread; also how an idle process notices that another one ran
- * recovery. Returns -1 on failure. */
+/* Called a few times a second by one thread: opens the environment if it
+ * is not open yet (at most once a second), expires lock waits that timed
+ * out, and checkpoints (so old log files can go). It is also how an idle
+ * process notices that another one ran recovery. Returns -1 on failure. */
 int	store_maintain(struct store *st, struct kl_error *err);
 
-/* True once Berkeley DB said the environment needs recovery. */
+/* True once this process's handles are useless (another process ran
+ * recovery, the environment panicked, the disk refuses writes): the
+ * process must restart, and its successor reopens the environment. */
 bool	store_needs_restart(const struct store *st);
+
+/* True when calls are inside Berkeley DB and none has ended for limit_s
+ * seconds: a thread waits on something a dead process held, which only a
+ * restart (and recovery) can release. */
+bool	store_stuck(const struct store *st, long limit_s);
 
 /* Record encoding, exposed for tests and the fuzz target. encode returns
  * the length written (at most STORE_RECORD_MAX) or -1. */

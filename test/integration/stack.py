@@ -232,7 +232,7 @@ class Env:
                    KAKAO_LOGIN_CONF=self.conf, FCGI_CHILDREN=str(self.children),
                    FCGI_USER="nobody", FCGI_GROUP="nogroup",
                    FCGI_SOCKET_USER="", FCGI_SOCKET_GROUP="nogroup",
-                   FCGI_EXTRA_OPTIONS="", MULTIWATCH_OPTIONS="")
+                   FCGI_EXTRA_OPTIONS="")
         env.pop("KAKAO_LOGIN_OPTIONS", None)
         p = procs.start("service", [SPAWN], self.service_log, env=env)
         wait_for(lambda: p.poll() is None and os.path.exists(self.sock) and

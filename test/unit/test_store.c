@@ -451,6 +451,37 @@ test_record_decode_rejects_truncated(void **state)
 	}
 }
 
+/* A store that cannot open (here: db_home under a regular file) still
+ * exists: calls fail with KL_STORE_FAILED, store_maintain keeps trying,
+ * store_open refuses. */
+static void
+test_store_not_open_yet(void **state)
+{
+	struct store		*st = NULL;
+	struct store_login	 in = { .kakao_id = 5 };
+	struct store_user	 u;
+	struct kl_error		 err;
+
+	(void)state;
+	assert_int_equal(store_new(&st, "/dev/null/db", DURABILITY_SYNC,
+	    &err), 0);
+	assert_non_null(st);
+	assert_false(store_ready(st));
+	assert_int_not_equal(err.detail[0], '\0');
+	assert_int_equal(store_user_login(st, &in, time(NULL), &u, &err), -1);
+	assert_int_equal(err.status, KL_STORE_FAILED);
+	assert_int_equal(store_user_get(st, 5, &u, &err), -1);
+	assert_int_equal(err.status, KL_STORE_FAILED);
+	assert_int_equal(store_maintain(st, &err), -1);
+	assert_false(store_ready(st));
+	assert_false(store_stuck(st, 0));
+	assert_false(store_needs_restart(st));
+	store_close(st);
+	assert_int_equal(store_open(&st, "/dev/null/db", DURABILITY_SYNC,
+	    &err), -1);
+	assert_null(st);
+}
+
 /* The pad byte is always written 0; anything else is not our record
  * (found by fuzz_record: two stored values decoded to one user). */
 static void
@@ -711,6 +742,7 @@ main(void)
 		cmocka_unit_test(test_record_decode_rejects_truncated),
 		cmocka_unit_test(test_record_decode_rejects_wrong_version),
 		cmocka_unit_test(test_record_decode_rejects_nonzero_pad),
+		cmocka_unit_test(test_store_not_open_yet),
 		cmocka_unit_test(test_record_decode_rejects_lengths_past_end),
 		cmocka_unit_test(test_record_decode_rejects_trailing_bytes),
 		cmocka_unit_test(test_record_encode_refuses_small_buffer),
