@@ -22,6 +22,7 @@
 #include <fcgiapp.h>
 
 #include "fcgi.h"
+#include "fcgi_guard.h"
 #include "kl_error.h"
 #include "kl_limits.h"
 #include "log.h"
@@ -37,8 +38,9 @@ static const struct route routes[] = {
 };
 
 int
-fcgi_init(void)
+fcgi_init(int listen_fd)
 {
+	fcgi_guard_listen(listen_fd);
 	return FCGX_Init() == 0 ? 0 : -1;
 }
 
@@ -62,6 +64,9 @@ method_allowed(const char *allow, const char *method)
 	size_t	len = strlen(method);
 	const char *p = allow;
 
+	/* strstr() finds "" everywhere: the loop below would never end. */
+	if (len == 0)
+		return false;
 	while ((p = strstr(p, method)) != NULL) {
 		if ((p == allow || p[-1] == ' ') &&
 		    (p[len] == ',' || p[len] == '\0'))

@@ -229,7 +229,7 @@ main(int argc, char *argv[])
 		errx(1, "store: %s", kerr.detail);
 	if (!store_ready(store))
 		log_warn("store not open yet, retrying: %s", kerr.detail);
-	if (fcgi_init() == -1)
+	if (fcgi_init(listen_fd) == -1)
 		errx(1, "FCGX_Init failed");
 
 	memset(&kopt, 0, sizeof(kopt));

@@ -28,8 +28,8 @@ struct fcgi_worker {
 	struct handler_ctx	 ctx;
 };
 
-/* Call once, before the threads start. */
-int	fcgi_init(void);
+/* Call once, before the threads start, with the socket they accept on. */
+int	fcgi_init(int listen_fd);
 
 /* Binds a Unix socket at path, mode 0660 (development; spawn-fcgi does
  * this in production). Returns the descriptor or -1. */

@@ -14,6 +14,9 @@
 #define MAX_KAKAO_TOKEN      1024	/* the token after "Bearer " */
 #define MAX_BODY            16384	/* request body; larger is 413 */
 #define MAX_PATH_LEN         1024	/* DOCUMENT_URI / SCRIPT_NAME */
+#define MAX_FCGI_PARAM      65535	/* a FastCGI param's name or value */
+#define FCGI_GUARD_FDS       4096	/* connections above this fd: refused */
+#define FCGI_IO_TIMEOUT_S      10	/* a peer silent this long is dropped */
 
 /* Kakao side. */
 #define MAX_KAKAO_BODY     (256 * 1024)	/* larger answers are unusable */

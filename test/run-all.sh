@@ -15,9 +15,14 @@ for u in "$@"; do
 done
 rm -f "$log.out"
 
-echo "# integration (real nginx, lighttpd, spawn-fcgi, multiwatch)"
-python3 test/integration/run.py --build "$B" 2>&1 | tee -a "$log"
-[ "$(tail -n 1 "$log" | sed -n 's/.* \([0-9]*\) failed$/\1/p')" = 0 ] || status=1
+# Each suite ends with "N passed, M failed"; one that ends otherwise
+# (crashed) counts as failed.
+for suite in integration hostile; do
+	echo "# $suite (real nginx, lighttpd, spawn-fcgi, multiwatch)"
+	python3 "test/$suite/run.py" --build "$B" 2>&1 | tee -a "$log"
+	[ "$(tail -n 1 "$log" | sed -n 's/.* \([0-9]*\) failed$/\1/p')" = 0 ] ||
+	    status=1
+done
 
 passed=$(grep -c '^ok ' "$log")
 failed=$(grep -c '^not ok ' "$log")
