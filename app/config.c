@@ -219,8 +219,6 @@ config_parse_line(struct config *cfg, const char *line, struct kl_error *err)
 		return kl_fail(err, KL_BAD_CONFIG, "%s: value too long", k->name);
 	memcpy(value, p, vlen);
 	value[vlen] = '\0';
-	if (memchr(value, '\0', vlen) != NULL)
-		return kl_fail(err, KL_BAD_CONFIG, "%s: NUL in value", k->name);
 	return key_set(cfg, k, value, err);
 }
 

@@ -21,13 +21,16 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fcgi_guard.h"
 #include "kl_limits.h"
 
 #define FCGI_VERSION_1		1
+#define FCGI_BEGIN_REQUEST	1
 #define FCGI_PARAMS		4
+#define FCGI_KEEP_CONN		1
 #define FCGI_GET_VALUES		9
 /* The three names libfcgi answers, with 1-byte lengths: 2 + 14 (MAX_CONNS),
  * 2 + 13 (MAX_REQS), 2 + 15 (MPXS_CONNS). */
@@ -39,6 +42,15 @@ static struct {
 } conns[FCGI_GUARD_FDS];
 
 static atomic_int guarded_listen_fd = -1;
+
+static long long
+mono_seconds(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (long long)ts.tv_sec;
+}
 
 static int
 refuse(struct fcgi_guard *g)
@@ -82,15 +94,27 @@ pairs_byte(struct fcgi_guard *g, struct fcgi_pairs *pp, unsigned char b)
 	    pp->len_buf[3]);
 }
 
-/* A record header is complete: refuse what libfcgi cannot take. */
+/* A record header is complete: refuse what libfcgi cannot take, and
+ * anything that would let its idea of the stream drift from ours. */
 static int
 record_start(struct fcgi_guard *g)
 {
+	unsigned	id = ((unsigned)g->hdr[2] << 8) | g->hdr[3];
+
 	if (g->hdr[0] != FCGI_VERSION_1)
 		return refuse(g);
 	g->type = g->hdr[1];
 	g->content_left = ((unsigned)g->hdr[4] << 8) | g->hdr[5];
+	g->content_at = 0;
 	g->padding_left = g->hdr[6];
+	if (g->type == FCGI_BEGIN_REQUEST) {
+		if (g->request_id != 0 || id == 0)
+			return refuse(g);	/* multiplexing, or id 0 */
+		g->request_id = id;
+	} else if (id != 0 && id != g->request_id)
+		return refuse(g);	/* before BEGIN, or another request */
+	if (g->type == FCGI_PARAMS && g->content_left == 0)
+		memset(&g->params, 0, sizeof(g->params));	/* stream ends */
 	if (g->type == FCGI_GET_VALUES) {
 		/* Three known names fill the 64-byte reply; a fourth needs at
 		 * least 15 more bytes of content than three take. */
@@ -102,7 +126,7 @@ record_start(struct fcgi_guard *g)
 }
 
 int
-fcgi_guard_feed(struct fcgi_guard *g, const unsigned char *p, size_t n)
+fcgi_guard_feed(struct fcgi_guard *g, unsigned char *p, size_t n)
 {
 	size_t	i;
 
@@ -117,6 +141,10 @@ fcgi_guard_feed(struct fcgi_guard *g, const unsigned char *p, size_t n)
 				return -1;
 		} else if (g->content_left > 0) {
 			g->content_left--;
+			/* FCGI_BeginRequestBody: role (2 bytes), flags. */
+			if (g->type == FCGI_BEGIN_REQUEST && g->content_at == 2)
+				p[i] &= (unsigned char)~FCGI_KEEP_CONN;
+			g->content_at++;
 			if (g->type == FCGI_PARAMS &&
 			    pairs_byte(g, &g->params, p[i]) == -1)
 				return -1;
@@ -155,6 +183,7 @@ accept(int sock, struct sockaddr *addr, socklen_t *addrlen)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	memset(&conns[fd].g, 0, sizeof(conns[fd].g));
+	conns[fd].g.deadline = mono_seconds() + FCGI_REQUEST_DEADLINE_S;
 	atomic_store(&conns[fd].on, true);
 	return fd;
 }
@@ -162,12 +191,24 @@ accept(int sock, struct sockaddr *addr, socklen_t *addrlen)
 ssize_t
 read(int fd, void *buf, size_t n)
 {
-	ssize_t	r;
+	struct fcgi_guard	*g;
+	ssize_t			 r;
 
-	r = syscall(SYS_read, fd, buf, n);
-	if (r > 0 && fd >= 0 && fd < FCGI_GUARD_FDS &&
-	    atomic_load_explicit(&conns[fd].on, memory_order_relaxed) &&
-	    fcgi_guard_feed(&conns[fd].g, buf, (size_t)r) == -1) {
+	if (fd < 0 || fd >= FCGI_GUARD_FDS ||
+	    !atomic_load_explicit(&conns[fd].on, memory_order_relaxed))
+		return syscall(SYS_read, fd, buf, n);
+	g = &conns[fd].g;
+	/* A peer that drips bytes does not hold a thread past the deadline;
+	 * the stop signal does not cut a request that is being read. */
+	do {
+		if (mono_seconds() > g->deadline) {
+			g->refused = true;
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		r = syscall(SYS_read, fd, buf, n);
+	} while (r == -1 && errno == EINTR);
+	if (r > 0 && fcgi_guard_feed(g, buf, (size_t)r) == -1) {
 		errno = EPROTO;
 		return -1;
 	}

@@ -148,6 +148,8 @@ call_init(struct kakao_call *c, const struct kakao_options *opt,
 	    curl_easy_setopt(c->easy, CURLOPT_USERAGENT, USER_AGENT) ||
 	    curl_easy_setopt(c->easy, CURLOPT_HTTPAUTH, CURLAUTH_BEARER) ||
 	    curl_easy_setopt(c->easy, CURLOPT_SHARE, share) ||
+	    /* No proxy from the environment: tokens go to Kakao only. */
+	    curl_easy_setopt(c->easy, CURLOPT_PROXY, "") ||
 	    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, kakao_write) ||
 	    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &c->body) ||
 	    curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c))
@@ -156,6 +158,18 @@ call_init(struct kakao_call *c, const struct kakao_options *opt,
 	    curl_easy_setopt(c->easy, CURLOPT_CAINFO, opt->ca_file))
 		return kl_fail(err, KL_INTERNAL, "CURLOPT_CAINFO failed");
 	return 0;
+}
+
+/* One large answer must not keep its buffer for the thread's lifetime. */
+static void
+call_shrink(struct kakao_call *c)
+{
+	if (c->body.cap > KAKAO_BUF_KEEP) {
+		free(c->body.data);
+		c->body.data = NULL;
+		c->body.cap = 0;
+	}
+	c->body.len = 0;
 }
 
 static void
@@ -497,8 +511,10 @@ done:
 	if (check_app)
 		curl_multi_remove_handle(kc->multi, kc->info.easy);
 	/* The token must not linger in the handles between requests. */
-	curl_easy_setopt(kc->profile.easy, CURLOPT_XOAUTH2_BEARER, "");
-	curl_easy_setopt(kc->info.easy, CURLOPT_XOAUTH2_BEARER, "");
+	curl_easy_setopt(kc->profile.easy, CURLOPT_XOAUTH2_BEARER, NULL);
+	curl_easy_setopt(kc->info.easy, CURLOPT_XOAUTH2_BEARER, NULL);
+	call_shrink(&kc->profile);
+	call_shrink(&kc->info);
 	if (upstream_us != NULL)
 		*upstream_us = elapsed_us(&t0);
 	return rc;

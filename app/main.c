@@ -21,6 +21,7 @@
  * waits on a lock or latch of a process that was killed), it exits 1 at
  * once, since nothing in the process can release that.
  */
+#include <sys/prctl.h>
 #include <sys/types.h>
 
 #include <err.h>
@@ -195,6 +196,9 @@ main(int argc, char *argv[])
 	}
 	if (log_open(cfg.log_file) == -1)
 		err(1, "log_file %s", cfg.log_file);
+	/* A core dump would hold the signing key and users' Kakao tokens. */
+	if (prctl(PR_SET_DUMPABLE, 0) == -1)
+		err(1, "prctl(PR_SET_DUMPABLE)");
 
 	if (sock != NULL && (listen_fd = fcgi_listen(sock, 128)) < 0)
 		err(1, "cannot listen on %s", sock);

@@ -199,8 +199,11 @@ mono_seconds(void)
 static void
 busy_enter(struct store *st)
 {
-	if (atomic_fetch_add(&st->busy, 1) == 0)
+	/* progress first: the watchdog must never see busy with a stale
+	 * time from before this call. */
+	if (atomic_load(&st->busy) == 0)
 		atomic_store(&st->progress, mono_seconds());
+	atomic_fetch_add(&st->busy, 1);
 }
 
 static void
@@ -326,7 +329,7 @@ env_open(struct store *st, struct kl_error *err)
 		goto fail;
 	}
 	if ((ret = st->seq->initial_value(st->seq, 1)) != 0 ||
-	    (ret = st->seq->set_cachesize(st->seq, 16)) != 0) {
+	    (ret = st->seq->set_cachesize(st->seq, STORE_SEQ_CACHE)) != 0) {
 		kl_fail(err, KL_STORE_FAILED, "sequence: %s", db_strerror(ret));
 		goto fail;
 	}
@@ -424,6 +427,27 @@ copy_field(char *dst, size_t size, const char *src)
 }
 
 /*
+ * The next user id, outside any transaction: the sequence hands out ids
+ * from a cache of STORE_SEQ_CACHE, refilled by its own small transaction.
+ * The refill is flushed to disk before any id of the new block is used,
+ * whatever db_durability says: a refill lost in a crash would hand the same
+ * ids out again, and a token already issued for one user would then name
+ * another.
+ */
+static int
+next_user_id(struct store *st, db_seq_t *id)
+{
+	int	ret;
+
+	if ((ret = st->seq->get(st->seq, NULL, 1, id, DB_TXN_NOSYNC)) != 0)
+		return ret;
+	/* Blocks start at 1, 1 + STORE_SEQ_CACHE, ...: a refill. */
+	if ((*id - 1) % STORE_SEQ_CACHE == 0)
+		ret = st->env->log_flush(st->env, NULL);
+	return ret;
+}
+
+/*
  * One attempt: read the user under a write lock (DB_RMW also locks the
  * place of a missing key, so two first logins of one Kakao id serialize),
  * then write the new record. *new_id carries a user id fetched for a
@@ -452,14 +476,8 @@ login_attempt(struct store *st, const struct store_login *in, time_t now,
 			goto abort;
 		}
 	} else if (ret == DB_NOTFOUND) {
-		if (*new_id == 0) {
-			/* Outside our transaction: the sequence caches ids
-			 * and an id is never handed out twice. */
-			ret = st->seq->get(st->seq, NULL, 1, new_id,
-			    DB_TXN_NOSYNC);
-			if (ret != 0)
-				goto abort;
-		}
+		if (*new_id == 0 && (ret = next_user_id(st, new_id)) != 0)
+			goto abort;
 		memset(u, 0, sizeof(*u));
 		u->user_id = (uint64_t)*new_id;
 		u->kakao_id = in->kakao_id;

@@ -32,17 +32,26 @@ struct fcgi_guard {
 	unsigned char		hdr[8];		/* the record header being read */
 	unsigned		hdr_have;
 	unsigned		content_left;	/* of the current record */
+	unsigned		content_at;	/* bytes of it seen */
 	unsigned		padding_left;
 	unsigned char		type;
+	unsigned		request_id;	/* of the BEGIN_REQUEST; 0: none */
 	struct fcgi_pairs	params;		/* the request's PARAMS stream */
 	struct fcgi_pairs	values;		/* one GET_VALUES record */
+	long long		deadline;	/* monotonic s; 0: none (tests) */
 	bool			refused;
 };
 
-/* Feeds the next n bytes the peer sent. Returns 0, or -1 once the stream
- * holds something libfcgi must not see (and from then on). Pure. */
-int	fcgi_guard_feed(struct fcgi_guard *g, const unsigned char *p,
-	    size_t n);
+/*
+ * Feeds the next n bytes the peer sent, as libfcgi is about to read them.
+ * Returns 0, or -1 once the stream holds something libfcgi must not see
+ * (and from then on). One request per connection: a second BEGIN_REQUEST
+ * or a record of another request id is refused, and the FCGI_KEEP_CONN
+ * flag is cleared in place, so libfcgi closes the connection after the
+ * answer and never starts a new request on bytes it threw away. Pure but
+ * for that one byte of p.
+ */
+int	fcgi_guard_feed(struct fcgi_guard *g, unsigned char *p, size_t n);
 
 /* Guards every connection accepted on listen_fd from now on. Call before
  * the worker threads start. */

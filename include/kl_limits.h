@@ -17,9 +17,11 @@
 #define MAX_FCGI_PARAM      65535	/* a FastCGI param's name or value */
 #define FCGI_GUARD_FDS       4096	/* connections above this fd: refused */
 #define FCGI_IO_TIMEOUT_S      10	/* a peer silent this long is dropped */
+#define FCGI_REQUEST_DEADLINE_S 30	/* reading a request takes no longer */
 
 /* Kakao side. */
 #define MAX_KAKAO_BODY     (256 * 1024)	/* larger answers are unusable */
+#define KAKAO_BUF_KEEP      (16 * 1024)	/* answer buffer kept between calls */
 #define MAX_URL_LEN          1024	/* configured base URLs, image URLs */
 
 /* User record. */
@@ -44,6 +46,7 @@
 /* Store. */
 #define STORE_MAX_RETRIES       8	/* deadlock retries per transaction */
 #define STORE_MAX_ACTIVE        2	/* transactions in flight per process */
+#define STORE_SEQ_CACHE        16	/* user ids a process reserves at once */
 #define STORE_CACHE_BYTES    (16 * 1024 * 1024)
 #define STORE_LOCK_TIMEOUT_US  500000	/* a lock wait longer than this fails */
 #define STORE_STUCK_S          10	/* no store call ended this long: restart */

@@ -49,11 +49,13 @@ def pids_of(exe, leader):
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if os.readlink("/proc/%s/exe" % d) != exe:
-                    continue
+                # The command name, not /proc/PID/exe: the service makes
+                # itself non-dumpable, which hides exe from its own user.
                 with open("/proc/%s/stat" % d) as f:
-                    session = int(f.read().rsplit(")", 1)[1].split()[3])
-                if session == leader:
+                    st = f.read()
+                comm = st[st.index("(") + 1:st.rindex(")")]
+                session = int(st.rsplit(")", 1)[1].split()[3])
+                if comm == os.path.basename(exe)[:15] and session == leader:
                     out.append(int(d))
             except (OSError, ValueError, IndexError):
                 pass
@@ -126,6 +128,8 @@ class Bench:
         # A worker that restarted during the run would make this wrong:
         # such a run also shows errors.
         c1, f1 = cpu_seconds(pids), cpu_seconds(fake)
+        # PSS needs smaps_rollup, readable by root only for a non-dumpable
+        # process: run make bench as root for the memory columns.
         rss, pss = memory_kb(pids_of(exe, service))
         errors = r["status"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
         row = {
