@@ -109,6 +109,9 @@ start_all() {
 		chmod 0711 "$run"
 	fi
 
+	# A socket left by an earlier run would look ready before the new
+	# group listens: nothing of ours runs (checked above), so remove it.
+	rm -f "$run/kakao-login.sock"
 	FCGI_SOCKET=$run/kakao-login.sock FCGI_PROGRAM=$prog \
 	KAKAO_LOGIN_CONF=$run/kakao-login.conf FCGI_CHILDREN=${FCGI_CHILDREN:-2} \
 	FCGI_USER=$run_user FCGI_GROUP=$run_group \
@@ -117,7 +120,8 @@ start_all() {
 		>> "$run/kakao-login.log" 2>&1 < /dev/null &
 	echo $! > "$run/kakao-login.pid"
 	i=0
-	until [ -S "$run/kakao-login.sock" ]; do
+	until [ -S "$run/kakao-login.sock" ] && python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' "$run/kakao-login.sock" 2>/dev/null; do
 		i=$((i + 1))
 		if [ $i -gt 50 ] || ! alive "$run/kakao-login.pid"; then
 			tail -n 20 "$run/kakao-login.log" >&2
