@@ -23,6 +23,7 @@
 
 #include "fcgi.h"
 #include "fcgi_guard.h"
+#include "kl_clock.h"
 #include "kl_error.h"
 #include "kl_limits.h"
 #include "log.h"
@@ -175,16 +176,6 @@ write_answer(FCGX_Request *fr, int status, const char *body,
 	FCGX_PutStr(body, (int)strlen(body), fr->out);
 }
 
-static long
-elapsed_us(const struct timespec *t0)
-{
-	struct timespec	t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (t1.tv_sec - t0->tv_sec) * 1000000L +
-	    (t1.tv_nsec - t0->tv_nsec) / 1000;
-}
-
 /* Serves one accepted request. */
 static void
 serve(struct fcgi_worker *w, FCGX_Request *fr, char *body)
@@ -239,7 +230,7 @@ serve(struct fcgi_worker *w, FCGX_Request *fr, char *body)
 	lr.message = rc == 0 ? "SUCCESS" : error_message(err.status);
 	lr.detail = rc == 0 ? "" : err.detail;
 	lr.user_id = resp.user_id;
-	lr.duration_us = elapsed_us(&t0);
+	lr.duration_us = kl_elapsed_us(&t0);
 	lr.upstream_us = resp.upstream_us;
 	log_request(&lr);
 	free(resp.body);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fcgi_guard.h"
+#include "kl_clock.h"
 #include "kl_limits.h"
 
 #define FCGI_VERSION_1		1
@@ -42,15 +43,6 @@ static struct {
 } conns[FCGI_GUARD_FDS];
 
 static atomic_int guarded_listen_fd = -1;
-
-static long long
-mono_seconds(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (long long)ts.tv_sec;
-}
 
 static int
 refuse(struct fcgi_guard *g)
@@ -183,7 +175,7 @@ accept(int sock, struct sockaddr *addr, socklen_t *addrlen)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	memset(&conns[fd].g, 0, sizeof(conns[fd].g));
-	conns[fd].g.deadline = mono_seconds() + FCGI_REQUEST_DEADLINE_S;
+	conns[fd].g.deadline = kl_mono_seconds() + FCGI_REQUEST_DEADLINE_S;
 	atomic_store(&conns[fd].on, true);
 	return fd;
 }
@@ -201,7 +193,7 @@ read(int fd, void *buf, size_t n)
 	/* A peer that drips bytes does not hold a thread past the deadline;
 	 * the stop signal does not cut a request that is being read. */
 	do {
-		if (mono_seconds() > g->deadline) {
+		if (kl_mono_seconds() > g->deadline) {
 			g->refused = true;
 			errno = ETIMEDOUT;
 			return -1;

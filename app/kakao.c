@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "kakao.h"
+#include "kl_clock.h"
 
 #define USER_AGENT	"kakao-login/1.0"
 
@@ -406,16 +407,6 @@ call_outcome(const struct kakao_call *c, const char *what,
 	return 0;
 }
 
-static long
-elapsed_us(const struct timespec *t0)
-{
-	struct timespec	t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (t1.tv_sec - t0->tv_sec) * 1000000L +
-	    (t1.tv_nsec - t0->tv_nsec) / 1000;
-}
-
 /* Runs the added transfers to completion; each is bounded by its own
  * CURLOPT_TIMEOUT_MS, so this loop ends. */
 static int
@@ -516,6 +507,6 @@ done:
 	call_shrink(&kc->profile);
 	call_shrink(&kc->info);
 	if (upstream_us != NULL)
-		*upstream_us = elapsed_us(&t0);
+		*upstream_us = kl_elapsed_us(&t0);
 	return rc;
 }

@@ -34,6 +34,7 @@
 #include <db.h>
 
 #include "log.h"
+#include "kl_clock.h"
 #include "store.h"
 
 #define RECORD_VERSION	1
@@ -186,15 +187,6 @@ store_errcall(const DB_ENV *env, const char *prefix, const char *msg)
 	log_warn("bdb: %s", msg);
 }
 
-static long long
-mono_seconds(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec;
-}
-
 /* The watchdog's view: calls in progress, and when one last ended. */
 static void
 busy_enter(struct store *st)
@@ -202,14 +194,14 @@ busy_enter(struct store *st)
 	/* progress first: the watchdog must never see busy with a stale
 	 * time from before this call. */
 	if (atomic_load(&st->busy) == 0)
-		atomic_store(&st->progress, mono_seconds());
+		atomic_store(&st->progress, kl_mono_seconds());
 	atomic_fetch_add(&st->busy, 1);
 }
 
 static void
 busy_leave(struct store *st)
 {
-	atomic_store(&st->progress, mono_seconds());
+	atomic_store(&st->progress, kl_mono_seconds());
 	atomic_fetch_sub(&st->busy, 1);
 }
 
@@ -370,12 +362,12 @@ store_new(struct store **out, const char *home,
 	}
 	st->durability = durability;
 	st->sync = durability == DURABILITY_SYNC;
-	atomic_store(&st->progress, mono_seconds());
+	atomic_store(&st->progress, kl_mono_seconds());
 	/* A first try; store_maintain() tries again until it works. */
 	if (env_open(st, err) == 0)
 		atomic_store(&st->ready, true);
 	else
-		st->next_open = mono_seconds() + 1;
+		st->next_open = kl_mono_seconds() + 1;
 	*out = st;
 	return 0;
 }
@@ -587,10 +579,10 @@ store_maintain(struct store *st, struct kl_error *err)
 	int	ret;
 
 	if (!store_ready(st)) {
-		if (mono_seconds() < st->next_open)
+		if (kl_mono_seconds() < st->next_open)
 			return kl_fail(err, KL_STORE_FAILED, "store not open");
 		if (env_open(st, err) == -1) {
-			st->next_open = mono_seconds() + 1;
+			st->next_open = kl_mono_seconds() + 1;
 			return -1;
 		}
 		atomic_store(&st->ready, true);
@@ -619,5 +611,5 @@ bool
 store_stuck(const struct store *st, long limit_s)
 {
 	return atomic_load(&st->busy) > 0 &&
-	    mono_seconds() - atomic_load(&st->progress) > limit_s;
+	    kl_mono_seconds() - atomic_load(&st->progress) > limit_s;
 }

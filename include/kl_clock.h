@@ -1,0 +1,31 @@
+/*
+ * kl_clock.h: the two monotonic-clock helpers several layers need (request
+ * timing, the store watchdog, the FastCGI deadline). Header-only: no state.
+ */
+#ifndef KL_CLOCK_H
+#define KL_CLOCK_H
+
+#include <time.h>
+
+/* Microseconds since t0, which came from CLOCK_MONOTONIC. */
+static inline long
+kl_elapsed_us(const struct timespec *t0)
+{
+	struct timespec	t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000000L +
+	    (t1.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+/* Whole seconds of a monotonic clock; cheap (the coarse clock). */
+static inline long long
+kl_mono_seconds(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (long long)ts.tv_sec;
+}
+
+#endif
