@@ -202,7 +202,7 @@ serve(struct fcgi_worker *w, FCGX_Request *fr, char *body)
 	req.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", fr->envp);
 	req.authorization_count = param_count(fr->envp, "HTTP_AUTHORIZATION");
 
-	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]) && rt == NULL; i++)
 		if (strcmp(routes[i].path, path) == 0)
 			rt = &routes[i];
 	if (rt == NULL)
@@ -240,7 +240,7 @@ static void
 set_state(struct fcgi_worker *w, enum fcgi_worker_state s)
 {
 	pthread_mutex_lock(&w->state_lock);
-	atomic_store(&w->state, s);
+	w->state = s;
 	pthread_mutex_unlock(&w->state_lock);
 }
 
@@ -284,10 +284,10 @@ fcgi_worker_run(void *arg)
 bool
 fcgi_worker_wake(struct fcgi_worker *w, int signo)
 {
-	int	s;
+	enum fcgi_worker_state	s;
 
 	pthread_mutex_lock(&w->state_lock);
-	s = atomic_load(&w->state);
+	s = w->state;
 	if (s == WORKER_IDLE)
 		pthread_kill(w->thread, signo);
 	pthread_mutex_unlock(&w->state_lock);

@@ -161,7 +161,8 @@ call_init(struct kakao_call *c, const struct kakao_options *opt,
 	return 0;
 }
 
-/* One large answer must not keep its buffer for the thread's lifetime. */
+/* One large answer must not keep its buffer for the thread's lifetime;
+ * call_start() resets the length. */
 static void
 call_shrink(struct kakao_call *c)
 {
@@ -169,8 +170,8 @@ call_shrink(struct kakao_call *c)
 		free(c->body.data);
 		c->body.data = NULL;
 		c->body.cap = 0;
+		c->body.len = 0;
 	}
-	c->body.len = 0;
 }
 
 static void

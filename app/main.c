@@ -247,7 +247,7 @@ main(int argc, char *argv[])
 	for (i = 0; i < cfg.threads; i++) {
 		workers[i].listen_fd = listen_fd;
 		workers[i].stop = &stop;
-		atomic_init(&workers[i].state, WORKER_BUSY);
+		workers[i].state = WORKER_BUSY;
 		pthread_mutex_init(&workers[i].state_lock, NULL);
 		workers[i].ctx.cfg = &cfg;
 		workers[i].ctx.token = &token;

@@ -411,6 +411,16 @@ kakao_key(unsigned char kbuf[8], DBT *key, int64_t kakao_id)
 	key->size = 8;
 }
 
+/* A DBT that reads a user record into buf, which the caller owns. */
+static void
+record_dbt(DBT *data, unsigned char buf[STORE_RECORD_MAX])
+{
+	memset(data, 0, sizeof(*data));
+	data->data = buf;
+	data->ulen = STORE_RECORD_MAX;
+	data->flags = DB_DBT_USERMEM;
+}
+
 static void
 copy_field(char *dst, size_t size, const char *src)
 {
@@ -457,10 +467,7 @@ login_attempt(struct store *st, const struct store_login *in, time_t now,
 	kakao_key(kbuf, &key, in->kakao_id);
 	if ((ret = st->env->txn_begin(st->env, NULL, &txn, 0)) != 0)
 		return ret;
-	memset(&data, 0, sizeof(data));
-	data.data = buf;
-	data.ulen = sizeof(buf);
-	data.flags = DB_DBT_USERMEM;
+	record_dbt(&data, buf);
 	ret = st->users->get(st->users, txn, &key, &data, DB_RMW);
 	if (ret == 0) {
 		if (store_record_decode(buf, data.size, u) == -1) {
@@ -555,10 +562,7 @@ store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
 	if (!store_ready(st))
 		return kl_fail(err, KL_STORE_FAILED, "store not open");
 	kakao_key(kbuf, &key, kakao_id);
-	memset(&data, 0, sizeof(data));
-	data.data = buf;
-	data.ulen = sizeof(buf);
-	data.flags = DB_DBT_USERMEM;
+	record_dbt(&data, buf);
 	busy_enter(st);
 	ret = st->users->get(st->users, NULL, &key, &data, 0);
 	busy_leave(st);

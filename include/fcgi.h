@@ -23,7 +23,7 @@ struct fcgi_worker {
 	pthread_t		 thread;
 	int			 listen_fd;
 	const atomic_bool	*stop;		/* set by main to drain */
-	_Atomic int		 state;		/* enum fcgi_worker_state */
+	enum fcgi_worker_state	 state;		/* under state_lock */
 	pthread_mutex_t		 state_lock;	/* orders state and wake-ups */
 	struct handler_ctx	 ctx;
 };
