@@ -54,7 +54,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 sys.path.insert(0, HERE)
 import stack  # noqa: E402
 import fcgiclient as fc  # noqa: E402
-from stack import LOGIN, Env, procs  # noqa: E402
+from stack import LOGIN, Env, procs, worker_pids  # noqa: E402
 
 KID_BASE = random.randrange(10_000, 1_000_000) * 1000
 RNG = random.Random(20261127)           # garbage bytes: the same every run
@@ -425,23 +425,6 @@ def run_http(env):
 
 # ------------------------------------------------------------- processes
 
-def worker_pids(env):
-    """Live children of multiwatch (the kakao-login processes)."""
-    mw = procs.procs["service"].pid
-    pids = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                st = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(st[1]) == mw and st[0] != "Z":
-            pids.append(int(p))
-    return sorted(pids)
-
-
 def thread_cpu(pids):
     """-> {(pid, tid): utime + stime in clock ticks}"""
     out = {}
@@ -461,7 +444,7 @@ def thread_cpu(pids):
 
 
 def spinning_threads(env, secs=1.0):
-    pids = worker_pids(env)
+    pids = worker_pids()
     a = thread_cpu(pids)
     time.sleep(secs)
     b = thread_cpu(pids)
@@ -510,7 +493,7 @@ def wait_recovered(env, timeout=20):
     last, since = None, time.monotonic()
     n = 0
     while time.monotonic() < deadline:
-        pids = worker_pids(env)
+        pids = worker_pids()
         if pids != last:
             last, since = pids, time.monotonic()
         n += 1
@@ -849,7 +832,7 @@ SPECIAL = {"keep-conn": run_keep_conn, "slowloris": run_slowloris, "slow body": 
 def run_fcgi(env):
     tail = LogTail(env.service_log)
     for name, data, opts, check in FCGI_CASES:
-        before = worker_pids(env)
+        before = worker_pids()
         log = LogTail(env.service_log)
         label = "fastcgi: " + name
         try:
@@ -862,7 +845,7 @@ def run_fcgi(env):
         except OSError as e:
             why = "socket error: %s" % e
         time.sleep(0.05)
-        after = worker_pids(env)
+        after = worker_pids()
         crashed = crash_lines(log.new())
         if after != before or crashed:
             why = ((why + "; ") if why else "") + "worker died: pids %s -> %s; log: %s" % (
@@ -878,7 +861,7 @@ def run_fcgi(env):
 # ------------------------------------------------------------- survival, logs
 
 def run_survival(env, pids_before):
-    pids = worker_pids(env)
+    pids = worker_pids()
     report(pids == pids_before, "workers survive the FastCGI cases: same pids",
            "before %s, after %s" % (pids_before, pids))
     spin = spinning_threads(env)
@@ -955,7 +938,7 @@ def main():
         env.start_lighttpd()
         env.wait_fronts()
         run_http(env)
-        pids_before = worker_pids(env)
+        pids_before = worker_pids()
         run_fcgi(env)
         run_survival(env, pids_before)
         run_logs(env)

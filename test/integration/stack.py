@@ -97,6 +97,24 @@ class Procs:
 procs = Procs()
 
 
+def worker_pids():
+    """Live children of the spawn group's multiwatch: the service's worker
+    processes (from /proc/PID/stat, readable even for a non-dumpable one)."""
+    mw = procs.procs["service"].pid
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(st[1]) == mw and st[0] != "Z":
+            out.append(int(p))
+    return sorted(out)
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.join(TEST, "integration"))
 sys.path.insert(0, os.path.join(TEST, "hostile"))
 import stack  # noqa: E402
 import fcgiclient as fc  # noqa: E402
-from stack import LOGIN, Env, procs  # noqa: E402
+from stack import LOGIN, Env, procs, worker_pids  # noqa: E402
 
 SUPP = os.path.join(HERE, "valgrind.supp")
 MEMCHECK_N = int(os.environ.get("MEMCHECK_N", 20000))
@@ -303,21 +303,6 @@ def rss(pids):
         except OSError:
             pass
     return tot, anon
-
-
-def worker_pids():
-    mw = procs.procs["service"].pid
-    out = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open("/proc/%s/stat" % p) as f:
-                    st = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(st[1]) == mw and st[0] != "Z":
-                out.append(int(p))
-    return sorted(out)
 
 
 def rss_flat(build):

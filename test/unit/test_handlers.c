@@ -32,6 +32,8 @@
 #include "store.h"
 #include "token.h"
 
+#include "unit_util.h"
+
 #define SENTINEL	'#'
 
 /* The buffer the handler passes: MAX_KAKAO_TOKEN + 1 bytes, and a guard
@@ -358,26 +360,6 @@ struct login_fixture {
 	struct kakao_client	*kakao;
 	struct handler_ctx	 ctx;
 };
-
-static void
-remove_tree(const char *dir)
-{
-	char		 path[512];
-	DIR		*d;
-	struct dirent	*e;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (unlink(path) == -1)
-			remove_tree(path);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 static int
 login_setup(void **state)

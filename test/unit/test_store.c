@@ -21,6 +21,8 @@
 
 #include "store.h"
 
+#include "unit_util.h"
+
 #define NOW	((time_t)1700000000)
 
 struct fixture {
@@ -29,26 +31,6 @@ struct fixture {
 };
 
 /* ---- fixture: a temp dir with an open store ---- */
-
-static void
-remove_tree(const char *dir)
-{
-	char		 path[512];
-	DIR		*d;
-	struct dirent	*e;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (unlink(path) == -1)
-			remove_tree(path);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 static void
 fx_open(struct fixture *fx, enum config_durability durability)
