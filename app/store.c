@@ -38,6 +38,10 @@
 #include "store.h"
 
 #define RECORD_VERSION	1
+/* login_attempt()'s own failure: a record that does not encode or decode.
+ * Outside Berkeley DB's error range (-30999 .. -30800) and errno's
+ * (positive), so a real EINVAL from Berkeley DB stays what it is. */
+#define STORE_BAD_RECORD	(-29999)
 #define RECORD_HEADER	52	/* version, status, verified, pad, 6 x 8 bytes */
 
 struct store {
@@ -421,11 +425,11 @@ record_dbt(DBT *data, unsigned char buf[STORE_RECORD_MAX])
 	data->flags = DB_DBT_USERMEM;
 }
 
+/* src, or "" when Kakao did not return the field. */
 static void
 copy_field(char *dst, size_t size, const char *src)
 {
-	if (src != NULL)
-		snprintf(dst, size, "%s", src);
+	snprintf(dst, size, "%s", src != NULL ? src : "");
 }
 
 /*
@@ -471,7 +475,7 @@ login_attempt(struct store *st, const struct store_login *in, time_t now,
 	ret = st->users->get(st->users, txn, &key, &data, DB_RMW);
 	if (ret == 0) {
 		if (store_record_decode(buf, data.size, u) == -1) {
-			ret = EINVAL;
+			ret = STORE_BAD_RECORD;
 			goto abort;
 		}
 	} else if (ret == DB_NOTFOUND) {
@@ -483,11 +487,11 @@ login_attempt(struct store *st, const struct store_login *in, time_t now,
 		u->created = now;
 	} else
 		goto abort;
+	/* What Kakao returned now replaces what we had: a field it no longer
+	 * returns (consent withdrawn) is cleared, not kept. */
 	copy_field(u->nickname, sizeof(u->nickname), in->nickname);
-	if (in->email != NULL) {
-		copy_field(u->email, sizeof(u->email), in->email);
-		u->email_verified = in->email_verified;
-	}
+	copy_field(u->email, sizeof(u->email), in->email);
+	u->email_verified = in->email != NULL && in->email_verified;
 	copy_field(u->profile_image, sizeof(u->profile_image),
 	    in->profile_image);
 	u->status = STORE_USER_ACTIVE;
@@ -495,7 +499,7 @@ login_attempt(struct store *st, const struct store_login *in, time_t now,
 	u->last_login = now;
 	u->login_count++;
 	if ((len = store_record_encode(u, buf, sizeof(buf))) == -1) {
-		ret = EINVAL;
+		ret = STORE_BAD_RECORD;
 		goto abort;
 	}
 	data.data = buf;
@@ -542,7 +546,7 @@ store_user_login(struct store *st, const struct store_login *in, time_t now,
 	if (ret == 0 && st->sync)
 		ret = st->env->log_flush(st->env, NULL);
 	busy_leave(st);
-	if (ret == EINVAL)
+	if (ret == STORE_BAD_RECORD)
 		return kl_fail(err, KL_STORE_FAILED, "user record for kakao "
 		    "id %lld does not encode or decode",
 		    (long long)in->kakao_id);

@@ -34,13 +34,15 @@ struct store_user {
 	uint64_t		 login_count;
 };
 
-/* What a login learned about the user from Kakao. */
+/* What a login learned about the user from Kakao. It replaces what the
+ * record held: NULL means Kakao did not return the field (no consent, or
+ * consent withdrawn), and the stored field is cleared. */
 struct store_login {
 	int64_t		 kakao_id;
-	const char	*nickname;	/* NULL: unknown, keep what we have */
-	const char	*email;		/* NULL: unknown */
+	const char	*nickname;	/* NULL: none */
+	const char	*email;		/* NULL: none, and not verified */
 	bool		 email_verified;
-	const char	*profile_image;	/* NULL: unknown */
+	const char	*profile_image;	/* NULL: none */
 };
 
 struct store;

@@ -311,6 +311,32 @@ def run_concurrent(env, n=20):
            "login_count values %s" % counts)
 
 
+def run_consent(env):
+    """A login where Kakao returns only the id, after a full one: the fields
+    the user no longer shares are null in the answer (the record: test_store)."""
+    for fi, (front, port) in enumerate(env.fronts.items()):
+        k = KID_BASE + 970 + fi
+        name = "%s: consent withdrawn clears nickname, e-mail, image" % front
+        got = login(port, "valid-%d" % k)
+        why = expect("", got, 200, "SUCCESS")
+        if why is None:
+            why, u = check_login(got[1], env.secret, k)
+        if why is None and not (u["nickname"] and u["email"] and u["profile_image"]
+                                and u["email_verified"] is True):
+            why = "first login has no full profile: %r" % u
+        if why is None:
+            first = u
+            got = login(port, "bare-%d" % k)
+            why = expect("", got, 200, "SUCCESS")
+            if why is None:
+                why, u = check_login(got[1], env.secret, k)
+            if why is None:
+                why = diff(u, {"nickname": None, "email": None,
+                               "profile_image": None, "email_verified": False,
+                               "id": first["id"], "login_count": 2})
+        report(why is None, name, why)
+
+
 def restart(env, name, api_url, legacy=False):
     rc, secs = env.stop_service()
     report(rc == 0 and secs < 5, "%s: the spawn group stops on SIGTERM" % name,
@@ -405,6 +431,7 @@ def main():
         run_table(env)
         k, last = run_identity(env)
         run_concurrent(env)
+        run_consent(env)
         run_refused(env)
         run_persistence(env, k, last)
         run_logs(env)

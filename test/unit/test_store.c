@@ -6,6 +6,8 @@
  * allocation (never reused across a reopen), lookups, the record codec and
  * concurrent logins from several threads.
  */
+#include <sys/wait.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <db.h>
 
 #include "store.h"
 
@@ -175,23 +178,40 @@ test_second_kakao_id_new_larger_user(void **state)
 	assert_true(c.user_id > b.user_id);
 }
 
+/* Consent withdrawn: a field Kakao no longer returns is cleared, in the
+ * answer and in the record, and an e-mail that is gone is not verified. */
 static void
-test_null_nickname_keeps_stored(void **state)
+test_withdrawn_consent_clears_fields(void **state)
 {
 	struct fixture		*fx = *state;
+	struct store_login	 in;
 	struct store_user	 u;
 	struct kl_error		 err;
 
 	fx_open(fx, DURABILITY_SYNC);
-	login(fx->st, 77, "영희", "y@example.com", true, NOW, &u);
+	memset(&in, 0, sizeof(in));
+	in.kakao_id = 77;
+	in.nickname = "영희";
+	in.email = "y@example.com";
+	in.email_verified = true;
+	in.profile_image = "https://k.kakaocdn.net/img.jpg";
+	assert_int_equal(store_user_login(fx->st, &in, NOW, &u, &err), 0);
+	assert_string_equal(u.profile_image, "https://k.kakaocdn.net/img.jpg");
 	login(fx->st, 77, NULL, NULL, false, NOW + 1, &u);
-	assert_string_equal(u.nickname, "영희");
 	assert_int_equal(u.login_count, 2);
-	memset(&u, 0, sizeof(u));
+	assert_string_equal(u.nickname, "");
+	assert_string_equal(u.email, "");
+	assert_false(u.email_verified);
+	assert_string_equal(u.profile_image, "");
+	memset(&u, 0x5a, sizeof(u));
 	assert_int_equal(store_user_get(fx->st, 77, &u, &err), 0);
+	assert_string_equal(u.nickname, "");
+	assert_string_equal(u.email, "");
+	assert_false(u.email_verified);
+	assert_string_equal(u.profile_image, "");
+	/* Consent given again: the fields come back. */
+	login(fx->st, 77, "영희", "y@example.com", true, NOW + 2, &u);
 	assert_string_equal(u.nickname, "영희");
-	/* A NULL e-mail is "unknown": the stored one and its flag stay. */
-	assert_string_equal(u.email, "y@example.com");
 	assert_true(u.email_verified);
 }
 
@@ -273,7 +293,7 @@ test_login_refuses_bad_kakao_id(void **state)
 }
 
 static void
-test_reopen_persists_and_never_reuses_ids(void **state)
+test_reopen_persists_and_keeps_ids(void **state)
 {
 	struct fixture		*fx = *state;
 	struct store_user	 u, got;
@@ -316,6 +336,99 @@ test_reopen_persists_and_never_reuses_ids(void **state)
 	assert_true(u.user_id > max_id);
 	assert_int_equal(store_user_get(fx->st, 9999, &got, &err), 0);
 	assert_string_equal(got.nickname, "new");
+}
+
+/*
+ * A process that dies without closing the store (kill -9, a crash) loses
+ * what was not flushed; with nosync that is every recent commit. The user
+ * ids it handed out must still never be handed out again: a token may
+ * already carry one. The child logs in three users and reports the largest
+ * id, then exits without closing anything; the parent's open runs recovery.
+ * Fails when next_user_id() does not flush a new block of the sequence.
+ */
+static void
+test_crash_never_reuses_ids(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_user	 u;
+	uint64_t		 max_id = 0;
+	int64_t			 k;
+	int			 fds[2], status;
+	pid_t			 pid;
+
+	assert_int_equal(pipe(fds), 0);
+	if ((pid = fork()) == 0) {
+		close(fds[0]);
+		fx_open(fx, DURABILITY_NOSYNC);
+		for (k = 1; k <= 3; k++) {
+			login(fx->st, 600 + k, "lost", NULL, false, NOW, &u);
+			if (u.user_id > max_id)
+				max_id = u.user_id;
+		}
+		if (write(fds[1], &max_id, sizeof(max_id)) != sizeof(max_id))
+			_exit(2);
+		_exit(0);	/* no store_close(): as if killed */
+	}
+	assert_true(pid > 0);
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &max_id, sizeof(max_id)),
+	    sizeof(max_id));
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(max_id >= 1);
+
+	fx_open(fx, DURABILITY_NOSYNC);
+	login(fx->st, 9999, "after the crash", NULL, false, NOW + 1, &u);
+	assert_true(u.user_id > max_id);
+}
+
+/*
+ * A real EINVAL from Berkeley DB (here: the user id sequence exhausted, on
+ * an environment made with a range of 40 ids) is reported as what it is,
+ * not as a record that does not decode.
+ */
+static void
+test_bdb_einval_is_not_a_codec_error(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_user	 u;
+	struct store_login	 in;
+	struct kl_error		 err;
+	DB_ENV			*env;
+	DB			*db;
+	DB_SEQUENCE		*seq;
+	DBT			 key;
+	int64_t			 k;
+	int			 rc = 0;
+
+	assert_int_equal(db_env_create(&env, 0), 0);
+	assert_int_equal(env->open(env, fx->home, DB_CREATE | DB_INIT_TXN |
+	    DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL, 0600), 0);
+	assert_int_equal(db_create(&db, env, 0), 0);
+	assert_int_equal(db->open(db, NULL, "seq.db", NULL, DB_BTREE,
+	    DB_CREATE | DB_AUTO_COMMIT, 0600), 0);
+	assert_int_equal(db_sequence_create(&seq, db, 0), 0);
+	assert_int_equal(seq->set_range(seq, 1, 40), 0);
+	assert_int_equal(seq->initial_value(seq, 1), 0);
+	memset(&key, 0, sizeof(key));
+	key.data = "user_id";
+	key.size = 7;
+	assert_int_equal(seq->open(seq, NULL, &key, DB_CREATE), 0);
+	seq->close(seq, 0);
+	db->close(db, 0);
+	env->close(env, 0);
+
+	fx_open(fx, DURABILITY_SYNC);
+	memset(&in, 0, sizeof(in));
+	for (k = 1; k <= 60 && rc == 0; k++) {
+		in.kakao_id = 800 + k;
+		rc = store_user_login(fx->st, &in, NOW, &u, &err);
+	}
+	assert_int_equal(rc, -1);
+	assert_int_equal(err.status, KL_STORE_FAILED);
+	if (strstr(err.detail, "decode") != NULL)
+		fail_msg("reported as a codec error: %s", err.detail);
 }
 
 /* ---- record codec ---- */
@@ -709,7 +822,7 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_second_kakao_id_new_larger_user, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_null_nickname_keeps_stored,
+		cmocka_unit_test_setup_teardown(test_withdrawn_consent_clears_fields,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_email_verified_follows_input, setup, teardown),
@@ -718,7 +831,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_login_refuses_bad_kakao_id,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_reopen_persists_and_never_reuses_ids, setup, teardown),
+		    test_reopen_persists_and_keeps_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_never_reuses_ids,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bdb_einval_is_not_a_codec_error,
+		    setup, teardown),
 		cmocka_unit_test(test_record_round_trip),
 		cmocka_unit_test(test_record_negative_times),
 		cmocka_unit_test(test_record_decode_rejects_truncated),
