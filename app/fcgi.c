@@ -110,33 +110,55 @@ request_path(FCGX_Request *fr, char *out, size_t size)
 	out[len] = '\0';
 }
 
-/* Reads the body into buf (MAX_BODY + 1 bytes). */
-static int
-read_body(FCGX_Request *fr, char *buf, size_t *len, struct kl_error *err)
+/* CONTENT_LENGTH: 1 to 18 decimal digits (no sign, no blanks), at most
+ * MAX_BODY. Returns the length, or -1 with err filled. */
+static long long
+content_length(const char *cl, struct kl_error *err)
 {
-	const char	*cl = FCGX_GetParam("CONTENT_LENGTH", fr->envp);
-	char		*end;
-	long long	 want = -1;
-	int		 n;
+	long long	want = 0;
+	size_t		i;
+
+	for (i = 0; cl[i] != '\0'; i++) {
+		if (cl[i] < '0' || cl[i] > '9' || i >= 18)
+			return kl_fail(err, KL_BAD_REQUEST, "bad CONTENT_LENGTH");
+		want = want * 10 + (cl[i] - '0');
+	}
+	if (i == 0)
+		return kl_fail(err, KL_BAD_REQUEST, "bad CONTENT_LENGTH");
+	if (want > MAX_BODY)
+		return kl_fail(err, KL_TOO_LARGE, "body of %lld bytes", want);
+	return want;
+}
+
+/*
+ * The buffer is reused by every request of this worker: it is cleared
+ * first, so a request without a body never sees the previous one's.
+ */
+int
+fcgi_read_body(FCGX_Stream *in, const char *cl, char *buf, size_t *len,
+    struct kl_error *err)
+{
+	long long	want = MAX_BODY + 1;
+	int		n;
 
 	*len = 0;
-	if (cl != NULL && *cl != '\0') {
-		errno = 0;
-		want = strtoll(cl, &end, 10);
-		if (errno != 0 || *end != '\0' || want < 0)
-			return kl_fail(err, KL_BAD_REQUEST, "bad CONTENT_LENGTH");
-		if (want > MAX_BODY)
-			return kl_fail(err, KL_TOO_LARGE, "body of %lld bytes",
-			    want);
-		if (want == 0)
-			return 0;
-	}
-	/* Without a length, read to the end, but never past the limit. */
-	n = FCGX_GetStr(buf, MAX_BODY + 1, fr->in);
+	buf[0] = '\0';
+	if (cl != NULL && *cl != '\0' && (want = content_length(cl, err)) < 0)
+		return -1;
+	/* Read to the end of stdin, but never past the limit: a body longer
+	 * than announced is as wrong as a shorter one. */
+	n = FCGX_GetStr(buf, MAX_BODY + 1, in);
 	if (n < 0)
 		return kl_fail(err, KL_BAD_REQUEST, "cannot read the body");
-	if (n > MAX_BODY)
+	if (n > MAX_BODY) {
+		buf[0] = '\0';
 		return kl_fail(err, KL_TOO_LARGE, "body over %d bytes", MAX_BODY);
+	}
+	if (want <= MAX_BODY && n != want) {
+		buf[0] = '\0';
+		return kl_fail(err, KL_BAD_REQUEST, "body of %d bytes, "
+		    "CONTENT_LENGTH %lld", n, want);
+	}
 	*len = (size_t)n;
 	buf[n] = '\0';
 	return 0;
@@ -210,7 +232,8 @@ serve(struct fcgi_worker *w, FCGX_Request *fr, char *body)
 	else if (!method_allowed(rt->allow, req.method)) {
 		allow = rt->allow;
 		kl_fail(&err, KL_METHOD_NOT_ALLOWED, "method not allowed");
-	} else if (read_body(fr, body, &req.body_len, &err) == 0) {
+	} else if (fcgi_read_body(fr->in, FCGX_GetParam("CONTENT_LENGTH",
+	    fr->envp), body, &req.body_len, &err) == 0) {
 		req.body = body;
 		rc = rt->fn(&w->ctx, &req, &resp, &err);
 	}

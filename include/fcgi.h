@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "handlers.h"
+#include "kl_error.h"
 
 enum fcgi_worker_state {
 	WORKER_IDLE,		/* waiting in accept: may be woken by a signal */
@@ -41,5 +42,15 @@ void	*fcgi_worker_run(void *arg);
 /* Wakes a worker blocked in accept so it sees *stop; does nothing when it
  * is serving a request. Returns true once the worker has left its loop. */
 bool	fcgi_worker_wake(struct fcgi_worker *w, int signo);
+
+/*
+ * Reads a request body of at most MAX_BODY bytes from in into buf (which
+ * holds MAX_BODY + 1), as CONTENT_LENGTH (cl, NULL when absent) announces.
+ * On success buf holds exactly the body, NUL-terminated, and *len its
+ * length. Exposed for the unit tests.
+ */
+struct FCGX_Stream;
+int	fcgi_read_body(struct FCGX_Stream *in, const char *cl, char *buf,
+	    size_t *len, struct kl_error *err);
 
 #endif
