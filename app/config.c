@@ -6,6 +6,8 @@
  * read once at start, before any thread exists; nothing here runs per
  * request. Knows nothing of HTTP, Kakao or the store beyond the values.
  */
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
@@ -38,6 +40,7 @@ static const struct config_key keys[] = {
 	{ "kakao_api_url",		F(kakao_api_url), K_URL, 0, 0 },
 	{ "kakao_auth_url",		F(kakao_auth_url), K_URL, 0, 0 },
 	{ "kakao_app_id",		F(kakao_app_id), K_INT64, 1, LLONG_MAX },
+	{ "kakao_allow_other_apps",	F(kakao_allow_other_apps), K_BOOL, 0, 0 },
 	{ "kakao_rest_api_key",		F(kakao_rest_api_key), K_STRING, 0, 0 },
 	{ "kakao_client_secret_file",	F(kakao_client_secret_file), K_STRING, 0, 0 },
 	{ "kakao_admin_key_file",	F(kakao_admin_key_file), K_STRING, 0, 0 },
@@ -96,6 +99,59 @@ parse_number(const struct config_key *k, const char *v, long long *out,
 	return 0;
 }
 
+/* True when host (len bytes, no port) names this machine: localhost, a
+ * dotted-quad 127.0.0.0/8 address or [::1]. Names that merely start like
+ * one (127.0.0.1.example) are not. */
+static int
+host_is_loopback(const char *host, size_t len)
+{
+	char		buf[64];
+	unsigned char	a[16];
+
+	if (len == 0 || len >= sizeof(buf))
+		return 0;
+	memcpy(buf, host, len);
+	buf[len] = '\0';
+	if (strcmp(buf, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, buf, a) == 1)
+		return a[0] == 127;
+	if (len > 2 && buf[0] == '[' && buf[len - 1] == ']') {
+		buf[len - 1] = '\0';
+		return inet_pton(AF_INET6, buf + 1, a) == 1 &&
+		    memcmp(a, &in6addr_loopback, sizeof(a)) == 0;
+	}
+	return 0;
+}
+
+/* Cleartext goes only to this machine (the fake Kakao, a local gateway):
+ * the host, then an optional :port of digits, then the end or a path. */
+static int
+check_http_host(const struct config_key *k, const char *host,
+    struct kl_error *err)
+{
+	size_t	hlen, plen;
+
+	if (*host == '[')
+		hlen = strcspn(host, "]") + 1;
+	else
+		hlen = strcspn(host, ":/");
+	if (hlen > strlen(host) || !host_is_loopback(host, hlen))
+		return kl_fail(err, KL_BAD_CONFIG, "%s: http:// only to a "
+		    "loopback address (127.0.0.0/8, [::1], localhost); use "
+		    "https://", k->name);
+	host += hlen;
+	if (*host == ':') {
+		plen = strspn(host + 1, "0123456789");
+		if (plen == 0 || plen > 5 ||
+		    (host[1 + plen] != '\0' && host[1 + plen] != '/'))
+			return kl_fail(err, KL_BAD_CONFIG, "%s: bad port",
+			    k->name);
+	} else if (*host != '\0' && *host != '/')
+		return kl_fail(err, KL_BAD_CONFIG, "%s: bad host", k->name);
+	return 0;
+}
+
 /* Only http and https, no user info, no trailing slash; the scheme later
  * limits which protocols libcurl may speak. */
 static int
@@ -116,6 +172,8 @@ check_url(const struct config_key *k, const char *v, struct kl_error *err)
 	if (v[len - 1] == '/')
 		return kl_fail(err, KL_BAD_CONFIG, "%s: no trailing slash",
 		    k->name);
+	if (host == v + 7)
+		return check_http_host(k, host, err);
 	return 0;
 }
 
@@ -223,6 +281,24 @@ config_parse_line(struct config *cfg, const char *line, struct kl_error *err)
 }
 
 int
+config_check(const struct config *cfg, struct kl_error *err)
+{
+	if (cfg->upstream_connect_timeout_ms > cfg->upstream_timeout_ms)
+		return kl_fail(err, KL_BAD_CONFIG, "upstream_connect_timeout_ms "
+		    "exceeds upstream_timeout_ms");
+	/* Without the app id check a token another Kakao app obtained logs
+	 * its owner in here: only when the file says so. */
+	if (cfg->kakao_app_id == 0 && !cfg->kakao_allow_other_apps)
+		return kl_fail(err, KL_BAD_CONFIG, "kakao_app_id is required "
+		    "(or kakao_allow_other_apps = yes to accept tokens issued "
+		    "to other Kakao apps)");
+	if (cfg->kakao_app_id != 0 && cfg->kakao_allow_other_apps)
+		return kl_fail(err, KL_BAD_CONFIG, "kakao_app_id is set: "
+		    "kakao_allow_other_apps = yes contradicts it");
+	return 0;
+}
+
+int
 config_load(struct config *cfg, const char *path, struct kl_error *err)
 {
 	FILE		*fp;
@@ -264,9 +340,8 @@ config_load(struct config *cfg, const char *path, struct kl_error *err)
 		    path);
 		goto done;
 	}
-	if (cfg->upstream_connect_timeout_ms > cfg->upstream_timeout_ms) {
-		kl_fail(err, KL_BAD_CONFIG, "%s: upstream_connect_timeout_ms "
-		    "exceeds upstream_timeout_ms", path);
+	if (config_check(cfg, &lerr) == -1) {
+		kl_fail(err, KL_BAD_CONFIG, "%s: %s", path, lerr.detail);
 		goto done;
 	}
 	rc = 0;

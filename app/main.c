@@ -52,6 +52,9 @@
  * environment's locks are never woken: give the others a moment only. */
 #define PANIC_DRAIN_S	2
 
+#define OTHER_APPS_WARNING "kakao_allow_other_apps = yes: no app id check, " \
+	"a token any other Kakao app obtained logs its owner in here"
+
 static void
 usage(void)
 {
@@ -191,6 +194,9 @@ main(int argc, char *argv[])
 		    cfg.jwt_ttl, &kerr) == -1)
 			errx(1, "%s", kerr.detail);
 		token_wipe(&token);
+		if (cfg.kakao_allow_other_apps)
+			fprintf(stderr, "%s: warning: %s\n", conf,
+			    OTHER_APPS_WARNING);
 		printf("%s: configuration ok\n", conf);
 		return 0;
 	}
@@ -264,6 +270,8 @@ main(int argc, char *argv[])
 		errx(1, "pthread_create failed");
 	log_info("started: %d threads, kakao %s, app id check %s", cfg.threads,
 	    cfg.kakao_api_url, cfg.kakao_app_id ? "on" : "off");
+	if (cfg.kakao_allow_other_apps)
+		log_warn("%s", OTHER_APPS_WARNING);
 
 	exit_code = watch(&stopset, store);
 

@@ -28,6 +28,7 @@ struct config {
 	char			 kakao_api_url[MAX_URL_LEN];
 	char			 kakao_auth_url[MAX_URL_LEN];
 	int64_t			 kakao_app_id;	/* 0: not checked */
+	bool			 kakao_allow_other_apps; /* app id may be 0 */
 	char			 kakao_rest_api_key[MAX_CONFIG_LINE];
 	char			 kakao_client_secret_file[MAX_CONFIG_PATH];
 	char			 kakao_admin_key_file[MAX_CONFIG_PATH];
@@ -44,8 +45,14 @@ struct config {
 void	config_defaults(struct config *cfg);
 
 /* Reads path over the defaults. Returns 0, or -1 with err->detail naming
- * "path:line: problem". Checks that required keys are present. */
+ * "path:line: problem". Checks that required keys are present and
+ * config_check(). */
 int	config_load(struct config *cfg, const char *path, struct kl_error *err);
+
+/* The rules between keys, checked by config_load after the last line:
+ * the connect time-out within the whole one; kakao_app_id set, or else
+ * kakao_allow_other_apps = yes (never both). */
+int	config_check(const struct config *cfg, struct kl_error *err);
 
 /* Parses one "key = value" line (no newline) into cfg; used by config_load
  * and the fuzz target. Blank and comment lines are accepted. */

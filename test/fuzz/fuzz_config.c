@@ -8,8 +8,10 @@
  * KL_BAD_CONFIG and leaves the struct byte for byte as it was; every string
  * field ends with a NUL inside its array; the numeric fields stay within
  * the ranges of the key table in app/config.c (or keep their defaults);
- * db_durability is one of the three; the two URLs start with http:// or
- * https://, hold no '@' and end without '/'.
+ * db_durability is one of the three; the two URLs start with https://,
+ * or with http:// and a loopback host, hold no '@' and end without '/'.
+ * At the end, config_check() passing means kakao_app_id is set or
+ * kakao_allow_other_apps is yes, not both.
  */
 #include <assert.h>
 #include <limits.h>
@@ -30,8 +32,16 @@ url_ok(const char *u)
 {
 	size_t	len = strlen(u);
 
-	return (strncmp(u, "https://", 8) == 0 ||
-	    strncmp(u, "http://", 7) == 0) && strchr(u, '@') == NULL &&
+	if (strncmp(u, "http://", 7) == 0) {
+		/* Cleartext only to this machine. */
+		u += 7;
+		if (strncmp(u, "127.", 4) != 0 &&
+		    strncmp(u, "[::1]", 5) != 0 &&
+		    strncmp(u, "localhost", 9) != 0)
+			return false;
+		return strchr(u, '@') == NULL && u[len - 8] != '/';
+	}
+	return strncmp(u, "https://", 8) == 0 && strchr(u, '@') == NULL &&
 	    u[len - 1] != '/';
 }
 
@@ -56,6 +66,8 @@ check(const struct config *c)
 	assert(c->upstream_connect_timeout_ms >= 10 &&
 	    c->upstream_connect_timeout_ms <= 60000);
 	memcpy(&b, &c->legacy_acess_token, 1);
+	assert(b <= 1);
+	memcpy(&b, &c->kakao_allow_other_apps, 1);
 	assert(b <= 1);
 	assert(url_ok(c->kakao_api_url));
 	assert(url_ok(c->kakao_auth_url));
@@ -90,5 +102,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(line);
 		p = nl + 1;
 	}
+	if (config_check(&cfg, &err) == 0)
+		assert((cfg.kakao_app_id != 0) != cfg.kakao_allow_other_apps);
+	else
+		assert(err.status == KL_BAD_CONFIG);
 	return 0;
 }

@@ -456,7 +456,8 @@ test_durability_words(void **state)
 
 static const char minimal[] =
     "db_home = /var/lib/kakao-login\n"
-    "jwt_secret_file = /etc/kakao-login/jwt.key\n";
+    "jwt_secret_file = /etc/kakao-login/jwt.key\n"
+    "kakao_app_id = 424242\n";
 
 static void
 test_load_minimal_keeps_defaults(void **state)
@@ -620,7 +621,7 @@ test_load_connect_timeout_above_total(void **state)
 	char		*path;
 
 	(void)state;
-	path = write_temp("db_home = /x\njwt_secret_file = /k\n"
+	path = write_temp("db_home = /x\njwt_secret_file = /k\nkakao_app_id = 1\n"
 	    "upstream_timeout_ms = 100\nupstream_connect_timeout_ms = 200\n");
 	config_defaults(&cfg);
 	assert_int_equal(config_load(&cfg, path, &err), -1);
@@ -629,14 +630,14 @@ test_load_connect_timeout_above_total(void **state)
 	remove_temp(path);
 
 	/* Against the default total (3000). */
-	path = write_temp("db_home = /x\njwt_secret_file = /k\n"
+	path = write_temp("db_home = /x\njwt_secret_file = /k\nkakao_app_id = 1\n"
 	    "upstream_connect_timeout_ms = 3001\n");
 	config_defaults(&cfg);
 	assert_int_equal(config_load(&cfg, path, &err), -1);
 	remove_temp(path);
 
 	/* Equal is fine, in either order of the lines. */
-	path = write_temp("db_home = /x\njwt_secret_file = /k\n"
+	path = write_temp("db_home = /x\njwt_secret_file = /k\nkakao_app_id = 1\n"
 	    "upstream_connect_timeout_ms = 200\nupstream_timeout_ms = 200\n");
 	config_defaults(&cfg);
 	if (config_load(&cfg, path, &err) != 0)
@@ -656,6 +657,152 @@ test_load_missing_file(void **state)
 	    -1);
 	assert_int_equal(err.status, KL_BAD_CONFIG);
 	assert_non_null(strstr(err.detail, "/nonexistent/kl-test/conf"));
+}
+
+
+/* ---- http:// only to this machine ---- */
+
+static void
+test_url_http_only_loopback(void **state)
+{
+	static const char *good[] = {
+		"http://127.0.0.1", "http://127.0.0.1:8081", "http://127.1.2.3:80",
+		"http://localhost", "http://localhost:9000",
+		"http://[::1]", "http://[::1]:8080", "http://127.0.0.1:8081/gw",
+		"https://kapi.kakao.com", "https://10.0.0.1:8443",
+	};
+	static const char *bad[] = {
+		"http://kapi.kakao.com",		/* cleartext to Kakao */
+		"http://10.0.0.1:8081",			/* another machine */
+		"http://128.0.0.1",
+		"http://127.0.0.1.evil.example",	/* a name, not an address */
+		"http://localhost.evil.example",
+		"http://127.evil.example",
+		"http://0x7f000001", "http://2130706433", "http://0177.0.0.1",
+		"http://127.0.0.1evil", "http://127.0.0.1:", "http://127.0.0.1:8o",
+		"http://[::2]", "http://[::ffff:10.0.0.1]", "http://[::1",
+		"http://::1", "http://LOCALHOST.", "http://localhost:80:80",
+	};
+	struct config	cfg;
+	char		line[256];
+	size_t		i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(line, sizeof(line), "kakao_api_url = %s", good[i]);
+		accept_line(&cfg, line);
+		assert_string_equal(cfg.kakao_api_url, good[i]);
+		snprintf(line, sizeof(line), "kakao_auth_url = %s", good[i]);
+		accept_line(&cfg, line);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(line, sizeof(line), "kakao_api_url = %s", bad[i]);
+		refuse(line);
+		snprintf(line, sizeof(line), "kakao_auth_url = %s", bad[i]);
+		refuse(line);
+	}
+}
+
+/* ---- kakao_app_id or, explicitly, kakao_allow_other_apps ---- */
+
+/* config_load() over text; returns its result, err filled. */
+static int
+load_text(struct config *cfg, const char *text, struct kl_error *err)
+{
+	char	*path = write_temp(text);
+	int	 rc;
+
+	config_defaults(cfg);
+	kl_error_clear(err);
+	rc = config_load(cfg, path, err);
+	remove_temp(path);
+	return rc;
+}
+
+static void
+test_load_requires_app_id_or_allow(void **state)
+{
+	struct config	cfg;
+	struct kl_error	err;
+
+	(void)state;
+	/* Neither: refused, and the message names both ways out. */
+	assert_int_equal(load_text(&cfg, "db_home = /x\njwt_secret_file = /k\n",
+	    &err), -1);
+	assert_int_equal(err.status, KL_BAD_CONFIG);
+	assert_non_null(strstr(err.detail, "kakao_app_id"));
+	assert_non_null(strstr(err.detail, "kakao_allow_other_apps"));
+	/* Saying no is the same as not saying. */
+	assert_int_equal(load_text(&cfg, "db_home = /x\njwt_secret_file = /k\n"
+	    "kakao_allow_other_apps = no\n", &err), -1);
+	/* The app id. */
+	if (load_text(&cfg, "db_home = /x\njwt_secret_file = /k\n"
+	    "kakao_app_id = 424242\n", &err) != 0)
+		fail_msg("refused: %s", err.detail);
+	assert_int_equal(cfg.kakao_app_id, 424242);
+	assert_false(cfg.kakao_allow_other_apps);
+	/* Or, explicitly, other apps' tokens. */
+	if (load_text(&cfg, "db_home = /x\njwt_secret_file = /k\n"
+	    "kakao_allow_other_apps = yes\n", &err) != 0)
+		fail_msg("refused: %s", err.detail);
+	assert_int_equal(cfg.kakao_app_id, 0);
+	assert_true(cfg.kakao_allow_other_apps);
+	/* Both contradict each other. */
+	assert_int_equal(load_text(&cfg, "db_home = /x\njwt_secret_file = /k\n"
+	    "kakao_app_id = 424242\nkakao_allow_other_apps = yes\n", &err), -1);
+	assert_non_null(strstr(err.detail, "kakao_allow_other_apps"));
+}
+
+/* etc/kakao-login.conf, as shipped and with its app id line uncommented:
+ * the sample stays true to the rules (run from the repository root). */
+static char *
+sample_text(int with_app_id)
+{
+	FILE	*fp = fopen("etc/kakao-login.conf", "r");
+	char	*text, *p;
+	long	 size;
+
+	if (fp == NULL)
+		fail_msg("etc/kakao-login.conf: run from the repository root");
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	size = ftell(fp);
+	rewind(fp);
+	text = calloc(1, (size_t)size + 1);
+	assert_non_null(text);
+	assert_int_equal(fread(text, 1, (size_t)size, fp), (size_t)size);
+	fclose(fp);
+	if (with_app_id) {
+		p = strstr(text, "\n#kakao_app_id = ");
+		if (p == NULL)
+			fail_msg("sample lacks a \"#kakao_app_id = \" line");
+		p[1] = ' ';
+	}
+	return text;
+}
+
+static void
+test_sample_config(void **state)
+{
+	struct config	 cfg;
+	struct kl_error	 err;
+	char		*text;
+
+	(void)state;
+	text = sample_text(0);
+	assert_int_equal(load_text(&cfg, text, &err), -1);
+	assert_non_null(strstr(err.detail, "kakao_app_id"));
+	free(text);
+
+	text = sample_text(1);
+	if (load_text(&cfg, text, &err) != 0)
+		fail_msg("sample with its app id refused: %s", err.detail);
+	assert_true(cfg.kakao_app_id > 0);
+	assert_false(cfg.kakao_allow_other_apps);
+	/* Old front ends read "acess_token": on in the sample. */
+	assert_true(cfg.legacy_acess_token);
+	assert_string_equal(cfg.kakao_api_url, "https://kapi.kakao.com");
+	assert_string_equal(cfg.kakao_auth_url, "https://kauth.kakao.com");
+	free(text);
 }
 
 int
@@ -684,6 +831,9 @@ main(void)
 		cmocka_unit_test(test_load_required_keys),
 		cmocka_unit_test(test_load_connect_timeout_above_total),
 		cmocka_unit_test(test_load_missing_file),
+		cmocka_unit_test(test_url_http_only_loopback),
+		cmocka_unit_test(test_load_requires_app_id_or_allow),
+		cmocka_unit_test(test_sample_config),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
