@@ -5,16 +5,22 @@
  * kind of value it takes, which says how the value is checked. The file is
  * read once at start, before any thread exists; nothing here runs per
  * request. Knows nothing of HTTP, Kakao or the store beyond the values.
+ * Also reads the secret files the keys name (config_read_secret), for the
+ * layers above that hold keys: the bytes are theirs to keep and wipe.
  */
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -347,5 +353,85 @@ config_load(struct config *cfg, const char *path, struct kl_error *err)
 	rc = 0;
 done:
 	fclose(fp);
+	return rc;
+}
+
+/* All bytes equal, or all whitespace: long enough, yet no secret. */
+static int
+secret_is_trivial(const unsigned char *b, size_t len)
+{
+	size_t	i, same = 1, space = 1;
+
+	for (i = 0; i < len; i++) {
+		same &= b[i] == b[0];
+		space &= isspace(b[i]) != 0;
+	}
+	return same || space;
+}
+
+int
+config_read_secret(const char *what, const char *path, unsigned char *buf,
+    size_t size, size_t min, size_t *len, struct kl_error *err)
+{
+	struct stat	st;
+	ssize_t		n;
+	size_t		got = 0;
+	int		fd, rc = -1;
+
+	*len = 0;
+	/* O_NONBLOCK: a FIFO or device there must not hang the start. */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return kl_fail(err, KL_BAD_CONFIG, "%s %s: %s", what, path,
+		    strerror(errno));
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		kl_fail(err, KL_BAD_CONFIG, "%s %s: not a regular file", what,
+		    path);
+		goto done;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		kl_fail(err, KL_BAD_CONFIG, "%s %s: mode %03o lets others "
+		    "read it; chmod 600", what, path,
+		    (unsigned)(st.st_mode & 0777));
+		goto done;
+	}
+	while (got < size) {
+		n = read(fd, buf + got, size - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			kl_fail(err, KL_BAD_CONFIG, "%s %s: %s", what, path,
+			    strerror(errno));
+			goto done;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == size) {
+		kl_fail(err, KL_BAD_CONFIG, "%s %s: longer than %zu bytes",
+		    what, path, size - 1);
+		goto done;
+	}
+	if (got > 0 && buf[got - 1] == '\n')
+		got--;
+	if (got > 0 && buf[got - 1] == '\r')
+		got--;
+	if (got < min) {
+		kl_fail(err, KL_BAD_CONFIG, "%s %s: shorter than %zu bytes",
+		    what, path, min);
+		goto done;
+	}
+	if (secret_is_trivial(buf, got)) {
+		kl_fail(err, KL_BAD_CONFIG, "%s %s: every byte the same or "
+		    "whitespace: not a secret", what, path);
+		goto done;
+	}
+	*len = got;
+	rc = 0;
+done:
+	close(fd);
+	if (rc == -1)
+		explicit_bzero(buf, size);
 	return rc;
 }

@@ -8,10 +8,8 @@
  * and frees its own jwt_t.
  */
 #include <sys/random.h>
-#include <sys/stat.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,72 +18,24 @@
 
 #include <jwt.h>
 
+#include "config.h"
 #include "token.h"
 
 int
 token_init(struct token_ctx *ctx, const char *path, const char *issuer,
     long ttl, struct kl_error *err)
 {
-	struct stat	st;
-	ssize_t		n;
-	size_t		len = 0;
-	int		fd, rc = -1;
-
 	memset(ctx, 0, sizeof(*ctx));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
-		return kl_fail(err, KL_BAD_CONFIG, "jwt_secret_file %s: %s",
-		    path, strerror(errno));
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		kl_fail(err, KL_BAD_CONFIG, "jwt_secret_file %s: not a "
-		    "regular file", path);
-		goto done;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		kl_fail(err, KL_BAD_CONFIG, "jwt_secret_file %s: mode %03o "
-		    "lets others read it; chmod 600", path,
-		    (unsigned)(st.st_mode & 0777));
-		goto done;
-	}
-	while (len < sizeof(ctx->key)) {
-		n = read(fd, ctx->key + len, sizeof(ctx->key) - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			kl_fail(err, KL_BAD_CONFIG, "jwt_secret_file %s: %s",
-			    path, strerror(errno));
-			goto done;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len == sizeof(ctx->key)) {
-		kl_fail(err, KL_BAD_CONFIG, "jwt_secret_file %s: longer than "
-		    "%d bytes", path, MAX_JWT_SECRET - 1);
-		goto done;
-	}
-	if (len > 0 && ctx->key[len - 1] == '\n')
-		len--;
-	if (len > 0 && ctx->key[len - 1] == '\r')
-		len--;
-	if (len < MIN_JWT_SECRET) {
-		kl_fail(err, KL_BAD_CONFIG, "jwt_secret_file %s: shorter than "
-		    "%d bytes", path, MIN_JWT_SECRET);
-		goto done;
-	}
-	ctx->keylen = len;
+	if (config_read_secret("jwt_secret_file", path, ctx->key,
+	    sizeof(ctx->key), MIN_JWT_SECRET, &ctx->keylen, err) == -1)
+		return -1;
 	if (snprintf(ctx->issuer, sizeof(ctx->issuer), "%s", issuer) >=
 	    (int)sizeof(ctx->issuer)) {
-		kl_fail(err, KL_BAD_CONFIG, "jwt_issuer too long");
-		goto done;
+		token_wipe(ctx);
+		return kl_fail(err, KL_BAD_CONFIG, "jwt_issuer too long");
 	}
 	ctx->ttl = ttl;
-	rc = 0;
-done:
-	close(fd);
-	if (rc == -1)
-		token_wipe(ctx);
-	return rc;
+	return 0;
 }
 
 void

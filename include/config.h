@@ -8,6 +8,7 @@
 #define KL_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kl_error.h"
@@ -57,6 +58,18 @@ int	config_check(const struct config *cfg, struct kl_error *err);
 /* Parses one "key = value" line (no newline) into cfg; used by config_load
  * and the fuzz target. Blank and comment lines are accepted. */
 int	config_parse_line(struct config *cfg, const char *line,
+	    struct kl_error *err);
+
+/* Reads the secret file path (what: its key, for messages) into buf, for
+ * jwt_secret_file today and the Kakao key files later. Refused: anything
+ * but a regular file (opened O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, so a FIFO
+ * or a symlink fails at once), group or world access, size bytes or more,
+ * fewer than min after one trailing newline is dropped, all bytes equal or
+ * all whitespace. On success *len bytes of buf are the secret; the caller
+ * owns them and wipes buf (explicit_bzero) when done. On failure buf is
+ * wiped and err names the file, never the bytes. */
+int	config_read_secret(const char *what, const char *path,
+	    unsigned char *buf, size_t size, size_t min, size_t *len,
 	    struct kl_error *err);
 
 #endif

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -330,6 +333,104 @@ test_init_detail_has_no_secret(void **state)
 	path = secret_file("short-secret-XYZ", 16, 0600);
 	assert_int_equal(token_init(&ctx, path, ISSUER, TTL, &err), -1);
 	assert_null(strstr(err.detail, "short-secret-XYZ"));
+	remove_file(path);
+}
+
+
+/* A FIFO as the secret: refused at once, not a hang waiting for a writer.
+ * token_init runs in a child, so a hang is a failure, not a stuck suite. */
+static void
+test_init_refuses_fifo_quickly(void **state)
+{
+	struct token_ctx	ctx;
+	struct kl_error		err;
+	char			dir[] = "/tmp/kl-test-fifo-XXXXXX", path[64];
+	pid_t			pid;
+	int			status = 0, i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/jwt.secret", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	if ((pid = fork()) == 0)
+		_exit(token_init(&ctx, path, ISSUER, TTL, &err) == -1 &&
+		    err.status == KL_BAD_CONFIG &&
+		    strstr(err.detail, "regular") != NULL ? 0 : 1);
+	assert_true(pid > 0);
+	for (i = 0; i < 200 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (i == 200) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		unlink(path);
+		rmdir(dir);
+		fail_msg("token_init on a FIFO still blocked after 2 s");
+	}
+	unlink(path);
+	rmdir(dir);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* A symlink to a good secret is not followed. */
+static void
+test_init_refuses_symlink(void **state)
+{
+	struct token_ctx	 ctx;
+	struct kl_error		 err;
+	char			*path, link[80];
+
+	(void)state;
+	path = secret_file(secret_a, strlen(secret_a), 0600);
+	snprintf(link, sizeof(link), "%s.link", path);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(token_init(&ctx, link, ISSUER, TTL, &err), -1);
+	assert_int_equal(err.status, KL_BAD_CONFIG);
+	unlink(link);
+	remove_file(path);
+}
+
+/* Long enough but no secret: every byte the same, or only whitespace. */
+static void
+test_init_refuses_uniform_secret(void **state)
+{
+	static const struct {
+		const char	*what;
+		const char	*bytes;
+		size_t		 len;
+	} cases[] = {
+		{ "32 spaces", "                                ", 32 },
+		{ "32 NUL bytes", "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+		  "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 32 },
+		{ "48 a", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 48 },
+		{ "48 0xff", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+		  "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+		  "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+		  "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 48 },
+		{ "mixed whitespace", " \t\r\n\v\f \t\r\n\v\f \t\r\n\v\f"
+		  " \t\r\n\v\f \t\r\n\v\f \t\r\n\v\f", 36 },
+		{ "32 spaces and a newline", "                                \n",
+		  33 },
+	};
+	struct token_ctx	 ctx;
+	struct kl_error		 err;
+	char			*path;
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		path = secret_file(cases[i].bytes, cases[i].len, 0600);
+		kl_error_clear(&err);
+		if (token_init(&ctx, path, ISSUER, TTL, &err) != -1)
+			fail_msg("accepted a secret of %s", cases[i].what);
+		assert_int_equal(err.status, KL_BAD_CONFIG);
+		assert_int_equal(ctx.keylen, 0);
+		remove_file(path);
+	}
+	/* One byte different is a (weak, but) real key: accepted. */
+	path = secret_file("                               x", 32, 0600);
+	if (token_init(&ctx, path, ISSUER, TTL, &err) != 0)
+		fail_msg("refused: %s", err.detail);
 	remove_file(path);
 }
 
@@ -747,6 +848,9 @@ main(void)
 		cmocka_unit_test(test_init_strips_one_newline),
 		cmocka_unit_test(test_init_refuses_directory),
 		cmocka_unit_test(test_init_detail_has_no_secret),
+		cmocka_unit_test(test_init_refuses_fifo_quickly),
+		cmocka_unit_test(test_init_refuses_symlink),
+		cmocka_unit_test(test_init_refuses_uniform_secret),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_round_trip_large_user_id),
 		cmocka_unit_test(test_payload_claims_and_types),
