@@ -2,8 +2,11 @@
  * token.c: issuing and checking our HS256 JWTs with libjwt 1.10.
  *
  * Owns the signing key. Never touches the store or the network.
- * libjwt 1.10 trusts the algorithm a token names and checks no claims, so
- * token_verify() insists on HS256 and checks every claim itself.
+ * libjwt 1.10 trusts the algorithm a token names (and matches its name
+ * without case), compares MACs with strcmp and checks no claims, so
+ * token_verify() first checks the header says exactly "HS256" and the
+ * HMAC-SHA256 itself (OpenSSL, CRYPTO_memcmp), then lets libjwt decode and
+ * checks every claim.
  * Thread-safe: the context is read-only after token_init(); each call makes
  * and frees its own jwt_t.
  */
@@ -16,7 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <jwt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "config.h"
 #include "token.h"
@@ -113,6 +120,94 @@ claim_long(jwt_t *jwt, const char *name, long *out)
 	return errno == 0 ? 0 : -1;
 }
 
+/* Strict base64url, no padding: the alphabet only, a length that can end
+ * a byte, zero bits after the last byte (one spelling per byte string).
+ * Decodes len chars into out (room for len * 3 / 4 bytes); -1 if bad. */
+static int
+b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen)
+{
+	uint32_t	v = 0;
+	size_t		i, n = 0;
+	int		bits = 0, c;
+
+	if (len % 4 == 1)
+		return -1;
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)in[i];
+		if (c >= 'A' && c <= 'Z')
+			c -= 'A';
+		else if (c >= 'a' && c <= 'z')
+			c = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			c = c - '0' + 52;
+		else if (c == '-')
+			c = 62;
+		else if (c == '_')
+			c = 63;
+		else
+			return -1;
+		v = (v << 6 | (uint32_t)c) & 0xffffff;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			out[n++] = (unsigned char)(v >> bits);
+		}
+	}
+	if (bits > 0 && (v & ((1u << bits) - 1)) != 0)
+		return -1;
+	*outlen = n;
+	return 0;
+}
+
+/* The header is a JSON object, no duplicate names, whose "alg" is the
+ * string "HS256" exactly. */
+static int
+token_check_header(const char *b64, size_t len)
+{
+	unsigned char	*raw;
+	size_t		 n;
+	json_t		*hdr = NULL;
+	json_t		*alg;
+	int		 ok = 0;
+
+	if ((raw = malloc(len * 3 / 4 + 1)) == NULL)
+		return -1;
+	if (b64url_decode(b64, len, raw, &n) == 0 &&
+	    (hdr = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES,
+	    NULL)) != NULL && json_is_object(hdr) &&
+	    (alg = json_object_get(hdr, "alg")) != NULL &&
+	    json_is_string(alg) && strcmp(json_string_value(alg), "HS256") == 0)
+		ok = 1;
+	json_decref(hdr);
+	free(raw);
+	return ok ? 0 : -1;
+}
+
+/* header.payload.signature: exactly HS256, and the signature is the
+ * HMAC-SHA256 of header.payload under our key, compared in constant time. */
+static int
+token_check_hs256(const struct token_ctx *ctx, const char *token)
+{
+	unsigned char	 mac[EVP_MAX_MD_SIZE], sig[48];
+	unsigned int	 maclen = 0;
+	const char	*d1, *d2;
+	size_t		 siglen, b64len;
+
+	if ((d1 = strchr(token, '.')) == NULL ||
+	    (d2 = strchr(d1 + 1, '.')) == NULL || strchr(d2 + 1, '.') != NULL)
+		return -1;
+	if (token_check_header(token, (size_t)(d1 - token)) == -1)
+		return -1;
+	b64len = strlen(d2 + 1);
+	if (b64len > 4 * sizeof(sig) / 3 ||
+	    b64url_decode(d2 + 1, b64len, sig, &siglen) == -1)
+		return -1;
+	if (HMAC(EVP_sha256(), ctx->key, (int)ctx->keylen,
+	    (const unsigned char *)token, (size_t)(d2 - token), mac,
+	    &maclen) == NULL || maclen != 32 || siglen != maclen)
+		return -1;
+	return CRYPTO_memcmp(mac, sig, maclen) == 0 ? 0 : -1;
+}
+
 int
 token_verify(const struct token_ctx *ctx, const char *token, time_t now,
     struct token_claims *claims, struct kl_error *err)
@@ -126,6 +221,11 @@ token_verify(const struct token_ctx *ctx, const char *token, time_t now,
 	memset(claims, 0, sizeof(*claims));
 	if (ctx->keylen == 0)
 		return kl_fail(err, KL_INTERNAL, "token key not loaded");
+	if (token_check_hs256(ctx, token) == -1) {
+		kl_fail(err, KL_BAD_TOKEN, "jwt is not HS256 or its MAC "
+		    "does not verify");
+		goto done;
+	}
 	if (jwt_decode(&jwt, token, ctx->key, (int)ctx->keylen) != 0) {
 		jwt = NULL;
 		kl_fail(err, KL_BAD_TOKEN, "jwt does not decode or verify");

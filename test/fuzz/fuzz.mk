@@ -25,7 +25,7 @@ FUZZ_CFLAGS   := -g -O1 -fno-omit-frame-pointer \
                  -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_LDFLAGS  := -fsanitize=fuzzer $(FUZZ_SAN)
 FUZZ_WARN     := -Wall -Wextra -Werror
-FUZZ_LIBS     := -lfcgi -lcurl -ljansson -ljwt -ldb-5.3 -pthread
+FUZZ_LIBS     := -lfcgi -lcurl -ljansson -ljwt -ldb-5.3 -lcrypto -pthread
 FUZZ_LAYERS   := error config log token store kakao handlers fcgi_guard
 FUZZ_OBJS     := $(FUZZ_LAYERS:%=$(FUZZ_B)/obj/%.o)
 FUZZ_HDRS     := $(wildcard include/*.h)
@@ -47,8 +47,7 @@ $(FUZZ_BINS): $(FUZZ_B)/%: $(FUZZ_DIR)/%.c $(FUZZ_DIR)/fuzz_key.h \
     $(FUZZ_OBJS) $(FUZZ_HDRS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_WARN) \
-	    $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS) \
-	    $(if $(filter fuzz_jwt,$*),-lcrypto)
+	    $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS)
 
 fuzz: $(FUZZ_BINS)
 	@FUZZ_B=$(FUZZ_B) FUZZ_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) \

@@ -12,7 +12,9 @@
  *
  * Beyond "does not crash" it asserts: failures are KL_BAD_TOKEN with the
  * claims left zero; on success user_id is in 1..INT64_MAX, exp > now,
- * iat <= now + 60, iat <= exp, and jti is NUL-terminated inside its array.
+ * iat <= now + 60, iat <= exp, jti is NUL-terminated inside its array,
+ * and (structured) the header was a JSON object whose alg is exactly
+ * "HS256" (libjwt alone took "hs256").
  */
 #include <assert.h>
 #include <stdbool.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -95,6 +98,24 @@ build_token(const struct token_ctx *ctx, const uint8_t *data, size_t size)
 	return tok;
 }
 
+/* A structured input's header: exactly "HS256" when the token passed. */
+static void
+check_header(const uint8_t *data, size_t size)
+{
+	const uint8_t	*sep = memchr(data, 0, size);
+	json_t		*h;
+
+	if (sep == NULL)
+		return;		/* the default header */
+	h = json_loadb((const char *)data, (size_t)(sep - data),
+	    JSON_REJECT_DUPLICATES, NULL);
+	assert(h != NULL && json_is_object(h));
+	assert(json_is_string(json_object_get(h, "alg")));
+	assert(strcmp(json_string_value(json_object_get(h, "alg")),
+	    "HS256") == 0);
+	json_decref(h);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -125,6 +146,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(c.iat <= now + 60);
 		assert(c.iat <= c.exp);
 		assert(memchr(c.jti, '\0', sizeof(c.jti)) != NULL);
+		if (size > 0 && data[0] == STRUCTURED)
+			check_header(data + 1, size - 1);
 	}
 	free(tok);
 	return 0;

@@ -23,6 +23,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "token.h"
 
@@ -802,6 +804,133 @@ test_refuses_bad_claims(void **state)
 	}
 }
 
+
+/* header.payload signed with HMAC-SHA256 under ctx's key, by hand: what a
+ * forger holding the key, or libjwt, would produce for any header. The
+ * raw MAC goes to mac (32 bytes) when not NULL. */
+static char *
+make_signed(const struct token_ctx *ctx, const char *header,
+    const char *payload, unsigned char *mac)
+{
+	unsigned char	 m[EVP_MAX_MD_SIZE];
+	unsigned int	 mlen = 0;
+	char		*unsigned_jwt, *sig, *out;
+
+	unsigned_jwt = make_jwt(header, payload, "");
+	unsigned_jwt[strlen(unsigned_jwt) - 1] = '\0';	/* drop the '.' */
+	assert_non_null(HMAC(EVP_sha256(), ctx->key, (int)ctx->keylen,
+	    (unsigned char *)unsigned_jwt, strlen(unsigned_jwt), m, &mlen));
+	assert_int_equal(mlen, 32);
+	if (mac != NULL)
+		memcpy(mac, m, 32);
+	sig = b64url_encode(m, mlen);
+	assert_true(asprintf(&out, "%s.%s", unsigned_jwt, sig) > 0);
+	free(unsigned_jwt);
+	free(sig);
+	return out;
+}
+
+static void
+good_payload(char *buf, size_t size)
+{
+	snprintf(buf, size, "{\"id\":5,\"sub\":\"5\",\"iat\":%lld,"
+	    "\"exp\":%lld,\"iss\":\"%s\",\"jti\":\"0123456789abcdef0123456789"
+	    "abcdef\"}", (long long)NOW, (long long)(NOW + TTL), ISSUER);
+}
+
+/* The header must say "HS256" exactly: libjwt 1.10 compares alg names
+ * case-insensitively, so "hs256" signed with our key got in. */
+static void
+test_refuses_alg_other_spelling(void **state)
+{
+	static const char *headers[] = {
+		"{\"alg\":\"hs256\",\"typ\":\"JWT\"}",
+		"{\"alg\":\"Hs256\",\"typ\":\"JWT\"}",
+		"{\"alg\":\"HS256 \",\"typ\":\"JWT\"}",
+		"{\"alg\":[\"HS256\"],\"typ\":\"JWT\"}",
+		"{\"alg\":\"HS256\",\"alg\":\"hs256\",\"typ\":\"JWT\"}",
+		"[\"HS256\"]",
+	};
+	struct token_ctx	 ctx;
+	struct token_claims	 claims;
+	struct kl_error		 err;
+	char			 payload[256], *jwt;
+	size_t			 i;
+
+	(void)state;
+	ctx_from(&ctx, secret_a, ISSUER, TTL);
+	good_payload(payload, sizeof(payload));
+	for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+		jwt = make_signed(&ctx, headers[i], payload, NULL);
+		kl_error_clear(&err);
+		if (token_verify(&ctx, jwt, NOW, &claims, &err) != -1)
+			fail_msg("accepted header %s", headers[i]);
+		assert_int_equal(err.status, KL_BAD_TOKEN);
+		free(jwt);
+	}
+	/* The same, spelled right, is accepted: only alg differed. */
+	jwt = make_signed(&ctx, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload,
+	    NULL);
+	if (token_verify(&ctx, jwt, NOW, &claims, &err) != 0)
+		fail_msg("refused a good hand-made token: %s", err.detail);
+	assert_int_equal(claims.user_id, 5);
+	free(jwt);
+}
+
+/* Every byte of the MAC counts, the last one too, and the signature is
+ * canonical base64url (no second spelling of the same bytes). */
+static void
+test_refuses_signature_changes(void **state)
+{
+	struct token_ctx	 ctx;
+	unsigned char		 mac[32];
+	char			 payload[256], *jwt, *forged, *sig, *dot;
+	size_t			 i, n;
+	const char		*hdr = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+
+	(void)state;
+	ctx_from(&ctx, secret_a, ISSUER, TTL);
+	good_payload(payload, sizeof(payload));
+	jwt = make_signed(&ctx, hdr, payload, mac);
+	dot = strrchr(jwt, '.');
+	for (i = 0; i < 32; i += 31) {		/* the first and last byte */
+		mac[i] ^= 0x01;
+		sig = b64url_encode(mac, 32);
+		assert_true(asprintf(&forged, "%.*s.%s", (int)(dot - jwt), jwt,
+		    sig) > 0);
+		expect_refused(&ctx, forged, NOW);
+		free(forged);
+		free(sig);
+		mac[i] ^= 0x01;
+	}
+	/* The last character carries 4 bits of the MAC and 2 zero bits:
+	 * setting those bits decodes to the same MAC, still refused. */
+	forged = strdup(jwt);
+	assert_non_null(forged);
+	n = strlen(forged);
+	assert_int_equal(n - (size_t)(dot - jwt) - 1, 43);
+	forged[n - 1] = b64url[(strchr(b64url, forged[n - 1]) - b64url) | 1];
+	expect_refused(&ctx, forged, NOW);
+	free(forged);
+	/* Truncated, padded, or with a byte more. */
+	forged = strdup(jwt);
+	assert_non_null(forged);
+	forged[strlen(forged) - 1] = '\0';
+	expect_refused(&ctx, forged, NOW);
+	free(forged);
+	assert_true(asprintf(&forged, "%s=", jwt) > 0);
+	expect_refused(&ctx, forged, NOW);
+	free(forged);
+	assert_true(asprintf(&forged, "%sAA", jwt) > 0);
+	expect_refused(&ctx, forged, NOW);
+	free(forged);
+	/* A fourth part. */
+	assert_true(asprintf(&forged, "%s.", jwt) > 0);
+	expect_refused(&ctx, forged, NOW);
+	free(forged);
+	free(jwt);
+}
+
 static void
 test_refuses_garbage(void **state)
 {
@@ -863,6 +992,8 @@ main(void)
 		cmocka_unit_test(test_refuses_alg_none),
 		cmocka_unit_test(test_refuses_hs512_same_key),
 		cmocka_unit_test(test_refuses_bad_claims),
+		cmocka_unit_test(test_refuses_alg_other_spelling),
+		cmocka_unit_test(test_refuses_signature_changes),
 		cmocka_unit_test(test_refuses_garbage),
 		cmocka_unit_test(test_verify_without_key),
 	};
