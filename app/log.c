@@ -2,12 +2,16 @@
  * log.c: the log sink. Owns one file descriptor (stderr by default) opened
  * before the threads start and never changed afterwards, so writers need no
  * lock. Knows nothing of requests beyond struct log_request; never sees a
- * token or secret, and escapes anything a client chose (the path) so that a
- * line stays one line.
+ * token or secret. Every field that can hold outside bytes (method, path,
+ * detail, and the whole text of log_info / log_warn) goes through
+ * log_escape(), so a line stays one line, in UTF-8, and reads as written:
+ * no control bytes, no invalid UTF-8, no bidi or line-separator code
+ * points. Thread-safe: no state but the fd.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -74,7 +78,7 @@ static void log_vline(const char *, const char *, va_list)
 static void
 log_vline(const char *level, const char *fmt, va_list ap)
 {
-	char	buf[MAX_LOG_LINE];
+	char	buf[MAX_LOG_LINE], msg[MAX_LOG_LINE];
 	size_t	n;
 	int	m;
 
@@ -82,9 +86,11 @@ log_vline(const char *level, const char *fmt, va_list ap)
 	m = snprintf(buf + n, sizeof(buf) - n, " %s pid=%ld ", level,
 	    (long)getpid());
 	n += (size_t)m;
-	m = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+	/* The arguments may carry outside text: escape the whole message. */
+	m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (m > 0)
-		n += (size_t)m;
+		n += log_escape(buf + n, sizeof(buf) - n, msg,
+		    (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1, 0);
 	log_write(buf, n, sizeof(buf));
 }
 
@@ -108,34 +114,105 @@ log_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Copies s into out, replacing bytes outside printable ASCII, spaces and
- * quotes by '?', so a client cannot forge or split log lines. */
-static void
-log_clean(char *out, size_t size, const char *s)
+/* Length of the UTF-8 character at p (n bytes left) and its code point,
+ * or 0 when the bytes there are not one: overlong, surrogate, above
+ * U+10FFFF, cut short, or a stray continuation byte. */
+static size_t
+utf8_char(const unsigned char *p, size_t n, uint32_t *cp)
 {
-	size_t	i;
+	size_t		len, i;
+	uint32_t	c, min;
 
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, c = p[0] & 0x1f, min = 0x80;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, c = p[0] & 0x0f, min = 0x800;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, c = p[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* Code points that reorder or split what a reader sees: C1 controls
+ * (U+0085 NEL among them), bidi embeddings, overrides, isolates and marks,
+ * and the line and paragraph separators. */
+static int
+log_unsafe_cp(uint32_t c)
+{
+	return (c >= 0x80 && c <= 0x9f) || c == 0x061c || c == 0x200e ||
+	    c == 0x200f || (c >= 0x2028 && c <= 0x202e) ||
+	    (c >= 0x2066 && c <= 0x2069);
+}
+
+size_t
+log_escape(char *out, size_t size, const char *in, size_t len, int flags)
+{
+	const unsigned char	*p = (const unsigned char *)in;
+	char			 esc[16];
+	size_t			 i = 0, o = 0, n, elen;
+	uint32_t		 cp;
+
+	if (size == 0)
+		return 0;
+	while (i < len) {
+		n = utf8_char(p + i, len - i, &cp);
+		if (n == 0 || cp < 0x20 || cp == 0x7f || cp == '"' ||
+		    cp == '\\' || (cp == ' ' && (flags & LOG_ESCAPE_SPACE))) {
+			elen = (size_t)snprintf(esc, sizeof(esc), "\\x%02x",
+			    p[i]);
+			n = 1;
+		} else if (log_unsafe_cp(cp))
+			elen = (size_t)snprintf(esc, sizeof(esc), "\\u{%x}",
+			    (unsigned)cp);
+		else {
+			memcpy(esc, p + i, n);
+			elen = n;
+		}
+		if (o + elen >= size)
+			break;		/* whole escapes or characters only */
+		memcpy(out + o, esc, elen);
+		o += elen;
+		i += n;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* A field the client or Kakao chose, escaped; "-" when absent. */
+static void
+log_field(char *out, size_t size, const char *s, int flags)
+{
 	if (s == NULL)
 		s = "-";
-	for (i = 0; i + 1 < size && s[i] != '\0'; i++)
-		out[i] = (s[i] > ' ' && s[i] < 0x7f && s[i] != '"') ?
-		    s[i] : '?';
-	out[i] = '\0';
+	log_escape(out, size, s, strlen(s), flags);
 }
 
 void
 log_request(const struct log_request *r)
 {
-	char	buf[MAX_LOG_LINE], method[16], path[256], detail[MAX_ERROR_DETAIL];
+	char	buf[MAX_LOG_LINE], method[64], path[512];
+	char	detail[MAX_ERROR_DETAIL * 4];
 	size_t	n;
 	int	m;
 
-	log_clean(method, sizeof(method), r->method);
-	log_clean(path, sizeof(path), r->path);
-	snprintf(detail, sizeof(detail), "%s", r->detail ? r->detail : "");
-	for (n = 0; detail[n] != '\0'; n++)
-		if (detail[n] == '\n' || detail[n] == '\r' || detail[n] == '"')
-			detail[n] = ' ';
+	log_field(method, sizeof(method), r->method, LOG_ESCAPE_SPACE);
+	log_field(path, sizeof(path), r->path, LOG_ESCAPE_SPACE);
+	log_field(detail, sizeof(detail), r->detail ? r->detail : "", 0);
 	n = log_stamp(buf, sizeof(buf));
 	m = snprintf(buf + n, sizeof(buf) - n,
 	    " req pid=%ld method=%s path=%s status=%d message=%s user=%llu "

@@ -31,4 +31,15 @@ struct log_request {
 
 void	log_request(const struct log_request *r);
 
+/* Copies len bytes of in to out (size bytes, always NUL-terminated when
+ * size > 0) so that the result is printable UTF-8: valid characters are
+ * kept; C0 controls, DEL, '"', '\\' and every byte not part of a valid
+ * UTF-8 character become \xHH; C1 controls, bidi controls (U+061C,
+ * U+200E/F, U+202A-U+202E, U+2066-U+2069) and U+2028/U+2029 become
+ * \u{hex}. With LOG_ESCAPE_SPACE a space becomes \x20 (unquoted fields).
+ * Cuts only between whole escapes or characters. Returns strlen(out). */
+#define LOG_ESCAPE_SPACE	0x1
+size_t	log_escape(char *out, size_t size, const char *in, size_t len,
+	    int flags);
+
 #endif

@@ -167,6 +167,9 @@ test_request_is_one_line(void **state)
 static void
 test_path_escaped(void **state)
 {
+	static const char	 want[] = "/users/kakao/login\\x0d\\x0a"
+	    "2024-01-01T00:00:00.000Z\\x20req\\x20status=200\\x20\\x22x"
+	    "\\x22\\x09y ";
 	struct fixture		*fx = *state;
 	struct log_request	 r;
 	char			*buf, *p;
@@ -181,10 +184,9 @@ test_path_escaped(void **state)
 	p = strstr(buf, " path=");
 	assert_non_null(p);
 	p += strlen(" path=");
-	/* CR, LF, space, quotes and tab each became one '?'. */
-	if (strncmp(p, "/users/kakao/login??2024-01-01T00:00:00.000Z?req?"
-	    "status=200??x??y ", 66) != 0)
-		fail_msg("path logged as: %.80s", p);
+	/* CR, LF, space, quotes and tab each became a \xHH escape. */
+	if (strncmp(p, want, strlen(want)) != 0)
+		fail_msg("path logged as: %.100s", p);
 	/* The forged "status=200" is not a field of its own. */
 	assert_null(strstr(buf, " status=200 "));
 	assert_non_null(strstr(buf, " status=404 message=NOT_FOUND "));
@@ -203,8 +205,9 @@ test_path_non_ascii_and_controls(void **state)
 	r.method = "GE T\n";
 	log_request(&r);
 	buf = read_lines(fx->path, 1);
-	assert_non_null(strstr(buf, " path=/????[31m?/x "));
-	assert_non_null(strstr(buf, " method=GE?T? "));
+	/* UTF-8 stays readable; ESC and DEL are escaped. */
+	assert_non_null(strstr(buf, " path=/\xed\x95\x9c\\x1b[31m\\x7f/x "));
+	assert_non_null(strstr(buf, " method=GE\\x20T\\x0a "));
 	assert_null(strchr(buf, '\x1b'));
 	free(buf);
 }
@@ -302,6 +305,165 @@ test_lines_append(void **state)
 	free(buf);
 }
 
+
+/* ---- log_escape, byte by byte ---- */
+
+struct esc_case {
+	const char	*in;
+	size_t		 len;		/* 0: strlen(in) */
+	const char	*want;		/* quoted field (detail) */
+};
+
+static const struct esc_case esc_cases[] = {
+	{ "abc", 0, "abc" },
+	{ "a b", 0, "a b" },
+	{ "", 0, "" },
+	{ "\"", 0, "\\x22" },
+	{ "\\", 0, "\\x5c" },
+	{ "\\x1b", 0, "\\x5cx1b" },		/* an escape cannot be forged */
+	{ "\x1b[31m", 0, "\\x1b[31m" },		/* ESC */
+	{ "\x7f", 0, "\\x7f" },			/* DEL */
+	{ "\0", 1, "\\x00" },
+	{ "a\0b", 3, "a\\x00b" },
+	{ "\t\n\r\v\f\x01\x1f", 0, "\\x09\\x0a\\x0d\\x0b\\x0c\\x01\\x1f" },
+	{ "~!", 0, "~!" },
+	/* Valid UTF-8 is kept. */
+	{ "\xed\x95\x9c\xea\xb8\x80", 0, "\xed\x95\x9c\xea\xb8\x80" },
+	{ "\xc3\xa9", 0, "\xc3\xa9" },
+	{ "\xf0\x9f\x98\x80", 0, "\xf0\x9f\x98\x80" },	/* U+1F600 */
+	{ "\xe2\x80\xa7", 0, "\xe2\x80\xa7" },		/* U+2027 */
+	{ "\xe2\x80\xaf", 0, "\xe2\x80\xaf" },		/* U+202F */
+	{ "\xe2\x81\xa5", 0, "\xe2\x81\xa5" },		/* U+2065 */
+	{ "\xe2\x81\xaa", 0, "\xe2\x81\xaa" },		/* U+206A */
+	{ "\xc2\xa0", 0, "\xc2\xa0" },			/* U+00A0 */
+	{ "\xef\xbf\xbd", 0, "\xef\xbf\xbd" },		/* U+FFFD */
+	/* Bidi controls and line separators. */
+	{ "\xe2\x80\xaa", 0, "\\u{202a}" },
+	{ "\xe2\x80\xab", 0, "\\u{202b}" },
+	{ "\xe2\x80\xac", 0, "\\u{202c}" },
+	{ "\xe2\x80\xad", 0, "\\u{202d}" },
+	{ "\xe2\x80\xae", 0, "\\u{202e}" },
+	{ "\xe2\x81\xa6", 0, "\\u{2066}" },
+	{ "\xe2\x81\xa7", 0, "\\u{2067}" },
+	{ "\xe2\x81\xa8", 0, "\\u{2068}" },
+	{ "\xe2\x81\xa9", 0, "\\u{2069}" },
+	{ "\xe2\x80\x8e", 0, "\\u{200e}" },
+	{ "\xe2\x80\x8f", 0, "\\u{200f}" },
+	{ "\xd8\x9c", 0, "\\u{61c}" },
+	{ "\xe2\x80\xa8", 0, "\\u{2028}" },
+	{ "\xe2\x80\xa9", 0, "\\u{2029}" },
+	{ "\xc2\x85", 0, "\\u{85}" },
+	{ "\xc2\x80\xc2\x9f", 0, "\\u{80}\\u{9f}" },	/* C1 controls */
+	{ "evil\xe2\x80\xaegnp.exe", 0, "evil\\u{202e}gnp.exe" },
+	/* Invalid UTF-8: each byte that is not part of a character. */
+	{ "\xff", 0, "\\xff" },
+	{ "\x80", 0, "\\x80" },
+	{ "\xc0\xaf", 0, "\\xc0\\xaf" },		/* overlong '/' */
+	{ "\xe0\x80\xaf", 0, "\\xe0\\x80\\xaf" },	/* overlong */
+	{ "\xed\xa0\x80", 0, "\\xed\\xa0\\x80" },	/* surrogate */
+	{ "\xf4\x90\x80\x80", 0, "\\xf4\\x90\\x80\\x80" },	/* > U+10FFFF */
+	{ "\xf8\x88\x80\x80\x80", 0, "\\xf8\\x88\\x80\\x80\\x80" },
+	{ "\xe2\x80", 0, "\\xe2\\x80" },		/* cut short at the end */
+	{ "\xe2\x80" "A", 0, "\\xe2\\x80A" },		/* cut short */
+	{ "\xc3" "\xc3\xa9", 0, "\\xc3\xc3\xa9" },
+};
+
+static void
+test_escape_table(void **state)
+{
+	char	out[256];
+	size_t	i, len, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(esc_cases) / sizeof(esc_cases[0]); i++) {
+		len = esc_cases[i].len ? esc_cases[i].len :
+		    strlen(esc_cases[i].in);
+		memset(out, 'Z', sizeof(out));
+		n = log_escape(out, sizeof(out), esc_cases[i].in, len, 0);
+		if (strcmp(out, esc_cases[i].want) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, out,
+			    esc_cases[i].want);
+		assert_int_equal(n, strlen(out));
+	}
+}
+
+/* Unquoted fields (method, path): a space is escaped too. */
+static void
+test_escape_space_flag(void **state)
+{
+	char	out[64];
+
+	(void)state;
+	log_escape(out, sizeof(out), "a b\tc", 5, LOG_ESCAPE_SPACE);
+	assert_string_equal(out, "a\\x20b\\x09c");
+	log_escape(out, sizeof(out), "a b", 3, 0);
+	assert_string_equal(out, "a b");
+}
+
+/* A short buffer: NUL-terminated, never half an escape or character. */
+static void
+test_escape_truncates_whole(void **state)
+{
+	static const char in[] = "ab\x1b\xed\x95\x9c\xe2\x80\xae";
+	static const char *want[] = {
+		"", "", "a", "ab", "ab", "ab", "ab", "ab\\x1b", "ab\\x1b",
+		"ab\\x1b", "ab\\x1b\xed\x95\x9c",
+	};
+	char	out[32];
+	size_t	size;
+
+	(void)state;
+	for (size = 1; size < sizeof(want) / sizeof(want[0]); size++) {
+		memset(out, 'Z', sizeof(out));
+		log_escape(out, size, in, sizeof(in) - 1, 0);
+		if (strcmp(out, want[size]) != 0)
+			fail_msg("size %zu: got \"%s\", want \"%s\"", size, out,
+			    want[size]);
+	}
+	log_escape(out, sizeof(out), in, sizeof(in) - 1, 0);
+	assert_string_equal(out, "ab\\x1b\xed\x95\x9c\\u{202e}");
+	assert_int_equal(log_escape(out, 0, in, 3, 0), 0);
+}
+
+/* What a hostile Kakao's bytes look like once they reach a detail (the
+ * JSON parser quotes them): one line, nothing raw. */
+static void
+test_detail_upstream_bytes_escaped(void **state)
+{
+	struct fixture		*fx = *state;
+	struct log_request	 r;
+	char			*buf, *p;
+
+	base_request(&r);
+	r.status = 502;
+	r.message = "KAKAO_BAD_RESPONSE";
+	r.detail = "profile is not JSON: '[\x1b[2J\x7f\xe2\x80\xae\xe2\x80\xa8"
+	    "\xc2\x85\xff\x01' near \"x\"";
+	log_request(&r);
+	buf = read_lines(fx->path, 1);
+	p = strstr(buf, "detail=\"");
+	assert_non_null(p);
+	assert_string_equal(p, "detail=\"profile is not JSON: '[\\x1b[2J\\x7f"
+	    "\\u{202e}\\u{2028}\\u{85}\\xff\\x01' near \\x22x\\x22\"\n");
+	free(buf);
+}
+
+/* log_info / log_warn lines carry outside text too (store errors, accept
+ * errors, Kakao details passed on): escaped the same way. */
+static void
+test_info_warn_escaped(void **state)
+{
+	struct fixture	*fx = *state;
+	char		*buf;
+
+	log_warn("store: %s", "bad\nline\x1b[0m\xe2\x80\xae\xff");
+	buf = read_lines(fx->path, 1);
+	assert_non_null(strstr(buf, " warn pid="));
+	assert_non_null(strstr(buf, "store: bad\\x0aline\\x1b[0m\\u{202e}"
+	    "\\xff\n"));
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -321,6 +483,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_long_fields_stay_one_line,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lines_append, setup,
+		    teardown),
+		cmocka_unit_test(test_escape_table),
+		cmocka_unit_test(test_escape_space_flag),
+		cmocka_unit_test(test_escape_truncates_whole),
+		cmocka_unit_test_setup_teardown(
+		    test_detail_upstream_bytes_escaped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_info_warn_escaped, setup,
 		    teardown),
 	};
 
