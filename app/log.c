@@ -8,6 +8,8 @@
  * no control bytes, no invalid UTF-8, no bidi or line-separator code
  * points. Thread-safe: no state but the fd.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -17,22 +19,90 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kl_error.h"
 #include "kl_limits.h"
 #include "log.h"
 
 static int log_fd = STDERR_FILENO;
 
+/* Opens path for appending without following a symlink or blocking on a
+ * FIFO, and keeps it only when it is a regular file of our own user: the
+ * log is opened after the privilege drop, so nothing root made is reused. */
+static int
+log_open_fd(const char *path, int create, struct kl_error *err)
+{
+	struct stat	st;
+	int		fd;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW |
+	    O_NONBLOCK | (create ? O_CREAT : 0), 0640);
+	if (fd == -1)
+		return kl_fail(err, KL_BAD_CONFIG, "log_file %s: %s", path,
+		    errno == ELOOP ? "a symbolic link" : strerror(errno));
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return kl_fail(err, KL_BAD_CONFIG, "log_file %s: not a regular "
+		    "file", path);
+	}
+	if (st.st_uid != geteuid()) {
+		close(fd);
+		return kl_fail(err, KL_BAD_CONFIG, "log_file %s: owned by uid "
+		    "%ld, not by the service's uid %ld", path, (long)st.st_uid,
+		    (long)geteuid());
+	}
+	/* Appends to a regular file never block; keep write() simple. */
+	if (fcntl(fd, F_SETFL, O_APPEND) == -1) {
+		close(fd);
+		return kl_fail(err, KL_BAD_CONFIG, "log_file %s: %s", path,
+		    strerror(errno));
+	}
+	return fd;
+}
+
 int
-log_open(const char *path)
+log_open(const char *path, struct kl_error *err)
 {
 	int	fd;
 
 	if (path == NULL || path[0] == '\0')
 		return 0;
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd == -1)
+	if ((fd = log_open_fd(path, 1, err)) == -1)
 		return -1;
 	log_fd = fd;
+	return 0;
+}
+
+int
+log_check(const char *path, struct kl_error *err)
+{
+	char		 dir[MAX_CONFIG_PATH];
+	struct stat	 st;
+	char		*slash;
+	int		 fd;
+
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	if (lstat(path, &st) == 0 || errno != ENOENT) {
+		if ((fd = log_open_fd(path, 0, err)) == -1)
+			return -1;
+		close(fd);
+		return 0;
+	}
+	/* Not there yet: its directory must let us create it. */
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return kl_fail(err, KL_BAD_CONFIG, "log_file: path too long");
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) == -1)
+		return kl_fail(err, KL_BAD_CONFIG, "log_file %s: directory %s: "
+		    "%s", path, dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) == -1)
+		return kl_fail(err, KL_BAD_CONFIG, "log_file %s: cannot create "
+		    "it in %s", path, dir);
 	return 0;
 }
 

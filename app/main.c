@@ -3,7 +3,9 @@
  * responder.
  *
  * Owns the process: options, configuration, the log, the signing key, the
- * store, the worker threads and the signals. Start-up failures are fatal and
+ * store, the worker threads and the signals. Order at start: config, the
+ * socket (-s, perhaps as root), the privilege drop (-u), then, as the
+ * service's user, non-dumpable, the log file, the key, the store. Start-up failures are fatal and
  * say why; after start, a failure inside one request only fails that
  * request. Never parses requests.
  *
@@ -194,22 +196,26 @@ main(int argc, char *argv[])
 		    cfg.jwt_ttl, &kerr) == -1)
 			errx(1, "%s", kerr.detail);
 		token_wipe(&token);
+		if (log_check(cfg.log_file, &kerr) == -1)
+			errx(1, "%s", kerr.detail);
 		if (cfg.kakao_allow_other_apps)
 			fprintf(stderr, "%s: warning: %s\n", conf,
 			    OTHER_APPS_WARNING);
 		printf("%s: configuration ok\n", conf);
 		return 0;
 	}
-	if (log_open(cfg.log_file) == -1)
-		err(1, "log_file %s", cfg.log_file);
-	/* A core dump would hold the signing key and users' Kakao tokens. */
-	if (prctl(PR_SET_DUMPABLE, 0) == -1)
-		err(1, "prctl(PR_SET_DUMPABLE)");
-
 	if (sock != NULL && (listen_fd = fcgi_listen(sock, 128)) < 0)
 		err(1, "cannot listen on %s", sock);
 	if (user != NULL)
 		drop_privileges(user);
+	/* After the drop, which resets it: a core dump would hold the signing
+	 * key and users' Kakao tokens. */
+	if (prctl(PR_SET_DUMPABLE, 0) == -1 || prctl(PR_GET_DUMPABLE) != 0)
+		err(1, "prctl(PR_SET_DUMPABLE)");
+	/* Also after the drop: a file root created or a link root followed
+	 * would be the service's log. */
+	if (log_open(cfg.log_file, &kerr) == -1)
+		errx(1, "%s", kerr.detail);
 	if (geteuid() == 0)
 		log_warn("running as root: use spawn-fcgi -u or -u user");
 

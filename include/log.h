@@ -8,10 +8,21 @@
 #ifndef KL_LOG_H
 #define KL_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-/* Opens path for appending ("" or NULL: stderr). Returns 0 or -1 (errno). */
-int	log_open(const char *path);
+#include "kl_error.h"
+
+/* Opens path for appending ("" or NULL: stderr), creating it 0640. Call it
+ * after the privilege drop: a symlink, anything but a regular file, or a
+ * file another uid owns is refused (opened O_NOFOLLOW | O_NONBLOCK, so a
+ * FIFO does not hang). Returns 0, or -1 with err naming the file. */
+int	log_open(const char *path, struct kl_error *err);
+
+/* What log_open would refuse, without creating the file (for -t): an
+ * existing file is checked the same way; a missing one needs a directory
+ * we may write. Returns 0 or -1 with err. */
+int	log_check(const char *path, struct kl_error *err);
 void	log_close(void);
 
 /* A line about the process: "ts level pid message". */

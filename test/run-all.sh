@@ -17,8 +17,11 @@ rm -f "$log.out"
 
 # Each suite ends with "N passed, M failed"; one that ends otherwise
 # (crashed) counts as failed.
-for suite in integration hostile; do
-	echo "# $suite (real nginx, lighttpd, spawn-fcgi, multiwatch)"
+for suite in start integration hostile; do
+	case $suite in
+	start) echo "# start (the binary alone: -t, files, privileges)" ;;
+	*) echo "# $suite (real nginx, lighttpd, spawn-fcgi, multiwatch)" ;;
+	esac
 	python3 "test/$suite/run.py" --build "$B" 2>&1 | tee -a "$log"
 	[ "$(tail -n 1 "$log" | sed -n 's/.* \([0-9]*\) failed$/\1/p')" = 0 ] ||
 	    status=1

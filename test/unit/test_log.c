@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -38,7 +39,7 @@ setup(void **state)
 		return -1;
 	}
 	close(fd);
-	if (log_open(fx->path) != 0) {
+	if (log_open(fx->path, NULL) != 0) {
 		unlink(fx->path);
 		free(fx);
 		return -1;
@@ -131,7 +132,7 @@ test_open_creates_file(void **state)
 
 	snprintf(path, sizeof(path), "%s.new", fx->path);
 	unlink(path);
-	assert_int_equal(log_open(path), 0);
+	assert_int_equal(log_open(path, NULL), 0);
 	log_info("hello %d", 1);
 	log_close();
 	assert_int_equal(stat(path, &st), 0);
@@ -140,9 +141,9 @@ test_open_creates_file(void **state)
 	assert_int_equal(st.st_mode & 0007, 0);
 	unlink(path);
 	/* Reopen the fixture's file for the teardown. */
-	assert_int_equal(log_open(fx->path), 0);
+	assert_int_equal(log_open(fx->path, NULL), 0);
 	/* A directory that does not exist. */
-	assert_int_equal(log_open("/nonexistent/kl-test/log"), -1);
+	assert_int_equal(log_open("/nonexistent/kl-test/log", NULL), -1);
 }
 
 static void
@@ -464,6 +465,67 @@ test_info_warn_escaped(void **state)
 	free(buf);
 }
 
+
+/* ---- log_open / log_check: what they refuse ---- */
+
+static void
+test_open_refuses_link_fifo_other_owner(void **state)
+{
+	char		dir[] = "/tmp/kl-test-logdir-XXXXXX", p[96], q[96];
+	struct kl_error	err;
+	int		fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	/* A symlink, even to a file of ours: not followed, nothing written. */
+	snprintf(p, sizeof(p), "%s/real.log", dir);
+	snprintf(q, sizeof(q), "%s/link.log", dir);
+	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd != -1);
+	close(fd);
+	assert_int_equal(symlink(p, q), 0);
+	assert_int_equal(log_open(q, &err), -1);
+	assert_non_null(strstr(err.detail, "link.log"));
+	assert_int_equal(log_check(q, &err), -1);
+	unlink(q);
+	/* A FIFO: refused at once, no hang waiting for a reader. */
+	assert_int_equal(mkfifo(q, 0600), 0);
+	assert_int_equal(log_open(q, &err), -1);
+	assert_int_equal(log_check(q, &err), -1);
+	unlink(q);
+	/* A file another uid owns (as root, when we can make one). */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(p, 65534, 65534), 0);
+		assert_int_equal(log_open(p, &err), -1);
+		assert_non_null(strstr(err.detail, "owned by"));
+		assert_int_equal(log_check(p, &err), -1);
+		assert_int_equal(chown(p, 0, 0), 0);
+	}
+	/* Ours: fine, and log_check creates nothing. */
+	assert_int_equal(log_check(p, &err), 0);
+	snprintf(q, sizeof(q), "%s/new.log", dir);
+	assert_int_equal(log_check(q, &err), 0);
+	assert_int_equal(access(q, F_OK), -1);
+	unlink(p);
+	rmdir(dir);
+}
+
+static void
+test_check_missing_directory(void **state)
+{
+	struct kl_error	err;
+
+	(void)state;
+	assert_int_equal(log_check("", &err), 0);
+	kl_error_clear(&err);
+	assert_int_equal(log_check("/nonexistent/kl-test/kakao-login.log",
+	    &err), -1);
+	assert_int_equal(err.status, KL_BAD_CONFIG);
+	assert_non_null(strstr(err.detail, "/nonexistent/kl-test"));
+	/* A file as the "directory". */
+	assert_int_equal(log_check("/etc/passwd/kakao-login.log", &err), -1);
+}
+
 int
 main(void)
 {
@@ -484,6 +546,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lines_append, setup,
 		    teardown),
+		cmocka_unit_test(test_open_refuses_link_fifo_other_owner),
+		cmocka_unit_test(test_check_missing_directory),
 		cmocka_unit_test(test_escape_table),
 		cmocka_unit_test(test_escape_space_flag),
 		cmocka_unit_test(test_escape_truncates_whole),
