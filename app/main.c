@@ -5,9 +5,9 @@
  * Owns the process: options, configuration, the log, the signing key, the
  * store, the worker threads and the signals. Order at start: config, the
  * socket (-s, perhaps as root), the privilege drop (-u), then, as the
- * service's user, non-dumpable, the log file, the key, the store. Start-up failures are fatal and
- * say why; after start, a failure inside one request only fails that
- * request. Never parses requests.
+ * service's user: non-dumpable, the log file, the key, the store. Start-up
+ * failures are fatal and say why; after start, a failure inside one request
+ * only fails that request. Never parses requests.
  *
  * Signals: SIGTERM, SIGINT and SIGUSR1 stop accepting, let requests in
  * flight finish, close the store cleanly and exit 0. They are blocked in
