@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -805,6 +806,44 @@ test_sample_config(void **state)
 	free(text);
 }
 
+/* ---- config_read_secret: the one reader of secret and key files ---- */
+
+static void
+test_read_secret(void **state)
+{
+	unsigned char	 buf[64];
+	struct kl_error	 err;
+	size_t		 len = 99;
+	char		*path;
+
+	(void)state;
+	/* The bytes come back, one trailing newline dropped; the key the
+	 * caller names is in the messages (kakao_admin_key_file later). */
+	path = write_temp("0123456789abcdef0123456789abcdef\n");
+	assert_int_equal(chmod(path, 0600), 0);
+	if (config_read_secret("kakao_admin_key_file", path, buf, sizeof(buf),
+	    32, &len, &err) != 0)
+		fail_msg("refused: %s", err.detail);
+	assert_int_equal(len, 32);
+	assert_memory_equal(buf, "0123456789abcdef0123456789abcdef", 32);
+	/* Too short for this caller's minimum; buf wiped, len 0. */
+	assert_int_equal(config_read_secret("kakao_admin_key_file", path, buf,
+	    sizeof(buf), 33, &len, &err), -1);
+	assert_int_equal(len, 0);
+	assert_non_null(strstr(err.detail, "kakao_admin_key_file"));
+	assert_null(strstr(err.detail, "0123456789abcdef"));
+	assert_int_equal(buf[0], 0);
+	/* Too long for buf: refused, not cut. */
+	assert_int_equal(config_read_secret("x", path, buf, 32, 1, &len, &err),
+	    -1);
+	/* Readable by the group. */
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(config_read_secret("x", path, buf, sizeof(buf), 32,
+	    &len, &err), -1);
+	assert_non_null(strstr(err.detail, "640"));
+	remove_temp(path);
+}
+
 int
 main(void)
 {
@@ -834,6 +873,7 @@ main(void)
 		cmocka_unit_test(test_url_http_only_loopback),
 		cmocka_unit_test(test_load_requires_app_id_or_allow),
 		cmocka_unit_test(test_sample_config),
+		cmocka_unit_test(test_read_secret),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
