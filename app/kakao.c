@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -300,6 +301,28 @@ member_id(json_t *obj, const char *name, int64_t *out)
 	return 0;
 }
 
+/* An absolute http or https URL with a host and no blank or control
+ * byte: what an <img src> may safely get. javascript:, data: and the
+ * like would run or render in a front end that trusts the field. */
+static bool
+is_web_url(const char *s)
+{
+	const char	*host, *p;
+
+	if (strncasecmp(s, "https://", 8) == 0)
+		host = s + 8;
+	else if (strncasecmp(s, "http://", 7) == 0)
+		host = s + 7;
+	else
+		return false;
+	if (*host == '\0' || *host == '/')
+		return false;
+	for (p = s; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
 int
 kakao_profile_parse(const char *body, size_t len,
     struct kakao_profile *p, struct kl_error *err)
@@ -337,7 +360,8 @@ kakao_profile_parse(const char *body, size_t len,
 	}
 	if ((s = member_string(profile, "profile_image_url")) == NULL)
 		s = member_string(props, "profile_image");
-	if (s != NULL && *s != '\0' && strlen(s) < sizeof(p->profile_image)) {
+	if (s != NULL && is_web_url(s) &&
+	    strlen(s) < sizeof(p->profile_image)) {
 		memcpy(p->profile_image, s, strlen(s) + 1);
 		p->has_profile_image = true;
 	}

@@ -565,6 +565,40 @@ test_login_answer_escapes_strings(void **state)
 	free(resp.body);
 }
 
+/* U+2028 and U+2029 are legal raw in JSON but end a line in JavaScript
+ * before ES2019: an answer embedded in a script must carry them escaped. */
+static void
+test_login_answer_escapes_line_separators(void **state)
+{
+	struct login_fixture	*fx = *state;
+	struct http_response	 resp;
+	struct kl_error		 err;
+	json_t			*root, *user;
+	json_error_t		 jerr;
+
+	fake_kapi_set(&fx->kapi, 200, "{\"id\":78,\"kakao_account\":"
+	    "{\"profile\":{\"nickname\":\"a\xe2\x80\xa8" "b\\u2029c\xe2\x80\xa7"
+	    "\xe2\x80\xaa\"},\"email\":\"x\\u2028@example.com\"}}");
+	if (call_login(fx, "Bearer kakao-token-ls", &resp, &err) != 0)
+		fail_msg("login failed: %s", err.detail);
+	/* Never raw in the bytes... */
+	if (strstr(resp.body, "\xe2\x80\xa8") != NULL ||
+	    strstr(resp.body, "\xe2\x80\xa9") != NULL)
+		fail_msg("raw U+2028/U+2029 in the answer: %s", resp.body);
+	assert_non_null(strstr(resp.body, "a\\u2028b\\u2029c"));
+	/* ...and the same text once decoded; neighbours stay as they are. */
+	root = json_loads(resp.body, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		fail_msg("answer is not JSON (%s): %s", jerr.text, resp.body);
+	user = json_object_get(root, "user");
+	assert_string_equal(json_string_value(json_object_get(user,
+	    "nickname")), "a\xe2\x80\xa8" "b\xe2\x80\xa9" "c\xe2\x80\xa7\xe2\x80\xaa");
+	assert_string_equal(json_string_value(json_object_get(user, "email")),
+	    "x\xe2\x80\xa8@example.com");
+	json_decref(root);
+	free(resp.body);
+}
+
 static void
 test_login_bad_authorization_does_not_call_kakao(void **state)
 {
@@ -646,6 +680,9 @@ main(void)
 		cmocka_unit_test(test_detail_has_no_token),
 		cmocka_unit_test_setup_teardown(
 		    test_login_answer_escapes_strings, login_setup,
+		    login_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_login_answer_escapes_line_separators, login_setup,
 		    login_teardown),
 		cmocka_unit_test_setup_teardown(test_login_success,
 		    login_setup, login_teardown),
