@@ -3,7 +3,9 @@
  *
  * Owns one curl multi handle and two easy handles per worker thread (profile
  * and token info), reused for every request so connections stay alive, and
- * a process-wide share handle for DNS and TLS sessions (locked). Never sees
+ * a process-wide share handle for DNS and TLS sessions (locked). Before a
+ * call it asks the reject cache (kakao_reject.c) and takes a slot of the
+ * gate (kakao_gate.c); both are shared by the process's clients. Never sees
  * the front's HTTP request: it gets a token and returns a profile or a
  * failure status. Every transfer is bounded by the configured time-outs and
  * by MAX_KAKAO_BODY; only the scheme of the configured URL is allowed, and
@@ -20,6 +22,8 @@
 #include <jansson.h>
 
 #include "kakao.h"
+#include "kakao_gate.h"
+#include "kakao_reject.h"
 #include "kl_clock.h"
 
 #define USER_AGENT	"kakao-login/1.0"
@@ -42,6 +46,8 @@ struct kakao_client {
 	struct kakao_call	 profile;
 	struct kakao_call	 info;
 	int64_t			 app_id;
+	struct kakao_reject	*reject;	/* shared, not ours */
+	struct kakao_gate	*gate;		/* shared, not ours */
 };
 
 /* DNS cache and TLS sessions are shared by the threads of a process. */
@@ -194,6 +200,8 @@ kakao_client_new(const struct kakao_options *opt, struct kl_error *err)
 		return NULL;
 	}
 	kc->app_id = opt->app_id;
+	kc->reject = opt->reject;
+	kc->gate = opt->gate;
 	if ((kc->multi = curl_multi_init()) == NULL) {
 		kl_fail(err, KL_INTERNAL, "curl_multi_init failed");
 		goto fail;
@@ -483,8 +491,19 @@ kakao_profile_fetch(struct kakao_client *kc, const char *token,
 	struct kakao_token_info	info;
 	struct kl_error		info_err;
 	struct timespec		t0;
+	enum kl_status		remembered;
 	bool			check_app = kc->app_id != 0;
+	size_t			len = strlen(token);
 	int			rc = -1, info_rc = 0;
+
+	if (upstream_us != NULL)
+		*upstream_us = 0;
+	/* Neither costs a Kakao call. */
+	if (kakao_reject_check(kc->reject, token, len, &remembered))
+		return kl_fail(err, remembered, "Kakao refused this token "
+		    "lately (remembered)");
+	if (kakao_gate_enter(kc->gate, err) == -1)
+		return -1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (call_start(kc, &kc->profile, token, err) == -1)
@@ -531,6 +550,10 @@ done:
 	curl_easy_setopt(kc->info.easy, CURLOPT_XOAUTH2_BEARER, NULL);
 	call_shrink(&kc->profile);
 	call_shrink(&kc->info);
+	kakao_gate_leave(kc->gate);
+	if (rc == -1 && err != NULL && (err->status == KL_KAKAO_REJECTED ||
+	    err->status == KL_WRONG_APP))
+		kakao_reject_remember(kc->reject, token, len, err->status);
 	if (upstream_us != NULL)
 		*upstream_us = kl_elapsed_us(&t0);
 	return rc;
