@@ -2,10 +2,12 @@
  * kakao_reject.c: the tokens Kakao refused lately (see kakao_reject.h).
  *
  * Owns a fixed table of buckets, each KAKAO_REJECT_WAYS entries under its
- * own mutex; a token's tag (HMAC-SHA256 under the cache's random key)
- * chooses the bucket. Never stores or logs a token; knows nothing of HTTP,
+ * own mutex; a token's tag (SipHash-2-4, 128-bit output, under the cache's
+ * random key: a keyed PRF made for hash tables fed by an adversary, about
+ * 0.5 us a token where HMAC-SHA256 took 4) chooses the bucket. Never stores or logs a token; knows nothing of HTTP,
  * curl or the store. Thread-safe: every entry is read and written under its
- * bucket's lock, and the key is written once, before any thread sees it.
+ * bucket's lock; the keyed MAC context is made once, before any thread
+ * sees it, and only copied after (EVP_MAC_CTX_dup reads it).
  */
 #include <sys/random.h>
 
@@ -15,14 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "kakao_reject.h"
 #include "kl_clock.h"
 
-#define REJECT_KEY_LEN	32
+#define REJECT_KEY_LEN	16	/* SipHash's key */
 
 struct reject_entry {
 	unsigned char	 tag[KAKAO_REJECT_TAG];
@@ -36,7 +38,7 @@ struct reject_bucket {
 };
 
 struct kakao_reject {
-	unsigned char		 key[REJECT_KEY_LEN];
+	EVP_MAC_CTX		*mac;		/* keyed; copied per tag */
 	kakao_reject_clock	 clock;
 	int			 ttl_s;
 	size_t			 nbuckets;
@@ -48,8 +50,11 @@ kakao_reject_new(size_t slots, int ttl_s, kakao_reject_clock clock,
     struct kl_error *err)
 {
 	struct kakao_reject	*rc;
-	size_t			 i, got = 0;
+	unsigned char		 key[REJECT_KEY_LEN];
+	size_t			 i, got = 0, tag_len = KAKAO_REJECT_TAG;
 	ssize_t			 n;
+	EVP_MAC			*sip;
+	OSSL_PARAM		 params[2];
 
 	if (slots == 0 || slots % KAKAO_REJECT_WAYS != 0 || ttl_s <= 0) {
 		kl_fail(err, KL_INTERNAL, "reject cache: bad size or ttl");
@@ -65,22 +70,37 @@ kakao_reject_new(size_t slots, int ttl_s, kakao_reject_clock clock,
 	rc->nbuckets = slots / KAKAO_REJECT_WAYS;
 	rc->ttl_s = ttl_s;
 	rc->clock = clock != NULL ? clock : kl_mono_seconds;
-	while (got < sizeof(rc->key)) {
-		n = getrandom(rc->key + got, sizeof(rc->key) - got, 0);
+	while (got < sizeof(key)) {
+		n = getrandom(key + got, sizeof(key) - got, 0);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			free(rc->bucket);
-			free(rc);
 			kl_fail(err, KL_INTERNAL, "reject cache: getrandom: %s",
 			    strerror(errno));
-			return NULL;
+			goto fail;
 		}
 		got += (size_t)n;
 	}
+	params[0] = OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &tag_len);
+	params[1] = OSSL_PARAM_construct_end();
+	sip = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+	rc->mac = sip != NULL ? EVP_MAC_CTX_new(sip) : NULL;
+	EVP_MAC_free(sip);		/* the context holds its own reference */
+	if (rc->mac == NULL ||
+	    EVP_MAC_init(rc->mac, key, sizeof(key), params) != 1) {
+		kl_fail(err, KL_INTERNAL, "reject cache: no SipHash in OpenSSL");
+		goto fail;
+	}
+	OPENSSL_cleanse(key, sizeof(key));
 	for (i = 0; i < rc->nbuckets; i++)
 		pthread_mutex_init(&rc->bucket[i].lock, NULL);
 	return rc;
+fail:
+	OPENSSL_cleanse(key, sizeof(key));
+	EVP_MAC_CTX_free(rc->mac);
+	free(rc->bucket);
+	free(rc);
+	return NULL;
 }
 
 void
@@ -92,7 +112,7 @@ kakao_reject_free(struct kakao_reject *rc)
 		return;
 	for (i = 0; i < rc->nbuckets; i++)
 		pthread_mutex_destroy(&rc->bucket[i].lock);
-	OPENSSL_cleanse(rc->key, sizeof(rc->key));
+	EVP_MAC_CTX_free(rc->mac);	/* OpenSSL clears the key */
 	free(rc->bucket);
 	free(rc);
 }
@@ -101,19 +121,18 @@ void
 kakao_reject_tag(const struct kakao_reject *rc, const char *token,
     size_t len, unsigned char tag[KAKAO_REJECT_TAG])
 {
-	unsigned char	md[EVP_MAX_MD_SIZE];
-	unsigned int	mdlen = 0;
+	EVP_MAC_CTX	*c;
+	size_t		 n = 0;
 
-	if (HMAC(EVP_sha256(), rc->key, sizeof(rc->key),
-	    (const unsigned char *)token, len, md, &mdlen) == NULL ||
-	    mdlen < KAKAO_REJECT_TAG) {
-		/* Cannot happen with SHA-256; an all-zero tag matches no
-		 * stored one, since remember() refuses it too. */
+	/* A copy per call: the threads share rc->mac and never write it. */
+	if ((c = EVP_MAC_CTX_dup(rc->mac)) == NULL ||
+	    EVP_MAC_update(c, (const unsigned char *)token, len) != 1 ||
+	    EVP_MAC_final(c, tag, &n, KAKAO_REJECT_TAG) != 1 ||
+	    n != KAKAO_REJECT_TAG)
+		/* Out of memory: an all-zero tag is never looked up or
+		 * stored, so the token is simply not remembered. */
 		memset(tag, 0, KAKAO_REJECT_TAG);
-		return;
-	}
-	memcpy(tag, md, KAKAO_REJECT_TAG);
-	OPENSSL_cleanse(md, sizeof(md));
+	EVP_MAC_CTX_free(c);
 }
 
 static struct reject_bucket *

@@ -4,9 +4,10 @@
  * counts against the app's monthly quota).
  *
  * Part of the kakao layer. One cache per process, shared by its threads.
- * It never holds a token: only a keyed hash of it (HMAC-SHA256 under a key
- * drawn with getrandom() when the cache is made, so it differs in every
- * process and after every restart), cut to KAKAO_REJECT_TAG bytes, with the
+ * It never holds a token: only a keyed hash of it (SipHash-2-4 with a
+ * 128-bit output, KAKAO_REJECT_TAG bytes, under a key drawn with
+ * getrandom() when the cache is made, so it differs in every process and
+ * after every restart, and nobody can aim tokens at one bucket), with the
  * refusal (KL_KAKAO_REJECTED or KL_WRONG_APP) and when it expires. Memory
  * is fixed at creation: a full bucket forgets the entry that expires first.
  * Thread-safe: one mutex per bucket of KAKAO_REJECT_WAYS entries.

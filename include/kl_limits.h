@@ -26,7 +26,7 @@
 #define KAKAO_REJECT_SLOTS   4096	/* rejected tokens remembered per process */
 #define KAKAO_REJECT_WAYS       8	/* entries per bucket; one lock each */
 #define KAKAO_REJECT_TTL_S     60	/* a rejected token answered from memory */
-#define KAKAO_REJECT_TAG       16	/* bytes of HMAC-SHA256 kept per token */
+#define KAKAO_REJECT_TAG       16	/* bytes of keyed hash kept per token */
 #define KAKAO_BUSY_WAIT_MS    200	/* wait for a Kakao call slot, then 503 */
 #define KAKAO_SPARE_DIV        16	/* default cap: threads less 1 in 16 */
 
