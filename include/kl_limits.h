@@ -28,7 +28,7 @@
 #define KAKAO_REJECT_TTL_S     60	/* a rejected token answered from memory */
 #define KAKAO_REJECT_TAG       16	/* bytes of keyed hash kept per token */
 #define KAKAO_BUSY_WAIT_MS    200	/* wait for a Kakao call slot, then 503 */
-#define KAKAO_SPARE_DIV        16	/* default cap: threads less 1 in 16 */
+#define KAKAO_SPARE_DIV        32	/* default cap: threads less 1 in 32 */
 
 /* User record. */
 #define MAX_NICKNAME          256	/* bytes, UTF-8, cut at a char boundary */

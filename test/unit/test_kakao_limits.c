@@ -269,9 +269,10 @@ static void
 test_gate_default_cap(void **state)
 {
 	(void)state;
-	assert_int_equal(kakao_gate_cap(0, 128), 120);
-	assert_int_equal(kakao_gate_cap(0, 256), 240);
-	assert_int_equal(kakao_gate_cap(0, 16), 15);
+	assert_int_equal(kakao_gate_cap(0, 128), 124);
+	assert_int_equal(kakao_gate_cap(0, 256), 248);
+	assert_int_equal(kakao_gate_cap(0, 32), 31);
+	assert_int_equal(kakao_gate_cap(0, 16), 16);
 	assert_int_equal(kakao_gate_cap(0, 8), 8);
 	assert_int_equal(kakao_gate_cap(0, 1), 1);
 	assert_int_equal(kakao_gate_cap(7, 128), 7);
