@@ -157,7 +157,8 @@ answer_string(struct answer *a, const char *s)
 		run = s + 1;
 		if (c == 0xe2) {
 			/* U+2028 / U+2029, bytes e2 80 a8 / e2 80 a9. */
-			answer_put(a, (unsigned char)s[2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+			answer_put(a, (unsigned char)s[2] == 0xa8 ?
+			    "\\u2028" : "\\u2029", 6);
 			s += 2;
 			run = s + 1;
 		} else if (c == '"' || c == '\\') {
