@@ -436,8 +436,17 @@ def run_http(env):
 # answers them 400 INVALID_TOKEN without Kakao, so only the limit can answer
 # otherwise.
 
-NGINX_BURST = 20            # burst= in etc/nginx/kakao-login.conf
-LIGHTTPD_MAX = 16           # MAX_PER_ADDR in etc/lighttpd/kakao-login-limit.lua
+def shipped_number(path, pattern):
+    with open(path) as f:
+        m = re.search(pattern, f.read(), re.M)
+    if m is None:
+        raise RuntimeError("%s: no %s" % (path, pattern))
+    return int(m.group(1))
+
+
+# As shipped: burst= in the nginx snippet, MAX_PER_ADDR in the lua script.
+NGINX_BURST = shipped_number(stack.NGINX_SNIPPET, r"^\s*limit_req zone=kakao_login burst=(\d+)")
+LIGHTTPD_MAX = shipped_number(stack.LIGHTTPD_LIMIT, r"^local MAX_PER_ADDR = (\d+)")
 NO_TOKEN = b"GET " + LOGIN.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
 
 
