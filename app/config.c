@@ -52,6 +52,7 @@ static const struct config_key keys[] = {
 	{ "kakao_admin_key_file",	F(kakao_admin_key_file), K_STRING, 0, 0 },
 	{ "redirect_uris",		F(redirect_uris), K_STRING, 0, 0 },
 	{ "threads",			F(threads), K_INT, 1, MAX_THREADS },
+	{ "kakao_max_calls",		F(kakao_max_calls), K_INT, 1, MAX_THREADS },
 	{ "upstream_timeout_ms",	F(upstream_timeout_ms), K_LONG, 50, 60000 },
 	{ "upstream_connect_timeout_ms", F(upstream_connect_timeout_ms), K_LONG, 10, 60000 },
 	{ "ca_file",			F(ca_file), K_STRING, 0, 0 },

@@ -85,7 +85,8 @@ handler_parse_authorization(const char *value, char *token,
  * Jansson tree and dumping it cost more than a sixth of a login's
  * instructions (callgrind). Every string written here is valid UTF-8 (it
  * came through Jansson's parser or our own store), so escaping quotes,
- * backslashes and control characters is all JSON asks.
+ * backslashes and control characters is all JSON asks; U+2028 and U+2029
+ * are escaped too, for JavaScript.
  */
 struct answer {
 	char	*buf;		/* malloc()ed; handed to the fcgi layer */
@@ -123,7 +124,18 @@ answer_raw(struct answer *a, const char *s)
 	answer_put(a, s, strlen(s));
 }
 
-/* A JSON string, or null when s is empty. */
+/* U+2028 LINE SEPARATOR or U+2029 PARAGRAPH SEPARATOR at s: valid raw in
+ * JSON, but a line end in JavaScript before ES2019, so an answer pasted
+ * into a script could be cut there. */
+static bool
+is_line_separator(const char *s)
+{
+	return (unsigned char)s[0] == 0xe2 && (unsigned char)s[1] == 0x80 &&
+	    ((unsigned char)s[2] == 0xa8 || (unsigned char)s[2] == 0xa9);
+}
+
+/* A JSON string, or null when s is empty. U+2028 and U+2029 are written
+ * as escapes, like the control characters. */
 static void
 answer_string(struct answer *a, const char *s)
 {
@@ -138,11 +150,18 @@ answer_string(struct answer *a, const char *s)
 	}
 	answer_put(a, "\"", 1);
 	for (run = s; (c = (unsigned char)*s) != '\0'; s++) {
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f &&
+		    !is_line_separator(s))
 			continue;
 		answer_put(a, run, (size_t)(s - run));
 		run = s + 1;
-		if (c == '"' || c == '\\') {
+		if (c == 0xe2) {
+			/* U+2028 / U+2029, bytes e2 80 a8 / e2 80 a9. */
+			answer_put(a, (unsigned char)s[2] == 0xa8 ?
+			    "\\u2028" : "\\u2029", 6);
+			s += 2;
+			run = s + 1;
+		} else if (c == '"' || c == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)c;
 			answer_put(a, esc, 2);

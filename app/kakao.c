@@ -3,7 +3,9 @@
  *
  * Owns one curl multi handle and two easy handles per worker thread (profile
  * and token info), reused for every request so connections stay alive, and
- * a process-wide share handle for DNS and TLS sessions (locked). Never sees
+ * a process-wide share handle for DNS and TLS sessions (locked). Before a
+ * call it asks the reject cache (kakao_reject.c) and takes a slot of the
+ * gate (kakao_gate.c); both are shared by the process's clients. Never sees
  * the front's HTTP request: it gets a token and returns a profile or a
  * failure status. Every transfer is bounded by the configured time-outs and
  * by MAX_KAKAO_BODY; only the scheme of the configured URL is allowed, and
@@ -13,12 +15,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
 #include "kakao.h"
+#include "kakao_gate.h"
+#include "kakao_reject.h"
 #include "kl_clock.h"
 
 #define USER_AGENT	"kakao-login/1.0"
@@ -41,6 +46,8 @@ struct kakao_client {
 	struct kakao_call	 profile;
 	struct kakao_call	 info;
 	int64_t			 app_id;
+	struct kakao_reject	*reject;	/* shared, not ours */
+	struct kakao_gate	*gate;		/* shared, not ours */
 };
 
 /* DNS cache and TLS sessions are shared by the threads of a process. */
@@ -193,6 +200,8 @@ kakao_client_new(const struct kakao_options *opt, struct kl_error *err)
 		return NULL;
 	}
 	kc->app_id = opt->app_id;
+	kc->reject = opt->reject;
+	kc->gate = opt->gate;
 	if ((kc->multi = curl_multi_init()) == NULL) {
 		kl_fail(err, KL_INTERNAL, "curl_multi_init failed");
 		goto fail;
@@ -300,6 +309,28 @@ member_id(json_t *obj, const char *name, int64_t *out)
 	return 0;
 }
 
+/* An absolute http or https URL with a host and no blank or control
+ * byte: what an <img src> may safely get. javascript:, data: and the
+ * like would run or render in a front end that trusts the field. */
+static bool
+is_web_url(const char *s)
+{
+	const char	*host, *p;
+
+	if (strncasecmp(s, "https://", 8) == 0)
+		host = s + 8;
+	else if (strncasecmp(s, "http://", 7) == 0)
+		host = s + 7;
+	else
+		return false;
+	if (*host == '\0' || *host == '/')
+		return false;
+	for (p = s; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
 int
 kakao_profile_parse(const char *body, size_t len,
     struct kakao_profile *p, struct kl_error *err)
@@ -337,7 +368,8 @@ kakao_profile_parse(const char *body, size_t len,
 	}
 	if ((s = member_string(profile, "profile_image_url")) == NULL)
 		s = member_string(props, "profile_image");
-	if (s != NULL && *s != '\0' && strlen(s) < sizeof(p->profile_image)) {
+	if (s != NULL && is_web_url(s) &&
+	    strlen(s) < sizeof(p->profile_image)) {
 		memcpy(p->profile_image, s, strlen(s) + 1);
 		p->has_profile_image = true;
 	}
@@ -459,8 +491,19 @@ kakao_profile_fetch(struct kakao_client *kc, const char *token,
 	struct kakao_token_info	info;
 	struct kl_error		info_err;
 	struct timespec		t0;
+	enum kl_status		remembered;
 	bool			check_app = kc->app_id != 0;
+	size_t			len = strlen(token);
 	int			rc = -1, info_rc = 0;
+
+	if (upstream_us != NULL)
+		*upstream_us = 0;
+	/* Neither costs a Kakao call. */
+	if (kakao_reject_check(kc->reject, token, len, &remembered))
+		return kl_fail(err, remembered, "Kakao refused this token "
+		    "lately (remembered)");
+	if (kakao_gate_enter(kc->gate, err) == -1)
+		return -1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (call_start(kc, &kc->profile, token, err) == -1)
@@ -507,6 +550,10 @@ done:
 	curl_easy_setopt(kc->info.easy, CURLOPT_XOAUTH2_BEARER, NULL);
 	call_shrink(&kc->profile);
 	call_shrink(&kc->info);
+	kakao_gate_leave(kc->gate);
+	if (rc == -1 && err != NULL && (err->status == KL_KAKAO_REJECTED ||
+	    err->status == KL_WRONG_APP))
+		kakao_reject_remember(kc->reject, token, len, err->status);
 	if (upstream_us != NULL)
 		*upstream_us = kl_elapsed_us(&t0);
 	return rc;

@@ -42,6 +42,8 @@
 #include "kl_limits.h"
 #include "fcgi.h"
 #include "kakao.h"
+#include "kakao_gate.h"
+#include "kakao_reject.h"
 #include "log.h"
 #include "store.h"
 #include "token.h"
@@ -189,6 +191,10 @@ main(int argc, char *argv[])
 	config_defaults(&cfg);
 	if (config_load(&cfg, conf, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
+	/* A cap above threads could never be reached. */
+	if (cfg.kakao_max_calls > cfg.threads)
+		errx(1, "%s: kakao_max_calls (%d) exceeds threads (%d)", conf,
+		    cfg.kakao_max_calls, cfg.threads);
 	if (check_only) {
 		/* What start-up would refuse, without starting: the config
 		 * and the signing key (as the user who runs -t). */
@@ -254,6 +260,11 @@ main(int argc, char *argv[])
 	kopt.timeout_ms = cfg.upstream_timeout_ms;
 	kopt.connect_timeout_ms = cfg.upstream_connect_timeout_ms;
 	kopt.ca_file = cfg.ca_file;
+	if ((kopt.reject = kakao_reject_new(KAKAO_REJECT_SLOTS,
+	    KAKAO_REJECT_TTL_S, NULL, &kerr)) == NULL ||
+	    (kopt.gate = kakao_gate_new(kakao_gate_cap(cfg.kakao_max_calls,
+	    cfg.threads), KAKAO_BUSY_WAIT_MS, &kerr)) == NULL)
+		errx(1, "%s", kerr.detail);
 	if ((workers = calloc((size_t)cfg.threads, sizeof(*workers))) == NULL)
 		err(1, "calloc");
 	for (i = 0; i < cfg.threads; i++) {
@@ -274,8 +285,10 @@ main(int argc, char *argv[])
 	maint.store = store;
 	if (pthread_create(&maint.thread, NULL, maintain_run, &maint) != 0)
 		errx(1, "pthread_create failed");
-	log_info("started: %d threads, kakao %s, app id check %s", cfg.threads,
-	    cfg.kakao_api_url, cfg.kakao_app_id ? "on" : "off");
+	log_info("started: %d threads, kakao %s, app id check %s, at most %d "
+	    "Kakao calls at once", cfg.threads, cfg.kakao_api_url,
+	    cfg.kakao_app_id ? "on" : "off",
+	    kakao_gate_cap(cfg.kakao_max_calls, cfg.threads));
 	if (cfg.kakao_allow_other_apps)
 		log_warn("%s", OTHER_APPS_WARNING);
 
@@ -297,6 +310,8 @@ main(int argc, char *argv[])
 		pthread_mutex_destroy(&workers[i].state_lock);
 	}
 	free(workers);
+	kakao_gate_free(kopt.gate);
+	kakao_reject_free(kopt.reject);
 	store_close(store);
 	kakao_global_cleanup();
 	token_wipe(&token);

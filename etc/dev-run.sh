@@ -88,6 +88,7 @@ http {
     proxy_temp_path $run/nginx/tmp/proxy;
     scgi_temp_path $run/nginx/tmp/scgi;
     uwsgi_temp_path $run/nginx/tmp/uwsgi;
+    include $repo/etc/nginx/kakao-login-zones.conf;
     upstream kakao_login { server unix:$run/kakao-login.sock; }
     server {
         listen 127.0.0.1:$port;

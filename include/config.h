@@ -35,6 +35,7 @@ struct config {
 	char			 kakao_admin_key_file[MAX_CONFIG_PATH];
 	char			 redirect_uris[MAX_CONFIG_LINE];
 	int			 threads;
+	int			 kakao_max_calls;	/* 0: kakao_gate_cap() */
 	long			 upstream_timeout_ms;
 	long			 upstream_connect_timeout_ms;
 	char			 ca_file[MAX_CONFIG_PATH];

@@ -15,12 +15,19 @@
 #include "kl_error.h"
 #include "kl_limits.h"
 
+struct kakao_reject;
+struct kakao_gate;
+
 struct kakao_options {
 	const char	*api_url;		/* no trailing slash */
 	int64_t		 app_id;		/* 0: do not check */
 	long		 timeout_ms;
 	long		 connect_timeout_ms;
 	const char	*ca_file;		/* NULL or "": system store */
+	/* Shared by the clients of a process, owned by the caller, who
+	 * frees them after the clients; NULL: no cache, no cap. */
+	struct kakao_reject	*reject;	/* tokens Kakao refused */
+	struct kakao_gate	*gate;		/* exchanges in flight */
 };
 
 /* What /v2/user/me told us. Strings are "" when Kakao did not say. */
@@ -57,6 +64,10 @@ void			 kakao_client_free(struct kakao_client *kc);
  * the client has an app id, token info is fetched at the same time and a
  * token of another app fails with KL_WRONG_APP. *upstream_us, when not
  * NULL, receives the time spent waiting on Kakao.
+ * A token Kakao refused (KL_KAKAO_REJECTED, KL_WRONG_APP) is remembered in
+ * the reject cache and refused the same way, without a call, while it is
+ * remembered. The exchange holds a slot of the gate; none free within its
+ * wait fails with KL_KAKAO_BUSY, without a call.
  */
 int	kakao_profile_fetch(struct kakao_client *kc, const char *access_token,
 	    struct kakao_profile *profile, long *upstream_us,

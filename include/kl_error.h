@@ -20,6 +20,7 @@ enum kl_status {
 	KL_KAKAO_BAD_RESPONSE,	/* 502: Kakao answered something unusable */
 	KL_KAKAO_UNAVAILABLE,	/* 502: unreachable, 5xx, quota */
 	KL_KAKAO_TIMEOUT,	/* 504: too slow */
+	KL_KAKAO_BUSY,		/* 503: our cap on concurrent Kakao calls */
 	KL_STORE_FAILED,	/* 500 INTERNAL_ERROR: database trouble */
 	KL_INTERNAL,		/* 500 INTERNAL_ERROR: anything else of ours */
 	KL_NOT_FOUND,		/* 404 */

@@ -23,6 +23,12 @@
 #define MAX_KAKAO_BODY     (256 * 1024)	/* larger answers are unusable */
 #define KAKAO_BUF_KEEP      (16 * 1024)	/* answer buffer kept between calls */
 #define MAX_URL_LEN          1024	/* configured base URLs, image URLs */
+#define KAKAO_REJECT_SLOTS   4096	/* rejected tokens remembered per process */
+#define KAKAO_REJECT_WAYS       8	/* entries per bucket; one lock each */
+#define KAKAO_REJECT_TTL_S     60	/* a rejected token answered from memory */
+#define KAKAO_REJECT_TAG       16	/* bytes of keyed hash kept per token */
+#define KAKAO_BUSY_WAIT_MS    200	/* wait for a Kakao call slot, then 503 */
+#define KAKAO_SPARE_DIV        32	/* default cap: threads less 1 in 32 */
 
 /* User record. */
 #define MAX_NICKNAME          256	/* bytes, UTF-8, cut at a char boundary */

@@ -90,6 +90,7 @@ struct kind {
 	int		 mail_verified;	/* /v2/user/me only */
 	long long	 app_id;	/* token info app_id; 0 means the -a value */
 	enum fault	 fault;		/* both endpoints */
+	const char	*image;		/* /v2/user/me image URLs; NULL: ours */
 };
 
 /*
@@ -99,30 +100,33 @@ struct kind {
  * that match no row (and "expired") get 401 -401.
  */
 static const struct kind kinds[] = {
-	/* name	      id	shape	  nick	    valid verif app_id	    fault */
-	{ "valid",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE },
-	{ "bare",	ID_NUM,	P_BARE,	  N_USER,	1, 1, 0,	    F_NONE },
-	{ "nonick",	ID_NUM,	P_NONICK, N_USER,	1, 1, 0,	    F_NONE },
-	{ "unverified",	ID_NUM,	P_FULL,	  N_USER,	1, 0, 0,	    F_NONE },
-	{ "invalidmail", ID_NUM, P_FULL,  N_USER,	0, 1, 0,	    F_NONE },
-	{ "foreign",	ID_NUM,	P_FULL,	  N_USER,	1, 1, FOREIGN_APP_ID, F_NONE },
-	{ "expired",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_INVALID },
-	{ "status",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_STATUS }, /* status<code> */
-	{ "garbage",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_GARBAGE },
-	{ "noid",	ID_NONE, P_NOID,  N_USER,	1, 1, 0,	    F_NONE },
-	{ "strid",	ID_STR,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE },
-	{ "negid",	ID_NEG,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE },
-	{ "floatid",	ID_FLOAT, P_FULL, N_USER,	1, 1, 0,	    F_NONE },
-	{ "bigid",	ID_BIG,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE },
-	{ "zeroid",	ID_ZERO, P_FULL,  N_USER,	1, 1, 0,	    F_NONE },
-	{ "badutf8",	ID_NUM,	P_FULL,	  N_BADUTF8,	1, 1, 0,	    F_NONE },
-	{ "longnick",	ID_NUM,	P_FULL,	  N_LONG,	1, 1, 0,	    F_NONE },
-	{ "unicode",	ID_NUM,	P_FULL,	  N_UNICODE,	1, 1, 0,	    F_NONE },
-	{ "huge",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_HUGE },
-	{ "truncated",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_TRUNCATED },
-	{ "trickle",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_TRICKLE },
-	{ "hang",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_HANG },
-	{ "close",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_CLOSE },
+	/* name	      id	shape	  nick	    valid verif app_id	    fault, image */
+	{ "valid",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE, NULL },
+	{ "bare",	ID_NUM,	P_BARE,	  N_USER,	1, 1, 0,	    F_NONE, NULL },
+	{ "nonick",	ID_NUM,	P_NONICK, N_USER,	1, 1, 0,	    F_NONE, NULL },
+	{ "unverified",	ID_NUM,	P_FULL,	  N_USER,	1, 0, 0,	    F_NONE, NULL },
+	{ "invalidmail", ID_NUM, P_FULL,  N_USER,	0, 1, 0,	    F_NONE, NULL },
+	{ "foreign",	ID_NUM,	P_FULL,	  N_USER,	1, 1, FOREIGN_APP_ID, F_NONE, NULL },
+	{ "expired",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_INVALID, NULL },
+	{ "status",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_STATUS, NULL }, /* status<code> */
+	{ "garbage",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_GARBAGE, NULL },
+	{ "noid",	ID_NONE, P_NOID,  N_USER,	1, 1, 0,	    F_NONE, NULL },
+	{ "strid",	ID_STR,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE, NULL },
+	{ "negid",	ID_NEG,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE, NULL },
+	{ "floatid",	ID_FLOAT, P_FULL, N_USER,	1, 1, 0,	    F_NONE, NULL },
+	{ "bigid",	ID_BIG,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE, NULL },
+	{ "zeroid",	ID_ZERO, P_FULL,  N_USER,	1, 1, 0,	    F_NONE, NULL },
+	{ "badutf8",	ID_NUM,	P_FULL,	  N_BADUTF8,	1, 1, 0,	    F_NONE, NULL },
+	{ "longnick",	ID_NUM,	P_FULL,	  N_LONG,	1, 1, 0,	    F_NONE, NULL },
+	{ "unicode",	ID_NUM,	P_FULL,	  N_UNICODE,	1, 1, 0,	    F_NONE, NULL },
+	{ "huge",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_HUGE, NULL },
+	{ "truncated",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_TRUNCATED, NULL },
+	{ "trickle",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_TRICKLE, NULL },
+	{ "hang",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_HANG, NULL },
+	{ "close",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_CLOSE, NULL },
+	/* A profile image a front end must never put in a src or href. */
+	{ "jsimage",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE,
+	  "javascript:alert(document.domain)" },
 };
 
 struct tok {
@@ -480,6 +484,17 @@ put_nick(struct out *o, enum nick n, long long id)
 	}
 }
 
+/* An image URL's JSON string content: the kind's own, else ours. */
+static void
+put_image(struct out *o, const struct kind *k, const char *what,
+    long long id)
+{
+	if (k->image != NULL)
+		ojson(o, k->image);
+	else
+		oprintf(o, "http://k.kakaocdn.net/%s/%lld.jpg", what, id);
+}
+
 static const char *
 jbool(int b)
 {
@@ -504,17 +519,20 @@ profile_body(struct out *o, const struct kind *k, long long id)
 	if (k->shape == P_FULL) {
 		oputs(o, ",\"properties\":{\"nickname\":\"");
 		put_nick(o, k->nick, id);
-		oprintf(o, "\",\"profile_image\":\"http://k.kakaocdn.net/img/%lld.jpg\","
-		    "\"thumbnail_image\":\"http://k.kakaocdn.net/thumb/%lld.jpg\"}",
-		    id, id);
-		oputs(o, ",\"kakao_account\":{"
+		oputs(o, "\",\"profile_image\":\"");
+		put_image(o, k, "img", id);
+		oputs(o, "\",\"thumbnail_image\":\"");
+		put_image(o, k, "thumb", id);
+		oputs(o, "\"},\"kakao_account\":{"
 		    "\"profile_nickname_needs_agreement\":false,"
 		    "\"profile\":{\"nickname\":\"");
 		put_nick(o, k->nick, id);
-		oprintf(o, "\",\"thumbnail_image_url\":\"http://k.kakaocdn.net/thumb/%lld.jpg\","
-		    "\"profile_image_url\":\"http://k.kakaocdn.net/img/%lld.jpg\","
-		    "\"is_default_image\":false,\"is_default_nickname\":false},",
-		    id, id);
+		oputs(o, "\",\"thumbnail_image_url\":\"");
+		put_image(o, k, "thumb", id);
+		oputs(o, "\",\"profile_image_url\":\"");
+		put_image(o, k, "img", id);
+		oputs(o, "\",\"is_default_image\":false,"
+		    "\"is_default_nickname\":false},");
 	} else		/* P_NONICK: the user did not consent to the nickname */
 		oputs(o, ",\"kakao_account\":{"
 		    "\"profile_nickname_needs_agreement\":true,");

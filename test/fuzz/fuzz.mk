@@ -26,7 +26,8 @@ FUZZ_CFLAGS   := -g -O1 -fno-omit-frame-pointer \
 FUZZ_LDFLAGS  := -fsanitize=fuzzer $(FUZZ_SAN)
 FUZZ_WARN     := -Wall -Wextra -Werror
 FUZZ_LIBS     := -lfcgi -lcurl -ljansson -ljwt -ldb-5.3 -lcrypto -pthread
-FUZZ_LAYERS   := error config log token store kakao handlers fcgi_guard
+FUZZ_LAYERS   := error config log token store kakao_reject kakao_gate kakao \
+                 handlers fcgi_guard
 FUZZ_OBJS     := $(FUZZ_LAYERS:%=$(FUZZ_B)/obj/%.o)
 FUZZ_HDRS     := $(wildcard include/*.h)
 FUZZ_NAMES    := $(patsubst $(FUZZ_DIR)/%.c,%,$(wildcard $(FUZZ_DIR)/fuzz_*.c))

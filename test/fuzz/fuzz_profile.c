@@ -6,7 +6,8 @@
  * KL_KAKAO_BAD_RESPONSE and the profile is all zero; on success the id is
  * positive, nickname, email and profile_image end with a NUL inside their
  * arrays, each has_* flag is true exactly when its string is non-empty,
- * email_verified implies has_email, and the nickname is well-formed UTF-8
+ * email_verified implies has_email, a profile_image is an http or https
+ * URL with no blank or control byte, and the nickname is well-formed UTF-8
  * and a prefix of the nickname in the input, cut (when longer than
  * MAX_NICKNAME) on a character boundary by at most 3 bytes. Jansson only
  * accepts valid UTF-8, so the input nickname is always valid and a broken
@@ -17,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -95,6 +97,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	assert(p.has_profile_image == (p.profile_image[0] != '\0'));
 	assert(!p.email_verified || p.has_email);
 	assert(utf8_whole(p.nickname));
+	assert(!p.has_profile_image ||
+	    strncasecmp(p.profile_image, "http://", 7) == 0 ||
+	    strncasecmp(p.profile_image, "https://", 8) == 0);
+	for (n = 0; p.profile_image[n] != '\0'; n++)
+		assert((unsigned char)p.profile_image[n] > 0x20 &&
+		    p.profile_image[n] != 0x7f);
 
 	/* The parser accepted it, so Jansson does too. */
 	root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES,

@@ -18,6 +18,10 @@ lighttpd with the shipped etc/ snippets), then:
                               (JSON, but not from the app);
         FRONT(status)         the front server answered itself (its own page,
                               not JSON): recorded as the expected behaviour.
+  1b. Per-client limits as shipped in etc/: a burst from one client through
+     a second nginx that includes etc/nginx/kakao-login-zones.conf is cut
+     to 429 {"message":"TOO_MANY_REQUESTS"}; through lighttpd, 16 requests
+     in progress from one address make the next one 429 the same way.
   2. FCGI_CASES: records written with test/hostile/fcgiclient.py straight to
      the socket, each with the answer it must get. After every case the
      worker pids (children of multiwatch, from /proc) must be unchanged and
@@ -421,6 +425,106 @@ def run_http(env):
                 label += " (%s answers itself: %d)" % (front, exp[1]) if exp[0] == "front" else \
                     " (nginx error_page: %d %s)" % (exp[1], exp[2])
             report(why is None, label, why)
+
+
+# ------------------------------------------------------------- per-client limits
+#
+# The limits shipped in etc/: nginx's limit_req with the shipped zone file
+# (on a second nginx: the suites' own stack defines the zone unlimited) and
+# lighttpd's mod_magnet cap on requests in progress per address (as
+# shipped, on the stack's lighttpd). The requests carry no token: the app
+# answers them 400 INVALID_TOKEN without Kakao, so only the limit can answer
+# otherwise.
+
+def shipped_number(path, pattern):
+    with open(path) as f:
+        m = re.search(pattern, f.read(), re.M)
+    if m is None:
+        raise RuntimeError("%s: no %s" % (path, pattern))
+    return int(m.group(1))
+
+
+# As shipped: burst= in the nginx snippet, MAX_PER_ADDR in the lua script.
+NGINX_BURST = shipped_number(stack.NGINX_SNIPPET, r"^\s*limit_req zone=kakao_login burst=(\d+)")
+LIGHTTPD_MAX = shipped_number(stack.LIGHTTPD_LIMIT, r"^local MAX_PER_ADDR = (\d+)")
+NO_TOKEN = b"GET " + LOGIN.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+
+def too_many(r):
+    """-> None when r is the limit's JSON 429, else why."""
+    if r.status != 429:
+        return "status %r, body %r" % (r.status, r.body[:100])
+    if not (r.header("content-type") or "").startswith("application/json"):
+        return "429 with Content-Type %r" % r.header("content-type")
+    if r.json() != {"message": "TOO_MANY_REQUESTS"}:
+        return "429 body %r" % r.body[:100]
+    if r.header("retry-after") != "1":
+        return "429 with Retry-After %r" % r.header("retry-after")
+    return None
+
+
+def run_nginx_limit(env):
+    port = env.start_nginx(zones="include %s;" % stack.NGINX_ZONES, name="nginx-limit")
+    stack.wait_for(lambda: http_raw(port, NO_TOKEN, timeout=2).status == 400, 15,
+                   "nginx with the shipped zone")
+    time.sleep(1.5)         # the probes above drain out of the zone
+    answers = [http_raw(port, NO_TOKEN) for _ in range(3 * NGINX_BURST)]
+    passed = [r for r in answers if r.status == 400]
+    limited = [r for r in answers if r.status == 429]
+    other = [(r.status, r.body[:60]) for r in answers if r.status not in (400, 429)]
+    report(len(passed) >= NGINX_BURST and limited and not other,
+           "nginx, shipped zone: a burst of %d from one client: the first %d+ reach the app, "
+           "the rest 429" % (len(answers), NGINX_BURST),
+           "%d passed, %d limited, other %r" % (len(passed), len(limited), other[:3]))
+    bad = [w for w in map(too_many, limited) if w]
+    report(limited and not bad, "nginx: the 429 is JSON {\"message\":\"TOO_MANY_REQUESTS\"} with Retry-After",
+           "; ".join(bad[:2]) or "no 429 at all")
+    time.sleep(1.2)
+    r = http_raw(port, NO_TOKEN)
+    report(r.status == 400, "nginx: after a second the client is served again",
+           "status %r" % r.status)
+    procs.stop("nginx-limit")
+
+
+def run_lighttpd_limit(env):
+    port = env.fronts["lighttpd"]
+    held = []
+    try:
+        # Requests in progress: headers sent, the body they announce never.
+        for _ in range(LIGHTTPD_MAX - 1):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"POST " + LOGIN.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+                      b"Content-Type: application/x-www-form-urlencoded\r\n"
+                      b"Content-Length: 100\r\n\r\n")
+            held.append(s)
+        time.sleep(0.3)
+        r = http_raw(port, NO_TOKEN)
+        report(r.status == 400, "lighttpd: %d requests in progress from one client: "
+               "one more still reaches the app" % (LIGHTTPD_MAX - 1), "status %r, body %r" % (r.status, r.body[:80]))
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"POST " + LOGIN.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Content-Length: 100\r\n\r\n")
+        held.append(s)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        answers = [http_raw(port, NO_TOKEN) for _ in range(3)]
+        secs = time.monotonic() - t0
+        bad = [w for w in map(too_many, answers) if w]
+        report(not bad and secs < 2, "lighttpd: %d in progress: the next ones get 429 "
+               "{\"message\":\"TOO_MANY_REQUESTS\"} at once" % LIGHTTPD_MAX,
+               "; ".join(bad[:2]) or "took %.1f s" % secs)
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.3)
+    r = http_raw(port, NO_TOKEN)
+    report(r.status == 400, "lighttpd: once they end, the client is served again",
+           "status %r" % r.status)
+
+
+def run_front_limits(env):
+    run_nginx_limit(env)
+    run_lighttpd_limit(env)
 
 
 # ------------------------------------------------------------- processes
@@ -944,6 +1048,7 @@ def main():
         env.start_lighttpd()
         env.wait_fronts()
         run_http(env)
+        run_front_limits(env)
         pids_before = worker_pids()
         run_fcgi(env)
         run_survival(env, pids_before)

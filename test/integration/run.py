@@ -31,6 +31,7 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -315,7 +316,7 @@ def run_consent(env):
     """A login where Kakao returns only the id, after a full one: the fields
     the user no longer shares are null in the answer (the record: test_store)."""
     for fi, (front, port) in enumerate(env.fronts.items()):
-        k = KID_BASE + 970 + fi
+        k = KID_BASE + 1010 + fi
         name = "%s: consent withdrawn clears nickname, e-mail, image" % front
         got = login(port, "valid-%d" % k)
         why = expect("", got, 200, "SUCCESS")
@@ -335,6 +336,133 @@ def run_consent(env):
                                "profile_image": None, "email_verified": False,
                                "id": first["id"], "login_count": 2})
         report(why is None, name, why)
+
+
+# ------------------------------------------------------------- Kakao limits
+#
+# The reject cache, the cap on Kakao calls in flight and the profile_image
+# filter, on one service process (each process has its own cache and cap),
+# so the fake Kakao's request counter (GET /__stats) says exactly what a
+# run of logins cost.
+
+LIMIT_THREADS, LIMIT_CAP, LIMIT_CLIENTS = 8, 2, 8
+
+
+def fake_requests(env):
+    st, js, data, _ = request(env.fake_port, "GET", "/__stats")
+    if st != 200 or not isinstance(js, dict):
+        raise RuntimeError("fake Kakao /__stats: %d %r" % (st, data[:100]))
+    return js["requests"]
+
+
+def kakao_calls(env, fn):
+    """Runs fn(); -> the Kakao calls it made (the /__stats after it is not
+    one of them)."""
+    before = fake_requests(env)
+    fn()
+    return fake_requests(env) - before - 1
+
+
+def run_reject_cache(env, n=30):
+    fronts = list(env.fronts.items())
+    for kind, status, message in (("expired", 401, "NOT_FOUND_IN_KAKAO"),
+                                  ("foreign", 401, "WRONG_APP")):
+        tok = "%s-%d" % (kind, KID_BASE + 970)
+        bad = []
+
+        def burst():
+            for i in range(n):
+                front, port = fronts[i % len(fronts)]
+                why = expect("", login(port, tok, "GET" if i % 2 else "POST"),
+                             status, message)
+                if why:
+                    bad.append("%s #%d: %s" % (front, i + 1, why))
+        calls = kakao_calls(env, burst)
+        report(not bad, "%d logins of one %s token through both fronts: %d %s each"
+               % (n, kind, status, message), "; ".join(bad[:3]))
+        # Profile + token info at once (kakao_app_id is set): 2, once.
+        report(calls == 2, "%d logins of one %s token cost 2 Kakao calls, not %d"
+               % (n, kind, 2 * n), "%d Kakao calls" % calls)
+    # Kakao's own trouble is not remembered: every login asks again.
+    tok = "status503-%d" % (KID_BASE + 971)
+    calls = kakao_calls(env, lambda: [login(env.fronts["nginx"], tok) for _ in range(3)])
+    report(calls == 6, "a 503 from Kakao is not remembered: 3 logins, 6 Kakao calls",
+           "%d Kakao calls" % calls)
+
+
+def run_busy(env):
+    """More slow logins at once than the cap: the cap's worth get 200
+    after 1.5 s, the others 503 KAKAO_BUSY after the short wait."""
+    for fi, (front, port) in enumerate(env.fronts.items()):
+        barrier = threading.Barrier(LIMIT_CLIENTS)
+        out = [None] * LIMIT_CLIENTS
+
+        def one(i):
+            tok = "slow1500.valid-%d" % (KID_BASE + 980 + fi * 10 + i)
+            try:
+                barrier.wait(timeout=10)
+                out[i] = login(port, tok)
+            except Exception as e:   # noqa: BLE001 - reported below
+                out[i] = e
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(LIMIT_CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        errors = [o for o in out if not isinstance(o, tuple)]
+        ok = [o for o in out if isinstance(o, tuple) and o[0] == 200]
+        busy = [o for o in out if isinstance(o, tuple) and o[0] == 503 and
+                isinstance(o[1], dict) and o[1].get("message") == "KAKAO_BUSY"]
+        other = [(o[0], o[2][:80]) for o in out if isinstance(o, tuple) and
+                 o not in ok and o not in busy]
+        report(not errors and not other and len(ok) == LIMIT_CAP and
+               len(busy) == LIMIT_CLIENTS - LIMIT_CAP,
+               "%s: %d slow logins at once, kakao_max_calls = %d: %d x 200, %d x 503 KAKAO_BUSY"
+               % (front, LIMIT_CLIENTS, LIMIT_CAP, LIMIT_CAP, LIMIT_CLIENTS - LIMIT_CAP),
+               "%d x 200, %d x 503 KAKAO_BUSY, other %r, errors %r"
+               % (len(ok), len(busy), other[:2], errors[:2]))
+        slow = [round(o[3], 2) for o in busy if o[3] >= 1.0]
+        report(busy and not slow, "%s: KAKAO_BUSY is answered within 1 s (a 200 ms wait)" % front,
+               "503s after %s s" % slow)
+
+
+def run_max_calls_over_threads(env):
+    conf = env.path("over.conf")
+    with open(env.conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text + "threads = 4\nkakao_max_calls = 5\n")
+    p = subprocess.run([stack.SERVICE, "-t", "-c", conf], capture_output=True,
+                       text=True, timeout=10)
+    report(p.returncode == 1 and "kakao_max_calls" in p.stderr,
+           "kakao_max_calls above threads refuses to start (-t)",
+           "exit %d, stderr %r" % (p.returncode, p.stderr[-200:]))
+
+
+def run_image_scheme(env):
+    k = KID_BASE + 975      # a Kakao id no other scenario logs in
+    got = login(env.fronts["nginx"], "jsimage-%d" % k)
+    why = expect("", got, 200, "SUCCESS")
+    if why is None:
+        why, u = check_login(got[1], env.secret, k)
+        if why is None and u.get("profile_image") is not None:
+            why = "profile_image = %r" % u["profile_image"]
+    report(why is None, "a javascript: profile image from Kakao answers profile_image null", why)
+
+
+def run_kakao_limits(env):
+    saved = (env.children, env.threads, env.extra)
+    env.children, env.threads = 1, LIMIT_THREADS
+    env.extra = ["kakao_max_calls = %d" % LIMIT_CAP, "upstream_timeout_ms = 3000"]
+    restart(env, "Kakao limits", "http://127.0.0.1:%d" % env.fake_port)
+    try:
+        run_reject_cache(env)
+        run_busy(env)
+        run_max_calls_over_threads(env)
+        run_image_scheme(env)
+    finally:
+        # The next restart (run_refused) brings the usual service back.
+        env.children, env.threads, env.extra = saved
 
 
 def restart(env, name, api_url, legacy=False):
@@ -432,6 +560,7 @@ def main():
         k, last = run_identity(env)
         run_concurrent(env)
         run_consent(env)
+        run_kakao_limits(env)
         run_refused(env)
         run_persistence(env, k, last)
         run_logs(env)

@@ -29,6 +29,9 @@
 
 #include "handlers.h"
 #include "kakao.h"
+#include "kakao_gate.h"
+#include "kakao_reject.h"
+#include "kl_clock.h"
 #include "store.h"
 #include "token.h"
 
@@ -565,6 +568,40 @@ test_login_answer_escapes_strings(void **state)
 	free(resp.body);
 }
 
+/* U+2028 and U+2029 are legal raw in JSON but end a line in JavaScript
+ * before ES2019: an answer embedded in a script must carry them escaped. */
+static void
+test_login_answer_escapes_line_separators(void **state)
+{
+	struct login_fixture	*fx = *state;
+	struct http_response	 resp;
+	struct kl_error		 err;
+	json_t			*root, *user;
+	json_error_t		 jerr;
+
+	fake_kapi_set(&fx->kapi, 200, "{\"id\":78,\"kakao_account\":"
+	    "{\"profile\":{\"nickname\":\"a\xe2\x80\xa8" "b\\u2029c\xe2\x80\xa7"
+	    "\xe2\x80\xaa\"},\"email\":\"x\\u2028@example.com\"}}");
+	if (call_login(fx, "Bearer kakao-token-ls", &resp, &err) != 0)
+		fail_msg("login failed: %s", err.detail);
+	/* Never raw in the bytes... */
+	if (strstr(resp.body, "\xe2\x80\xa8") != NULL ||
+	    strstr(resp.body, "\xe2\x80\xa9") != NULL)
+		fail_msg("raw U+2028/U+2029 in the answer: %s", resp.body);
+	assert_non_null(strstr(resp.body, "a\\u2028b\\u2029c"));
+	/* ...and the same text once decoded; neighbours stay as they are. */
+	root = json_loads(resp.body, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		fail_msg("answer is not JSON (%s): %s", jerr.text, resp.body);
+	user = json_object_get(root, "user");
+	assert_string_equal(json_string_value(json_object_get(user,
+	    "nickname")), "a\xe2\x80\xa8" "b\xe2\x80\xa9" "c\xe2\x80\xa7\xe2\x80\xaa");
+	assert_string_equal(json_string_value(json_object_get(user, "email")),
+	    "x\xe2\x80\xa8@example.com");
+	json_decref(root);
+	free(resp.body);
+}
+
 static void
 test_login_bad_authorization_does_not_call_kakao(void **state)
 {
@@ -629,6 +666,132 @@ test_login_kakao_failures(void **state)
 	}
 }
 
+static int
+kapi_requests(struct fake_kapi *fk)
+{
+	int	n;
+
+	pthread_mutex_lock(&fk->lock);
+	n = fk->requests;
+	pthread_mutex_unlock(&fk->lock);
+	return n;
+}
+
+/* The fixture's client again, with a reject cache and a gate. */
+static struct kakao_client *
+limited_client(struct login_fixture *fx, struct kakao_reject *rc,
+    struct kakao_gate *g)
+{
+	struct kakao_options	 opt;
+	struct kakao_client	*kc;
+	struct kl_error		 err;
+	char			 url[64];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", fx->kapi.port);
+	memset(&opt, 0, sizeof(opt));
+	opt.api_url = url;
+	opt.timeout_ms = 5000;
+	opt.connect_timeout_ms = 2000;
+	opt.reject = rc;
+	opt.gate = g;
+	if ((kc = kakao_client_new(&opt, &err)) == NULL)
+		fail_msg("kakao_client_new: %s", err.detail);
+	return kc;
+}
+
+/* A token Kakao refused is refused again, the same way, without asking
+ * Kakao; other failures are not remembered. */
+static void
+test_login_remembers_rejected_token(void **state)
+{
+	struct login_fixture	*fx = *state;
+	struct kakao_reject	*rc;
+	struct kakao_client	*plain = fx->ctx.kakao;
+	struct http_response	 resp;
+	struct kl_error		 err;
+	int			 i, before;
+
+	rc = kakao_reject_new(KAKAO_REJECT_SLOTS, KAKAO_REJECT_TTL_S, NULL,
+	    &err);
+	assert_non_null(rc);
+	fx->ctx.kakao = limited_client(fx, rc, NULL);
+	fake_kapi_set(&fx->kapi, 401, "{\"msg\":\"this access token does "
+	    "not exist\",\"code\":-401}");
+	before = kapi_requests(&fx->kapi);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(call_login(fx, "Bearer rej-1", &resp, &err),
+		    -1);
+		assert_int_equal(err.status, KL_KAKAO_REJECTED);
+		assert_null(resp.body);
+	}
+	assert_int_equal(kapi_requests(&fx->kapi), before + 1);
+	/* The raw form of the same token is the same token. */
+	assert_int_equal(call_login(fx, "rej-1", &resp, &err), -1);
+	assert_int_equal(err.status, KL_KAKAO_REJECTED);
+	assert_int_equal(kapi_requests(&fx->kapi), before + 1);
+	/* Kakao in trouble is not the token's fault: asked every time. */
+	fake_kapi_set(&fx->kapi, 503, "{\"msg\":\"x\",\"code\":-9798}");
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(call_login(fx, "Bearer rej-2", &resp, &err),
+		    -1);
+		assert_int_equal(err.status, KL_KAKAO_UNAVAILABLE);
+	}
+	assert_int_equal(kapi_requests(&fx->kapi), before + 3);
+	/* Kakao would now take anything: the refused one stays refused. */
+	fake_kapi_set(&fx->kapi, 200, "{\"id\":4242}");
+	assert_int_equal(call_login(fx, "Bearer rej-1", &resp, &err), -1);
+	assert_int_equal(err.status, KL_KAKAO_REJECTED);
+	assert_null(strstr(err.detail, "rej-1"));
+	assert_int_equal(kapi_requests(&fx->kapi), before + 3);
+	assert_int_equal(call_login(fx, "Bearer rej-2", &resp, &err), 0);
+	free(resp.body);
+	assert_int_equal(kapi_requests(&fx->kapi), before + 4);
+
+	kakao_client_free(fx->ctx.kakao);
+	fx->ctx.kakao = plain;
+	kakao_reject_free(rc);
+}
+
+/* Every slot taken: 503 KAKAO_BUSY after the short wait, no Kakao call. */
+static void
+test_login_busy_when_gate_full(void **state)
+{
+	struct login_fixture	*fx = *state;
+	struct kakao_gate	*g;
+	struct kakao_client	*plain = fx->ctx.kakao;
+	struct http_response	 resp;
+	struct kl_error		 err;
+	struct timespec		 t0;
+	long			 us;
+	int			 before;
+
+	g = kakao_gate_new(1, 100, &err);
+	assert_non_null(g);
+	fx->ctx.kakao = limited_client(fx, NULL, g);
+	fake_kapi_set(&fx->kapi, 200, "{\"id\":4343}");
+	before = kapi_requests(&fx->kapi);
+	assert_int_equal(kakao_gate_enter(g, &err), 0);	/* another login */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(call_login(fx, "Bearer busy-1", &resp, &err), -1);
+	us = kl_elapsed_us(&t0);
+	assert_int_equal(err.status, KL_KAKAO_BUSY);
+	assert_int_equal(error_http_status(err.status), 503);
+	assert_string_equal(error_message(err.status), "KAKAO_BUSY");
+	assert_true(us >= 90000 && us < 1000000);
+	assert_int_equal(kapi_requests(&fx->kapi), before);
+	kakao_gate_leave(g);
+	/* The slot is back, and a login gives it back when done. */
+	assert_int_equal(call_login(fx, "Bearer busy-1", &resp, &err), 0);
+	free(resp.body);
+	assert_int_equal(call_login(fx, "Bearer busy-2", &resp, &err), 0);
+	free(resp.body);
+	assert_int_equal(kapi_requests(&fx->kapi), before + 2);
+
+	kakao_client_free(fx->ctx.kakao);
+	fx->ctx.kakao = plain;
+	kakao_gate_free(g);
+}
+
 int
 main(void)
 {
@@ -647,12 +810,20 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_login_answer_escapes_strings, login_setup,
 		    login_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_login_answer_escapes_line_separators, login_setup,
+		    login_teardown),
 		cmocka_unit_test_setup_teardown(test_login_success,
 		    login_setup, login_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_login_bad_authorization_does_not_call_kakao,
 		    login_setup, login_teardown),
 		cmocka_unit_test_setup_teardown(test_login_kakao_failures,
+		    login_setup, login_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_login_remembers_rejected_token, login_setup,
+		    login_teardown),
+		cmocka_unit_test_setup_teardown(test_login_busy_when_gate_full,
 		    login_setup, login_teardown),
 	};
 

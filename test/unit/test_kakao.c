@@ -294,6 +294,67 @@ test_profile_long_nickname_cut_on_utf8_boundary(void **state)
 	check_long_nickname("profile-ok-long-nickname-emoji.json", "😀", 1);
 }
 
+/* profile_image ends up in an answer a front end may put in <img src> or
+ * a link: only http and https URLs pass, anything else is no image. */
+static void
+test_profile_image_only_http_https(void **state)
+{
+	static const struct {
+		const char	*url;	/* JSON string content */
+		bool		 kept;
+	} cases[] = {
+		{ "http://k.kakaocdn.net/p.jpg", true },
+		{ "https://k.kakaocdn.net/p.jpg", true },
+		{ "HTTPS://k.kakaocdn.net/p.jpg", true },	/* RFC 3986: any case */
+		{ "javascript:alert(1)", false },
+		{ "JavaScript:alert(1)//http://x", false },
+		{ "data:text/html,<script>alert(1)</script>", false },
+		{ "vbscript:msgbox(1)", false },
+		{ "file:///etc/passwd", false },
+		{ "ftp://k.kakaocdn.net/p.jpg", false },
+		{ "//k.kakaocdn.net/p.jpg", false },		/* scheme-relative */
+		{ "/img/p.jpg", false },
+		{ "http:k.kakaocdn.net", false },
+		{ "http://", false },				/* no host */
+		{ "https:///p.jpg", false },
+		{ " http://k.kakaocdn.net/p.jpg", false },	/* leading blank */
+		{ "\\u0001http://x/p.jpg", false },
+		{ "http://k.kakaocdn.net/a b.jpg", false },	/* no blank in a URL */
+		{ "http://k.kakaocdn.net/\\t.jpg", false },
+		{ "http://x/\\u007f", false },
+		{ "httpx://k.kakaocdn.net/p.jpg", false },
+	};
+	struct kakao_profile	p;
+	struct kl_error		err;
+	char			body[512];
+	size_t			i;
+	int			n;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* Both places Kakao puts it. */
+		n = snprintf(body, sizeof(body), "{\"id\":5,\"kakao_account\":"
+		    "{\"profile\":{\"profile_image_url\":\"%s\"}}}",
+		    cases[i].url);
+		assert_true(n > 0 && (size_t)n < sizeof(body));
+		if (kakao_profile_parse(body, (size_t)n, &p, &err) != 0)
+			fail_msg("%s refused: %s", body, err.detail);
+		if (p.has_profile_image != cases[i].kept)
+			fail_msg("profile_image_url \"%s\": %s", cases[i].url,
+			    cases[i].kept ? "dropped" : "kept");
+		if (!cases[i].kept)
+			assert_string_equal(p.profile_image, "");
+		n = snprintf(body, sizeof(body), "{\"id\":5,\"properties\":"
+		    "{\"profile_image\":\"%s\"}}", cases[i].url);
+		assert_true(n > 0 && (size_t)n < sizeof(body));
+		assert_int_equal(kakao_profile_parse(body, (size_t)n, &p, &err),
+		    0);
+		if (p.has_profile_image != cases[i].kept)
+			fail_msg("properties.profile_image \"%s\": %s",
+			    cases[i].url, cases[i].kept ? "dropped" : "kept");
+	}
+}
+
 static void
 test_profile_email_length_limit(void **state)
 {
@@ -520,6 +581,7 @@ main(void)
 		cmocka_unit_test(
 		    test_profile_long_nickname_cut_on_utf8_boundary),
 		cmocka_unit_test(test_profile_email_length_limit),
+		cmocka_unit_test(test_profile_image_only_http_https),
 		cmocka_unit_test(test_profile_all_ok_files),
 		cmocka_unit_test(test_profile_all_bad_files),
 		cmocka_unit_test(test_profile_parse_respects_len),
