@@ -263,11 +263,45 @@ env_close(struct store *st)
 	st->env = NULL;
 }
 
+/*
+ * Opens (creating if needed) the user id sequence. Processes of a fresh
+ * service start at once: when two create it together, the second gets
+ * DB_KEYEXIST; by then the sequence exists, and opening it again works.
+ */
+static int
+seq_open(struct store *st)
+{
+	DBT	key;
+	int	ret, attempt;
+
+	memset(&key, 0, sizeof(key));
+	key.data = "user_id";
+	key.size = (u_int32_t)strlen("user_id");
+	for (attempt = 0; attempt < STORE_MAX_RETRIES; attempt++) {
+		if ((ret = db_sequence_create(&st->seq, st->seqdb, 0)) != 0) {
+			st->seq = NULL;
+			return ret;
+		}
+		if ((ret = st->seq->initial_value(st->seq, 1)) == 0 &&
+		    (ret = st->seq->set_cachesize(st->seq,
+		    STORE_SEQ_CACHE)) == 0)
+			ret = st->seq->open(st->seq, NULL, &key,
+			    DB_CREATE | DB_THREAD);
+		if (ret == 0)
+			return 0;
+		st->seq->close(st->seq, 0);
+		st->seq = NULL;
+		if (ret != DB_KEYEXIST && ret != DB_LOCK_DEADLOCK &&
+		    ret != DB_LOCK_NOTGRANTED)
+			break;
+	}
+	return ret;
+}
+
 /* Opens the environment and the databases; on failure closes them again. */
 static int
 env_open(struct store *st, struct kl_error *err)
 {
-	DBT		key;
 	u_int32_t	flags;
 	int		ret = 0;
 
@@ -319,21 +353,7 @@ env_open(struct store *st, struct kl_error *err)
 		    db_strerror(ret));
 		goto fail;
 	}
-	if ((ret = db_sequence_create(&st->seq, st->seqdb, 0)) != 0) {
-		st->seq = NULL;
-		kl_fail(err, KL_STORE_FAILED, "sequence: %s", db_strerror(ret));
-		goto fail;
-	}
-	if ((ret = st->seq->initial_value(st->seq, 1)) != 0 ||
-	    (ret = st->seq->set_cachesize(st->seq, STORE_SEQ_CACHE)) != 0) {
-		kl_fail(err, KL_STORE_FAILED, "sequence: %s", db_strerror(ret));
-		goto fail;
-	}
-	memset(&key, 0, sizeof(key));
-	key.data = "user_id";
-	key.size = (u_int32_t)strlen("user_id");
-	if ((ret = st->seq->open(st->seq, NULL, &key,
-	    DB_CREATE | DB_THREAD)) != 0) {
+	if ((ret = seq_open(st)) != 0) {
 		kl_fail(err, KL_STORE_FAILED, "sequence open: %s",
 		    db_strerror(ret));
 		goto fail;

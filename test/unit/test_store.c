@@ -431,6 +431,56 @@ test_bdb_einval_is_not_a_codec_error(void **state)
 		fail_msg("reported as a codec error: %s", err.detail);
 }
 
+/*
+ * Processes of a fresh service start at once and each opens (creating)
+ * the environment, the databases and the user id sequence. Found under
+ * load: the second creator of the sequence got DB_KEYEXIST, and its
+ * process answered 500 "store not open" for a second. Every opener must
+ * succeed, in every round.
+ */
+static void
+test_concurrent_first_opens(void **state)
+{
+	struct fixture	*fx = *state;
+	char		 home[96];
+	int		 round, i, status, go[2], failed = 0;
+	pid_t		 pids[8];
+
+	for (round = 0; round < 25; round++) {
+		snprintf(home, sizeof(home), "%s/r%d", fx->home, round);
+		assert_int_equal(pipe(go), 0);
+		for (i = 0; i < 8; i++) {
+			if ((pids[i] = fork()) == 0) {
+				struct store	*st;
+				struct kl_error	 err;
+				char		 c;
+
+				close(go[1]);
+				if (read(go[0], &c, 1) != 0)
+					_exit(3);
+				if (store_open(&st, home, DURABILITY_WRITE_NOSYNC,
+				    &err) != 0) {
+					fprintf(stderr, "round %d: %s\n", round,
+					    err.detail);
+					_exit(1);
+				}
+				store_close(st);
+				_exit(0);
+			}
+			assert_true(pids[i] > 0);
+		}
+		close(go[0]);
+		close(go[1]);	/* all children start now */
+		for (i = 0; i < 8; i++) {
+			assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				failed++;
+		}
+		remove_tree(home);
+	}
+	assert_int_equal(failed, 0);
+}
+
 /* ---- record codec ---- */
 
 static void
@@ -835,6 +885,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_crash_never_reuses_ids,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bdb_einval_is_not_a_codec_error,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_first_opens,
 		    setup, teardown),
 		cmocka_unit_test(test_record_round_trip),
 		cmocka_unit_test(test_record_negative_times),
