@@ -9,7 +9,10 @@
  * The rest of the process (Berkeley DB, curl, the log, key files) calls
  * libc's. On connections accepted on the FastCGI socket every byte read
  * goes through fcgi_guard_feed() first, and the whole request must arrive
- * before one deadline; other descriptors pass straight to libc.
+ * before one deadline; other descriptors pass straight to libc. The copy's
+ * FCGX_Accept_r is renamed too, and wrapped here: libfcgi takes a read
+ * error or EOF at a pair boundary for the end of the params, and would
+ * hand a request cut there to the app.
  *
  * Each connection's state belongs to the thread that accepted it, as does
  * the connection in libfcgi. Never touches anything else.
@@ -23,6 +26,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <fcgiapp.h>
 
 #include "fcgi_guard.h"
 #include "kl_limits.h"
@@ -176,6 +181,11 @@ record_start(struct fcgi_guard *g)
 	unsigned	len = ((unsigned)g->hdr[4] << 8) | g->hdr[5];
 
 	if (g->hdr[0] != FCGI_VERSION_1)
+		return refuse(g);
+	/* libfcgi forgets the padding of a BEGIN_REQUEST and of the record
+	 * that ends the params (SetReaderType), and parses it as records:
+	 * neither front pads a record without content, nor BEGIN_REQUEST. */
+	if (g->hdr[6] != 0 && (len == 0 || g->hdr[1] == FCGI_BEGIN_REQUEST))
 		return refuse(g);
 	g->type = g->hdr[1];
 	g->content_left = len;
@@ -342,4 +352,34 @@ fcgi_guard_close(int fd)
 	if (fd >= 0 && fd < FCGI_GUARD_FDS)
 		atomic_store(&conns[fd].on, false);
 	return close(fd);
+}
+
+/* libfcgi's own, renamed in the build's copy of libfcgi.a. */
+int	fcgi_lib_FCGX_Accept_r(FCGX_Request *r);
+
+/* The params libfcgi read were the whole params stream: it saw no read
+ * error or EOF in them (ReadParams takes either, between two pairs, for
+ * their end), and the guard saw their empty record. */
+static bool
+params_whole(FCGX_Request *r)
+{
+	const struct fcgi_guard	*g;
+
+	if (FCGX_GetError(r->in) != 0)
+		return false;
+	if (r->ipcFd < 0 || r->ipcFd >= FCGI_GUARD_FDS ||
+	    !atomic_load_explicit(&conns[r->ipcFd].on, memory_order_relaxed))
+		return true;		/* not a guarded socket */
+	g = &conns[r->ipcFd].g;
+	return g->params_ended && !g->refused;
+}
+
+int
+FCGX_Accept_r(FCGX_Request *r)
+{
+	int	rc;
+
+	while ((rc = fcgi_lib_FCGX_Accept_r(r)) == 0 && !params_whole(r))
+		FCGX_Free(r, 1);	/* drop it unanswered; accept the next */
+	return rc;
 }

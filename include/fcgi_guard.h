@@ -25,7 +25,9 @@
  *                 before stdin-end as the end of the params or the body,
  *                 and serve a request cut there); nothing may follow
  *
- * Every record has version 1 and any padding. Refused, so: other types
+ * Every record has version 1; BEGIN_REQUEST and records without content
+ * have no padding (libfcgi forgets it after BEGIN and after the params,
+ * and parses it as records: found by fuzz_fcgi_diff). Refused, so: other types
  * (DATA, the answer types, unknown ones), other ids (multiplexing, id 0
  * after BEGIN), records out of order, a second request, any byte after
  * the request is complete, other roles. The whole request must arrive
@@ -112,6 +114,11 @@ void	fcgi_guard_listen(int listen_fd);
  * drops that connection and goes on serving the others. A connection's
  * state belongs to the thread that accepted it, as the connection does in
  * libfcgi.
+ */
+/*
+ * FCGX_Accept_r() itself is wrapped the same way (fcgi_guard.c): a request
+ * whose params libfcgi ended at a read error or EOF (which it takes for
+ * their end) is dropped unanswered, and the next one accepted.
  */
 int	fcgi_guard_accept(int sock, struct sockaddr *addr, socklen_t *addrlen);
 ssize_t	fcgi_guard_read(int fd, void *buf, size_t n);

@@ -659,6 +659,18 @@ FCGI_CASES = [
      fc.begin() + fc.rec(fc.PARAMS, 1, b"\xff\xff") + fc.rec(fc.PARAMS, 0)
      + fc.rec(fc.PARAMS, 1, b"\x7f\x7f\xff\xff\xff\xf0" + b"A" * 250), {"timeout": 3, "shut_wr": True},
      refused),
+    # Found writing fuzz_fcgi_diff: libfcgi takes EOF (or a refused read)
+    # between two params for their end and served the request cut there.
+    ("params cut by the peer's close between two params: dropped, not served",
+     fc.begin() + fc.header(fc.PARAMS, 1, len(b"".join(fc.pair(n, v) for n, v in P(tok(54)))) + 100)
+     + b"".join(fc.pair(n, v) for n, v in P(tok(54))), {"timeout": 3, "shut_wr": True}, closed_silently),
+    # Found by fuzz_fcgi_diff: libfcgi forgets the padding of BEGIN_REQUEST
+    # (and of the params' end) and parses it as records; the guard skipped
+    # it as padding, so an overflowing id-0 record could hide there.
+    ("records hidden in BEGIN_REQUEST's padding: refused",
+     fc.header(fc.BEGIN_REQUEST, 1, 8, 24) + struct.pack(">HB5x", fc.RESPONDER, 0)
+     + fc.rec(99, 0, struct.pack(">II", 0xfffffff0, 0x80000010) + b"abcdefgh"),
+     {"timeout": 3, "shut_wr": True}, refused),
     ("GET_VALUES after BEGIN_REQUEST: refused",
      fc.begin() + gv(["FCGI_MAX_CONNS"]) + fc.params(P(tok(43))) + fc.stdin(), {"timeout": 3}, refused),
     ("FCGI_DATA for the request: refused",

@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include <fcgiapp.h>
+
 #include "fcgi_guard.h"
 #include "kl_clock.h"
 #include "kl_limits.h"
@@ -283,6 +285,31 @@ test_records_outside_the_grammar_refused(void **state)
 	free(s);
 }
 
+/* Found by fuzz_fcgi_diff: libfcgi drops the padding of BEGIN_REQUEST and
+ * of the empty PARAMS record (SetReaderType) and parses it as records, so
+ * records hidden there passed a guard that skipped them as padding. */
+static void
+test_padding_libfcgi_forgets_refused(void **state)
+{
+	static const unsigned char body[8] = { 0, 1, 0, 0, 0, 0, 0, 0 };
+	struct stream	*s = calloc(1, sizeof(*s));
+
+	(void)state;
+	record(s, 1, 1, 1, body, 8, 16);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, "", 0, 8);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, "\1\1ab", 4, 4);	/* padded content: fine */
+	record(s, 1, 4, 1, "", 0, 0);
+	record(s, 1, 5, 1, "", 0, 0);
+	assert_int_equal(verdict(s), 0);
+	free(s);
+}
+
 /* Found attacking main: an id-0 record of a type the guard did not parse
  * passed after BEGIN; libfcgi answers FCGI_UNKNOWN_TYPE, then reads the
  * record's content as params, so lengths that overflow reached its Malloc
@@ -522,14 +549,14 @@ test_what_the_guard_saw(void **state)
 	free(s);
 }
 
-/* A guarded connection of our own: a Unix socket pair through a listener,
- * accepted as libfcgi accepts (fcgi_guard_accept). */
+/* A guarded listener with one peer connected to it. Non-blocking, so
+ * that libfcgi's accept after the peer fails instead of waiting. */
 static int
-guarded_pair(int *peer)
+guarded_listener(int *peer)
 {
 	struct sockaddr_un	 sun;
 	socklen_t		 len;
-	int			 lfd, fd;
+	int			 lfd;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -538,16 +565,82 @@ guarded_pair(int *peer)
 	    "kl-test-fcgi-guard-%d", (int)getpid());
 	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
 	    strlen(sun.sun_path + 1));
-	assert_true((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_true((lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0)) >= 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, len), 0);
 	assert_int_equal(listen(lfd, 4), 0);
 	fcgi_guard_listen(lfd);
 	assert_true((*peer = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
 	assert_int_equal(connect(*peer, (struct sockaddr *)&sun, len), 0);
+	return lfd;
+}
+
+/* A guarded connection of our own, accepted as libfcgi accepts
+ * (fcgi_guard_accept). */
+static int
+guarded_pair(int *peer)
+{
+	int	lfd, fd;
+
+	lfd = guarded_listener(peer);
 	fd = fcgi_guard_accept(lfd, NULL, NULL);
 	assert_true(fd >= 0);
 	close(lfd);
 	return fd;
+}
+
+/* libfcgi itself, the guard in front: the peer sends stream and closes its
+ * side. Returns FCGX_Accept_r's result; *auth: HTTP_AUTHORIZATION. */
+static int
+libfcgi_accept(const struct stream *s, char *auth, size_t size)
+{
+	FCGX_Request	 r;
+	const char	*v;
+	int		 lfd, peer, rc;
+
+	assert_int_equal(FCGX_Init(), 0);
+	lfd = guarded_listener(&peer);
+	assert_int_equal(write(peer, s->b, s->len), (ssize_t)s->len);
+	shutdown(peer, SHUT_WR);
+	assert_int_equal(FCGX_InitRequest(&r, lfd, 0), 0);
+	rc = FCGX_Accept_r(&r);
+	auth[0] = '\0';
+	if (rc == 0 && (v = FCGX_GetParam("HTTP_AUTHORIZATION", r.envp)))
+		snprintf(auth, size, "%s", v);
+	FCGX_Finish_r(&r);
+	FCGX_Free(&r, 1);
+	close(peer);
+	close(lfd);
+	return rc;
+}
+
+/* Found writing fuzz_fcgi_diff: libfcgi takes a read error or EOF between
+ * two params for their end, and hands the app a request cut there (here:
+ * the peer closes inside a PARAMS record that claims 100 bytes more). */
+static void
+test_params_cut_short_not_served(void **state)
+{
+	struct stream	*s = calloc(1, sizeof(*s));
+	unsigned char	 p[512];
+	char		 auth[64];
+	size_t		 n = 0;
+
+	(void)state;
+	n += pair(p + n, "REQUEST_METHOD", 3, 'G');
+	n += pair(p + n, "HTTP_AUTHORIZATION", 20, 'a');
+	/* The control: the whole request is served. */
+	begin(s);
+	record(s, 1, 4, 1, p, n, 0);
+	record(s, 1, 4, 1, "", 0, 0);
+	record(s, 1, 5, 1, "", 0, 0);
+	assert_int_equal(libfcgi_accept(s, auth, sizeof(auth)), 0);
+	assert_int_equal(strlen(auth), 20);
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, p, n, 0);
+	s->b[16 + 5] += 100;	/* the PARAMS header's length, low byte */
+	assert_true(libfcgi_accept(s, auth, sizeof(auth)) < 0);
+	assert_string_equal(auth, "");
+	free(s);
 }
 
 /* The executable defines no read(): Berkeley DB, curl, the log and key
@@ -663,6 +756,7 @@ main(void)
 		cmocka_unit_test(test_param_lengths_bounded),
 		cmocka_unit_test(test_records_outside_the_grammar_refused),
 		cmocka_unit_test(test_id0_record_after_begin_refused),
+		cmocka_unit_test(test_padding_libfcgi_forgets_refused),
 		cmocka_unit_test(test_empty_id0_params_mid_parameter_refused),
 		cmocka_unit_test(test_nothing_after_the_request),
 		cmocka_unit_test(test_abort_only_after_the_request),
@@ -674,6 +768,7 @@ main(void)
 		cmocka_unit_test(test_executable_defines_no_read),
 		cmocka_unit_test(test_plain_read_not_guarded),
 		cmocka_unit_test(test_deadline_for_the_whole_request),
+		cmocka_unit_test(test_params_cut_short_not_served),
 	};
 
 	return cmocka_run_group_tests_name("fcgi_guard", tests, NULL, NULL);
