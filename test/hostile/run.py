@@ -68,6 +68,18 @@ def rand_token(n):
     return s[:n]
 
 
+def limit(name):
+    """A constant of include/kl_limits.h, so the cases follow the code."""
+    with open(os.path.join(stack.REPO, "include", "kl_limits.h")) as f:
+        m = re.search(r"#define\s+%s\s+(.+?)\s*(/\*|$)" % name, f.read(), re.M)
+    return int(eval(m.group(1), {}))   # a number or (a * b): our own header
+
+
+MAX_PARAMS = limit("MAX_FCGI_PARAMS")
+MAX_PARAMS_BYTES = limit("MAX_FCGI_PARAMS_BYTES")
+DEADLINE_S = limit("FCGI_REQUEST_DEADLINE_MS") / 1000.0
+
+
 # Distinctive long tokens, made once per run.
 TOK_1024 = rand_token(1024)
 TOK_1025 = rand_token(1025)
@@ -135,6 +147,14 @@ HTTP_CASES = [
     # Over the front servers' header buffers (nginx 8 KB line, lighttpd 8 KB).
     ("Authorization of 8200 chars", "GET", LOGIN, B(TOK_8200.encode()), None,
      {"nginx": FRONT(400), "lighttpd": FRONT(431)}),
+    # --- the number of params (MAX_FCGI_PARAMS, app/fcgi_guard.c): each
+    # header becomes one, beside the ~20 the snippets send. Over it, the
+    # guard closes the connection: the fronts answer it as an app failure.
+    ("%d request headers (under MAX_FCGI_PARAMS)" % (MAX_PARAMS - 60), "GET", LOGIN,
+     B(V) + [(b"X-H%d" % i, b"v") for i in range(MAX_PARAMS - 60)], None, APP(200, "SUCCESS")),
+    ("%d request headers (over MAX_FCGI_PARAMS)" % (MAX_PARAMS + 88), "GET", LOGIN,
+     B(V) + [(b"X-H%d" % i, b"v") for i in range(MAX_PARAMS + 88)], None,
+     {"nginx": SNIPPET(502, "INTERNAL_ERROR"), "lighttpd": FRONT(500)}),
     # --- non-ASCII, control characters, CR / LF
     ("non-ASCII UTF-8 in the token", "GET", LOGIN, B(b"valid-\xc3\xa9{k}"), None, APP(400, "INVALID_TOKEN")),
     ("Latin-1 byte 0xff in the token", "GET", LOGIN, B(b"valid-{k}\xff"), None, APP(400, "INVALID_TOKEN")),
@@ -512,17 +532,6 @@ def wait_recovered(env, timeout=20):
 
 KID_FC = KID_BASE + 50000
 
-
-def limit(name):
-    """A constant of include/kl_limits.h, so the cases follow the code."""
-    with open(os.path.join(stack.REPO, "include", "kl_limits.h")) as f:
-        m = re.search(r"#define\s+%s\s+(.+?)\s*(/\*|$)" % name, f.read(), re.M)
-    return int(eval(m.group(1), {}))   # a number or (a * b): our own header
-
-
-MAX_PARAMS = limit("MAX_FCGI_PARAMS")
-MAX_PARAMS_BYTES = limit("MAX_FCGI_PARAMS_BYTES")
-DEADLINE_S = limit("FCGI_REQUEST_DEADLINE_MS") / 1000.0
 
 
 def P(auth=None, method="GET", uri=LOGIN, body=b"", extra=(), drop=(), replace=None):
