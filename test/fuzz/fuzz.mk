@@ -28,7 +28,7 @@ FUZZ_WARN     := -Wall -Wextra -Werror
 # libfcgi as the service links it: a copy of Debian's libfcgi.a with its
 # accept/read/close and FCGX_Accept_r renamed (the same list as FCGI_RENAME
 # in the GNUmakefile, which says why), so the guard sits in front of it.
-FUZZ_FCGI_A   := $(shell $(FUZZ_CC) -print-file-name=libfcgi.a)
+FUZZ_FCGI_A    = $(shell $(FUZZ_CC) -print-file-name=libfcgi.a)
 FUZZ_FCGI_LIB := $(FUZZ_B)/libfcgi-guard.a
 FUZZ_RENAME   := --redefine-sym accept=fcgi_guard_accept \
                  --redefine-sym read=fcgi_guard_read \
