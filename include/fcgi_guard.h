@@ -6,8 +6,9 @@
  * records whose content libfcgi feeds into the params it is reading).
  *
  * The guard lets through exactly the record grammar nginx and lighttpd
- * send (both captured by test/fuzz/capture.py, seeds of fuzz_fcgi_diff),
- * and refuses everything else before libfcgi reads a byte of it:
+ * send (both recorded by test/fuzz/capture_fcgi.py: the seeds of
+ * fuzz_fcgi_diff), and refuses everything else before libfcgi reads a
+ * byte of it (it closes the connection, unanswered):
  *
  *   connection := [get-values] begin params* params-end stdin* stdin-end
  *                 [abort]
@@ -27,11 +28,11 @@
  *
  * Every record has version 1; BEGIN_REQUEST and records without content
  * have no padding (libfcgi forgets it after BEGIN and after the params,
- * and parses it as records: found by fuzz_fcgi_diff). Refused, so: other types
- * (DATA, the answer types, unknown ones), other ids (multiplexing, id 0
- * after BEGIN), records out of order, a second request, any byte after
- * the request is complete, other roles. The whole request must arrive
- * within FCGI_REQUEST_DEADLINE_MS of the accept (see fcgi_guard.c).
+ * and parses it as records: found by fuzz_fcgi_diff). Refused, so: other
+ * types (DATA, the answer types, unknown ones), other ids (multiplexing,
+ * id 0 after BEGIN), records out of order, a second request, any byte
+ * after the request is complete, other roles. The whole request must
+ * arrive within FCGI_REQUEST_DEADLINE_MS of the accept (fcgi_guard.c).
  *
  * Part of the fcgi layer; see fcgi_guard.c for how it sits in front of
  * libfcgi's own reads and nobody else's.
