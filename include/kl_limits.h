@@ -15,9 +15,16 @@
 #define MAX_BODY            16384	/* request body; larger is 413 */
 #define MAX_PATH_LEN         1024	/* DOCUMENT_URI / SCRIPT_NAME */
 #define MAX_FCGI_PARAM      65535	/* a FastCGI param's name or value */
+
+/* FastCGI (app/fcgi_guard.c). nginx and lighttpd send a whole buffered
+ * request at once: ~20 params of a few KB (their header limits are 32 KB
+ * and 8 KB), then the body they have read already. */
+#define MAX_FCGI_PARAMS       512	/* name-value pairs in one request */
+#define MAX_FCGI_PARAMS_BYTES (128 * 1024)	/* PARAMS content, in all */
+#define FCGI_GET_VALUES_MAX    48	/* 3 names of 13-15 bytes + lengths */
 #define FCGI_GUARD_FDS       4096	/* connections above this fd: refused */
-#define FCGI_IO_TIMEOUT_S      10	/* a peer silent this long is dropped */
-#define FCGI_REQUEST_DEADLINE_S 30	/* reading a request takes no longer */
+#define FCGI_IO_TIMEOUT_S      10	/* a peer not reading our answer */
+#define FCGI_REQUEST_DEADLINE_MS 5000	/* from accept to the whole request */
 
 /* Kakao side. */
 #define MAX_KAKAO_BODY     (256 * 1024)	/* larger answers are unusable */

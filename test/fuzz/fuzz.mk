@@ -25,7 +25,17 @@ FUZZ_CFLAGS   := -g -O1 -fno-omit-frame-pointer \
                  -fsanitize=fuzzer-no-link $(FUZZ_SAN)
 FUZZ_LDFLAGS  := -fsanitize=fuzzer $(FUZZ_SAN)
 FUZZ_WARN     := -Wall -Wextra -Werror
-FUZZ_LIBS     := -lfcgi -lcurl -ljansson -ljwt -ldb-5.3 -lcrypto -pthread
+# libfcgi as the service links it: a copy of Debian's libfcgi.a with its
+# accept/read/close and FCGX_Accept_r renamed (the same list as FCGI_RENAME
+# in the GNUmakefile, which says why), so the guard sits in front of it.
+FUZZ_FCGI_A    = $(shell $(FUZZ_CC) -print-file-name=libfcgi.a)
+FUZZ_FCGI_LIB := $(FUZZ_B)/libfcgi-guard.a
+FUZZ_RENAME   := --redefine-sym accept=fcgi_guard_accept \
+                 --redefine-sym read=fcgi_guard_read \
+                 --redefine-sym close=fcgi_guard_close \
+                 --redefine-sym FCGX_Accept_r=fcgi_lib_FCGX_Accept_r
+FUZZ_LIBS     := $(FUZZ_FCGI_LIB) -lm -lcurl -ljansson -ljwt -ldb-5.3 -lcrypto \
+                 -pthread
 FUZZ_LAYERS   := error config log token store kakao_reject kakao_gate kakao \
                  handlers fcgi_guard
 FUZZ_OBJS     := $(FUZZ_LAYERS:%=$(FUZZ_B)/obj/%.o)
@@ -44,8 +54,12 @@ $(FUZZ_OBJS): $(FUZZ_B)/obj/%.o: app/%.c $(FUZZ_HDRS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_WARN) -c -o $@ $<
 
+$(FUZZ_FCGI_LIB): $(FUZZ_DIR)/fuzz.mk
+	@mkdir -p $(@D)
+	objcopy $(FUZZ_RENAME) $(FUZZ_FCGI_A) $@
+
 $(FUZZ_BINS): $(FUZZ_B)/%: $(FUZZ_DIR)/%.c $(FUZZ_DIR)/fuzz_key.h \
-    $(FUZZ_OBJS) $(FUZZ_HDRS)
+    $(FUZZ_OBJS) $(FUZZ_HDRS) $(FUZZ_FCGI_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_WARN) \
 	    $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS)
@@ -59,7 +73,7 @@ fuzz-regress: $(FUZZ_BINS)
 	    sh $(FUZZ_DIR)/run.sh -regress $(FUZZ_NAMES)
 
 $(FUZZ_B)/mkseeds: $(FUZZ_DIR)/mkseeds.c $(FUZZ_DIR)/fuzz_key.h \
-    $(FUZZ_OBJS) $(FUZZ_HDRS)
+    $(FUZZ_OBJS) $(FUZZ_HDRS) $(FUZZ_FCGI_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_WARN) \
 	    -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS)

@@ -3,8 +3,10 @@
  * go to fcgi_guard_feed(), once whole and once in pieces whose sizes the
  * first byte chooses.
  *
- * Beyond "does not crash" it asserts that the verdict does not depend on
- * how the kernel splits reads, and that a refused stream stays refused.
+ * Beyond "does not crash" it asserts that the verdict, and what the guard
+ * saw of the request (what fuzz_fcgi_diff compares with libfcgi), do not
+ * depend on how the kernel splits reads, and that a refused stream stays
+ * refused.
  */
 #include <assert.h>
 #include <stddef.h>
@@ -48,8 +50,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		step = step * 7 % 13 + 1;
 	}
 	assert(a == b);
-	if (a == 0)
+	if (a == 0) {
 		assert(memcmp(a_buf, b_buf, size) == 0);
+		assert(whole.phase == pieces.phase);
+		assert(whole.request_id == pieces.request_id);
+		assert(whole.params_ended == pieces.params_ended);
+		assert(whole.params.count == pieces.params.count);
+		assert(whole.params.bytes == pieces.params.bytes);
+		assert(whole.stdin_bytes == pieces.stdin_bytes);
+	}
 	if (a == -1)
 		assert(fcgi_guard_feed(&whole, one, 1) == -1);
 	free(a_buf);

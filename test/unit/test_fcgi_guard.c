@@ -4,7 +4,16 @@
  * whole and byte by byte: the verdict must not depend on how the kernel
  * splits reads.
  */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,7 +22,10 @@
 
 #include <cmocka.h>
 
+#include <fcgiapp.h>
+
 #include "fcgi_guard.h"
+#include "kl_clock.h"
 #include "kl_limits.h"
 
 struct stream {
@@ -161,6 +173,8 @@ test_param_lengths_bounded(void **state)
 	struct stream	*s = calloc(1, sizeof(*s));
 	unsigned char	*p = malloc(MAX_FCGI_PARAM + 64);
 	unsigned char	 big[8] = { 0xff, 0xff, 0xff, 0xf0, 0x80, 0, 0, 0x10 };
+	static unsigned char copy[sizeof(((struct stream *)0)->b)];
+	struct fcgi_guard g;
 	size_t		 n, off;
 
 	(void)state;
@@ -184,27 +198,272 @@ test_param_lengths_bounded(void **state)
 	record(s, 1, 4, 1, big, 2, 0);
 	off = s->len;
 	record(s, 1, 4, 1, big + 2, 6, 2);
-	assert_true(s->len > off);
+	/* Refused at the byte that completes the name length, in the second
+	 * record: the guard joins a length across records. */
+	memcpy(copy, s->b, s->len);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(fcgi_guard_feed(&g, copy, off + 8 + 1), 0);
+	assert_int_equal(fcgi_guard_feed(&g, copy + off + 8 + 1, 1), -1);
 	assert_int_equal(verdict(s), -1);
 	free(p);
 	free(s);
 }
 
+/* Default deny: whatever nginx and lighttpd never send is refused at its
+ * header, before libfcgi reads it. Each stream below is a whole request
+ * but for one record. */
 static void
-test_other_records_pass(void **state)
+test_records_outside_the_grammar_refused(void **state)
 {
+	static const unsigned char role_auth[8] = { 0, 2, 0, 0, 0, 0, 0, 0 };
+	static const unsigned char role_filter[8] = { 0, 3, 0, 0, 0, 0, 0, 0 };
+	static const unsigned char flag_2[8] = { 0, 1, 2, 0, 0, 0, 0, 0 };
 	struct stream	*s = calloc(1, sizeof(*s));
-	unsigned char	 junk[300];
+	unsigned char	 junk[300], gv[64];
+	size_t		 n;
+	int		 i;
 
 	(void)state;
 	memset(junk, 0xff, sizeof(junk));
-	/* Unknown types and STDIN content are not ours to judge: libfcgi
-	 * answers them without harm. */
+	n = pair(gv, "FCGI_MAX_CONNS", 0, 0);
+	/* Types no front server sends, for the request or as id 0. */
+	for (i = 0; i < 7; i++) {
+		static const unsigned types[] = { 3, 6, 7, 8, 10, 11, 99 };
+
+		s->len = 0;
+		begin(s);
+		record(s, 1, types[i], 1, junk, 8, 0);
+		assert_int_equal(verdict(s), -1);
+		s->len = 0;
+		begin(s);
+		record(s, 1, types[i], 0, junk, 8, 0);
+		assert_int_equal(verdict(s), -1);
+		s->len = 0;
+		record(s, 1, types[i], 0, "", 0, 0);	/* before BEGIN, empty */
+		begin(s);
+		assert_int_equal(verdict(s), -1);
+	}
+	/* Roles other than RESPONDER, unknown flags, a short BEGIN body. */
+	s->len = 0;
+	record(s, 1, 1, 1, role_auth, 8, 0);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	record(s, 1, 1, 1, role_filter, 8, 0);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	record(s, 1, 1, 1, flag_2, 8, 0);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	record(s, 1, 1, 1, role_auth, 4, 0);
+	assert_int_equal(verdict(s), -1);
+	/* STDIN before the params end; PARAMS after they ended. */
+	s->len = 0;
 	begin(s);
-	record(s, 1, 99, 0, junk, sizeof(junk), 5);
-	record(s, 1, 5, 1, junk, sizeof(junk), 255);
+	record(s, 1, 5, 1, "body", 4, 4);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, "", 0, 0);
+	record(s, 1, 4, 1, "\1\1ab", 4, 4);
+	assert_int_equal(verdict(s), -1);
+	/* GET_VALUES after BEGIN, or twice before it. */
+	s->len = 0;
+	begin(s);
+	record(s, 1, 9, 0, gv, n, 0);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	record(s, 1, 9, 0, gv, n, 0);
+	record(s, 1, 9, 0, gv, n, 0);
+	assert_int_equal(verdict(s), -1);
+	/* ABORT_REQUEST with content. */
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, "", 0, 0);
+	record(s, 1, 5, 1, "", 0, 0);
+	record(s, 1, 2, 1, junk, 8, 0);
+	assert_int_equal(verdict(s), -1);
+	free(s);
+}
+
+/* Found by fuzz_fcgi_diff: libfcgi drops the padding of BEGIN_REQUEST and
+ * of the empty PARAMS record (SetReaderType) and parses it as records, so
+ * records hidden there passed a guard that skipped them as padding. */
+static void
+test_padding_libfcgi_forgets_refused(void **state)
+{
+	static const unsigned char body[8] = { 0, 1, 0, 0, 0, 0, 0, 0 };
+	struct stream	*s = calloc(1, sizeof(*s));
+
+	(void)state;
+	record(s, 1, 1, 1, body, 8, 16);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, "", 0, 8);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, "\1\1ab", 4, 4);	/* padded content: fine */
+	record(s, 1, 4, 1, "", 0, 0);
+	record(s, 1, 5, 1, "", 0, 0);
+	assert_int_equal(verdict(s), 0);
+	free(s);
+}
+
+/* Found attacking main: an id-0 record of a type the guard did not parse
+ * passed after BEGIN; libfcgi answers FCGI_UNKNOWN_TYPE, then reads the
+ * record's content as params, so lengths that overflow reached its Malloc
+ * assertion. */
+static void
+test_id0_record_after_begin_refused(void **state)
+{
+	static const unsigned char lens[8] = { 0xff, 0xff, 0xff, 0xf0,
+	    0x80, 0, 0, 0x10 };
+	struct stream	*s = calloc(1, sizeof(*s));
+
+	(void)state;
+	begin(s);
+	record(s, 1, 99, 0, lens, sizeof(lens), 0);
+	assert_int_equal(verdict(s), -1);
+	free(s);
+}
+
+/* Found attacking main: an empty id-0 PARAMS record reset the guard's pair
+ * state in the middle of a 4-byte length, so the rest of that length went
+ * unchecked into libfcgi. */
+static void
+test_empty_id0_params_mid_parameter_refused(void **state)
+{
+	static const unsigned char lens[8] = { 0xff, 0xff, 0xff, 0xf0,
+	    0x80, 0, 0, 0x10 };
+	struct stream	*s = calloc(1, sizeof(*s));
+
+	(void)state;
+	begin(s);
+	record(s, 1, 4, 1, lens, 2, 0);
+	record(s, 1, 4, 0, "", 0, 0);
+	record(s, 1, 4, 1, lens + 2, 6, 2);
+	assert_int_equal(verdict(s), -1);
+	/* The request's own empty PARAMS in the middle of a pair: a cut
+	 * parameter, not an end. */
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, lens, 2, 6);
+	record(s, 1, 4, 1, "", 0, 0);
+	assert_int_equal(verdict(s), -1);
+	free(s);
+}
+
+/* Nothing may follow the whole request but one ABORT_REQUEST. */
+static void
+test_nothing_after_the_request(void **state)
+{
+	struct stream	*s = calloc(1, sizeof(*s));
+	size_t		 whole;
+
+	(void)state;
+	begin(s);
+	record(s, 1, 4, 1, "", 0, 0);
+	record(s, 1, 5, 1, "", 0, 0);
+	whole = s->len;
 	record(s, 1, 2, 1, "", 0, 0);
 	assert_int_equal(verdict(s), 0);
+	s->len = whole;
+	begin(s);				/* a second request */
+	assert_int_equal(verdict(s), -1);
+	s->len = whole;
+	record(s, 1, 5, 1, "more", 4, 4);	/* more body */
+	assert_int_equal(verdict(s), -1);
+	s->len = whole;
+	record(s, 1, 2, 1, "", 0, 0);
+	put(s, "x", 1);				/* a byte after the abort */
+	assert_int_equal(verdict(s), -1);
+	free(s);
+}
+
+/* An abort only after the whole request: libfcgi takes one before as the
+ * end of the params (or the body) and serves the request cut there. */
+static void
+test_abort_only_after_the_request(void **state)
+{
+	struct stream	*s = calloc(1, sizeof(*s));
+	unsigned char	 p[64];
+	size_t		 n;
+
+	(void)state;
+	n = pair(p, "REQUEST_METHOD", 3, 'G');
+	begin(s);
+	record(s, 1, 2, 1, "", 0, 0);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, p, n, 0);
+	record(s, 1, 4, 1, "", 0, 0);
+	record(s, 1, 5, 1, "ab", 2, 6);
+	record(s, 1, 2, 1, "", 0, 0);
+	assert_int_equal(verdict(s), -1);
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, p, n, 0);
+	record(s, 1, 4, 1, "", 0, 0);
+	record(s, 1, 5, 1, "ab", 2, 6);
+	record(s, 1, 5, 1, "", 0, 0);
+	record(s, 1, 2, 1, "", 0, 0);
+	assert_int_equal(verdict(s), 0);
+	free(s);
+}
+
+/* Found attacking main: 40 MB of tiny params grew a worker by 400 MB. */
+static void
+test_param_count_capped(void **state)
+{
+	struct stream	*s = calloc(1, sizeof(*s));
+	unsigned char	 p[4 * (MAX_FCGI_PARAMS + 1)];
+	size_t		 n = 0;
+	int		 i;
+
+	(void)state;
+	for (i = 0; i < MAX_FCGI_PARAMS; i++)
+		n += pair(p + n, "P", 1, 'v');
+	begin(s);
+	record(s, 1, 4, 1, p, n, 0);
+	record(s, 1, 4, 1, "", 0, 0);
+	assert_int_equal(verdict(s), 0);
+	n += pair(p + n, "P", 1, 'v');
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, p, n, 0);
+	record(s, 1, 4, 1, "", 0, 0);
+	assert_int_equal(verdict(s), -1);
+	free(s);
+}
+
+static void
+test_param_bytes_capped(void **state)
+{
+	struct stream	*s = calloc(1, sizeof(*s));
+	unsigned char	*p = malloc(MAX_FCGI_PARAMS_BYTES + 64);
+	size_t		 n = 0, left, chunk, i;
+
+	(void)state;
+	/* Pairs of 60000-byte values, then one that fills the limit
+	 * exactly: passes. One byte more: refused. */
+	for (i = 0; i < 2; i++)
+		n += pair(p + n, "HTTP_X", 60000, 'x');
+	n += pair(p + n, "HTTP_Y", MAX_FCGI_PARAMS_BYTES - n - 11, 'y');
+	assert_int_equal(n, MAX_FCGI_PARAMS_BYTES);
+	p[n] = p[n + 1] = 0;	/* one more pair: an empty name and value */
+	for (i = 0; i < 2; i++) {
+		s->len = 0;
+		begin(s);
+		for (left = n + 2 * i, chunk = 0; left > 0; left -= chunk) {
+			chunk = left > 65535 ? 65535 : left;
+			record(s, 1, 4, 1, p + (n + 2 * i - left), chunk, 0);
+		}
+		record(s, 1, 4, 1, "", 0, 0);
+		assert_int_equal(verdict(s), i == 0 ? 0 : -1);
+	}
+	free(p);
 	free(s);
 }
 
@@ -256,6 +515,237 @@ test_other_request_ids_refused(void **state)
 	free(s);
 }
 
+/* What the guard saw is what libfcgi will see (fuzz_fcgi_diff relies on
+ * it). */
+static void
+test_what_the_guard_saw(void **state)
+{
+	struct stream		*s = calloc(1, sizeof(*s));
+	struct fcgi_guard	 g;
+	unsigned char		 p[512];
+	size_t			 n = 0;
+
+	(void)state;
+	n += pair(p + n, "REQUEST_METHOD", 4, 'P');
+	n += pair(p + n, "HTTP_AUTHORIZATION", 200, 'a');
+	record(s, 1, 1, 7, "\0\1\0\0\0\0\0\0", 8, 0);
+	record(s, 1, 4, 7, p, 20, 0);
+	record(s, 1, 4, 7, p + 20, n - 20, 3);
+	record(s, 1, 4, 7, "", 0, 0);
+	record(s, 1, 5, 7, "body", 4, 4);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(fcgi_guard_feed(&g, s->b, s->len), 0);
+	assert_int_equal(g.request_id, 7);
+	assert_int_equal(g.params.count, 2);
+	assert_int_equal(g.params.bytes, 14 + 4 + 18 + 200);
+	assert_int_equal(g.params_content, n);
+	assert_true(g.params_ended);
+	assert_int_equal(g.stdin_bytes, 4);
+	assert_int_equal(g.phase, FCGI_GUARD_STDIN);
+	s->len = 0;
+	record(s, 1, 5, 7, "", 0, 0);
+	assert_int_equal(fcgi_guard_feed(&g, s->b, s->len), 0);
+	assert_int_equal(g.phase, FCGI_GUARD_COMPLETE);
+	free(s);
+}
+
+/* A guarded listener with one peer connected to it. Non-blocking, so
+ * that libfcgi's accept after the peer fails instead of waiting. */
+static int
+guarded_listener(int *peer)
+{
+	struct sockaddr_un	 sun;
+	socklen_t		 len;
+	int			 lfd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	/* Abstract name: nothing on disk to clean up. */
+	snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1,
+	    "kl-test-fcgi-guard-%d", (int)getpid());
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+	    strlen(sun.sun_path + 1));
+	assert_true((lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0)) >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, len), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	fcgi_guard_listen(lfd);
+	assert_true((*peer = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(connect(*peer, (struct sockaddr *)&sun, len), 0);
+	return lfd;
+}
+
+/* A guarded connection of our own, accepted as libfcgi accepts
+ * (fcgi_guard_accept). */
+static int
+guarded_pair(int *peer)
+{
+	int	lfd, fd;
+
+	lfd = guarded_listener(peer);
+	fd = fcgi_guard_accept(lfd, NULL, NULL);
+	assert_true(fd >= 0);
+	close(lfd);
+	return fd;
+}
+
+/* libfcgi itself, the guard in front: the peer sends stream and closes its
+ * side. Returns FCGX_Accept_r's result; *auth: HTTP_AUTHORIZATION. */
+static int
+libfcgi_accept(const struct stream *s, char *auth, size_t size)
+{
+	FCGX_Request	 r;
+	const char	*v;
+	int		 lfd, peer, rc;
+
+	assert_int_equal(FCGX_Init(), 0);
+	lfd = guarded_listener(&peer);
+	assert_int_equal(write(peer, s->b, s->len), (ssize_t)s->len);
+	shutdown(peer, SHUT_WR);
+	assert_int_equal(FCGX_InitRequest(&r, lfd, 0), 0);
+	rc = FCGX_Accept_r(&r);
+	auth[0] = '\0';
+	if (rc == 0 && (v = FCGX_GetParam("HTTP_AUTHORIZATION", r.envp)))
+		snprintf(auth, size, "%s", v);
+	FCGX_Finish_r(&r);
+	FCGX_Free(&r, 1);
+	close(peer);
+	close(lfd);
+	return rc;
+}
+
+/* Found writing fuzz_fcgi_diff: libfcgi takes a read error or EOF between
+ * two params for their end, and hands the app a request cut there (here:
+ * the peer closes inside a PARAMS record that claims 100 bytes more). */
+static void
+test_params_cut_short_not_served(void **state)
+{
+	struct stream	*s = calloc(1, sizeof(*s));
+	unsigned char	 p[512];
+	char		 auth[64];
+	size_t		 n = 0;
+
+	(void)state;
+	n += pair(p + n, "REQUEST_METHOD", 3, 'G');
+	n += pair(p + n, "HTTP_AUTHORIZATION", 20, 'a');
+	/* The control: the whole request is served. */
+	begin(s);
+	record(s, 1, 4, 1, p, n, 0);
+	record(s, 1, 4, 1, "", 0, 0);
+	record(s, 1, 5, 1, "", 0, 0);
+	assert_int_equal(libfcgi_accept(s, auth, sizeof(auth)), 0);
+	assert_int_equal(strlen(auth), 20);
+	s->len = 0;
+	begin(s);
+	record(s, 1, 4, 1, p, n, 0);
+	s->b[16 + 5] += 100;	/* the PARAMS header's length, low byte */
+	assert_true(libfcgi_accept(s, auth, sizeof(auth)) < 0);
+	assert_string_equal(auth, "");
+	free(s);
+}
+
+/* The executable defines no read(): Berkeley DB, curl, the log and key
+ * files resolve libc's (or the sanitizer's), not a FastCGI validator. */
+static void
+test_executable_defines_no_read(void **state)
+{
+	Dl_info	 exe, rd;
+	void	*sym = dlsym(RTLD_DEFAULT, "read");
+
+	(void)state;
+	assert_non_null(sym);
+	assert_true(dladdr((void *)test_executable_defines_no_read, &exe));
+	assert_true(dladdr(sym, &rd));
+	assert_ptr_not_equal(rd.dli_fbase, exe.dli_fbase);
+}
+
+/* A file that lands on the number of a guarded connection (a library's
+ * dup2, or a close that did not go through libfcgi) reads as a file. */
+static void
+test_plain_read_not_guarded(void **state)
+{
+	char		 path[] = "/tmp/kl-test-guard-XXXXXX", buf[16];
+	int		 peer, fd, file;
+	ssize_t		 r;
+
+	(void)state;
+	fd = guarded_pair(&peer);
+	assert_int_equal(write(peer, "GET / HTTP/1.0\r\n", 16), 16);
+	/* The control: libfcgi's read of it is refused. */
+	errno = 0;
+	assert_int_equal(fcgi_guard_read(fd, buf, sizeof(buf)), -1);
+	assert_int_equal(errno, EPROTO);
+	assert_true((file = mkstemp(path)) >= 0);
+	unlink(path);
+	assert_int_equal(write(file, "key bytes", 9), 9);
+	assert_int_equal(lseek(file, 0, SEEK_SET), 0);
+	/* The slot stays on and refused: only fcgi_guard_close clears it. */
+	assert_int_equal(dup2(file, fd), fd);
+	memset(buf, 0, sizeof(buf));
+	r = read(fd, buf, sizeof(buf));
+	assert_int_equal(r, 9);
+	assert_memory_equal(buf, "key bytes", 9);
+	close(file);
+	close(fd);
+	close(peer);
+}
+
+struct drip {
+	int		fd;
+	atomic_bool	stop;
+};
+
+/* A valid request, one byte every 200 ms, never finished. */
+static void *
+drip_run(void *arg)
+{
+	struct drip		*d = arg;
+	static unsigned char	 req[64] = { 1, 1, 0, 1, 0, 8, 0, 0,
+				    0, 1, 0, 0, 0, 0, 0, 0,
+				    1, 4, 0, 1, 0xff, 0xff, 1, 0,
+				    1, 0x80, 0, 0xff, 0xf0 };
+	size_t			 i;
+
+	for (i = 0; !atomic_load(&d->stop); i++) {
+		if (write(d->fd, i < 29 ? &req[i] : (unsigned char *)"a", 1) != 1)
+			break;
+		usleep(200 * 1000);
+	}
+	return NULL;
+}
+
+/* One deadline for the whole request, however fast the bytes drip (main
+ * had 30 s, checked only before reads that could each block 10 s). */
+static void
+test_deadline_for_the_whole_request(void **state)
+{
+	struct drip	 d;
+	pthread_t	 t;
+	struct timespec	 t0;
+	char		 buf[64];
+	ssize_t		 r;
+	long		 ms;
+	int		 fd;
+
+	(void)state;
+	atomic_init(&d.stop, false);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fd = guarded_pair(&d.fd);
+	assert_int_equal(pthread_create(&t, NULL, drip_run, &d), 0);
+	do {
+		errno = 0;
+		r = fcgi_guard_read(fd, buf, sizeof(buf));
+		ms = kl_elapsed_us(&t0) / 1000;
+	} while (r > 0 && ms < FCGI_REQUEST_DEADLINE_MS + 2000);
+	atomic_store(&d.stop, true);
+	pthread_join(t, NULL);
+	fcgi_guard_close(fd);
+	close(d.fd);
+	assert_int_equal(r, -1);
+	assert_int_equal(errno, ETIMEDOUT);
+	assert_true(ms >= FCGI_REQUEST_DEADLINE_MS - 100);
+	assert_true(ms <= FCGI_REQUEST_DEADLINE_MS + 500);
+}
+
 int
 main(void)
 {
@@ -264,9 +754,21 @@ main(void)
 		cmocka_unit_test(test_wrong_version_refused_for_good),
 		cmocka_unit_test(test_get_values_three_names_pass_four_refused),
 		cmocka_unit_test(test_param_lengths_bounded),
-		cmocka_unit_test(test_other_records_pass),
+		cmocka_unit_test(test_records_outside_the_grammar_refused),
+		cmocka_unit_test(test_id0_record_after_begin_refused),
+		cmocka_unit_test(test_padding_libfcgi_forgets_refused),
+		cmocka_unit_test(test_empty_id0_params_mid_parameter_refused),
+		cmocka_unit_test(test_nothing_after_the_request),
+		cmocka_unit_test(test_abort_only_after_the_request),
+		cmocka_unit_test(test_param_count_capped),
+		cmocka_unit_test(test_param_bytes_capped),
 		cmocka_unit_test(test_keep_conn_cleared),
 		cmocka_unit_test(test_other_request_ids_refused),
+		cmocka_unit_test(test_what_the_guard_saw),
+		cmocka_unit_test(test_executable_defines_no_read),
+		cmocka_unit_test(test_plain_read_not_guarded),
+		cmocka_unit_test(test_deadline_for_the_whole_request),
+		cmocka_unit_test(test_params_cut_short_not_served),
 	};
 
 	return cmocka_run_group_tests_name("fcgi_guard", tests, NULL, NULL);
