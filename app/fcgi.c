@@ -148,8 +148,11 @@ fcgi_read_body(FCGX_Stream *in, const char *cl, char *buf, size_t *len,
 	/* Read to the end of stdin, but never past the limit: a body longer
 	 * than announced is as wrong as a shorter one. */
 	n = FCGX_GetStr(buf, MAX_BODY + 1, in);
-	if (n < 0)
+	/* A failed read ends the stream early, as if the body were whole. */
+	if (n < 0 || FCGX_GetError(in) != 0) {
+		buf[0] = '\0';
 		return kl_fail(err, KL_BAD_REQUEST, "cannot read the body");
+	}
 	if (n > MAX_BODY) {
 		buf[0] = '\0';
 		return kl_fail(err, KL_TOO_LARGE, "body over %d bytes", MAX_BODY);

@@ -34,6 +34,15 @@ mem_stream(FCGX_Stream *s, unsigned char *bytes, size_t n)
 	s->fillBuffProc = mem_fill;
 }
 
+/* A peer whose stream fails mid-body (the guard refused it, or the
+ * connection broke): libfcgi records the error and ends the stream. */
+static void
+broken_fill(FCGX_Stream *s)
+{
+	s->isClosed = 1;
+	s->FCGI_errno = 71;	/* EPROTO, as the guard's refusal reads */
+}
+
 /* The worker's buffer, holding the previous request's body. */
 static char *
 used_buffer(void)
@@ -95,6 +104,26 @@ test_short_body_refused(void **state)
 	expect_body("1", "", -1, NULL, KL_BAD_REQUEST);
 }
 
+/* A stream that fails mid-body is refused, announced length or not. */
+static void
+test_broken_stream_refused(void **state)
+{
+	FCGX_Stream	 in;
+	struct kl_error	 err;
+	unsigned char	 bytes[] = "abc";
+	char		*buf = used_buffer();
+	size_t		 len = 99;
+
+	(void)state;
+	mem_stream(&in, bytes, 3);
+	in.fillBuffProc = broken_fill;
+	assert_int_equal(fcgi_read_body(&in, NULL, buf, &len, &err), -1);
+	assert_int_equal(err.status, KL_BAD_REQUEST);
+	assert_int_equal(len, 0);
+	assert_int_equal(buf[0], '\0');
+	free(buf);
+}
+
 static void
 test_bad_lengths(void **state)
 {
@@ -125,6 +154,7 @@ main(void)
 		cmocka_unit_test(test_body_as_announced),
 		cmocka_unit_test(test_empty_body_clears_the_buffer),
 		cmocka_unit_test(test_short_body_refused),
+		cmocka_unit_test(test_broken_stream_refused),
 		cmocka_unit_test(test_bad_lengths),
 		cmocka_unit_test(test_long_body_refused),
 	};
