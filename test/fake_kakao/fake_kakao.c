@@ -74,6 +74,7 @@ enum fault {
 	F_INVALID,	/* 401 -401, like an expired token */
 	F_STATUS,	/* HTTP <code> with a Kakao error body */
 	F_GARBAGE,	/* 200 text/html */
+	F_CTLGARBAGE,	/* 200, broken JSON with ESC, U+202E, U+2028 raw */
 	F_HUGE,		/* 10 MB JSON */
 	F_TRUNCATED,	/* Content-Length 500, 20 bytes, close */
 	F_TRICKLE,	/* one body byte every TRICKLE_MS */
@@ -110,6 +111,8 @@ static const struct kind kinds[] = {
 	{ "expired",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_INVALID, NULL },
 	{ "status",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_STATUS, NULL }, /* status<code> */
 	{ "garbage",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_GARBAGE, NULL },
+	/* Bytes a log viewer acts on, where a JSON parser's error quotes them. */
+	{ "ctlgarbage",	ID_NUM,	P_FULL,	  N_USER,	1, 1, 0,	    F_CTLGARBAGE, NULL },
 	{ "noid",	ID_NONE, P_NOID,  N_USER,	1, 1, 0,	    F_NONE, NULL },
 	{ "strid",	ID_STR,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE, NULL },
 	{ "negid",	ID_NEG,	P_FULL,	  N_USER,	1, 1, 0,	    F_NONE, NULL },
@@ -663,6 +666,10 @@ kapi(struct conn *c, const struct req *r, enum endpoint ep)
 		out_init(&o, c);
 		oputs(&o, "<html>not json</html>");
 		return respond(c, r, 200, "text/html", NULL, o.len);
+	case F_CTLGARBAGE:
+		out_init(&o, c);
+		oputs(&o, "{\"id\":\"\xe2\x80\xae\xe2\x80\xa8" "fake\x7f\x1b[2J\"}");
+		return respond(c, r, 200, JSON_CT, NULL, o.len);
 	default:
 		break;
 	}

@@ -253,6 +253,19 @@ HTTP_CASES = [
     ("path /USERS/kakao/login", "GET", "/USERS/kakao/login", B(V), None, FRONT(404)),
     ("path /nope", "GET", "/nope", B(V), None, FRONT(404)),
     ("path /users/kakao/login%00", "GET", "/users/kakao/login%00", B(V), None, FRONT(400)),
+    # Raw bytes a terminal or a log viewer would act on (the request line
+    # is latin-1 here: these are the UTF-8 bytes of U+202E, U+2028, ESC...).
+    # run_logs checks the service log holds none of them raw.
+    ("Kakao answers broken JSON with ESC, U+202E, U+2028 raw", "GET", LOGIN,
+     B(b"ctlgarbage-{k}"), None, APP(502, "KAKAO_BAD_RESPONSE")),
+    ("path with raw U+202E (bidi override)", "GET",
+     LOGIN + "\u202e".encode().decode("latin-1"), B(V), None, APP(404, "NOT_FOUND")),
+    ("path with raw U+2028 (line separator)", "GET",
+     "/users/x" + "\u2028".encode().decode("latin-1") + "y", B(V), None, APP(404, "NOT_FOUND")),
+    ("path with raw ESC [31m", "GET", "/users/\x1b[31mred", B(V), None, FRONT(400)),
+    ("path with invalid UTF-8", "GET", "/users/\xff\xfe", B(V), None,
+     {"nginx": APP(404, "NOT_FOUND"), "lighttpd": FRONT(400)}),
+    ("path with raw DEL", "GET", "/users/a\x7fb", B(V), None, FRONT(400)),
     ("path of 9000 bytes", "GET", "/users/" + "p" * 9000, B(V), None,
      {"nginx": FRONT(414), "lighttpd": FRONT(431)}),
     ("request target *", "GET", "*", B(V), None, FRONT(400)),
@@ -1134,6 +1147,28 @@ def run_survival(env, pids_before):
 NGINX_REJECT = re.compile(r"\[info\].*client sent (duplicate|too long|invalid) header line")
 
 
+# What a log line must never hold raw (app/log.c escapes it): C0 controls
+# but the line's own newline, DEL, C1 controls, and the bidi and line
+# separator code points, which reorder or split what a viewer shows.
+LOG_FORBIDDEN = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f"
+                           "\u2028-\u202e\u2066-\u2069]")
+
+
+def run_log_bytes(env):
+    with open(env.service_log, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+        bad = ["%r in line %d" % (m.group(0), text.count("\n", 0, m.start()) + 1)
+               for m in LOG_FORBIDDEN.finditer(text)]
+    except UnicodeDecodeError as e:
+        bad = ["invalid UTF-8 at byte %d" % e.start]
+    report(not bad, "service log: valid UTF-8, no raw control, bidi or separator "
+           "code point (%d bytes, after raw U+202E, U+2028, 0xff paths and "
+           "Kakao's raw ESC, U+202E)" % len(raw),
+           "; ".join(bad[:3]))
+
+
 def run_logs(env):
     logs = {"service": env.service_log,
             "nginx access": env.path("nginx", "access.log"),
@@ -1201,6 +1236,7 @@ def main():
         pids_before = worker_pids()
         run_fcgi(env)
         run_survival(env, pids_before)
+        run_log_bytes(env)
         run_logs(env)
     except KeyboardInterrupt:
         report(False, "run", "interrupted")
