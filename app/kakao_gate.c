@@ -26,7 +26,9 @@ kakao_gate_cap(int max_calls, int threads)
 
 	if (max_calls > 0)
 		return max_calls;
-	cap = threads - threads / KAKAO_SPARE_DIV;
+	/* At least one thread stays free of Kakao, once there are two. */
+	cap = threads - (threads / KAKAO_SPARE_DIV > 0 ?
+	    threads / KAKAO_SPARE_DIV : 1);
 	return cap > 0 ? cap : 1;
 }
 

@@ -47,7 +47,8 @@ log_open_fd(const char *path, int create, struct kl_error *err)
 	if (st.st_uid != geteuid()) {
 		close(fd);
 		return kl_fail(err, KL_BAD_CONFIG, "log_file %s: owned by uid "
-		    "%ld, not by the service's uid %ld", path, (long)st.st_uid,
+		    "%ld, not by uid %ld that runs this (run -t as the "
+		    "service's user, or with -u)", path, (long)st.st_uid,
 		    (long)geteuid());
 	}
 	/* Appends to a regular file never block; keep write() simple. */
@@ -275,7 +276,8 @@ log_field(char *out, size_t size, const char *s, int flags)
 void
 log_request(const struct log_request *r)
 {
-	char	buf[MAX_LOG_LINE], method[64], path[512];
+	char	buf[MAX_LOG_LINE], method[LOG_METHOD_FIELD];
+	char	path[LOG_PATH_FIELD];
 	char	detail[MAX_ERROR_DETAIL * 4];
 	size_t	n;
 	int	m;

@@ -196,8 +196,11 @@ main(int argc, char *argv[])
 		errx(1, "%s: kakao_max_calls (%d) exceeds threads (%d)", conf,
 		    cfg.kakao_max_calls, cfg.threads);
 	if (check_only) {
-		/* What start-up would refuse, without starting: the config
-		 * and the signing key (as the user who runs -t). */
+		/* What start-up would refuse, without starting: the config,
+		 * the signing key and the log file, as the user the service
+		 * runs as (-u, or the user who runs -t). */
+		if (user != NULL)
+			drop_privileges(user);
 		if (token_init(&token, cfg.jwt_secret_file, cfg.jwt_issuer,
 		    cfg.jwt_ttl, &kerr) == -1)
 			errx(1, "%s", kerr.detail);

@@ -187,7 +187,7 @@ token_check_header(const char *b64, size_t len)
 static int
 token_check_hs256(const struct token_ctx *ctx, const char *token)
 {
-	unsigned char	 mac[EVP_MAX_MD_SIZE], sig[48];
+	unsigned char	 mac[EVP_MAX_MD_SIZE], sig[JWT_SIG_MAX];
 	unsigned int	 maclen = 0;
 	const char	*d1, *d2;
 	size_t		 siglen, b64len;

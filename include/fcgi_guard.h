@@ -114,12 +114,9 @@ void	fcgi_guard_listen(int listen_fd);
  * refused or late stream reads as an error (EPROTO, ETIMEDOUT), so libfcgi
  * drops that connection and goes on serving the others. A connection's
  * state belongs to the thread that accepted it, as the connection does in
- * libfcgi.
- */
-/*
- * FCGX_Accept_r() itself is wrapped the same way (fcgi_guard.c): a request
- * whose params libfcgi ended at a read error or EOF (which it takes for
- * their end) is dropped unanswered, and the next one accepted.
+ * libfcgi. FCGX_Accept_r() itself is wrapped the same way (fcgi_guard.c):
+ * a request whose params libfcgi ended at a read error or EOF (which it
+ * takes for their end) is dropped unanswered, and the next one accepted.
  */
 int	fcgi_guard_accept(int sock, struct sockaddr *addr, socklen_t *addrlen);
 ssize_t	fcgi_guard_read(int fd, void *buf, size_t n);

@@ -18,7 +18,8 @@
 struct kakao_gate;
 
 /* The cap for kakao_max_calls (0: unset) and threads: the configured
- * value, else threads less one in KAKAO_SPARE_DIV (128 -> 124), at least 1. */
+ * value, else threads less one in KAKAO_SPARE_DIV (128 -> 124) and at
+ * least one (4 -> 3), and never below 1. */
 int	kakao_gate_cap(int max_calls, int threads);
 
 /* A gate of cap slots whose callers wait at most wait_ms for one. Free

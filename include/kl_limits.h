@@ -46,6 +46,7 @@
 #define MIN_JWT_SECRET         32	/* bytes; shorter secrets refuse to start */
 #define MAX_JWT_SECRET       4096
 #define MAX_ISSUER            256
+#define JWT_SIG_MAX            48	/* decoded signature bytes read (HS256: 32) */
 
 /* Configuration. */
 #define MAX_CONFIG_LINE      4096
@@ -67,5 +68,7 @@
 /* Errors and logs. */
 #define MAX_ERROR_DETAIL      256
 #define MAX_LOG_LINE         2048
+#define LOG_METHOD_FIELD       64	/* bytes of the escaped method logged */
+#define LOG_PATH_FIELD        512	/* bytes of the escaped path logged */
 
 #endif

@@ -54,7 +54,7 @@ $(FUZZ_OBJS): $(FUZZ_B)/obj/%.o: app/%.c $(FUZZ_HDRS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_WARN) -c -o $@ $<
 
-$(FUZZ_FCGI_LIB): $(FUZZ_DIR)/fuzz.mk
+$(FUZZ_FCGI_LIB): $(FUZZ_DIR)/fuzz.mk $(FUZZ_FCGI_A)
 	@mkdir -p $(@D)
 	objcopy $(FUZZ_RENAME) $(FUZZ_FCGI_A) $@
 

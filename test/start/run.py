@@ -69,10 +69,10 @@ class Dir:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def check(conf, timeout=5):
+def check(conf, timeout=5, args=()):
     """kakao-login -t -c conf: (exit code or None on a hang, output)."""
     try:
-        r = subprocess.run([SERVICE, "-t", "-c", conf], capture_output=True,
+        r = subprocess.run([SERVICE, "-t", "-c", conf] + list(args), capture_output=True,
                            timeout=timeout, text=True, errors="replace")
         return r.returncode, r.stdout + r.stderr
     except subprocess.TimeoutExpired:
@@ -230,6 +230,31 @@ def case_drop(d):
            "alive=%s, runs as uid %s, /proc entry owned by uid %s" % (alive, uid, proc_uid))
 
 
+def case_check_as_user(d):
+    """-t -u USER checks as USER, as the start would: root running it must
+    not refuse a log file the service's user owns (found in review)."""
+    if os.geteuid() != 0:
+        report(True, "-t -u nobody checks as nobody (skipped: not root)")
+        return
+    nobody = pwd.getpwnam("nobody")
+    logdir = d.path("logs-t")
+    os.mkdir(logdir, 0o700)
+    logf = os.path.join(logdir, "kakao-login.log")
+    with open(logf, "w"):
+        pass
+    for p in (logdir, logf, d.path("db"), d.secret):
+        os.chown(p, nobody.pw_uid, nobody.pw_gid)
+    conf = d.config(["kakao_app_id = 1", "log_file = %s" % logf], "check-user.conf")
+    rc, out = check(conf, args=["-u", "nobody"])
+    report(rc == 0 and "configuration ok" in out,
+           "-t -u nobody accepts a log file nobody owns (run as root)",
+           "exit %s: %s" % (rc, out.strip()))
+    rc, out = check(conf)
+    report(rc == 1 and "-u" in out,
+           "-t as root refuses it, and says to run -t as the service's user or with -u",
+           "exit %s: %s" % (rc, out.strip()))
+
+
 def main():
     global SERVICE
     if len(sys.argv) == 3 and sys.argv[1] == "--build":
@@ -243,7 +268,7 @@ def main():
     try:
         for case in (case_sample, case_allow_other_apps_check, case_fifo_secret,
                      case_log_missing_dir, case_allow_other_apps_warns,
-                     case_log_symlink, case_drop):
+                     case_log_symlink, case_drop, case_check_as_user):
             try:
                 case(d)
             except Exception as e:   # noqa: BLE001 - one broken case, one failure
