@@ -683,6 +683,9 @@ test_url_http_only_loopback(void **state)
 		"http://127.0.0.1evil", "http://127.0.0.1:", "http://127.0.0.1:8o",
 		"http://[::2]", "http://[::ffff:10.0.0.1]", "http://[::1",
 		"http://::1", "http://LOCALHOST.", "http://localhost:80:80",
+		/* Loopback, but spelt otherwise than the documented [::1]
+		 * (make fuzz found the harness and the parser disagreeing). */
+		"http://[0::1]", "http://[0:0:0:0:0:0:0:1]",
 	};
 	struct config	cfg;
 	char		line[256];
