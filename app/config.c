@@ -299,6 +299,10 @@ config_check(const struct config *cfg, struct kl_error *err)
 	if (cfg->kakao_app_id != 0 && cfg->kakao_allow_other_apps)
 		return kl_fail(err, KL_BAD_CONFIG, "kakao_app_id is set: "
 		    "kakao_allow_other_apps = yes contradicts it");
+	/* A cap above threads could never be reached. */
+	if (cfg->kakao_max_calls > cfg->threads)
+		return kl_fail(err, KL_BAD_CONFIG, "kakao_max_calls (%d) "
+		    "exceeds threads (%d)", cfg->kakao_max_calls, cfg->threads);
 	return 0;
 }
 

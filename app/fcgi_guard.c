@@ -30,6 +30,7 @@
 #include <fcgiapp.h>
 
 #include "fcgi_guard.h"
+#include "kl_clock.h"
 #include "kl_limits.h"
 
 #define FCGI_VERSION_1		1
@@ -262,16 +263,6 @@ fcgi_guard_listen(int listen_fd)
 	atomic_store(&guarded_listen_fd, listen_fd);
 }
 
-/* Monotonic milliseconds; the coarse clock (a few ms) is enough here. */
-static long long
-mono_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 fcgi_guard_accept(int sock, struct sockaddr *addr, socklen_t *addrlen)
 {
@@ -289,7 +280,7 @@ fcgi_guard_accept(int sock, struct sockaddr *addr, socklen_t *addrlen)
 	/* A peer that stops reading our answer does not hold a thread. */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	memset(&conns[fd].g, 0, sizeof(conns[fd].g));
-	conns[fd].g.deadline_ms = mono_ms() + FCGI_REQUEST_DEADLINE_MS;
+	conns[fd].g.deadline_ms = kl_mono_ms() + FCGI_REQUEST_DEADLINE_MS;
 	atomic_store(&conns[fd].on, true);
 	return fd;
 }
@@ -306,7 +297,7 @@ wait_readable(int fd, struct fcgi_guard *g)
 	int		r;
 
 	do {
-		if ((left = g->deadline_ms - mono_ms()) <= 0)
+		if ((left = g->deadline_ms - kl_mono_ms()) <= 0)
 			r = 0;
 		else
 			r = poll(&pfd, 1, (int)left);

@@ -174,6 +174,7 @@ main(int argc, char *argv[])
 	const char		*conf = getenv("KAKAO_LOGIN_CONF");
 	const char		*sock = NULL, *user = NULL;
 	int			 ch, i, listen_fd = 0, exit_code, busy;
+	int			 kakao_cap;
 	int			 check_only = 0;
 
 	while ((ch = getopt(argc, argv, "c:s:tu:")) != -1) {
@@ -191,10 +192,6 @@ main(int argc, char *argv[])
 	config_defaults(&cfg);
 	if (config_load(&cfg, conf, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
-	/* A cap above threads could never be reached. */
-	if (cfg.kakao_max_calls > cfg.threads)
-		errx(1, "%s: kakao_max_calls (%d) exceeds threads (%d)", conf,
-		    cfg.kakao_max_calls, cfg.threads);
 	if (check_only) {
 		/* What start-up would refuse, without starting: the config,
 		 * the signing key and the log file, as the user the service
@@ -263,10 +260,11 @@ main(int argc, char *argv[])
 	kopt.timeout_ms = cfg.upstream_timeout_ms;
 	kopt.connect_timeout_ms = cfg.upstream_connect_timeout_ms;
 	kopt.ca_file = cfg.ca_file;
+	kakao_cap = kakao_gate_cap(cfg.kakao_max_calls, cfg.threads);
 	if ((kopt.reject = kakao_reject_new(KAKAO_REJECT_SLOTS,
 	    KAKAO_REJECT_TTL_S, NULL, &kerr)) == NULL ||
-	    (kopt.gate = kakao_gate_new(kakao_gate_cap(cfg.kakao_max_calls,
-	    cfg.threads), KAKAO_BUSY_WAIT_MS, &kerr)) == NULL)
+	    (kopt.gate = kakao_gate_new(kakao_cap, KAKAO_BUSY_WAIT_MS,
+	    &kerr)) == NULL)
 		errx(1, "%s", kerr.detail);
 	if ((workers = calloc((size_t)cfg.threads, sizeof(*workers))) == NULL)
 		err(1, "calloc");
@@ -290,8 +288,7 @@ main(int argc, char *argv[])
 		errx(1, "pthread_create failed");
 	log_info("started: %d threads, kakao %s, app id check %s, at most %d "
 	    "Kakao calls at once", cfg.threads, cfg.kakao_api_url,
-	    cfg.kakao_app_id ? "on" : "off",
-	    kakao_gate_cap(cfg.kakao_max_calls, cfg.threads));
+	    cfg.kakao_app_id ? "on" : "off", kakao_cap);
 	if (cfg.kakao_allow_other_apps)
 		log_warn("%s", OTHER_APPS_WARNING);
 

@@ -1,5 +1,5 @@
 /*
- * kl_clock.h: the two monotonic-clock helpers several layers need (request
+ * kl_clock.h: the monotonic-clock helpers several layers need (request
  * timing, the store watchdog, the FastCGI deadline). Header-only: no state.
  */
 #ifndef KL_CLOCK_H
@@ -26,6 +26,17 @@ kl_mono_seconds(void)
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (long long)ts.tv_sec;
+}
+
+/* Milliseconds of a monotonic clock; the coarse one (a few ms) is enough
+ * for deadlines. */
+static inline long long
+kl_mono_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 #endif
