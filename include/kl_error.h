@@ -27,6 +27,11 @@ enum kl_status {
 	KL_METHOD_NOT_ALLOWED,	/* 405 */
 	KL_TOO_LARGE,		/* 413 */
 	KL_BAD_REQUEST,		/* 400 BAD_REQUEST: request framing we refuse */
+	KL_INVALID_CODE,	/* 400: code invalid, used, expired, or a bad repeat */
+	KL_REDIRECT_MISMATCH,	/* 400: redirect_uri not in redirect_uris */
+	KL_KAKAO_CONFIG,	/* 502: Kakao refuses our app's set-up (KOE010, ...) */
+	KL_BAD_ID_TOKEN,	/* 401: an id_token failed a check */
+	KL_NOT_CONFIGURED,	/* 501: the route's keys are not configured */
 	KL_BAD_CONFIG,		/* start-up only: configuration refused */
 	KL_STATUS_COUNT
 };

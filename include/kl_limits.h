@@ -37,6 +37,34 @@
 #define KAKAO_BUSY_WAIT_MS    200	/* wait for a Kakao call slot, then 503 */
 #define KAKAO_SPARE_DIV        32	/* default cap: threads less 1 in 32 */
 
+/* Request bodies (app/body.c): form or JSON objects of strings. */
+#define MAX_BODY_FIELDS        16	/* fields in one body; more is 400 */
+#define MAX_FIELD_NAME         64	/* bytes of a field name, decoded */
+#define MAX_FIELD_VALUE      8192	/* bytes of a field value, decoded */
+
+/* Code flow and OpenID Connect. */
+#define MAX_CODE              512	/* an authorization code */
+#define MAX_CODE_VERIFIER     128	/* RFC 7636: 43 to 128 characters */
+#define MIN_CODE_VERIFIER      43
+#define MAX_NONCE             256
+#define MAX_ID_TOKEN         8192	/* a whole id_token */
+#define MAX_APP_KEY           128	/* a Kakao app key (REST, native, JS) */
+#define MAX_NATIVE_APP_KEYS     8	/* kakao_native_app_keys entries */
+#define MAX_REDIRECT_URIS      16	/* redirect_uris entries */
+#define MAX_CLIENT_SECRET     256	/* kakao_client_secret_file bytes */
+#define MIN_CLIENT_SECRET       8
+#define CODE_REPLAY_WINDOW_S   60	/* a code posted again gets the first answer */
+#define CODE_PENDING_MAX_S     10	/* an exchange claimed longer ago: abandoned */
+#define CODE_POLL_MS           20	/* a duplicate waits on the first this often */
+#define CODE_SWEEP_BATCH      256	/* expired code records removed per pass */
+#define STORE_TAG_LEN          32	/* keyed hash of a code or verifier */
+#define JWKS_MAX_KEYS          16	/* keys kept from one JWKS */
+#define MAX_JWK_KID           128
+#define JWKS_REFETCH_S         60	/* an unknown kid refetches at most this often */
+#define JWKS_RETRY_EMPTY_S     10	/* with no keys at all: retry this often */
+#define DEFAULT_OIDC_CLOCK_SKEW 120	/* seconds of exp / iat slack */
+#define MAX_OIDC_CLOCK_SKEW   600
+
 /* User record. */
 #define MAX_NICKNAME          256	/* bytes, UTF-8, cut at a char boundary */
 #define MAX_EMAIL             320	/* RFC 5321: 64 + 1 + 255 */
