@@ -2,8 +2,9 @@
  * fcgi.c: FastCGI I/O and routing, on libfcgi.
  *
  * Owns the accept loop of each worker thread and the FCGX_Request in it:
- * reads the params and the body within the limits of kl_limits.h, picks
- * the route, calls its handler, and writes the answer, turning a failure
+ * turns the params into a struct http_request (http.h), reads the body
+ * within the limits of kl_limits.h and of the route (route.c), calls the
+ * route's handler, and writes its struct http_response, turning a failure
  * into its HTTP status and JSON message through the table in error.c.
  * Never talks to Kakao or the store; knows handlers only through the route
  * table. Each worker touches only its own struct fcgi_worker.
@@ -23,20 +24,12 @@
 
 #include "fcgi.h"
 #include "fcgi_guard.h"
+#include "http.h"
 #include "kl_clock.h"
 #include "kl_error.h"
 #include "kl_limits.h"
 #include "log.h"
-
-struct route {
-	const char	*path;
-	const char	*allow;		/* methods, as the Allow header says */
-	handler_fn	 fn;
-};
-
-static const struct route routes[] = {
-	{ "/users/kakao/login",	"GET, POST",	handler_login },
-};
+#include "route.h"
 
 int
 fcgi_init(int listen_fd)
@@ -57,24 +50,6 @@ fcgi_listen(const char *path, int backlog)
 	fd = FCGX_OpenSocket(path, backlog);
 	umask(old);
 	return fd;
-}
-
-static bool
-method_allowed(const char *allow, const char *method)
-{
-	size_t	len = strlen(method);
-	const char *p = allow;
-
-	/* strstr() finds "" everywhere: the loop below would never end. */
-	if (len == 0)
-		return false;
-	while ((p = strstr(p, method)) != NULL) {
-		if ((p == allow || p[-1] == ' ') &&
-		    (p[len] == ',' || p[len] == '\0'))
-			return true;
-		p += len;
-	}
-	return false;
 }
 
 /* Counts the params named name: libfcgi's FCGX_GetParam only sees the
@@ -111,9 +86,9 @@ request_path(FCGX_Request *fr, char *out, size_t size)
 }
 
 /* CONTENT_LENGTH: 1 to 18 decimal digits (no sign, no blanks), at most
- * MAX_BODY. Returns the length, or -1 with err filled. */
+ * max. Returns the length, or -1 with err filled. */
 static long long
-content_length(const char *cl, struct kl_error *err)
+content_length(const char *cl, size_t max, struct kl_error *err)
 {
 	long long	want = 0;
 	size_t		i;
@@ -125,7 +100,7 @@ content_length(const char *cl, struct kl_error *err)
 	}
 	if (i == 0)
 		return kl_fail(err, KL_BAD_REQUEST, "bad CONTENT_LENGTH");
-	if (want > MAX_BODY)
+	if (want > (long long)max)
 		return kl_fail(err, KL_TOO_LARGE, "body of %lld bytes", want);
 	return want;
 }
@@ -135,29 +110,33 @@ content_length(const char *cl, struct kl_error *err)
  * first, so a request without a body never sees the previous one's.
  */
 int
-fcgi_read_body(FCGX_Stream *in, const char *cl, char *buf, size_t *len,
-    struct kl_error *err)
+fcgi_read_body(FCGX_Stream *in, const char *cl, size_t max, char *buf,
+    size_t *len, struct kl_error *err)
 {
-	long long	want = MAX_BODY + 1;
+	long long	want;
 	int		n;
 
 	*len = 0;
 	buf[0] = '\0';
-	if (cl != NULL && *cl != '\0' && (want = content_length(cl, err)) < 0)
+	if (max > MAX_BODY)
+		max = MAX_BODY;
+	want = (long long)max + 1;
+	if (cl != NULL && *cl != '\0' &&
+	    (want = content_length(cl, max, err)) < 0)
 		return -1;
 	/* Read to the end of stdin, but never past the limit: a body longer
 	 * than announced is as wrong as a shorter one. */
-	n = FCGX_GetStr(buf, MAX_BODY + 1, in);
+	n = FCGX_GetStr(buf, (int)max + 1, in);
 	/* A failed read ends the stream early, as if the body were whole. */
 	if (n < 0 || FCGX_GetError(in) != 0) {
 		buf[0] = '\0';
 		return kl_fail(err, KL_BAD_REQUEST, "cannot read the body");
 	}
-	if (n > MAX_BODY) {
+	if ((size_t)n > max) {
 		buf[0] = '\0';
-		return kl_fail(err, KL_TOO_LARGE, "body over %d bytes", MAX_BODY);
+		return kl_fail(err, KL_TOO_LARGE, "body over %zu bytes", max);
 	}
-	if (want <= MAX_BODY && n != want) {
+	if (want <= (long long)max && n != want) {
 		buf[0] = '\0';
 		return kl_fail(err, KL_BAD_REQUEST, "body of %d bytes, "
 		    "CONTENT_LENGTH %lld", n, want);
@@ -167,101 +146,136 @@ fcgi_read_body(FCGX_Stream *in, const char *cl, char *buf, size_t *len,
 	return 0;
 }
 
-static const char *
-reason_phrase(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Content Too Large";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Status";
-	}
-}
-
 static void
-write_answer(FCGX_Request *fr, int status, const char *body,
-    const char *allow)
+write_answer(FCGX_Request *fr, const struct http_response *resp,
+    const char *body, size_t len)
 {
 	FCGX_FPrintF(fr->out,
 	    "Status: %d %s\r\n"
-	    "Content-Type: application/json; charset=utf-8\r\n"
+	    "Content-Type: %s\r\n"
 	    "Content-Length: %lu\r\n"
 	    "Cache-Control: no-store\r\n"
-	    "X-Content-Type-Options: nosniff\r\n"
-	    "%s%s%s"
-	    "\r\n", status, reason_phrase(status),
-	    (unsigned long)strlen(body), allow ? "Allow: " : "",
-	    allow ? allow : "", allow ? "\r\n" : "");
-	FCGX_PutStr(body, (int)strlen(body), fr->out);
+	    "X-Content-Type-Options: nosniff\r\n",
+	    resp->status, http_reason(resp->status),
+	    resp->content_type ? resp->content_type :
+	    "application/json; charset=utf-8", (unsigned long)len);
+	if (resp->headers.len > 0)
+		FCGX_PutStr(resp->headers.data, (int)resp->headers.len,
+		    fr->out);
+	FCGX_PutStr("\r\n", 2, fr->out);
+	FCGX_PutStr(body, (int)len, fr->out);
+}
+
+/* The failure's answer: its status and message from error.c's table, the
+ * header lines the handler added, and Allow on a 405. */
+static void
+write_failure(FCGX_Request *fr, const struct route *rt,
+    struct http_response *resp, const struct kl_error *err)
+{
+	struct kl_error	 herr;
+	char		 msg[64], allow[64];
+	int		 n;
+
+	resp->status = error_http_status(err->status);
+	resp->content_type = NULL;
+	if (err->status == KL_METHOD_NOT_ALLOWED && rt != NULL) {
+		http_method_list(rt->methods, allow, sizeof(allow));
+		http_response_header(resp, "Allow", allow, &herr);
+	}
+	n = snprintf(msg, sizeof(msg), "{\"message\":\"%s\"}",
+	    error_message(err->status));
+	write_answer(fr, resp, msg, (size_t)n);
+}
+
+/* The request as the handlers see it. Strings point into fr's params and
+ * path[], valid until FCGX_Finish_r. */
+static void
+request_fill(FCGX_Request *fr, struct http_request *req, char *path,
+    size_t path_size)
+{
+	const char	*uri, *q;
+
+	memset(req, 0, sizeof(*req));
+	request_path(fr, path, path_size);
+	req->path = path;
+	if ((req->method = FCGX_GetParam("REQUEST_METHOD", fr->envp)) == NULL)
+		req->method = "";
+	req->method_bit = http_method_bit(req->method);
+	uri = FCGX_GetParam("REQUEST_URI", fr->envp);
+	req->query = uri != NULL && (q = strchr(uri, '?')) != NULL ? q + 1 : "";
+	req->content_type = FCGX_GetParam("CONTENT_TYPE", fr->envp);
+	req->cookie = FCGX_GetParam("HTTP_COOKIE", fr->envp);
+	req->origin = FCGX_GetParam("HTTP_ORIGIN", fr->envp);
+	if ((req->client_addr = FCGX_GetParam("REMOTE_ADDR", fr->envp)) ==
+	    NULL)
+		req->client_addr = "";
+	req->authorization = FCGX_GetParam("HTTP_AUTHORIZATION", fr->envp);
+	req->authorization_count = param_count(fr->envp, "HTTP_AUTHORIZATION");
+}
+
+/* Route, method and body: what is refused before a handler runs. */
+static int
+request_admit(FCGX_Request *fr, const struct route *rt,
+    struct http_request *req, char *body, struct kl_error *err)
+{
+	if (rt == NULL)
+		return kl_fail(err, KL_NOT_FOUND, "no route");
+	if ((rt->methods & req->method_bit) == 0)
+		return kl_fail(err, KL_METHOD_NOT_ALLOWED, "method not allowed");
+	if (fcgi_read_body(fr->in, FCGX_GetParam("CONTENT_LENGTH", fr->envp),
+	    rt->body_max, body, &req->body_len, err) == -1)
+		return -1;
+	req->body = body;
+	return 0;
+}
+
+static void
+request_log(const struct http_request *req, const struct http_response *resp,
+    int rc, const struct kl_error *err, const struct timespec *t0)
+{
+	struct log_request	lr;
+
+	memset(&lr, 0, sizeof(lr));
+	lr.method = req->method;
+	lr.path = req->path;
+	lr.status = resp->status;
+	lr.message = rc == 0 ? "SUCCESS" : error_message(err->status);
+	lr.detail = rc == 0 ? "" : err->detail;
+	lr.user_id = resp->user_id;
+	lr.duration_us = kl_elapsed_us(t0);
+	lr.upstream_us = resp->upstream_us;
+	log_request(&lr);
 }
 
 /* Serves one accepted request. */
 static void
 serve(struct fcgi_worker *w, FCGX_Request *fr, char *body)
 {
-	const struct route	*rt = NULL;
+	const struct route	*rt;
 	struct http_request	 req;
 	struct http_response	 resp;
 	struct kl_error		 err;
-	struct log_request	 lr;
 	struct timespec		 t0;
-	char			 path[MAX_PATH_LEN], msg[64];
-	const char		*allow = NULL;
-	size_t			 i;
-	int			 rc = -1;
+	char			 path[MAX_PATH_LEN];
+	int			 rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	kl_error_clear(&err);
-	memset(&req, 0, sizeof(req));
 	memset(&resp, 0, sizeof(resp));
-	request_path(fr, path, sizeof(path));
-	req.path = path;
-	if ((req.method = FCGX_GetParam("REQUEST_METHOD", fr->envp)) == NULL)
-		req.method = "";
-	req.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", fr->envp);
-	req.authorization_count = param_count(fr->envp, "HTTP_AUTHORIZATION");
+	request_fill(fr, &req, path, sizeof(path));
+	rt = route_find(path);
+	if ((rc = request_admit(fr, rt, &req, body, &err)) == 0)
+		rc = rt->fn(w->ctx, &req, &resp, &err);
 
-	for (i = 0; i < sizeof(routes) / sizeof(routes[0]) && rt == NULL; i++)
-		if (strcmp(routes[i].path, path) == 0)
-			rt = &routes[i];
-	if (rt == NULL)
-		kl_fail(&err, KL_NOT_FOUND, "no route");
-	else if (!method_allowed(rt->allow, req.method)) {
-		allow = rt->allow;
-		kl_fail(&err, KL_METHOD_NOT_ALLOWED, "method not allowed");
-	} else if (fcgi_read_body(fr->in, FCGX_GetParam("CONTENT_LENGTH",
-	    fr->envp), body, &req.body_len, &err) == 0) {
-		req.body = body;
-		rc = rt->fn(&w->ctx, &req, &resp, &err);
-	}
-
-	if (rc == 0) {
-		write_answer(fr, resp.status, resp.body, NULL);
-	} else {
-		resp.status = error_http_status(err.status);
-		snprintf(msg, sizeof(msg), "{\"message\":\"%s\"}",
-		    error_message(err.status));
-		write_answer(fr, resp.status, msg, allow);
-	}
-	memset(&lr, 0, sizeof(lr));
-	lr.method = req.method;
-	lr.path = path;
-	lr.status = resp.status;
-	lr.message = rc == 0 ? "SUCCESS" : error_message(err.status);
-	lr.detail = rc == 0 ? "" : err.detail;
-	lr.user_id = resp.user_id;
-	lr.duration_us = kl_elapsed_us(&t0);
-	lr.upstream_us = resp.upstream_us;
-	log_request(&lr);
-	free(resp.body);
+	if (rc == 0)
+		write_answer(fr, &resp, resp.body.data ? resp.body.data : "",
+		    resp.body.len);
+	else
+		write_failure(fr, rt, &resp, &err);
+	request_log(&req, &resp, rc, &err, &t0);
+	http_response_free(&resp);
+	/* The next request must not find this one's body (codes, tokens). */
+	explicit_bzero(body, req.body_len);
 }
 
 static void

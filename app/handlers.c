@@ -1,21 +1,19 @@
 /*
- * handlers.c: the route handlers.
+ * handlers.c: what the route handlers share (see handlers.h): the
+ * Authorization parser, and the end of every login (store, JWT, answer).
  *
- * Each handler turns a validated request into calls to the kakao, store and
- * token layers and builds the JSON answer. It owns no state between
- * requests; everything it uses comes in struct handler_ctx, which belongs to
- * one worker thread. Never touches curl, Berkeley DB, libjwt or libfcgi.
+ * Owns no state between requests; everything it uses comes in struct
+ * handler_ctx, which belongs to one worker thread. Never touches curl,
+ * Berkeley DB, libjwt or libfcgi.
  */
-#include <inttypes.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include "handlers.h"
-#include "kakao.h"
+#include "json_writer.h"
 #include "store.h"
 #include "token.h"
 
@@ -80,210 +78,65 @@ handler_parse_authorization(const char *value, char *token,
 	return 0;
 }
 
-/*
- * The answer is written straight into a growing buffer: building it as a
- * Jansson tree and dumping it cost more than a sixth of a login's
- * instructions (callgrind). Every string written here is valid UTF-8 (it
- * came through Jansson's parser or our own store), so escaping quotes,
- * backslashes and control characters is all JSON asks; U+2028 and U+2029
- * are escaped too, for JavaScript.
- */
-struct answer {
-	char	*buf;		/* malloc()ed; handed to the fcgi layer */
-	size_t	 len, cap;
-	bool	 failed;	/* out of memory: the answer is unusable */
-};
-
-static void
-answer_put(struct answer *a, const char *s, size_t n)
-{
-	char	*p;
-	size_t	 cap;
-
-	if (a->failed)
-		return;
-	if (a->len + n + 1 > a->cap) {
-		cap = a->cap ? a->cap : 1024;
-		while (cap < a->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(a->buf, cap)) == NULL) {
-			a->failed = true;
-			return;
-		}
-		a->buf = p;
-		a->cap = cap;
-	}
-	memcpy(a->buf + a->len, s, n);
-	a->len += n;
-	a->buf[a->len] = '\0';
-}
-
-static void
-answer_raw(struct answer *a, const char *s)
-{
-	answer_put(a, s, strlen(s));
-}
-
-/* U+2028 LINE SEPARATOR or U+2029 PARAGRAPH SEPARATOR at s: valid raw in
- * JSON, but a line end in JavaScript before ES2019, so an answer pasted
- * into a script could be cut there. */
-static bool
-is_line_separator(const char *s)
-{
-	return (unsigned char)s[0] == 0xe2 && (unsigned char)s[1] == 0x80 &&
-	    ((unsigned char)s[2] == 0xa8 || (unsigned char)s[2] == 0xa9);
-}
-
-/* A JSON string, or null when s is empty. U+2028 and U+2029 are written
- * as escapes, like the control characters. */
-static void
-answer_string(struct answer *a, const char *s)
-{
-	static const char	hex[] = "0123456789abcdef";
-	const char		*run;
-	char			 esc[7];
-	unsigned char		 c;
-
-	if (*s == '\0') {
-		answer_raw(a, "null");
-		return;
-	}
-	answer_put(a, "\"", 1);
-	for (run = s; (c = (unsigned char)*s) != '\0'; s++) {
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f &&
-		    !is_line_separator(s))
-			continue;
-		answer_put(a, run, (size_t)(s - run));
-		run = s + 1;
-		if (c == 0xe2) {
-			/* U+2028 / U+2029, bytes e2 80 a8 / e2 80 a9. */
-			answer_put(a, (unsigned char)s[2] == 0xa8 ?
-			    "\\u2028" : "\\u2029", 6);
-			s += 2;
-			run = s + 1;
-		} else if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			answer_put(a, esc, 2);
-		} else {
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 0xf];
-			answer_put(a, esc, 6);
-		}
-	}
-	answer_put(a, run, (size_t)(s - run));
-	answer_put(a, "\"", 1);
-}
-
-static void
-answer_number(struct answer *a, uint64_t n)
-{
-	char	buf[24];
-
-	answer_put(a, buf, (size_t)snprintf(buf, sizeof(buf), "%" PRIu64, n));
-}
-
-static void
-answer_time(struct answer *a, time_t t)
-{
-	struct tm	tm;
-	char		buf[32];
-
-	if (gmtime_r(&t, &tm) == NULL) {
-		answer_raw(a, "null");
-		return;
-	}
-	answer_put(a, buf, strftime(buf, sizeof(buf), "\"%Y-%m-%dT%H:%M:%SZ\"",
-	    &tm));
-}
-
 /* {"message":"SUCCESS","access_token":..,["acess_token":..,]"user":{..}} */
 static void
-answer_login(struct answer *a, const char *jwt, bool legacy,
+answer_login(struct kl_buf *b, const char *jwt, bool legacy,
     const struct store_user *u)
 {
-	answer_raw(a, "{\"message\":\"SUCCESS\",\"access_token\":");
-	answer_string(a, jwt);
+	jw_raw(b, "{\"message\":\"SUCCESS\",\"access_token\":");
+	jw_string_or_null(b, jwt);
 	/* The old service spelled it this way; old front ends may read it. */
 	if (legacy) {
-		answer_raw(a, ",\"acess_token\":");
-		answer_string(a, jwt);
+		jw_raw(b, ",\"acess_token\":");
+		jw_string_or_null(b, jwt);
 	}
-	answer_raw(a, ",\"user\":{\"id\":");
-	answer_number(a, u->user_id);
-	answer_raw(a, ",\"kakao_id\":");
-	answer_number(a, (uint64_t)u->kakao_id);
-	answer_raw(a, ",\"nickname\":");
-	answer_string(a, u->nickname);
-	answer_raw(a, ",\"email\":");
-	answer_string(a, u->email);
-	answer_raw(a, u->email_verified ? ",\"email_verified\":true" :
+	jw_raw(b, ",\"user\":{\"id\":");
+	jw_u64(b, u->user_id);
+	jw_raw(b, ",\"kakao_id\":");
+	jw_u64(b, (uint64_t)u->kakao_id);
+	jw_raw(b, ",\"nickname\":");
+	jw_string_or_null(b, u->nickname);
+	jw_raw(b, ",\"email\":");
+	jw_string_or_null(b, u->email);
+	jw_raw(b, u->email_verified ? ",\"email_verified\":true" :
 	    ",\"email_verified\":false");
-	answer_raw(a, ",\"profile_image\":");
-	answer_string(a, u->profile_image);
-	answer_raw(a, u->status == STORE_USER_ACTIVE ? ",\"status\":\"active\"" :
+	jw_raw(b, ",\"profile_image\":");
+	jw_string_or_null(b, u->profile_image);
+	jw_raw(b, u->status == STORE_USER_ACTIVE ? ",\"status\":\"active\"" :
 	    ",\"status\":\"unlinked\"");
-	answer_raw(a, ",\"created_at\":");
-	answer_time(a, u->created);
-	answer_raw(a, ",\"updated_at\":");
-	answer_time(a, u->updated);
-	answer_raw(a, ",\"last_login_at\":");
-	answer_time(a, u->last_login);
-	answer_raw(a, ",\"login_count\":");
-	answer_number(a, u->login_count);
-	answer_raw(a, "}}");
+	jw_raw(b, ",\"created_at\":");
+	jw_time(b, u->created);
+	jw_raw(b, ",\"updated_at\":");
+	jw_time(b, u->updated);
+	jw_raw(b, ",\"last_login_at\":");
+	jw_time(b, u->last_login);
+	jw_raw(b, ",\"login_count\":");
+	jw_u64(b, u->login_count);
+	jw_raw(b, "}}");
 }
 
 int
-handler_login(struct handler_ctx *ctx, const struct http_request *req,
+handler_login_finish(struct handler_ctx *ctx, const struct store_login *in,
     struct http_response *resp, struct kl_error *err)
 {
-	struct kakao_profile	 profile;
-	struct store_login	 login;
 	struct store_user	 user;
-	struct answer		 answer = { NULL, 0, 0, false };
-	char			 token[MAX_KAKAO_TOKEN + 1], *jwt = NULL;
-	time_t			 now;
+	char			*jwt = NULL;
+	time_t			 now = time(NULL);
 	int			 rc = -1;
 
-	if (req->authorization_count > 1)
-		return kl_fail(err, KL_BAD_TOKEN, "duplicated Authorization");
-	if (handler_parse_authorization(req->authorization, token, err) == -1)
+	if (store_user_login(ctx->store, in, now, &user, err) == -1)
 		return -1;
-	/* No use asking Kakao when the answer cannot be stored. */
-	if (!store_ready(ctx->store))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
-	if (kakao_profile_fetch(ctx->kakao, token, &profile,
-	    &resp->upstream_us, err) == -1)
-		goto done;
-
-	memset(&login, 0, sizeof(login));
-	login.kakao_id = profile.id;
-	login.nickname = profile.has_nickname ? profile.nickname : NULL;
-	login.email = profile.has_email ? profile.email : NULL;
-	login.email_verified = profile.email_verified;
-	login.profile_image = profile.has_profile_image ?
-	    profile.profile_image : NULL;
-	now = time(NULL);
-	if (store_user_login(ctx->store, &login, now, &user, err) == -1)
-		goto done;
 	resp->user_id = user.user_id;
 	if (token_issue(ctx->token, user.user_id, now, &jwt, err) == -1)
-		goto done;
-
-	answer_login(&answer, jwt, ctx->cfg->legacy_acess_token, &user);
-	if (answer.failed) {
+		return -1;
+	answer_login(&resp->body, jwt, ctx->cfg->legacy_acess_token, &user);
+	if (kl_buf_bad(&resp->body)) {
 		kl_fail(err, KL_INTERNAL, "out of memory for the answer");
 		goto done;
 	}
-	resp->body = answer.buf;
-	answer.buf = NULL;
 	resp->status = 200;
 	rc = 0;
 done:
-	explicit_bzero(token, sizeof(token));
-	free(answer.buf);
 	free(jwt);
 	return rc;
 }

@@ -3,10 +3,12 @@
  *
  * Owns one POSIX semaphore per process, waited on with the monotonic clock
  * (sem_clockwait), so a change of the wall clock cannot stretch or skip the
- * wait. Knows nothing of HTTP, tokens or curl. Thread-safe.
+ * wait, and the count of threads waiting on it (an atomic). Knows nothing
+ * of HTTP, tokens or curl. Thread-safe.
  */
 #include <errno.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,9 +16,11 @@
 #include "kakao_gate.h"
 
 struct kakao_gate {
-	sem_t	slots;
-	int	cap;
-	long	wait_ms;
+	sem_t		slots;
+	int		cap;
+	int		waiters_max;
+	atomic_int	waiting;
+	long		wait_ms;
 };
 
 int
@@ -32,12 +36,24 @@ kakao_gate_cap(int max_calls, int threads)
 	return cap > 0 ? cap : 1;
 }
 
+int
+kakao_gate_waiters(int cap, int threads)
+{
+	int	spare = threads - cap;
+
+	/* One spare thread is better spent smoothing a burst (threads = 4,
+	 * an instant Kakao) than kept idle: from two, half are kept. */
+	if (spare <= 0)
+		return 0;
+	return spare == 1 ? 1 : spare / 2;
+}
+
 struct kakao_gate *
-kakao_gate_new(int cap, long wait_ms, struct kl_error *err)
+kakao_gate_new(int cap, int waiters, long wait_ms, struct kl_error *err)
 {
 	struct kakao_gate	*g;
 
-	if (cap <= 0 || wait_ms < 0) {
+	if (cap <= 0 || waiters < 0 || wait_ms < 0) {
 		kl_fail(err, KL_INTERNAL, "kakao gate: bad cap or wait");
 		return NULL;
 	}
@@ -52,6 +68,8 @@ kakao_gate_new(int cap, long wait_ms, struct kl_error *err)
 		return NULL;
 	}
 	g->cap = cap;
+	g->waiters_max = waiters;
+	atomic_init(&g->waiting, 0);
 	g->wait_ms = wait_ms;
 	return g;
 }
@@ -75,6 +93,11 @@ kakao_gate_enter(struct kakao_gate *g, struct kl_error *err)
 		return 0;
 	if (sem_trywait(&g->slots) == 0)
 		return 0;
+	if (atomic_fetch_add(&g->waiting, 1) >= g->waiters_max) {
+		atomic_fetch_sub(&g->waiting, 1);
+		return kl_fail(err, KL_KAKAO_BUSY, "all %d Kakao call slots "
+		    "busy and %d threads waiting", g->cap, g->waiters_max);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += g->wait_ms / 1000;
 	until.tv_nsec += (g->wait_ms % 1000) * 1000000L;
@@ -85,6 +108,7 @@ kakao_gate_enter(struct kakao_gate *g, struct kl_error *err)
 	while ((rc = sem_clockwait(&g->slots, CLOCK_MONOTONIC, &until)) == -1 &&
 	    errno == EINTR)
 		;
+	atomic_fetch_sub(&g->waiting, 1);
 	if (rc == 0)
 		return 0;
 	return kl_fail(err, KL_KAKAO_BUSY, "all %d Kakao call slots busy "

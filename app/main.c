@@ -41,6 +41,7 @@
 #include "config.h"
 #include "kl_limits.h"
 #include "fcgi.h"
+#include "handlers.h"
 #include "kakao.h"
 #include "kakao_gate.h"
 #include "kakao_reject.h"
@@ -263,7 +264,8 @@ main(int argc, char *argv[])
 	kakao_cap = kakao_gate_cap(cfg.kakao_max_calls, cfg.threads);
 	if ((kopt.reject = kakao_reject_new(KAKAO_REJECT_SLOTS,
 	    KAKAO_REJECT_TTL_S, NULL, &kerr)) == NULL ||
-	    (kopt.gate = kakao_gate_new(kakao_cap, KAKAO_BUSY_WAIT_MS,
+	    (kopt.gate = kakao_gate_new(kakao_cap,
+	    kakao_gate_waiters(kakao_cap, cfg.threads), KAKAO_BUSY_WAIT_MS,
 	    &kerr)) == NULL)
 		errx(1, "%s", kerr.detail);
 	if ((workers = calloc((size_t)cfg.threads, sizeof(*workers))) == NULL)
@@ -273,10 +275,13 @@ main(int argc, char *argv[])
 		workers[i].stop = &stop;
 		workers[i].state = WORKER_BUSY;
 		pthread_mutex_init(&workers[i].state_lock, NULL);
-		workers[i].ctx.cfg = &cfg;
-		workers[i].ctx.token = &token;
-		workers[i].ctx.store = store;
-		if ((workers[i].ctx.kakao = kakao_client_new(&kopt,
+		if ((workers[i].ctx = calloc(1, sizeof(*workers[i].ctx))) ==
+		    NULL)
+			err(1, "calloc");
+		workers[i].ctx->cfg = &cfg;
+		workers[i].ctx->token = &token;
+		workers[i].ctx->store = store;
+		if ((workers[i].ctx->kakao = kakao_client_new(&kopt,
 		    &kerr)) == NULL)
 			errx(1, "kakao client: %s", kerr.detail);
 		if (pthread_create(&workers[i].thread, NULL, fcgi_worker_run,
@@ -306,7 +311,8 @@ main(int argc, char *argv[])
 	pthread_join(maint.thread, NULL);
 	for (i = 0; i < cfg.threads; i++) {
 		pthread_join(workers[i].thread, NULL);
-		kakao_client_free(workers[i].ctx.kakao);
+		kakao_client_free(workers[i].ctx->kakao);
+		free(workers[i].ctx);
 		pthread_mutex_destroy(&workers[i].state_lock);
 	}
 	free(workers);

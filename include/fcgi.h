@@ -9,8 +9,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "handlers.h"
 #include "kl_error.h"
+
+struct handler_ctx;
 
 enum fcgi_worker_state {
 	WORKER_IDLE,		/* waiting in accept: may be woken by a signal */
@@ -18,15 +19,15 @@ enum fcgi_worker_state {
 	WORKER_DONE		/* left its loop */
 };
 
-/* One per worker thread; owned by main, which fills ctx before the thread
- * starts and frees what ctx holds after the thread is joined. */
+/* One per worker thread; owned by main, which makes ctx (handlers.h) before
+ * the thread starts and frees it after the thread is joined. */
 struct fcgi_worker {
 	pthread_t		 thread;
 	int			 listen_fd;
 	const atomic_bool	*stop;		/* set by main to drain */
 	enum fcgi_worker_state	 state;		/* under state_lock */
 	pthread_mutex_t		 state_lock;	/* orders state and wake-ups */
-	struct handler_ctx	 ctx;
+	struct handler_ctx	*ctx;		/* the worker's, not shared */
 };
 
 /* Call once, before the threads start, with the socket they accept on. */
@@ -44,13 +45,13 @@ void	*fcgi_worker_run(void *arg);
 bool	fcgi_worker_wake(struct fcgi_worker *w, int signo);
 
 /*
- * Reads a request body of at most MAX_BODY bytes from in into buf (which
- * holds MAX_BODY + 1), as CONTENT_LENGTH (cl, NULL when absent) announces.
- * On success buf holds exactly the body, NUL-terminated, and *len its
- * length. Exposed for the unit tests.
+ * Reads a request body of at most max (<= MAX_BODY) bytes from in into buf
+ * (which holds MAX_BODY + 1), as CONTENT_LENGTH (cl, NULL when absent)
+ * announces. On success buf holds exactly the body, NUL-terminated, and
+ * *len its length. Exposed for the unit tests.
  */
 struct FCGX_Stream;
-int	fcgi_read_body(struct FCGX_Stream *in, const char *cl, char *buf,
-	    size_t *len, struct kl_error *err);
+int	fcgi_read_body(struct FCGX_Stream *in, const char *cl, size_t max,
+	    char *buf, size_t *len, struct kl_error *err);
 
 #endif

@@ -1,8 +1,12 @@
 /*
- * handlers.h: one function per route. A handler validates its input, calls
- * the layers below (kakao, store, token) and chooses the answer; it never
- * calls curl, Berkeley DB or libjwt itself, and never writes to the
- * FastCGI stream.
+ * handlers.h: one function per route, one file per route family. A handler
+ * validates its input, calls the layers below (kakao, store, token) and
+ * chooses the answer; it never calls curl, Berkeley DB or libjwt itself,
+ * and never sees libfcgi (requests and answers are http.h's types).
+ *
+ *   app/handlers.c		what the families share: the Authorization
+ *				parser, finishing a login, the login answer
+ *   app/handlers_login.c	GET/POST /users/kakao/login (a Kakao token)
  */
 #ifndef KL_HANDLERS_H
 #define KL_HANDLERS_H
@@ -11,13 +15,17 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "http.h"
 #include "kl_error.h"
 
 struct kakao_client;
 struct store;
+struct store_login;
 struct token_ctx;
 
-/* What a handler may use; one per worker thread. */
+/* What a handler may use; one per worker thread, filled by main before the
+ * thread starts. A new dependency is a new member here (and a line in
+ * main), never a change to the fcgi layer, which only holds a pointer. */
 struct handler_ctx {
 	const struct config	*cfg;
 	const struct token_ctx	*token;
@@ -25,39 +33,27 @@ struct handler_ctx {
 	struct kakao_client	*kakao;
 };
 
-/* The parts of a request the handlers look at, filled by the fcgi layer.
- * Strings are NUL-terminated and valid for the duration of the call. */
-struct http_request {
-	const char	*method;
-	const char	*path;			/* without the query string */
-	const char	*authorization;		/* NULL: absent */
-	int		 authorization_count;	/* > 1: duplicated header */
-	const char	*body;
-	size_t		 body_len;
-};
-
-/* A successful answer. body is a NUL-terminated JSON text allocated with
- * malloc(); the fcgi layer frees it. Failures are returned as -1 with a
- * struct kl_error, and the fcgi layer writes them. */
-struct http_response {
-	int		 status;
-	char		*body;
-	uint64_t	 user_id;	/* for the log; 0: none */
-	long		 upstream_us;	/* for the log */
-};
-
 typedef int (*handler_fn)(struct handler_ctx *, const struct http_request *,
     struct http_response *, struct kl_error *);
 
-/* GET or POST /users/kakao/login */
+/* handlers_login.c: GET or POST /users/kakao/login */
 int	handler_login(struct handler_ctx *ctx, const struct http_request *req,
 	    struct http_response *resp, struct kl_error *err);
+
+/* handlers.c, shared by the families. */
 
 /* Extracts the Kakao access token from an Authorization value: the raw
  * token (as the old front end sends it) or "Bearer <token>". The token must
  * be a token68 (RFC 7235) of at most MAX_KAKAO_TOKEN characters; anything
  * else is KL_BAD_TOKEN. token must hold MAX_KAKAO_TOKEN + 1 bytes. */
 int	handler_parse_authorization(const char *value, char *token,
+	    struct kl_error *err);
+
+/* The end of every login route: records the login of in (one store
+ * transaction), issues our JWT and writes the login answer into resp
+ * (status 200). */
+int	handler_login_finish(struct handler_ctx *ctx,
+	    const struct store_login *in, struct http_response *resp,
 	    struct kl_error *err);
 
 #endif

@@ -426,6 +426,52 @@ def run_busy(env):
                "503s after %s s" % slow)
 
 
+def run_cheap_routes(env, flood=48, secs=4.0, probes=12):
+    """Kakao slow (2.5 s a call) and a flood of logins far above the cap:
+    requests that never call Kakao are still answered at once, because
+    only half the threads the cap leaves may wait for a Kakao slot and the
+    other half never enter Kakao's code (kakao_gate_waiters). Through nginx
+    only: lighttpd's shipped snippet caps 16 requests in progress per
+    address, so the flood would be refused there before the app."""
+    port = env.fronts["nginx"]
+    stop = time.monotonic() + secs
+    counts = {"200": 0, "503": 0, "other": 0}
+    lock = threading.Lock()
+
+    def flood_one(i):
+        n = 0
+        while time.monotonic() < stop:
+            tok = "slow2500.valid-%d" % (KID_BASE + 700 + i)
+            try:
+                st = login(port, tok)[0]
+            except OSError:
+                st = 0
+            key = str(st) if st in (200, 503) else "other"
+            with lock:
+                counts[key] += 1
+            n += 1
+    ts = [threading.Thread(target=flood_one, args=(i,)) for i in range(flood)]
+    for t in ts:
+        t.start()
+    time.sleep(0.8)             # every slot and waiting place taken by now
+    slow = []
+    for i in range(probes):
+        path = LOGIN if i % 2 == 0 else "/users/kakao/nope"
+        want = (400, "INVALID_TOKEN") if i % 2 == 0 else (404, "NOT_FOUND")
+        got = request(port, "GET", path, timeout=10)
+        why = expect("cheap", got, want[0], want[1], t_max=1.0)
+        if why:
+            slow.append("%s: %s" % (path, why))
+        time.sleep(0.1)
+    for t in ts:
+        t.join(15)
+    report(counts["503"] > 0 and counts["other"] == 0,
+           "nginx: a flood of %d slow logins saturates the Kakao slots (%d x 200, %d x 503 KAKAO_BUSY)"
+           % (flood, counts["200"], counts["503"]), "counts %r" % counts)
+    report(not slow, "nginx: with Kakao slots and waiting places all taken, %d requests "
+           "that never call Kakao are each answered within 1 s" % probes, "; ".join(slow[:3]))
+
+
 def run_max_calls_over_threads(env):
     conf = env.path("over.conf")
     with open(env.conf) as f:
@@ -458,6 +504,7 @@ def run_kakao_limits(env):
     try:
         run_reject_cache(env)
         run_busy(env)
+        run_cheap_routes(env)
         run_max_calls_over_threads(env)
         run_image_scheme(env)
     finally:

@@ -67,7 +67,7 @@ expect_body(const char *cl, const char *sent, int rc, const char *body,
 	memcpy(bytes, sent, n);
 	mem_stream(&in, bytes, n);
 	kl_error_clear(&err);
-	assert_int_equal(fcgi_read_body(&in, cl, buf, &len, &err), rc);
+	assert_int_equal(fcgi_read_body(&in, cl, MAX_BODY, buf, &len, &err), rc);
 	if (rc == 0) {
 		assert_int_equal(len, strlen(body));
 		assert_memory_equal(buf, body, len + 1);
@@ -117,7 +117,7 @@ test_broken_stream_refused(void **state)
 	(void)state;
 	mem_stream(&in, bytes, 3);
 	in.fillBuffProc = broken_fill;
-	assert_int_equal(fcgi_read_body(&in, NULL, buf, &len, &err), -1);
+	assert_int_equal(fcgi_read_body(&in, NULL, MAX_BODY, buf, &len, &err), -1);
 	assert_int_equal(err.status, KL_BAD_REQUEST);
 	assert_int_equal(len, 0);
 	assert_int_equal(buf[0], '\0');

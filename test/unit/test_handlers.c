@@ -474,7 +474,7 @@ test_login_success(void **state)
 	if (call_login(fx, "Bearer kakao-token-1", &resp, &err) != 0)
 		fail_msg("login failed: %s", err.detail);
 	assert_int_equal(resp.status, 200);
-	assert_non_null(resp.body);
+	assert_non_null(resp.body.data);
 	assert_true(resp.user_id > 0);
 	/* The token went to Kakao as a Bearer token. */
 	pthread_mutex_lock(&fx->kapi.lock);
@@ -483,9 +483,9 @@ test_login_success(void **state)
 	    "Authorization: Bearer kakao-token-1\r\n"));
 	pthread_mutex_unlock(&fx->kapi.lock);
 
-	root = json_loads(resp.body, 0, &jerr);
+	root = json_loads(resp.body.data, 0, &jerr);
 	if (root == NULL)
-		fail_msg("answer is not JSON: %s", resp.body);
+		fail_msg("answer is not JSON: %s", resp.body.data);
 	assert_string_equal(json_string_value(json_object_get(root,
 	    "message")), "SUCCESS");
 	assert_true(json_is_string(json_object_get(root, "access_token")));
@@ -510,7 +510,7 @@ test_login_success(void **state)
 	assert_int_equal(json_integer_value(json_object_get(user,
 	    "login_count")), 1);
 	json_decref(root);
-	free(resp.body);
+	http_response_free(&resp);
 	first_id = resp.user_id;
 
 	/* Again, raw token, with the legacy key asked for. */
@@ -518,7 +518,7 @@ test_login_success(void **state)
 	if (call_login(fx, "kakao-token-2", &resp, &err) != 0)
 		fail_msg("second login failed: %s", err.detail);
 	assert_int_equal(resp.user_id, first_id);
-	root = json_loads(resp.body, 0, &jerr);
+	root = json_loads(resp.body.data, 0, &jerr);
 	assert_non_null(root);
 	assert_string_equal(json_string_value(json_object_get(root,
 	    "acess_token")), json_string_value(json_object_get(root,
@@ -526,7 +526,7 @@ test_login_success(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(
 	    root, "user"), "login_count")), 2);
 	json_decref(root);
-	free(resp.body);
+	http_response_free(&resp);
 }
 
 /* Strings Kakao sends come back in our answer exactly, whatever they hold:
@@ -548,9 +548,9 @@ test_login_answer_escapes_strings(void **state)
 	    "\"is_email_verified\":false,\"email\":\"q\\\"@example.com\"}}");
 	if (call_login(fx, "Bearer kakao-token-esc", &resp, &err) != 0)
 		fail_msg("login failed: %s", err.detail);
-	root = json_loads(resp.body, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loads(resp.body.data, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
-		fail_msg("answer is not JSON (%s): %s", jerr.text, resp.body);
+		fail_msg("answer is not JSON (%s): %s", jerr.text, resp.body.data);
 	user = json_object_get(root, "user");
 	assert_string_equal(json_string_value(json_object_get(user,
 	    "nickname")), "a\"b\\c\n\t\x01\x1f</script>\x7f\xe2\x80\xa8김");
@@ -562,10 +562,10 @@ test_login_answer_escapes_strings(void **state)
 	assert_string_equal(json_string_value(json_object_get(user,
 	    "status")), "active");
 	/* Raw control bytes never reach the answer. */
-	for (i = 0; resp.body[i] != '\0'; i++)
-		assert_true((unsigned char)resp.body[i] >= 0x20);
+	for (i = 0; resp.body.data[i] != '\0'; i++)
+		assert_true((unsigned char)resp.body.data[i] >= 0x20);
 	json_decref(root);
-	free(resp.body);
+	http_response_free(&resp);
 }
 
 /* U+2028 and U+2029 are legal raw in JSON but end a line in JavaScript
@@ -585,21 +585,21 @@ test_login_answer_escapes_line_separators(void **state)
 	if (call_login(fx, "Bearer kakao-token-ls", &resp, &err) != 0)
 		fail_msg("login failed: %s", err.detail);
 	/* Never raw in the bytes... */
-	if (strstr(resp.body, "\xe2\x80\xa8") != NULL ||
-	    strstr(resp.body, "\xe2\x80\xa9") != NULL)
-		fail_msg("raw U+2028/U+2029 in the answer: %s", resp.body);
-	assert_non_null(strstr(resp.body, "a\\u2028b\\u2029c"));
+	if (strstr(resp.body.data, "\xe2\x80\xa8") != NULL ||
+	    strstr(resp.body.data, "\xe2\x80\xa9") != NULL)
+		fail_msg("raw U+2028/U+2029 in the answer: %s", resp.body.data);
+	assert_non_null(strstr(resp.body.data, "a\\u2028b\\u2029c"));
 	/* ...and the same text once decoded; neighbours stay as they are. */
-	root = json_loads(resp.body, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loads(resp.body.data, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
-		fail_msg("answer is not JSON (%s): %s", jerr.text, resp.body);
+		fail_msg("answer is not JSON (%s): %s", jerr.text, resp.body.data);
 	user = json_object_get(root, "user");
 	assert_string_equal(json_string_value(json_object_get(user,
 	    "nickname")), "a\xe2\x80\xa8" "b\xe2\x80\xa9" "c\xe2\x80\xa7\xe2\x80\xaa");
 	assert_string_equal(json_string_value(json_object_get(user, "email")),
 	    "x\xe2\x80\xa8@example.com");
 	json_decref(root);
-	free(resp.body);
+	http_response_free(&resp);
 }
 
 static void
@@ -626,7 +626,7 @@ test_login_bad_authorization_does_not_call_kakao(void **state)
 	req.authorization_count = 2;
 	assert_int_equal(handler_login(&fx->ctx, &req, &resp, &err), -1);
 	assert_int_equal(err.status, KL_BAD_TOKEN);
-	assert_null(resp.body);
+	assert_null(resp.body.data);
 	pthread_mutex_lock(&fx->kapi.lock);
 	assert_int_equal(fx->kapi.requests, before);
 	pthread_mutex_unlock(&fx->kapi.lock);
@@ -661,7 +661,7 @@ test_login_kakao_failures(void **state)
 			fail_msg("kakao %d %s: status %d (%s), want %d",
 			    cases[i].status, cases[i].body, (int)err.status,
 			    err.detail, (int)cases[i].want);
-		assert_null(resp.body);
+		assert_null(resp.body.data);
 		assert_int_equal(resp.user_id, 0);
 	}
 }
@@ -722,7 +722,7 @@ test_login_remembers_rejected_token(void **state)
 		assert_int_equal(call_login(fx, "Bearer rej-1", &resp, &err),
 		    -1);
 		assert_int_equal(err.status, KL_KAKAO_REJECTED);
-		assert_null(resp.body);
+		assert_null(resp.body.data);
 	}
 	assert_int_equal(kapi_requests(&fx->kapi), before + 1);
 	/* The raw form of the same token is the same token. */
@@ -744,7 +744,7 @@ test_login_remembers_rejected_token(void **state)
 	assert_null(strstr(err.detail, "rej-1"));
 	assert_int_equal(kapi_requests(&fx->kapi), before + 3);
 	assert_int_equal(call_login(fx, "Bearer rej-2", &resp, &err), 0);
-	free(resp.body);
+	http_response_free(&resp);
 	assert_int_equal(kapi_requests(&fx->kapi), before + 4);
 
 	kakao_client_free(fx->ctx.kakao);
@@ -765,7 +765,7 @@ test_login_busy_when_gate_full(void **state)
 	long			 us;
 	int			 before;
 
-	g = kakao_gate_new(1, 100, &err);
+	g = kakao_gate_new(1, 1, 100, &err);
 	assert_non_null(g);
 	fx->ctx.kakao = limited_client(fx, NULL, g);
 	fake_kapi_set(&fx->kapi, 200, "{\"id\":4343}");
@@ -782,9 +782,9 @@ test_login_busy_when_gate_full(void **state)
 	kakao_gate_leave(g);
 	/* The slot is back, and a login gives it back when done. */
 	assert_int_equal(call_login(fx, "Bearer busy-1", &resp, &err), 0);
-	free(resp.body);
+	http_response_free(&resp);
 	assert_int_equal(call_login(fx, "Bearer busy-2", &resp, &err), 0);
-	free(resp.body);
+	http_response_free(&resp);
 	assert_int_equal(kapi_requests(&fx->kapi), before + 2);
 
 	kakao_client_free(fx->ctx.kakao);

@@ -297,8 +297,9 @@ test_gate_refuses_beyond_cap_after_wait(void **state)
 	long			 ms;
 
 	(void)state;
-	assert_null(kakao_gate_new(0, 100, &err));
-	g = kakao_gate_new(2, 150, &err);
+	assert_null(kakao_gate_new(0, 1, 100, &err));
+	assert_null(kakao_gate_new(1, -1, 100, &err));
+	g = kakao_gate_new(2, 1, 150, &err);
 	assert_non_null(g);
 	assert_int_equal(kakao_gate_enter(g, &err), 0);
 	assert_int_equal(kakao_gate_enter(g, &err), 0);
@@ -339,7 +340,7 @@ test_gate_waiter_gets_freed_slot(void **state)
 	long			 ms;
 
 	(void)state;
-	g = kakao_gate_new(1, 2000, &err);
+	g = kakao_gate_new(1, 1, 2000, &err);
 	assert_non_null(g);
 	assert_int_equal(kakao_gate_enter(g, &err), 0);
 	assert_int_equal(pthread_create(&t, NULL, leave_later, g), 0);
@@ -349,6 +350,71 @@ test_gate_waiter_gets_freed_slot(void **state)
 	pthread_join(t, NULL);
 	if (ms > 1000)
 		fail_msg("waited %ld ms for a slot freed after 50", ms);
+	kakao_gate_leave(g);
+	kakao_gate_free(g);
+}
+
+static void
+test_gate_waiters_formula(void **state)
+{
+	(void)state;
+	/* Half of the threads the cap leaves may wait; the rest never
+	 * enter Kakao's code. */
+	assert_int_equal(kakao_gate_waiters(124, 128), 2);
+	assert_int_equal(kakao_gate_waiters(3, 4), 1);
+	assert_int_equal(kakao_gate_waiters(6, 8), 1);
+	assert_int_equal(kakao_gate_waiters(2, 4), 1);
+	assert_int_equal(kakao_gate_waiters(128, 128), 0);
+	assert_int_equal(kakao_gate_waiters(1, 1), 0);
+	assert_int_equal(kakao_gate_waiters(7, 128), 60);
+}
+
+static void *
+wait_for_slot(void *arg)
+{
+	struct kl_error	err;
+
+	/* Holds the one waiting place until the slot is freed. */
+	if (kakao_gate_enter(arg, &err) == 0)
+		kakao_gate_leave(arg);
+	return NULL;
+}
+
+/* With the waiting places taken, one more is refused at once: a waiting
+ * thread is lost to the routes that do not call Kakao. */
+static void
+test_gate_refuses_at_once_beyond_waiters(void **state)
+{
+	struct kakao_gate	*g;
+	struct kl_error		 err;
+	struct timespec		 t0;
+	pthread_t		 t;
+	long			 ms;
+
+	(void)state;
+	g = kakao_gate_new(1, 1, 1500, &err);
+	assert_non_null(g);
+	assert_int_equal(kakao_gate_enter(g, &err), 0);
+	assert_int_equal(pthread_create(&t, NULL, wait_for_slot, g), 0);
+	usleep(100000);		/* the thread waits now */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	kl_error_clear(&err);
+	assert_int_equal(kakao_gate_enter(g, &err), -1);
+	ms = ms_since(&t0);
+	assert_int_equal(err.status, KL_KAKAO_BUSY);
+	if (ms > 100)
+		fail_msg("refused after %ld ms, want at once", ms);
+	kakao_gate_leave(g);
+	pthread_join(t, NULL);
+	/* No waiting place at all: refused at once, a slot free still taken. */
+	kakao_gate_free(g);
+	g = kakao_gate_new(1, 0, 1500, &err);
+	assert_non_null(g);
+	assert_int_equal(kakao_gate_enter(g, &err), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(kakao_gate_enter(g, &err), -1);
+	if ((ms = ms_since(&t0)) > 100)
+		fail_msg("refused after %ld ms, want at once", ms);
 	kakao_gate_leave(g);
 	kakao_gate_free(g);
 }
@@ -366,6 +432,8 @@ main(void)
 		cmocka_unit_test(test_gate_default_cap),
 		cmocka_unit_test(test_gate_refuses_beyond_cap_after_wait),
 		cmocka_unit_test(test_gate_waiter_gets_freed_slot),
+		cmocka_unit_test(test_gate_waiters_formula),
+		cmocka_unit_test(test_gate_refuses_at_once_beyond_waiters),
 	};
 
 	return cmocka_run_group_tests_name("kakao_limits", tests, NULL, NULL);

@@ -1,0 +1,34 @@
+/*
+ * route.c: the routing table (see route.h).
+ *
+ * Paths are matched exactly, as the client sent them: no decoding, no
+ * "/.." or "//" folding, so no front-server normalisation can make two
+ * paths reach one route. Constant data; thread-safe.
+ */
+#include <string.h>
+
+#include "kl_limits.h"
+#include "route.h"
+
+static const struct route routes[] = {
+	{ "/users/kakao/login", HTTP_GET | HTTP_POST, ROUTE_BODY_IGNORED,
+	  MAX_BODY, ROUTE_AUTH_KAKAO, ROUTE_CALLS_KAKAO, handler_login },
+};
+
+const struct route *
+route_find(const char *path)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(routes[i].path, path) == 0)
+			return &routes[i];
+	return NULL;
+}
+
+const struct route *
+route_table(size_t *count)
+{
+	*count = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}

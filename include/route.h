@@ -1,0 +1,43 @@
+/*
+ * route.h: the routing table, part of the fcgi layer. Each route says what
+ * it takes (methods, body, credentials) so the fcgi layer can refuse a
+ * request before its handler runs, and whether it may call Kakao.
+ */
+#ifndef KL_ROUTE_H
+#define KL_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "handlers.h"
+
+enum route_body {
+	ROUTE_BODY_IGNORED = 0,	/* read (framing is checked) but unused */
+	ROUTE_BODY_FIELDS	/* a form or JSON object, parsed into fields */
+};
+
+enum route_auth {
+	ROUTE_AUTH_NONE = 0,	/* no credentials, or the handler reads them */
+	ROUTE_AUTH_KAKAO	/* a Kakao access token in Authorization */
+};
+
+/* Route flags. */
+#define ROUTE_CALLS_KAKAO	0x1	/* may wait on Kakao (kakao_max_calls) */
+
+struct route {
+	const char	*path;		/* matched exactly, as sent */
+	unsigned	 methods;	/* enum http_method bits */
+	enum route_body	 body;
+	size_t		 body_max;	/* bytes, at most MAX_BODY */
+	enum route_auth	 auth;
+	unsigned	 flags;
+	handler_fn	 fn;
+};
+
+/* The route of path, or NULL. */
+const struct route	*route_find(const char *path);
+
+/* The table, for tests and the README check. */
+const struct route	*route_table(size_t *count);
+
+#endif
