@@ -5,14 +5,17 @@
  *   users.db        btree, kakao id (8 bytes, big-endian) -> user record
  *   users_by_id.db  secondary index, user id (8 bytes, big-endian) -> kakao id
  *   seq.db          the DB_SEQUENCE that hands out user ids
+ *   codes.db        code-exchange records (app/store_code.c owns their
+ *                   format and logic; this file only opens the database)
  * Every process opens the environment with DB_REGISTER | DB_RECOVER: when a
  * process died holding the environment, the next one to open it runs
  * recovery, and the others see DB_RUNRECOVERY and must restart
  * (store_needs_restart). failchk is deliberately not used: with glibc's
  * condition variables it hangs in pthread_cond_destroy() when the dead
  * thread was waiting on a lock, which under load it usually was.
- * Every write is one transaction; deadlocks and lock time-outs abort and
- * retry up to STORE_MAX_RETRIES times. At most STORE_MAX_ACTIVE
+ * Every write is one transaction, run by store_txn_run(), the one runner
+ * the store's files share: deadlocks and lock time-outs abort and retry up
+ * to STORE_MAX_RETRIES times. At most STORE_MAX_ACTIVE
  * transactions run at once in a process (a semaphore): with a hundred
  * threads in the store at once, lock and mutex contention cut throughput by
  * a third to a half (make bench). Commits are made durable by a group
@@ -24,8 +27,6 @@
 #include <sys/types.h>
 
 #include <errno.h>
-#include <semaphore.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,55 +37,11 @@
 #include "log.h"
 #include "kl_clock.h"
 #include "store.h"
+#include "store_code.h"
+#include "store_internal.h"
 
 #define RECORD_VERSION	1
-/* login_attempt()'s own failure: a record that does not encode or decode.
- * Outside Berkeley DB's error range (-30999 .. -30800) and errno's
- * (positive), so a real EINVAL from Berkeley DB stays what it is. */
-#define STORE_BAD_RECORD	(-29999)
 #define RECORD_HEADER	52	/* version, status, verified, pad, 6 x 8 bytes */
-
-struct store {
-	char			 home[MAX_CONFIG_PATH];
-	enum config_durability	 durability;
-	bool			 sync;	/* flush the log before a login returns */
-	/* Opened by store_new() or, later, by store_maintain(); workers
-	 * touch them only once ready is set, and nothing closes them while
-	 * the process serves: a broken environment means a restart. */
-	DB_ENV			*env;
-	DB			*users;
-	DB			*users_by_id;
-	DB			*seqdb;
-	DB_SEQUENCE		*seq;
-	atomic_bool		 ready;
-	long long		 next_open;	/* store_maintain()'s thread only */
-	sem_t			 gate;	/* transactions in flight, this process */
-	atomic_bool		 needs_restart;
-	atomic_int		 busy;		/* calls inside Berkeley DB */
-	atomic_llong		 progress;	/* when one last ended, seconds */
-};
-
-static void
-put_u64(unsigned char *p, uint64_t v)
-{
-	int	i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t
-get_u64(const unsigned char *p)
-{
-	uint64_t	v = 0;
-	int		i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 static int
 put_str(unsigned char *buf, size_t size, size_t *off, const char *s,
@@ -131,12 +88,12 @@ store_record_encode(const struct store_user *u, unsigned char *buf,
 	buf[1] = (unsigned char)u->status;
 	buf[2] = u->email_verified ? 1 : 0;
 	buf[3] = 0;
-	put_u64(buf + 4, u->user_id);
-	put_u64(buf + 12, (uint64_t)u->kakao_id);
-	put_u64(buf + 20, (uint64_t)(int64_t)u->created);
-	put_u64(buf + 28, (uint64_t)(int64_t)u->updated);
-	put_u64(buf + 36, (uint64_t)(int64_t)u->last_login);
-	put_u64(buf + 44, u->login_count);
+	store_put_u64(buf + 4, u->user_id);
+	store_put_u64(buf + 12, (uint64_t)u->kakao_id);
+	store_put_u64(buf + 20, (uint64_t)(int64_t)u->created);
+	store_put_u64(buf + 28, (uint64_t)(int64_t)u->updated);
+	store_put_u64(buf + 36, (uint64_t)(int64_t)u->last_login);
+	store_put_u64(buf + 44, u->login_count);
 	if (put_str(buf, size, &off, u->nickname, MAX_NICKNAME) == -1 ||
 	    put_str(buf, size, &off, u->email, MAX_EMAIL) == -1 ||
 	    put_str(buf, size, &off, u->profile_image, MAX_PROFILE_IMAGE) == -1)
@@ -155,12 +112,12 @@ store_record_decode(const unsigned char *buf, size_t len, struct store_user *u)
 		return -1;
 	u->status = buf[1];
 	u->email_verified = buf[2] == 1;
-	u->user_id = get_u64(buf + 4);
-	u->kakao_id = (int64_t)get_u64(buf + 12);
-	u->created = (time_t)(int64_t)get_u64(buf + 20);
-	u->updated = (time_t)(int64_t)get_u64(buf + 28);
-	u->last_login = (time_t)(int64_t)get_u64(buf + 36);
-	u->login_count = get_u64(buf + 44);
+	u->user_id = store_get_u64(buf + 4);
+	u->kakao_id = (int64_t)store_get_u64(buf + 12);
+	u->created = (time_t)(int64_t)store_get_u64(buf + 20);
+	u->updated = (time_t)(int64_t)store_get_u64(buf + 28);
+	u->last_login = (time_t)(int64_t)store_get_u64(buf + 36);
+	u->login_count = store_get_u64(buf + 44);
 	if (get_str(buf, len, &off, u->nickname, sizeof(u->nickname)) == -1 ||
 	    get_str(buf, len, &off, u->email, sizeof(u->email)) == -1 ||
 	    get_str(buf, len, &off, u->profile_image,
@@ -191,9 +148,8 @@ store_errcall(const DB_ENV *env, const char *prefix, const char *msg)
 	log_warn("bdb: %s", msg);
 }
 
-/* The watchdog's view: calls in progress, and when one last ended. */
-static void
-busy_enter(struct store *st)
+void
+store_busy_enter(struct store *st)
 {
 	/* progress first: the watchdog must never see busy with a stale
 	 * time from before this call. */
@@ -202,8 +158,8 @@ busy_enter(struct store *st)
 	atomic_fetch_add(&st->busy, 1);
 }
 
-static void
-busy_leave(struct store *st)
+void
+store_busy_leave(struct store *st)
 {
 	atomic_store(&st->progress, kl_mono_seconds());
 	atomic_fetch_sub(&st->busy, 1);
@@ -215,7 +171,7 @@ busy_leave(struct store *st)
  * process's handles useless: it must restart, and its successor reopens the
  * environment once the disk lets it.
  */
-static int
+int
 store_fail(struct store *st, int ret, const char *what, struct kl_error *err)
 {
 	if (ret == DB_RUNRECOVERY || ret == EIO || ret == EROFS ||
@@ -256,10 +212,12 @@ env_close(struct store *st)
 		st->users->close(st->users, 0);
 	if (st->seqdb != NULL)
 		st->seqdb->close(st->seqdb, 0);
+	if (st->codes != NULL)
+		st->codes->close(st->codes, 0);
 	if (st->env != NULL)
 		st->env->close(st->env, 0);
 	st->seq = NULL;
-	st->users_by_id = st->users = st->seqdb = NULL;
+	st->users_by_id = st->users = st->seqdb = st->codes = NULL;
 	st->env = NULL;
 }
 
@@ -345,7 +303,10 @@ env_open(struct store *st, struct kl_error *err)
 	if (store_open_db(st, &st->users, "users.db", DB_BTREE, err) == -1 ||
 	    store_open_db(st, &st->users_by_id, "users_by_id.db", DB_BTREE,
 	    err) == -1 ||
-	    store_open_db(st, &st->seqdb, "seq.db", DB_BTREE, err) == -1)
+	    store_open_db(st, &st->seqdb, "seq.db", DB_BTREE, err) == -1 ||
+	    /* Created here when an environment of an older release lacks
+	     * it: nothing else changes, so that environment opens as is. */
+	    store_open_db(st, &st->codes, "codes.db", DB_BTREE, err) == -1)
 		goto fail;
 	if ((ret = st->users->associate(st->users, NULL, st->users_by_id,
 	    index_by_user_id, 0)) != 0) {
@@ -429,7 +390,7 @@ store_ready(const struct store *st)
 static void
 kakao_key(unsigned char kbuf[8], DBT *key, int64_t kakao_id)
 {
-	put_u64(kbuf, (uint64_t)kakao_id);
+	store_put_u64(kbuf, (uint64_t)kakao_id);
 	memset(key, 0, sizeof(*key));
 	key->data = kbuf;
 	key->size = 8;
@@ -474,84 +435,33 @@ next_user_id(struct store *st, db_seq_t *id)
 }
 
 /*
- * One attempt: read the user under a write lock (DB_RMW also locks the
- * place of a missing key, so two first logins of one Kakao id serialize),
- * then write the new record. *new_id carries a user id fetched for a
- * first login across retries, so a retry does not burn another id.
+ * Runs fn in one transaction, within the gate, retrying deadlocks and lock
+ * time-outs. At most STORE_MAX_ACTIVE run at once in a process: more only
+ * contend for locks and mutexes.
  */
-static int
-login_attempt(struct store *st, const struct store_login *in, time_t now,
-    struct store_user *u, db_seq_t *new_id)
-{
-	DB_TXN		*txn = NULL;
-	DBT		 key, data;
-	unsigned char	 kbuf[8], buf[STORE_RECORD_MAX];
-	int		 ret, len;
-
-	kakao_key(kbuf, &key, in->kakao_id);
-	if ((ret = st->env->txn_begin(st->env, NULL, &txn, 0)) != 0)
-		return ret;
-	record_dbt(&data, buf);
-	ret = st->users->get(st->users, txn, &key, &data, DB_RMW);
-	if (ret == 0) {
-		if (store_record_decode(buf, data.size, u) == -1) {
-			ret = STORE_BAD_RECORD;
-			goto abort;
-		}
-	} else if (ret == DB_NOTFOUND) {
-		if (*new_id == 0 && (ret = next_user_id(st, new_id)) != 0)
-			goto abort;
-		memset(u, 0, sizeof(*u));
-		u->user_id = (uint64_t)*new_id;
-		u->kakao_id = in->kakao_id;
-		u->created = now;
-	} else
-		goto abort;
-	/* What Kakao returned now replaces what we had: a field it no longer
-	 * returns (consent withdrawn) is cleared, not kept. */
-	copy_field(u->nickname, sizeof(u->nickname), in->nickname);
-	copy_field(u->email, sizeof(u->email), in->email);
-	u->email_verified = in->email != NULL && in->email_verified;
-	copy_field(u->profile_image, sizeof(u->profile_image),
-	    in->profile_image);
-	u->status = STORE_USER_ACTIVE;
-	u->updated = now;
-	u->last_login = now;
-	u->login_count++;
-	if ((len = store_record_encode(u, buf, sizeof(buf))) == -1) {
-		ret = STORE_BAD_RECORD;
-		goto abort;
-	}
-	data.data = buf;
-	data.size = (u_int32_t)len;
-	data.flags = 0;
-	if ((ret = st->users->put(st->users, txn, &key, &data, 0)) != 0)
-		goto abort;
-	/* With sync durability, made durable later, in store_user_login;
-	 * otherwise the environment's flags say what a commit writes. */
-	ret = txn->commit(txn, st->sync ? DB_TXN_NOSYNC : 0);
-	return ret;
-abort:
-	txn->abort(txn);
-	return ret;
-}
-
 int
-store_user_login(struct store *st, const struct store_login *in, time_t now,
-    struct store_user *user, struct kl_error *err)
+store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
+    store_txn_fn fn, void *arg)
 {
-	db_seq_t	new_id = 0;
-	int		ret = 0, attempt;
+	DB_TXN	*txn;
+	bool	 wrote = false;
+	int	 ret = 0, attempt;
 
-	if (in->kakao_id <= 0)
-		return kl_fail(err, KL_STORE_FAILED, "bad kakao id");
-	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
 	while (sem_wait(&st->gate) == -1 && errno == EINTR)
 		;
-	busy_enter(st);
+	store_busy_enter(st);
 	for (attempt = 0; attempt < STORE_MAX_RETRIES; attempt++) {
-		ret = login_attempt(st, in, now, user, &new_id);
+		wrote = false;
+		if ((ret = st->env->txn_begin(st->env, NULL, &txn,
+		    begin_flags)) != 0)
+			break;
+		if ((ret = fn(st, txn, arg, &wrote)) != 0)
+			txn->abort(txn);
+		/* With sync durability, made durable below; otherwise the
+		 * environment's flags say what a commit writes. */
+		else
+			ret = txn->commit(txn, !durable || st->sync ?
+			    DB_TXN_NOSYNC : 0);
 		if (ret != DB_LOCK_DEADLOCK && ret != DB_LOCK_NOTGRANTED)
 			break;
 	}
@@ -563,9 +473,82 @@ store_user_login(struct store *st, const struct store_login *in, time_t now,
 	 * Nothing is answered before its commit record is durable, and a
 	 * later transaction's record lies after it in the log.
 	 */
-	if (ret == 0 && st->sync)
+	if (ret == 0 && durable && wrote && st->sync)
 		ret = st->env->log_flush(st->env, NULL);
-	busy_leave(st);
+	store_busy_leave(st);
+	return ret;
+}
+
+struct login_arg {
+	const struct store_login	*in;
+	time_t				 now;
+	struct store_user		*u;
+	db_seq_t			 new_id;	/* kept across retries */
+};
+
+/*
+ * One attempt: read the user under a write lock (DB_RMW also locks the
+ * place of a missing key, so two first logins of one Kakao id serialize),
+ * then write the new record. new_id carries a user id fetched for a first
+ * login across retries, so a retry does not burn another id.
+ */
+static int
+login_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
+{
+	struct login_arg		*a = arg;
+	const struct store_login	*in = a->in;
+	struct store_user		*u = a->u;
+	DBT				 key, data;
+	unsigned char			 kbuf[8], buf[STORE_RECORD_MAX];
+	int				 ret, len;
+
+	kakao_key(kbuf, &key, in->kakao_id);
+	record_dbt(&data, buf);
+	ret = st->users->get(st->users, txn, &key, &data, DB_RMW);
+	if (ret == 0) {
+		if (store_record_decode(buf, data.size, u) == -1)
+			return STORE_BAD_RECORD;
+	} else if (ret == DB_NOTFOUND) {
+		if (a->new_id == 0 && (ret = next_user_id(st, &a->new_id)) != 0)
+			return ret;
+		memset(u, 0, sizeof(*u));
+		u->user_id = (uint64_t)a->new_id;
+		u->kakao_id = in->kakao_id;
+		u->created = a->now;
+	} else
+		return ret;
+	/* What Kakao returned now replaces what we had: a field it no longer
+	 * returns (consent withdrawn) is cleared, not kept. */
+	copy_field(u->nickname, sizeof(u->nickname), in->nickname);
+	copy_field(u->email, sizeof(u->email), in->email);
+	u->email_verified = in->email != NULL && in->email_verified;
+	copy_field(u->profile_image, sizeof(u->profile_image),
+	    in->profile_image);
+	u->status = STORE_USER_ACTIVE;
+	u->updated = a->now;
+	u->last_login = a->now;
+	u->login_count++;
+	if ((len = store_record_encode(u, buf, sizeof(buf))) == -1)
+		return STORE_BAD_RECORD;
+	data.data = buf;
+	data.size = (u_int32_t)len;
+	data.flags = 0;
+	*wrote = true;
+	return st->users->put(st->users, txn, &key, &data, 0);
+}
+
+int
+store_user_login(struct store *st, const struct store_login *in, time_t now,
+    struct store_user *user, struct kl_error *err)
+{
+	struct login_arg	a = { .in = in, .now = now, .u = user };
+	int			ret;
+
+	if (in->kakao_id <= 0)
+		return kl_fail(err, KL_STORE_FAILED, "bad kakao id");
+	if (!store_ready(st))
+		return kl_fail(err, KL_STORE_FAILED, "store not open");
+	ret = store_txn_run(st, 0, true, login_attempt, &a);
 	if (ret == STORE_BAD_RECORD)
 		return kl_fail(err, KL_STORE_FAILED, "user record for kakao "
 		    "id %lld does not encode or decode",
@@ -587,9 +570,9 @@ store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
 		return kl_fail(err, KL_STORE_FAILED, "store not open");
 	kakao_key(kbuf, &key, kakao_id);
 	record_dbt(&data, buf);
-	busy_enter(st);
+	store_busy_enter(st);
 	ret = st->users->get(st->users, NULL, &key, &data, 0);
-	busy_leave(st);
+	store_busy_leave(st);
 	if (ret == DB_NOTFOUND)
 		return kl_fail(err, KL_NOT_FOUND, "no user for kakao id %lld",
 		    (long long)kakao_id);
@@ -599,6 +582,20 @@ store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
 		return kl_fail(err, KL_STORE_FAILED, "user record does not "
 		    "decode");
 	return 0;
+}
+
+/* Expired code records go once a second, a batch at a time: one short
+ * transaction a login may wait on, not a long one. */
+static int
+maintain_sweep(struct store *st, struct kl_error *err)
+{
+	int	removed;
+
+	if (kl_mono_seconds() < st->next_sweep)
+		return 0;
+	st->next_sweep = kl_mono_seconds() + 1;
+	return store_code_sweep(st, time(NULL), CODE_SWEEP_BATCH, &removed,
+	    err);
 }
 
 int
@@ -617,16 +614,16 @@ store_maintain(struct store *st, struct kl_error *err)
 		log_info("store open after all: %s", st->home);
 		return 0;
 	}
-	busy_enter(st);
+	store_busy_enter(st);
 	/* Lock time-outs are only noticed when the detector runs: run it,
 	 * so a lock held by a process that died does not hold us forever. */
 	if ((ret = st->env->lock_detect(st->env, 0, DB_LOCK_EXPIRE,
 	    NULL)) == 0)
 		ret = st->env->txn_checkpoint(st->env, 1024, 1, 0);
-	busy_leave(st);
+	store_busy_leave(st);
 	if (ret != 0)
 		return store_fail(st, ret, "maintenance", err);
-	return 0;
+	return maintain_sweep(st, err);
 }
 
 bool

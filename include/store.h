@@ -3,7 +3,8 @@
  * shared by every process of the service.
  *
  * One struct store per process, opened before the threads start and closed
- * after they stop; all its functions may be called from any thread.
+ * after they stop; all its functions may be called from any thread. The
+ * code-exchange records of the same environment are in store_code.h.
  */
 #ifndef KL_STORE_H
 #define KL_STORE_H
@@ -79,8 +80,10 @@ int	store_user_get(struct store *st, int64_t kakao_id,
 
 /* Called a few times a second by one thread: opens the environment if it
  * is not open yet (at most once a second), expires lock waits that timed
- * out, and checkpoints (so old log files can go). It is also how an idle
- * process notices that another one ran recovery. Returns -1 on failure. */
+ * out, checkpoints (so old log files can go), and at most once a second
+ * removes a batch of expired code records (store_code_sweep). It is also
+ * how an idle process notices that another one ran recovery. Returns -1 on
+ * failure. */
 int	store_maintain(struct store *st, struct kl_error *err);
 
 /* True once this process's handles are useless (another process ran

@@ -1,0 +1,106 @@
+/*
+ * store_internal.h: what the store's own files (app/store*.c) share and
+ * nobody else may see: the struct store, the big-endian helpers, and the
+ * one transaction runner (gate, retries, group commit, stuck-call watch).
+ *
+ * Included only by app/store*.c: every other layer knows the store through
+ * include/store.h and never touches a Berkeley DB handle. Thread-safety is
+ * that of struct store (see the fields); the helpers keep no state.
+ */
+#ifndef KL_STORE_INTERNAL_H
+#define KL_STORE_INTERNAL_H
+
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <db.h>
+
+#include "store.h"
+
+/* An attempt's own failure: a record that does not encode or decode.
+ * Outside Berkeley DB's error range (-30999 .. -30800) and errno's
+ * (positive), so a real EINVAL from Berkeley DB stays what it is. */
+#define STORE_BAD_RECORD	(-29999)
+
+struct store {
+	char			 home[MAX_CONFIG_PATH];
+	enum config_durability	 durability;
+	bool			 sync;	/* flush the log before a write returns */
+	/* Opened by store_new() or, later, by store_maintain(); workers
+	 * touch them only once ready is set, and nothing closes them while
+	 * the process serves: a broken environment means a restart. */
+	DB_ENV			*env;
+	DB			*users;
+	DB			*users_by_id;
+	DB			*seqdb;
+	DB			*codes;
+	DB_SEQUENCE		*seq;
+	atomic_bool		 ready;
+	long long		 next_open;	/* store_maintain()'s thread only */
+	long long		 next_sweep;	/* store_maintain()'s thread only */
+	/* Where the next code sweep starts: store_code_sweep()'s caller
+	 * only (one thread at a time). */
+	bool			 sweep_resume;
+	unsigned char		 sweep_from[STORE_TAG_LEN];
+	sem_t			 gate;	/* transactions in flight, this process */
+	atomic_bool		 needs_restart;
+	atomic_int		 busy;		/* calls inside Berkeley DB */
+	atomic_llong		 progress;	/* when one last ended, seconds */
+};
+
+static inline void
+store_put_u64(unsigned char *p, uint64_t v)
+{
+	int	i;
+
+	for (i = 7; i >= 0; i--) {
+		p[i] = (unsigned char)(v & 0xff);
+		v >>= 8;
+	}
+}
+
+static inline uint64_t
+store_get_u64(const unsigned char *p)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/*
+ * One attempt of a transaction: reads and writes under txn and returns 0
+ * to commit it, or a Berkeley DB error (or STORE_BAD_RECORD) to abort it.
+ * Sets *wrote when it wrote something (only then is the commit flushed).
+ * It may run again after a deadlock: it must reset what it fills.
+ */
+typedef int (*store_txn_fn)(struct store *st, DB_TXN *txn, void *arg,
+    bool *wrote);
+
+/*
+ * Runs fn in a transaction begun with begin_flags, inside the process's
+ * gate and the stuck-call watch, retrying deadlocks and lock time-outs up
+ * to STORE_MAX_RETRIES times. durable: the commit follows db_durability
+ * (with sync, a group commit after the gate); otherwise it is not flushed.
+ * Returns 0 or the last Berkeley DB error (or fn's STORE_BAD_RECORD); the
+ * caller turns it into a kl_error with store_fail(). The store must be
+ * ready.
+ */
+int	store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
+	    store_txn_fn fn, void *arg);
+
+/* Translates a Berkeley DB error into KL_STORE_FAILED ("what: why"), and
+ * marks the process for a restart when its handles are now useless. */
+int	store_fail(struct store *st, int ret, const char *what,
+	    struct kl_error *err);
+
+/* The watchdog's view (store_stuck): calls in progress, and when one last
+ * ended. Every call into Berkeley DB is bracketed by these. */
+void	store_busy_enter(struct store *st);
+void	store_busy_leave(struct store *st);
+
+#endif
