@@ -22,12 +22,8 @@
 #include "store_code.h"
 #include "store_internal.h"
 
-/* Records one sweep reads at most (a bounded scan: live records are
- * skipped, and the next sweep resumes after the last one read). */
-#ifndef CODE_SWEEP_SCAN
-#define CODE_SWEEP_SCAN		(8 * CODE_SWEEP_BATCH)
-#endif
-
+/* A sweep reads at most CODE_SWEEP_SCAN records (a bounded scan: live
+ * records are skipped, and the next sweep resumes after the last one). */
 #define OFF_AT		4
 #define OFF_KAKAO	12
 #define OFF_USER	20

@@ -57,6 +57,7 @@
 #define CODE_PENDING_MAX_S     10	/* an exchange claimed longer ago: abandoned */
 #define CODE_POLL_MS           20	/* a duplicate waits on the first this often */
 #define CODE_SWEEP_BATCH      256	/* expired code records removed per pass */
+#define CODE_SWEEP_SCAN  (8 * CODE_SWEEP_BATCH)	/* code records one pass reads */
 #define STORE_TAG_LEN          32	/* keyed hash of a code or verifier */
 #define JWKS_MAX_KEYS          16	/* keys kept from one JWKS */
 #define MAX_JWK_KID           128
