@@ -24,7 +24,8 @@
 
 #include "config.h"
 
-enum key_kind { K_STRING, K_URL, K_LONG, K_INT, K_INT64, K_BOOL, K_DURABILITY };
+enum key_kind { K_STRING, K_URL, K_LONG, K_INT, K_INT64, K_BOOL, K_DURABILITY,
+	K_APP_KEY, K_REDIRECT_URIS, K_APP_KEYS };
 
 struct config_key {
 	const char	*name;
@@ -47,10 +48,14 @@ static const struct config_key keys[] = {
 	{ "kakao_auth_url",		F(kakao_auth_url), K_URL, 0, 0 },
 	{ "kakao_app_id",		F(kakao_app_id), K_INT64, 1, LLONG_MAX },
 	{ "kakao_allow_other_apps",	F(kakao_allow_other_apps), K_BOOL, 0, 0 },
-	{ "kakao_rest_api_key",		F(kakao_rest_api_key), K_STRING, 0, 0 },
+	{ "kakao_rest_api_key",		F(kakao_rest_api_key), K_APP_KEY, 0, 0 },
 	{ "kakao_client_secret_file",	F(kakao_client_secret_file), K_STRING, 0, 0 },
 	{ "kakao_admin_key_file",	F(kakao_admin_key_file), K_STRING, 0, 0 },
-	{ "redirect_uris",		F(redirect_uris), K_STRING, 0, 0 },
+	{ "redirect_uris",		F(redirect_uris), K_REDIRECT_URIS, 0, 0 },
+	{ "kakao_native_app_keys",	F(kakao_native_app_keys), K_APP_KEYS, 0, 0 },
+	{ "kakao_javascript_key",	F(kakao_javascript_key), K_APP_KEY, 0, 0 },
+	{ "oidc_issuer",		F(oidc_issuer), K_STRING, 0, 0 },
+	{ "oidc_clock_skew",		F(oidc_clock_skew), K_LONG, 0, MAX_OIDC_CLOCK_SKEW },
 	{ "threads",			F(threads), K_INT, 1, MAX_THREADS },
 	{ "kakao_max_calls",		F(kakao_max_calls), K_INT, 1, MAX_THREADS },
 	{ "upstream_timeout_ms",	F(upstream_timeout_ms), K_LONG, 50, 60000 },
@@ -71,6 +76,9 @@ config_defaults(struct config *cfg)
 	    "https://kapi.kakao.com");
 	snprintf(cfg->kakao_auth_url, sizeof(cfg->kakao_auth_url),
 	    "https://kauth.kakao.com");
+	snprintf(cfg->oidc_issuer, sizeof(cfg->oidc_issuer),
+	    "https://kauth.kakao.com");
+	cfg->oidc_clock_skew = DEFAULT_OIDC_CLOCK_SKEW;
 	cfg->threads = DEFAULT_THREADS;
 	cfg->upstream_timeout_ms = DEFAULT_UPSTREAM_TIMEOUT_MS;
 	cfg->upstream_connect_timeout_ms = DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS;
@@ -181,6 +189,104 @@ check_url(const struct config_key *k, const char *v, struct kl_error *err)
 	return 0;
 }
 
+/* A Kakao app key: what the developer console shows (hex today), so
+ * letters, digits, '-' and '_' only, 1 to MAX_APP_KEY of them. */
+static int
+check_app_key(const char *name, const char *v, size_t len,
+    struct kl_error *err)
+{
+	size_t	i;
+
+	if (len == 0 || len > MAX_APP_KEY)
+		return kl_fail(err, KL_BAD_CONFIG, "%s: a key of 1 to %d "
+		    "characters", name, MAX_APP_KEY);
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)v[i]) && v[i] != '-' && v[i] != '_')
+			return kl_fail(err, KL_BAD_CONFIG, "%s: a key has "
+			    "characters other than letters, digits, - and _",
+			    name);
+	return 0;
+}
+
+/* A redirect URI as the front end registered it with Kakao: absolute
+ * http or https with a host, no fragment, no user info. It is compared
+ * byte for byte with what the front end sends, so it is kept as is. */
+static int
+check_redirect_uri(const char *v, size_t len, struct kl_error *err)
+{
+	const char	*host;
+	size_t		 i;
+
+	if (len >= MAX_URL_LEN)
+		return kl_fail(err, KL_BAD_CONFIG, "redirect_uris: a URI over "
+		    "%d bytes", MAX_URL_LEN - 1);
+	if (len > 8 && strncmp(v, "https://", 8) == 0)
+		host = v + 8;
+	else if (len > 7 && strncmp(v, "http://", 7) == 0)
+		host = v + 7;
+	else
+		return kl_fail(err, KL_BAD_CONFIG, "redirect_uris: each must "
+		    "start with https:// or http:// and name a host");
+	if (*host == '/' || *host == ':')
+		return kl_fail(err, KL_BAD_CONFIG, "redirect_uris: no host");
+	for (i = 0; i < len; i++)
+		if ((unsigned char)v[i] <= 0x20 || v[i] == 0x7f ||
+		    v[i] == '#' || (v + i >= host && v[i] == '@' &&
+		    memchr(host, '/', (size_t)(v + i - host)) == NULL))
+			return kl_fail(err, KL_BAD_CONFIG, "redirect_uris: a "
+			    "URI with a fragment, user info or control bytes");
+	return 0;
+}
+
+/* Splits a space-separated list of redirect URIs or app keys into its
+ * array in cfg, checking each entry. */
+static int
+list_set(struct config *cfg, const struct config_key *k, const char *v,
+    struct kl_error *err)
+{
+	const char	*p = v;
+	size_t		 len;
+	int		 n = 0, max, i;
+
+	max = k->kind == K_REDIRECT_URIS ? MAX_REDIRECT_URIS :
+	    MAX_NATIVE_APP_KEYS;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		len = strcspn(p, " \t");
+		if (n == max)
+			return kl_fail(err, KL_BAD_CONFIG, "%s: more than %d "
+			    "entries", k->name, max);
+		if (k->kind == K_REDIRECT_URIS) {
+			if (check_redirect_uri(p, len, err) == -1)
+				return -1;
+			memcpy(cfg->redirect_uri[n], p, len);
+			cfg->redirect_uri[n][len] = '\0';
+		} else {
+			if (check_app_key(k->name, p, len, err) == -1)
+				return -1;
+			memcpy(cfg->native_app_key[n], p, len);
+			cfg->native_app_key[n][len] = '\0';
+		}
+		for (i = 0; i < n; i++)
+			if (strcmp(k->kind == K_REDIRECT_URIS ?
+			    cfg->redirect_uri[i] : cfg->native_app_key[i],
+			    k->kind == K_REDIRECT_URIS ? cfg->redirect_uri[n] :
+			    cfg->native_app_key[n]) == 0)
+				return kl_fail(err, KL_BAD_CONFIG, "%s: an entry "
+				    "given twice", k->name);
+		n++;
+		p += len;
+	}
+	if (k->kind == K_REDIRECT_URIS)
+		cfg->n_redirect_uris = n;
+	else
+		cfg->n_native_app_keys = n;
+	return 0;
+}
+
 static int
 key_set(struct config *cfg, const struct config_key *k, const char *v,
     struct kl_error *err)
@@ -189,6 +295,20 @@ key_set(struct config *cfg, const struct config_key *k, const char *v,
 	long long	 n;
 
 	switch (k->kind) {
+	case K_REDIRECT_URIS:
+	case K_APP_KEYS:
+		if (strlen(v) >= k->size)
+			return kl_fail(err, KL_BAD_CONFIG, "%s: value too long",
+			    k->name);
+		if (list_set(cfg, k, v, err) == -1)
+			return -1;
+		memcpy(field, v, strlen(v) + 1);
+		return 0;
+	case K_APP_KEY:
+		if (check_app_key(k->name, v, strlen(v), err) == -1)
+			return -1;
+		memcpy(field, v, strlen(v) + 1);
+		return 0;
 	case K_URL:
 		if (check_url(k, v, err) == -1)
 			return -1;
@@ -299,6 +419,11 @@ config_check(const struct config *cfg, struct kl_error *err)
 	if (cfg->kakao_app_id != 0 && cfg->kakao_allow_other_apps)
 		return kl_fail(err, KL_BAD_CONFIG, "kakao_app_id is set: "
 		    "kakao_allow_other_apps = yes contradicts it");
+	/* A secret is sent with the key it belongs to, never alone. */
+	if (cfg->kakao_client_secret_file[0] != '\0' &&
+	    cfg->kakao_rest_api_key[0] == '\0')
+		return kl_fail(err, KL_BAD_CONFIG, "kakao_client_secret_file "
+		    "is set but kakao_rest_api_key is not");
 	/* A cap above threads could never be reached. */
 	if (cfg->kakao_max_calls > cfg->threads)
 		return kl_fail(err, KL_BAD_CONFIG, "kakao_max_calls (%d) "

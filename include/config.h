@@ -30,10 +30,19 @@ struct config {
 	char			 kakao_auth_url[MAX_URL_LEN];
 	int64_t			 kakao_app_id;	/* 0: not checked */
 	bool			 kakao_allow_other_apps; /* app id may be 0 */
-	char			 kakao_rest_api_key[MAX_CONFIG_LINE];
+	char			 kakao_rest_api_key[MAX_APP_KEY + 1];
 	char			 kakao_client_secret_file[MAX_CONFIG_PATH];
 	char			 kakao_admin_key_file[MAX_CONFIG_PATH];
+	/* Space-separated lists, kept as written and split at load. */
 	char			 redirect_uris[MAX_CONFIG_LINE];
+	char			 redirect_uri[MAX_REDIRECT_URIS][MAX_URL_LEN];
+	int			 n_redirect_uris;
+	char			 kakao_native_app_keys[MAX_CONFIG_LINE];
+	char			 native_app_key[MAX_NATIVE_APP_KEYS][MAX_APP_KEY + 1];
+	int			 n_native_app_keys;
+	char			 kakao_javascript_key[MAX_APP_KEY + 1];
+	char			 oidc_issuer[MAX_URL_LEN];
+	long			 oidc_clock_skew;	/* seconds */
 	int			 threads;
 	int			 kakao_max_calls;	/* 0: kakao_gate_cap() */
 	long			 upstream_timeout_ms;
@@ -53,7 +62,8 @@ int	config_load(struct config *cfg, const char *path, struct kl_error *err);
 
 /* The rules between keys, checked by config_load after the last line:
  * the connect time-out within the whole one; kakao_app_id set, or else
- * kakao_allow_other_apps = yes (never both). */
+ * kakao_allow_other_apps = yes (never both); a client secret only with
+ * the REST API key it belongs to. */
 int	config_check(const struct config *cfg, struct kl_error *err);
 
 /* Parses one "key = value" line (no newline) into cfg; used by config_load

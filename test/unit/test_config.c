@@ -847,6 +847,87 @@ test_read_secret(void **state)
 	remove_temp(path);
 }
 
+/* ---- issue 9: the code flow and OpenID Connect keys ---- */
+
+static void
+test_redirect_uris_split_and_checked(void **state)
+{
+	struct config	cfg;
+
+	(void)state;
+	accept_line(&cfg, "redirect_uris = https://a.example/cb  "
+	    "http://localhost:8080/cb?x=1&y=2\thttps://b.example:8443/");
+	assert_int_equal(cfg.n_redirect_uris, 3);
+	assert_string_equal(cfg.redirect_uri[0], "https://a.example/cb");
+	assert_string_equal(cfg.redirect_uri[1],
+	    "http://localhost:8080/cb?x=1&y=2");
+	assert_string_equal(cfg.redirect_uri[2], "https://b.example:8443/");
+	refuse("redirect_uris = a.example/cb");
+	refuse("redirect_uris = https:///cb");
+	refuse("redirect_uris = https://a.example/cb#frag");
+	refuse("redirect_uris = https://user@a.example/cb");
+	refuse("redirect_uris = javascript:alert(1)");
+	refuse("redirect_uris = https://a.example/cb https://a.example/cb");
+	refuse("redirect_uris = 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17");
+	/* An @ in the path is not user info. */
+	accept_line(&cfg, "redirect_uris = https://a.example/cb/@me");
+	assert_int_equal(cfg.n_redirect_uris, 1);
+}
+
+static void
+test_app_keys(void **state)
+{
+	struct config	cfg;
+
+	(void)state;
+	accept_line(&cfg, "kakao_native_app_keys = abc123 def_456-x");
+	assert_int_equal(cfg.n_native_app_keys, 2);
+	assert_string_equal(cfg.native_app_key[0], "abc123");
+	assert_string_equal(cfg.native_app_key[1], "def_456-x");
+	accept_line(&cfg, "kakao_javascript_key = 0123abcd");
+	assert_string_equal(cfg.kakao_javascript_key, "0123abcd");
+	refuse("kakao_native_app_keys = abc 1 2 3 4 5 6 7 8");
+	refuse("kakao_native_app_keys = a\"b");
+	refuse("kakao_javascript_key = two words");
+	refuse("kakao_rest_api_key = key/with/slash");
+	refuse("kakao_native_app_keys = same same");
+}
+
+static void
+test_oidc_keys(void **state)
+{
+	struct config	cfg;
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_string_equal(cfg.oidc_issuer, "https://kauth.kakao.com");
+	assert_int_equal(cfg.oidc_clock_skew, 120);
+	accept_line(&cfg, "oidc_clock_skew = 0");
+	assert_int_equal(cfg.oidc_clock_skew, 0);
+	accept_line(&cfg, "oidc_issuer = https://issuer.example");
+	assert_string_equal(cfg.oidc_issuer, "https://issuer.example");
+	refuse("oidc_clock_skew = 601");
+	refuse("oidc_clock_skew = -1");
+}
+
+static void
+test_secret_needs_rest_key(void **state)
+{
+	struct config	cfg;
+	struct kl_error	err;
+
+	(void)state;
+	config_defaults(&cfg);
+	cfg.kakao_app_id = 1;
+	snprintf(cfg.kakao_client_secret_file,
+	    sizeof(cfg.kakao_client_secret_file), "/etc/secret");
+	assert_int_equal(config_check(&cfg, &err), -1);
+	assert_non_null(strstr(err.detail, "kakao_rest_api_key"));
+	snprintf(cfg.kakao_rest_api_key, sizeof(cfg.kakao_rest_api_key),
+	    "abc");
+	assert_int_equal(config_check(&cfg, &err), 0);
+}
+
 int
 main(void)
 {
@@ -877,6 +958,10 @@ main(void)
 		cmocka_unit_test(test_load_requires_app_id_or_allow),
 		cmocka_unit_test(test_sample_config),
 		cmocka_unit_test(test_read_secret),
+		cmocka_unit_test(test_redirect_uris_split_and_checked),
+		cmocka_unit_test(test_app_keys),
+		cmocka_unit_test(test_oidc_keys),
+		cmocka_unit_test(test_secret_needs_rest_key),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
