@@ -477,6 +477,8 @@ test_content_types(void **state)
 		{ "application/json; charset=latin-1", 0 },
 		{ "application/json; charset=utf8", 0 },
 		{ "application/json; charset=\"utf-8", 0 },
+		{ "application/json; charset=\"utf-8x", 0 },
+		{ "application/json; charset=utf-8\"", 0 },
 		{ "application/json; charset = utf-8", 0 },
 		{ "application/json; charset=utf-8; charset=utf-8", 0 },
 		{ "application/json; boundary=x", 0 },
@@ -556,6 +558,7 @@ test_refusal_wipes(void **state)
 	assert_int_equal(body_parse(FORM, again, strlen(again), out, &err),
 	    -1);
 	assert_memory_equal(out, &zero, sizeof(zero));
+	free(out);
 	assert_int_equal(parse(FORM, "code=" SECRET_MARK, &out, &err), 0);
 	assert_int_equal(body_parse("text/plain", "x", 1, out, &err), -1);
 	assert_memory_equal(out, &zero, sizeof(zero));
