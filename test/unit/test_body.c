@@ -105,14 +105,17 @@ list_cases(char names[][128], size_t max)
 {
 	DIR		*d;
 	struct dirent	*e;
+	struct stat	 st;
 	size_t		 n = 0, i, j;
-	char		 tmp[128];
+	char		 tmp[128], path[512];
 
 	assert_non_null(d = opendir(data_dir()));
-	while ((e = readdir(d)) != NULL && n < max)
-		if (e->d_name[0] != '.' && e->d_type == DT_DIR &&
-		    strlen(e->d_name) < sizeof(names[0]))
+	while ((e = readdir(d)) != NULL && n < max) {
+		snprintf(path, sizeof(path), "%s/%s", data_dir(), e->d_name);
+		if (e->d_name[0] != '.' && stat(path, &st) == 0 &&
+		    S_ISDIR(st.st_mode) && strlen(e->d_name) < sizeof(names[0]))
 			snprintf(names[n++], sizeof(names[0]), "%s", e->d_name);
+	}
 	closedir(d);
 	for (i = 1; i < n; i++)
 		for (j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
