@@ -91,20 +91,24 @@ body_content_type(const char *content_type, enum body_type *type,
 {
 	const char	*p;
 	size_t		 n;
+	enum body_type	 t;
 
 	if (content_type == NULL || content_type[0] == '\0')
 		return kl_fail(err, KL_BAD_REQUEST, "no content type");
 	p = skip_ows(content_type);
 	n = strcspn(p, " \t;");
 	if (n == sizeof(FORM_TYPE) - 1 && strncasecmp(p, FORM_TYPE, n) == 0)
-		*type = BODY_TYPE_FORM;
+		t = BODY_TYPE_FORM;
 	else if (n == sizeof(JSON_TYPE) - 1 &&
 	    strncasecmp(p, JSON_TYPE, n) == 0)
-		*type = BODY_TYPE_JSON;
+		t = BODY_TYPE_JSON;
 	else
 		return kl_fail(err, KL_BAD_REQUEST,
 		    "content type neither form nor JSON");
-	return content_type_params(p + n, err);
+	if (content_type_params(p + n, err) == -1)
+		return -1;
+	*type = t;
+	return 0;
 }
 
 /* ---- the rules every field obeys ---- */
@@ -221,36 +225,42 @@ hex_digit(unsigned char c)
 	return -1;
 }
 
-/* Decodes the n bytes at s ('+' a space, %HH a byte) into the store.
- * Returns the decoded string (its length in *len), or NULL when an escape
- * is bad. */
-static char *
-form_decode(struct body_fields *out, const char *s, size_t n, size_t *len)
+/* Decodes the n bytes at s ('+' a space, %HH a byte) into the store as
+ * the name or value (what) of field i; *dst is the decoded string, *len
+ * its length (a %00 makes it longer than strlen: field_check refuses it).
+ * Returns 0, or -1 when an escape is bad. */
+static int
+form_decode(struct body_fields *out, const char *s, size_t n,
+    const char **dst, size_t *len, int i, const char *what,
+    struct kl_error *err)
 {
 	const unsigned char	*p = (const unsigned char *)s;
-	char			*dst;
-	size_t			 i, d = 0;
+	char			*d;
+	size_t			 k, m = 0;
 	int			 hi, lo;
 
-	if ((dst = store_take(out, n)) == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		if (p[i] == '+')
-			dst[d++] = ' ';
-		else if (p[i] != '%')
-			dst[d++] = (char)p[i];
-		else if (n - i < 3 || (hi = hex_digit(p[i + 1])) < 0 ||
-		    (lo = hex_digit(p[i + 2])) < 0)
-			return NULL;
+	if ((d = store_take(out, n)) == NULL)
+		return kl_fail(err, KL_BAD_REQUEST,
+		    "field %d: body too large to decode", i + 1);
+	for (k = 0; k < n; k++) {
+		if (p[k] == '+')
+			d[m++] = ' ';
+		else if (p[k] != '%')
+			d[m++] = (char)p[k];
+		else if (n - k < 3 || (hi = hex_digit(p[k + 1])) < 0 ||
+		    (lo = hex_digit(p[k + 2])) < 0)
+			return kl_fail(err, KL_BAD_REQUEST,
+			    "field %d: bad percent escape in %s", i + 1, what);
 		else {
-			dst[d++] = (char)(hi << 4 | lo);
-			i += 2;
+			d[m++] = (char)(hi << 4 | lo);
+			k += 2;
 		}
 	}
-	dst[d] = '\0';
-	out->used -= n - d;	/* give back what decoding saved */
-	*len = d;
-	return dst;
+	d[m] = '\0';
+	out->used -= n - m;	/* give back what decoding saved */
+	*dst = d;
+	*len = m;
+	return 0;
 }
 
 /* One pair "name=value" of n > 0 bytes at s, as field out->count. */
@@ -265,17 +275,16 @@ form_pair(struct body_fields *out, const char *s, size_t n,
 
 	if ((eq = memchr(s, '=', n)) == NULL)
 		return kl_fail(err, KL_BAD_REQUEST, "field %d: no '='", i + 1);
-	if ((f->name = form_decode(out, s, (size_t)(eq - s), &nl)) == NULL)
-		return kl_fail(err, KL_BAD_REQUEST,
-		    "field %d: bad percent escape in name", i + 1);
+	if (form_decode(out, s, (size_t)(eq - s), &f->name, &nl, i, "name",
+	    err) == -1)
+		return -1;
 	if (strlen(f->name) != nl)
 		return kl_fail(err, KL_BAD_REQUEST,
 		    "field %d: bad character in name", i + 1);
 	eq++;
-	if ((f->value = form_decode(out, eq, n - (size_t)(eq - s),
-	    &f->value_len)) == NULL)
-		return kl_fail(err, KL_BAD_REQUEST,
-		    "field %d: bad percent escape in value", i + 1);
+	if (form_decode(out, eq, n - (size_t)(eq - s), &f->value,
+	    &f->value_len, i, "value", err) == -1)
+		return -1;
 	out->count++;
 	return field_check(out, i, err);
 }
