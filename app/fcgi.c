@@ -22,6 +22,7 @@
 
 #include <fcgiapp.h>
 
+#include "body.h"
 #include "fcgi.h"
 #include "fcgi_guard.h"
 #include "http.h"
@@ -213,10 +214,12 @@ request_fill(FCGX_Request *fr, struct http_request *req, char *path,
 	req->authorization_count = param_count(fr->envp, "HTTP_AUTHORIZATION");
 }
 
-/* Route, method and body: what is refused before a handler runs. */
+/* Route, method and body: what is refused before a handler runs. A
+ * route that reads fields gets them parsed into fields. */
 static int
 request_admit(FCGX_Request *fr, const struct route *rt,
-    struct http_request *req, char *body, struct kl_error *err)
+    struct http_request *req, char *body, struct body_fields *fields,
+    struct kl_error *err)
 {
 	if (rt == NULL)
 		return kl_fail(err, KL_NOT_FOUND, "no route");
@@ -226,6 +229,12 @@ request_admit(FCGX_Request *fr, const struct route *rt,
 	    rt->body_max, body, &req->body_len, err) == -1)
 		return -1;
 	req->body = body;
+	if (rt->body == ROUTE_BODY_FIELDS) {
+		if (body_parse(req->content_type, body, req->body_len, fields,
+		    err) == -1)
+			return -1;
+		req->fields = fields;
+	}
 	return 0;
 }
 
@@ -247,9 +256,10 @@ request_log(const struct http_request *req, const struct http_response *resp,
 	log_request(&lr);
 }
 
-/* Serves one accepted request. */
+/* Serves one accepted request. body and fields are the worker's. */
 static void
-serve(struct fcgi_worker *w, FCGX_Request *fr, char *body)
+serve(struct fcgi_worker *w, FCGX_Request *fr, char *body,
+    struct body_fields *fields)
 {
 	const struct route	*rt;
 	struct http_request	 req;
@@ -264,7 +274,7 @@ serve(struct fcgi_worker *w, FCGX_Request *fr, char *body)
 	memset(&resp, 0, sizeof(resp));
 	request_fill(fr, &req, path, sizeof(path));
 	rt = route_find(path);
-	if ((rc = request_admit(fr, rt, &req, body, &err)) == 0)
+	if ((rc = request_admit(fr, rt, &req, body, fields, &err)) == 0)
 		rc = rt->fn(w->ctx, &req, &resp, &err);
 
 	if (rc == 0)
@@ -276,6 +286,8 @@ serve(struct fcgi_worker *w, FCGX_Request *fr, char *body)
 	http_response_free(&resp);
 	/* The next request must not find this one's body (codes, tokens). */
 	explicit_bzero(body, req.body_len);
+	if (req.fields != NULL)
+		body_wipe(fields);
 }
 
 static void
@@ -290,14 +302,19 @@ void *
 fcgi_worker_run(void *arg)
 {
 	struct fcgi_worker	*w = arg;
+	struct body_fields	*fields;
 	FCGX_Request		 fr;
 	char			*body;
 	int			 rc;
 
-	if ((body = malloc(MAX_BODY + 1)) == NULL ||
+	/* Both live as long as the thread, freed below. */
+	body = malloc(MAX_BODY + 1);
+	fields = calloc(1, sizeof(*fields));
+	if (body == NULL || fields == NULL ||
 	    FCGX_InitRequest(&fr, w->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
 		log_warn("worker cannot start: out of memory");
 		free(body);
+		free(fields);
 		set_state(w, WORKER_DONE);
 		return NULL;
 	}
@@ -314,11 +331,12 @@ fcgi_worker_run(void *arg)
 			}
 			continue;
 		}
-		serve(w, &fr, body);
+		serve(w, &fr, body, fields);
 		FCGX_Finish_r(&fr);
 	}
 	FCGX_Free(&fr, 1);
 	free(body);
+	free(fields);
 	set_state(w, WORKER_DONE);
 	return NULL;
 }

@@ -116,20 +116,16 @@ answer_login(struct kl_buf *b, const char *jwt, bool legacy,
 }
 
 int
-handler_login_finish(struct handler_ctx *ctx, const struct store_login *in,
-    struct http_response *resp, struct kl_error *err)
+handler_answer_login(struct handler_ctx *ctx, const struct store_user *user,
+    time_t now, struct http_response *resp, struct kl_error *err)
 {
-	struct store_user	 user;
-	char			*jwt = NULL;
-	time_t			 now = time(NULL);
-	int			 rc = -1;
+	char	*jwt = NULL;
+	int	 rc = -1;
 
-	if (store_user_login(ctx->store, in, now, &user, err) == -1)
+	resp->user_id = user->user_id;
+	if (token_issue(ctx->token, user->user_id, now, &jwt, err) == -1)
 		return -1;
-	resp->user_id = user.user_id;
-	if (token_issue(ctx->token, user.user_id, now, &jwt, err) == -1)
-		return -1;
-	answer_login(&resp->body, jwt, ctx->cfg->legacy_acess_token, &user);
+	answer_login(&resp->body, jwt, ctx->cfg->legacy_acess_token, user);
 	if (kl_buf_bad(&resp->body)) {
 		kl_fail(err, KL_INTERNAL, "out of memory for the answer");
 		goto done;
@@ -137,6 +133,20 @@ handler_login_finish(struct handler_ctx *ctx, const struct store_login *in,
 	resp->status = 200;
 	rc = 0;
 done:
+	if (jwt != NULL)
+		explicit_bzero(jwt, strlen(jwt));
 	free(jwt);
 	return rc;
+}
+
+int
+handler_login_finish(struct handler_ctx *ctx, const struct store_login *in,
+    struct http_response *resp, struct kl_error *err)
+{
+	struct store_user	user;
+	time_t			now = time(NULL);
+
+	if (store_user_login(ctx->store, in, now, &user, err) == -1)
+		return -1;
+	return handler_answer_login(ctx, &user, now, resp, err);
 }

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "config.h"
 #include "http.h"
@@ -21,6 +22,7 @@
 struct kakao_client;
 struct store;
 struct store_login;
+struct store_user;
 struct token_ctx;
 
 /* What a handler may use; one per worker thread, filled by main before the
@@ -55,5 +57,11 @@ int	handler_parse_authorization(const char *value, char *token,
 int	handler_login_finish(struct handler_ctx *ctx,
 	    const struct store_login *in, struct http_response *resp,
 	    struct kl_error *err);
+
+/* The login answer for user as stored (status 200), with a JWT issued at
+ * now: handler_login_finish's second half, and a repeated code's answer. */
+int	handler_answer_login(struct handler_ctx *ctx,
+	    const struct store_user *user, time_t now,
+	    struct http_response *resp, struct kl_error *err);
 
 #endif
