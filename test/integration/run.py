@@ -37,6 +37,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import codeflow  # noqa: E402
 import stack  # noqa: E402
 from stack import (ISSUER, JWT_TTL, LOGIN,  # noqa: E402
                    Env, b64url_decode, free_port, procs, request)
@@ -521,6 +522,32 @@ def restart(env, name, api_url, legacy=False):
     env.wait_fronts()
 
 
+def codeflow_setup(env):
+    """The client secret file and the code flow's keys, for every start."""
+    path = env.path("client.secret")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, codeflow.CLIENT_SECRET.encode() + b"\n")
+    os.close(fd)
+    env.own(path)
+    tokens_used.add(codeflow.CLIENT_SECRET)
+    env.codeflow_lines = codeflow.config_lines(path)
+    env.extra = list(env.codeflow_lines)
+
+
+def codeflow_restart(env, children=2, keys=True):
+    env.children = children
+    env.extra = list(env.codeflow_lines) if keys else []
+    restart(env, "code flow (%d children%s)" % (children, "" if keys else ", no keys"),
+            "http://127.0.0.1:%d" % env.fake_port)
+
+
+def run_codeflow(env):
+    t = type("T", (), {})()
+    t.report, t.expect, t.check_login = report, expect, check_login
+    t.request, t.tokens_used, t.restart = request, tokens_used, codeflow_restart
+    codeflow.run_all(env, t)
+
+
 def run_refused(env):
     closed = free_port()    # nothing listens there
     restart(env, "refused", "http://127.0.0.1:%d" % closed)
@@ -586,7 +613,7 @@ def main():
         if not os.access(prog, os.X_OK):
             print("%s missing: run make first" % prog, file=sys.stderr)
             return 2
-    env = Env()
+    env = Env(fake_args=codeflow.FAKE_ARGS)
     atexit.register(procs.stop_all)
 
     def on_signal(sig, frame):
@@ -597,6 +624,7 @@ def main():
     keep = os.environ.get("KEEP_TMP")
     try:
         env.setup()
+        codeflow_setup(env)
         env.start_fake()
         env.write_config("http://127.0.0.1:%d" % env.fake_port)
         env.start_service()
@@ -607,6 +635,7 @@ def main():
         k, last = run_identity(env)
         run_concurrent(env)
         run_consent(env)
+        run_codeflow(env)
         run_kakao_limits(env)
         run_refused(env)
         run_persistence(env, k, last)
