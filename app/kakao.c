@@ -24,19 +24,14 @@
 #include "kakao.h"
 #include "kakao_gate.h"
 #include "kakao_reject.h"
+#include "kl_buf.h"
 #include "kl_clock.h"
 
 #define USER_AGENT	"kakao-login/1.0"
 
-struct kakao_buf {
-	char	*data;
-	size_t	 len, cap;
-	bool	 overflow;
-};
-
 struct kakao_call {
 	CURL		*easy;
-	struct kakao_buf body;
+	struct kl_buf	 body;		/* .limit = MAX_KAKAO_BODY */
 	CURLcode	 result;
 	long		 http_status;
 };
@@ -101,31 +96,15 @@ kakao_global_cleanup(void)
 	curl_global_cleanup();
 }
 
-/* Keeps at most MAX_KAKAO_BODY bytes; more aborts the transfer. */
+/* Keeps at most MAX_KAKAO_BODY bytes (the buffer's limit); more, or no
+ * memory, aborts the transfer. */
 static size_t
 kakao_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	struct kakao_buf	*b = userdata;
-	size_t			 n = size * nmemb, cap;
-	char			*p;
+	struct kl_buf	*b = userdata;
+	size_t		 n = size * nmemb;
 
-	if (n > MAX_KAKAO_BODY || b->len + n > MAX_KAKAO_BODY) {
-		b->overflow = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->data, cap)) == NULL)
-			return 0;
-		b->data = p;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
+	return kl_buf_put(b, ptr, n) == 0 ? n : 0;
 }
 
 static int
@@ -139,6 +118,7 @@ call_init(struct kakao_call *c, const struct kakao_options *opt,
 	    sizeof(url))
 		return kl_fail(err, KL_BAD_CONFIG, "kakao_api_url too long");
 	proto = strncmp(opt->api_url, "https://", 8) == 0 ? "https" : "http";
+	c->body.limit = MAX_KAKAO_BODY;
 	if ((c->easy = curl_easy_init()) == NULL)
 		return kl_fail(err, KL_INTERNAL, "curl_easy_init failed");
 	if (curl_easy_setopt(c->easy, CURLOPT_URL, url) ||
@@ -168,25 +148,12 @@ call_init(struct kakao_call *c, const struct kakao_options *opt,
 	return 0;
 }
 
-/* One large answer must not keep its buffer for the thread's lifetime;
- * call_start() resets the length. */
-static void
-call_shrink(struct kakao_call *c)
-{
-	if (c->body.cap > KAKAO_BUF_KEEP) {
-		free(c->body.data);
-		c->body.data = NULL;
-		c->body.cap = 0;
-		c->body.len = 0;
-	}
-}
-
 static void
 call_free(struct kakao_call *c)
 {
 	if (c->easy != NULL)
 		curl_easy_cleanup(c->easy);
-	free(c->body.data);
+	kl_buf_free(&c->body, false);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -474,8 +441,7 @@ static int
 call_start(struct kakao_client *kc, struct kakao_call *c, const char *token,
     struct kl_error *err)
 {
-	c->body.len = 0;
-	c->body.overflow = false;
+	kl_buf_reset(&c->body);
 	c->result = CURLE_GOT_NOTHING;	/* unless the transfer finishes */
 	c->http_status = 0;
 	if (curl_easy_setopt(c->easy, CURLOPT_XOAUTH2_BEARER, token) ||
@@ -548,8 +514,10 @@ done:
 	/* The token must not linger in the handles between requests. */
 	curl_easy_setopt(kc->profile.easy, CURLOPT_XOAUTH2_BEARER, NULL);
 	curl_easy_setopt(kc->info.easy, CURLOPT_XOAUTH2_BEARER, NULL);
-	call_shrink(&kc->profile);
-	call_shrink(&kc->info);
+	/* One large answer must not keep its buffer for the thread's
+	 * lifetime. */
+	kl_buf_shrink(&kc->profile.body, KAKAO_BUF_KEEP);
+	kl_buf_shrink(&kc->info.body, KAKAO_BUF_KEEP);
 	kakao_gate_leave(kc->gate);
 	if (rc == -1 && err != NULL && (err->status == KL_KAKAO_REJECTED ||
 	    err->status == KL_WRONG_APP))
