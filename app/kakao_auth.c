@@ -123,10 +123,10 @@ answer_access_token(json_t *root, struct kakao_code_result *out,
 		    "has no access_token string");
 	len = json_string_length(v);
 	if (len > MAX_KAKAO_TOKEN)
-		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer's "
+		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer: "
 		    "access_token over %d chars", MAX_KAKAO_TOKEN);
 	if (!is_token68(json_string_value(v), len))
-		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer's "
+		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer: "
 		    "access_token is not a token68");
 	memcpy(out->access_token, json_string_value(v), len);
 	out->access_token[len] = '\0';
@@ -143,14 +143,14 @@ answer_id_token(json_t *root, struct kakao_code_result *out,
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_string(v))
-		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer's "
+		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer: "
 		    "id_token is not a string");
 	len = json_string_length(v);
 	if (len > MAX_ID_TOKEN)
-		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer's "
+		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer: "
 		    "id_token over %d chars", MAX_ID_TOKEN);
 	if (!is_jws_chars(json_string_value(v), len))
-		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer's "
+		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer: "
 		    "id_token is not a compact JWS");
 	if ((out->id_token = strndup(json_string_value(v), len)) == NULL)
 		return kl_fail(err, KL_INTERNAL, "out of memory");
@@ -166,12 +166,12 @@ answer_rest(json_t *root, struct kakao_code_result *out,
 
 	if (!json_is_string(v) || json_string_length(v) != 6 ||
 	    strcasecmp(json_string_value(v), "bearer") != 0)
-		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer's "
+		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer: "
 		    "token_type is not bearer");
 	if ((v = json_object_get(root, "expires_in")) == NULL)
 		return 0;
 	if (!json_is_integer(v) || (n = json_integer_value(v)) < 0)
-		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer's "
+		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "token answer: "
 		    "expires_in is not a count of seconds");
 	out->expires_in = (long)n;
 	return 0;
