@@ -6,16 +6,14 @@
  * (profile and token info), reused for every request so connections stay
  * alive; the kauth handle beside them is kakao_auth.c's, the curl plumbing
  * and the process-wide share handle (DNS, TLS sessions) kakao_http.c's. A
- * client belongs to one thread. Before a
- * call it asks the reject cache (kakao_reject.c) and takes a slot of the
- * gate (kakao_gate.c); both are shared by the process's clients. Never sees
+ * client belongs to one thread. Before a call it asks the reject cache
+ * (kakao_reject.c) and takes a slot of the gate (kakao_gate.c); both are
+ * shared by the process's clients. Never sees
  * the front's HTTP request: it gets a token and returns a profile or a
  * failure status. Every transfer is bounded by the configured time-outs and
  * by MAX_KAKAO_BODY; only the scheme of the configured URL is allowed, and
  * TLS peers are verified.
  */
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,8 +23,8 @@
 #include <jansson.h>
 
 #include "kakao.h"
-#include "kakao_http.h"
 #include "kakao_gate.h"
+#include "kakao_http.h"
 #include "kakao_reject.h"
 #include "kl_clock.h"
 

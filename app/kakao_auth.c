@@ -369,15 +369,18 @@ static int
 form_put(struct kl_buf *b, CURL *easy, const char *name, const char *value,
     size_t len)
 {
-	char	*esc;
+	char	*esc = NULL;
 	int	 rc;
 
-	if ((esc = curl_easy_escape(easy, value, (int)len)) == NULL)
+	/* curl_easy_escape takes a length of 0 for "use strlen". */
+	if (len > 0 && (esc = curl_easy_escape(easy, value, (int)len)) == NULL)
 		return -1;
 	rc = (b->len > 0 ? kl_buf_puts(b, "&") : 0) | kl_buf_puts(b, name) |
-	    kl_buf_puts(b, "=") | kl_buf_puts(b, esc);
-	explicit_bzero(esc, strlen(esc));
-	curl_free(esc);
+	    kl_buf_puts(b, "=") | (esc != NULL ? kl_buf_puts(b, esc) : 0);
+	if (esc != NULL) {
+		explicit_bzero(esc, strlen(esc));
+		curl_free(esc);
+	}
 	return rc;
 }
 

@@ -977,6 +977,61 @@ test_exchange_answer_buffer_sized_once(void **state)
 	kakao_client_free(kc);
 }
 
+/* The secret is main's bytes and their length, not a C string. */
+static void
+test_exchange_secret_by_length(void **state)
+{
+	static const char		 bytes[] = "s3cr3t-valueMORE";
+	static char			 long_key[MAX_APP_KEY + 2];
+	static char			 url[64];
+	struct kakao_options		 opt;
+	struct kakao_client		*kc;
+	struct kakao_code_request	 rq = { "good-12", "https://a/cb", NULL };
+	struct kakao_code_result	 r;
+	struct kl_error			 err;
+
+	(void)state;
+	standin_set(200, good_answer, strlen(good_answer));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", si.port);
+	memset(&opt, 0, sizeof(opt));
+	opt.api_url = opt.auth_url = url;
+	opt.rest_api_key = REST_KEY;
+	opt.client_secret = bytes;
+	opt.client_secret_len = 12;
+	opt.timeout_ms = 3000;
+	opt.connect_timeout_ms = 1000;
+	if ((kc = kakao_client_new(&opt, &err)) == NULL)
+		fail_msg("kakao_client_new: %s", err.detail);
+	assert_int_equal(kakao_code_exchange(kc, &rq, &r, NULL, &err), 0);
+	kakao_code_result_wipe(&r);
+	/* The last field, when there is no verifier. */
+	assert_true(si.body_len > 27 && strcmp(si.body + si.body_len - 27,
+	    "&client_secret=s3cr3t-value") == 0);
+	assert_null(strstr(si.body, "MORE"));
+	kakao_client_free(kc);
+	/* Length 0 is an empty value (curl would take 0 for strlen). */
+	opt.client_secret_len = 0;
+	if ((kc = kakao_client_new(&opt, &err)) == NULL)
+		fail_msg("kakao_client_new: %s", err.detail);
+	assert_int_equal(kakao_code_exchange(kc, &rq, &r, NULL, &err), 0);
+	kakao_code_result_wipe(&r);
+	assert_true(si.body_len > 15 && strcmp(si.body + si.body_len - 15,
+	    "&client_secret=") == 0);
+	kakao_client_free(kc);
+
+	/* Over MAX_CLIENT_SECRET, or a REST API key over MAX_APP_KEY: the
+	 * client is refused at start. */
+	opt.client_secret_len = MAX_CLIENT_SECRET + 1;
+	assert_null(kakao_client_new(&opt, &err));
+	assert_int_equal(err.status, KL_BAD_CONFIG);
+	opt.client_secret_len = 12;
+	memset(long_key, 'k', MAX_APP_KEY + 1);
+	opt.rest_api_key = long_key;
+	assert_null(kakao_client_new(&opt, &err));
+	assert_int_equal(err.status, KL_BAD_CONFIG);
+	assert_detail_clean(&err, "long key");
+}
+
 static void
 test_exchange_kakao_refusals(void **state)
 {
@@ -1172,6 +1227,7 @@ main(void)
 		cmocka_unit_test(test_exchange_form_escaped),
 		cmocka_unit_test(test_exchange_secret_only_when_configured),
 		cmocka_unit_test(test_exchange_answer_buffer_sized_once),
+		cmocka_unit_test(test_exchange_secret_by_length),
 		cmocka_unit_test(test_exchange_kakao_refusals),
 		cmocka_unit_test(test_exchange_size_cap_and_timeouts),
 		cmocka_unit_test(test_jwks_fetch),
