@@ -14,7 +14,6 @@
  * to its thread; the JWKS fetcher's calls are serialized by its caller.
  */
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
