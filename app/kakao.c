@@ -1,18 +1,19 @@
 /*
- * kakao.c: libcurl calls to Kakao and the parsing of Kakao's JSON.
+ * kakao.c: the kapi side of the Kakao client (profile, token info), the
+ * per-thread client itself, and the parsing of kapi's JSON.
  *
- * Owns one curl multi handle and two easy handles per worker thread (profile
- * and token info), reused for every request so connections stay alive, and
- * a process-wide share handle for DNS and TLS sessions (locked). Before a
- * call it asks the reject cache (kakao_reject.c) and takes a slot of the
- * gate (kakao_gate.c); both are shared by the process's clients. Never sees
+ * Owns one curl multi handle and two kapi easy handles per worker thread
+ * (profile and token info), reused for every request so connections stay
+ * alive; the kauth handle beside them is kakao_auth.c's, the curl plumbing
+ * and the process-wide share handle (DNS, TLS sessions) kakao_http.c's. A
+ * client belongs to one thread. Before a call it asks the reject cache
+ * (kakao_reject.c) and takes a slot of the gate (kakao_gate.c); both are
+ * shared by the process's clients. Never sees
  * the front's HTTP request: it gets a token and returns a profile or a
  * failure status. Every transfer is bounded by the configured time-outs and
  * by MAX_KAKAO_BODY; only the scheme of the configured URL is allowed, and
  * TLS peers are verified.
  */
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,171 +24,20 @@
 
 #include "kakao.h"
 #include "kakao_gate.h"
+#include "kakao_http.h"
 #include "kakao_reject.h"
 #include "kl_clock.h"
-
-#define USER_AGENT	"kakao-login/1.0"
-
-struct kakao_buf {
-	char	*data;
-	size_t	 len, cap;
-	bool	 overflow;
-};
-
-struct kakao_call {
-	CURL		*easy;
-	struct kakao_buf body;
-	CURLcode	 result;
-	long		 http_status;
-};
-
-struct kakao_client {
-	CURLM			*multi;
-	struct kakao_call	 profile;
-	struct kakao_call	 info;
-	int64_t			 app_id;
-	struct kakao_reject	*reject;	/* shared, not ours */
-	struct kakao_gate	*gate;		/* shared, not ours */
-};
-
-/* DNS cache and TLS sessions are shared by the threads of a process. */
-static CURLSH		*share;
-static pthread_mutex_t	 share_locks[CURL_LOCK_DATA_LAST];
-
-static void
-share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *u)
-{
-	(void)h; (void)access; (void)u;
-	pthread_mutex_lock(&share_locks[data]);
-}
-
-static void
-share_unlock(CURL *h, curl_lock_data data, void *u)
-{
-	(void)h; (void)u;
-	pthread_mutex_unlock(&share_locks[data]);
-}
 
 int
 kakao_global_init(struct kl_error *err)
 {
-	int	i;
-
-	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
-		return kl_fail(err, KL_INTERNAL, "curl_global_init failed");
-	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&share_locks[i], NULL);
-	if ((share = curl_share_init()) == NULL)
-		return kl_fail(err, KL_INTERNAL, "curl_share_init failed");
-	if (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) ||
-	    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
-	    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) ||
-	    curl_share_setopt(share, CURLSHOPT_SHARE,
-	    CURL_LOCK_DATA_SSL_SESSION))
-		return kl_fail(err, KL_INTERNAL, "curl_share_setopt failed");
-	return 0;
+	return kakao_http_global_init(err);
 }
 
 void
 kakao_global_cleanup(void)
 {
-	int	i;
-
-	if (share != NULL)
-		curl_share_cleanup(share);
-	share = NULL;
-	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&share_locks[i]);
-	curl_global_cleanup();
-}
-
-/* Keeps at most MAX_KAKAO_BODY bytes; more aborts the transfer. */
-static size_t
-kakao_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct kakao_buf	*b = userdata;
-	size_t			 n = size * nmemb, cap;
-	char			*p;
-
-	if (n > MAX_KAKAO_BODY || b->len + n > MAX_KAKAO_BODY) {
-		b->overflow = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->data, cap)) == NULL)
-			return 0;
-		b->data = p;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
-}
-
-static int
-call_init(struct kakao_call *c, const struct kakao_options *opt,
-    const char *path, struct kl_error *err)
-{
-	char		url[MAX_URL_LEN + 64];
-	const char	*proto;
-
-	if ((size_t)snprintf(url, sizeof(url), "%s%s", opt->api_url, path) >=
-	    sizeof(url))
-		return kl_fail(err, KL_BAD_CONFIG, "kakao_api_url too long");
-	proto = strncmp(opt->api_url, "https://", 8) == 0 ? "https" : "http";
-	if ((c->easy = curl_easy_init()) == NULL)
-		return kl_fail(err, KL_INTERNAL, "curl_easy_init failed");
-	if (curl_easy_setopt(c->easy, CURLOPT_URL, url) ||
-	    curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L) ||
-	    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, opt->timeout_ms) ||
-	    curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS,
-	    opt->connect_timeout_ms) ||
-	    curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, proto) ||
-	    curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L) ||
-	    curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYPEER, 1L) ||
-	    curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYHOST, 2L) ||
-	    curl_easy_setopt(c->easy, CURLOPT_MAXFILESIZE_LARGE,
-	    (curl_off_t)MAX_KAKAO_BODY) ||
-	    curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPALIVE, 1L) ||
-	    curl_easy_setopt(c->easy, CURLOPT_USERAGENT, USER_AGENT) ||
-	    curl_easy_setopt(c->easy, CURLOPT_HTTPAUTH, CURLAUTH_BEARER) ||
-	    curl_easy_setopt(c->easy, CURLOPT_SHARE, share) ||
-	    /* No proxy from the environment: tokens go to Kakao only. */
-	    curl_easy_setopt(c->easy, CURLOPT_PROXY, "") ||
-	    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, kakao_write) ||
-	    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, &c->body) ||
-	    curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c))
-		return kl_fail(err, KL_INTERNAL, "curl_easy_setopt failed");
-	if (opt->ca_file != NULL && opt->ca_file[0] != '\0' &&
-	    curl_easy_setopt(c->easy, CURLOPT_CAINFO, opt->ca_file))
-		return kl_fail(err, KL_INTERNAL, "CURLOPT_CAINFO failed");
-	return 0;
-}
-
-/* One large answer must not keep its buffer for the thread's lifetime;
- * call_start() resets the length. */
-static void
-call_shrink(struct kakao_call *c)
-{
-	if (c->body.cap > KAKAO_BUF_KEEP) {
-		free(c->body.data);
-		c->body.data = NULL;
-		c->body.cap = 0;
-		c->body.len = 0;
-	}
-}
-
-static void
-call_free(struct kakao_call *c)
-{
-	if (c->easy != NULL)
-		curl_easy_cleanup(c->easy);
-	free(c->body.data);
-	memset(c, 0, sizeof(*c));
+	kakao_http_global_cleanup();
 }
 
 struct kakao_client *
@@ -206,8 +56,18 @@ kakao_client_new(const struct kakao_options *opt, struct kl_error *err)
 		kl_fail(err, KL_INTERNAL, "curl_multi_init failed");
 		goto fail;
 	}
-	if (call_init(&kc->profile, opt, "/v2/user/me", err) == -1 ||
-	    call_init(&kc->info, opt, "/v1/user/access_token_info", err) == -1)
+	if (kakao_call_init(&kc->profile, opt, opt->api_url, "kakao_api_url",
+	    "/v2/user/me", err) == -1 ||
+	    kakao_call_init(&kc->info, opt, opt->api_url, "kakao_api_url",
+	    "/v1/user/access_token_info", err) == -1)
+		goto fail;
+	if (curl_easy_setopt(kc->profile.easy, CURLOPT_HTTPAUTH,
+	    CURLAUTH_BEARER) ||
+	    curl_easy_setopt(kc->info.easy, CURLOPT_HTTPAUTH, CURLAUTH_BEARER)) {
+		kl_fail(err, KL_INTERNAL, "curl_easy_setopt failed");
+		goto fail;
+	}
+	if (kakao_auth_client_init(kc, opt, err) == -1)
 		goto fail;
 	return kc;
 fail:
@@ -220,8 +80,10 @@ kakao_client_free(struct kakao_client *kc)
 {
 	if (kc == NULL)
 		return;
-	call_free(&kc->profile);
-	call_free(&kc->info);
+	kakao_call_free(&kc->profile);
+	kakao_call_free(&kc->info);
+	kakao_call_free(&kc->auth);
+	explicit_bzero(&kc->auth_conf, sizeof(kc->auth_conf));
 	if (kc->multi != NULL)
 		curl_multi_cleanup(kc->multi);
 	free(kc);
@@ -400,84 +262,11 @@ kakao_token_info_parse(const char *body, size_t len,
 	return rc;
 }
 
-/* Turns a finished transfer into 0 or a failure. */
-static int
-call_outcome(const struct kakao_call *c, const char *what,
-    struct kl_error *err)
-{
-	curl_off_t	sent_at = 0;
-
-	switch (c->result) {
-	case CURLE_OK:
-		break;
-	case CURLE_OPERATION_TIMEDOUT:
-		/* Never ready to send (even on a kept-alive connection,
-		 * this is set): the connection itself timed out. */
-		curl_easy_getinfo(c->easy, CURLINFO_PRETRANSFER_TIME_T,
-		    &sent_at);
-		if (sent_at <= 0)
-			return kl_fail(err, KL_KAKAO_UNAVAILABLE, "%s: connect "
-			    "timed out", what);
-		return kl_fail(err, KL_KAKAO_TIMEOUT, "%s: timed out", what);
-	case CURLE_WRITE_ERROR:
-	case CURLE_FILESIZE_EXCEEDED:
-		if (c->body.overflow || c->result == CURLE_FILESIZE_EXCEEDED)
-			return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "%s: body "
-			    "over %d bytes", what, MAX_KAKAO_BODY);
-		return kl_fail(err, KL_INTERNAL, "%s: out of memory", what);
-	case CURLE_PARTIAL_FILE:
-	case CURLE_WEIRD_SERVER_REPLY:
-	case CURLE_BAD_CONTENT_ENCODING:
-		return kl_fail(err, KL_KAKAO_BAD_RESPONSE, "%s: %s", what,
-		    curl_easy_strerror(c->result));
-	default:
-		return kl_fail(err, KL_KAKAO_UNAVAILABLE, "%s: %s", what,
-		    curl_easy_strerror(c->result));
-	}
-	if (c->http_status != 200)
-		return kakao_error_classify(c->http_status, c->body.data,
-		    c->body.len, err);
-	return 0;
-}
-
-/* Runs the added transfers to completion; each is bounded by its own
- * CURLOPT_TIMEOUT_MS, so this loop ends. */
-static int
-run_transfers(struct kakao_client *kc, struct kl_error *err)
-{
-	struct kakao_call	*c;
-	CURLMsg			*msg;
-	CURLMcode		 mc;
-	int			 running = 0, left;
-
-	do {
-		mc = curl_multi_perform(kc->multi, &running);
-		if (mc == CURLM_OK && running > 0)
-			mc = curl_multi_poll(kc->multi, NULL, 0, 1000, NULL);
-	} while (mc == CURLM_OK && running > 0);
-	if (mc != CURLM_OK)
-		return kl_fail(err, KL_INTERNAL, "curl multi: %s",
-		    curl_multi_strerror(mc));
-	while ((msg = curl_multi_info_read(kc->multi, &left)) != NULL) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
-		    (char **)&c);
-		c->result = msg->data.result;
-		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE,
-		    &c->http_status);
-	}
-	return 0;
-}
-
 static int
 call_start(struct kakao_client *kc, struct kakao_call *c, const char *token,
     struct kl_error *err)
 {
-	c->body.len = 0;
-	c->body.overflow = false;
-	c->result = CURLE_GOT_NOTHING;	/* unless the transfer finishes */
-	c->http_status = 0;
+	kakao_call_reset(c);
 	if (curl_easy_setopt(c->easy, CURLOPT_XOAUTH2_BEARER, token) ||
 	    curl_multi_add_handle(kc->multi, c->easy) != CURLM_OK)
 		return kl_fail(err, KL_INTERNAL, "curl: cannot start transfer");
@@ -510,11 +299,12 @@ kakao_profile_fetch(struct kakao_client *kc, const char *token,
 		goto done;
 	if (check_app && call_start(kc, &kc->info, token, err) == -1)
 		goto done;
-	if (run_transfers(kc, err) == -1)
+	if (kakao_call_run(kc->multi, err) == -1)
 		goto done;
 
 	if (check_app) {
-		info_rc = call_outcome(&kc->info, "token info", &info_err);
+		info_rc = kakao_call_outcome(&kc->info, "token info",
+		    kakao_error_classify, &info_err);
 		if (info_rc == 0)
 			info_rc = kakao_token_info_parse(kc->info.body.data,
 			    kc->info.body.len, &info, &info_err);
@@ -525,7 +315,8 @@ kakao_profile_fetch(struct kakao_client *kc, const char *token,
 			goto done;
 		}
 	}
-	if (call_outcome(&kc->profile, "profile", err) == -1 ||
+	if (kakao_call_outcome(&kc->profile, "profile",
+	    kakao_error_classify, err) == -1 ||
 	    kakao_profile_parse(kc->profile.body.data, kc->profile.body.len,
 	    profile, err) == -1)
 		goto done;
@@ -548,8 +339,10 @@ done:
 	/* The token must not linger in the handles between requests. */
 	curl_easy_setopt(kc->profile.easy, CURLOPT_XOAUTH2_BEARER, NULL);
 	curl_easy_setopt(kc->info.easy, CURLOPT_XOAUTH2_BEARER, NULL);
-	call_shrink(&kc->profile);
-	call_shrink(&kc->info);
+	/* One large answer must not keep its buffer for the thread's
+	 * lifetime. */
+	kl_buf_shrink(&kc->profile.body, KAKAO_BUF_KEEP);
+	kl_buf_shrink(&kc->info.body, KAKAO_BUF_KEEP);
 	kakao_gate_leave(kc->gate);
 	if (rc == -1 && err != NULL && (err->status == KL_KAKAO_REJECTED ||
 	    err->status == KL_WRONG_APP))

@@ -3,7 +3,9 @@
  *
  * kakao_global_init() runs once before any thread; then each worker thread
  * makes its own struct kakao_client, which keeps its connections to Kakao
- * alive across requests. A client is never shared between threads.
+ * alive across requests. A client is never shared between threads. The
+ * same client exchanges authorization codes at kauth.kakao.com: see
+ * kakao_auth.h.
  */
 #ifndef KL_KAKAO_H
 #define KL_KAKAO_H
@@ -24,6 +26,14 @@ struct kakao_options {
 	long		 timeout_ms;
 	long		 connect_timeout_ms;
 	const char	*ca_file;		/* NULL or "": system store */
+	/* kauth (kakao_auth.h). auth_url or rest_api_key NULL or "": the
+	 * code flow is not configured (KL_NOT_CONFIGURED, no call). */
+	const char	*auth_url;		/* no trailing slash */
+	const char	*rest_api_key;		/* copied; the client_id */
+	/* Sent as client_secret when not NULL. The bytes are main's: they
+	 * must outlive every client (main wipes them at exit); not copied. */
+	const char	*client_secret;
+	size_t		 client_secret_len;
 	/* Shared by the clients of a process, owned by the caller, who
 	 * frees them after the clients; NULL: no cache, no cap. */
 	struct kakao_reject	*reject;	/* tokens Kakao refused */
@@ -54,7 +64,8 @@ struct kakao_client;
 int	kakao_global_init(struct kl_error *err);
 void	kakao_global_cleanup(void);
 
-/* The options are copied. Free the client with kakao_client_free(). */
+/* The options are copied (but client_secret, see there). Free the client
+ * with kakao_client_free(). */
 struct kakao_client	*kakao_client_new(const struct kakao_options *opt,
 			    struct kl_error *err);
 void			 kakao_client_free(struct kakao_client *kc);
