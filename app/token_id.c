@@ -27,6 +27,8 @@
 
 /* Decoded signature bytes read: an RSA-8192 signature. */
 #define ID_SIG_MAX	1024
+/* An expiry older than this is logged without its age. */
+#define ID_EXP_SHOWN_S	86400
 /* Characters of an audience shown in a log detail. */
 #define ID_AUD_PREVIEW	6
 
@@ -229,9 +231,14 @@ id_check_times(json_t *pay, const struct token_oidc_expect *ex,
 
 	if (id_time(pay, "exp", &exp) == -1)
 		return kl_fail(err, KL_BAD_ID_TOKEN, "id_token exp missing");
-	if (exp <= now - ex->skew_s)
+	/* How long ago tells clock trouble from an old token; a day is
+	 * enough (and keeps now - exp from overflowing). */
+	if (exp <= now - ex->skew_s && exp > now - ID_EXP_SHOWN_S)
 		return kl_fail(err, KL_BAD_ID_TOKEN, "id_token exp: expired "
 		    "%lld s ago", now - exp);
+	if (exp <= now - ex->skew_s)
+		return kl_fail(err, KL_BAD_ID_TOKEN, "id_token exp: expired "
+		    "over a day ago");
 	if (id_time(pay, "iat", &iat) == -1)
 		return kl_fail(err, KL_BAD_ID_TOKEN, "id_token iat missing");
 	if (iat > now + ex->skew_s || iat > exp)

@@ -679,6 +679,8 @@ test_exp(void **state)
 	claims_fail(with(with(good_claims(), "exp", json_integer(NOW)), "iat",
 	    json_integer(NOW - 3600)), &ex, "exp");
 	ex = expect();
+	claims_fail(with(good_claims(), "exp", json_integer(INT64_MIN)), &ex,
+	    "over a day");
 	claims_fail(with(good_claims(), "exp", NULL), &ex, "exp");
 	claims_fail(with(good_claims(), "exp", json_string("1700003600")),
 	    &ex, "exp");
