@@ -433,7 +433,8 @@ token_id_token_verify(struct token_jwks_cache *c, const char *jwt,
 
 	memset(claims, 0, sizeof(*claims));
 	if (c == NULL)
-		return kl_fail(err, KL_NOT_CONFIGURED, "id_token: no key cache");
+		return kl_fail(err, KL_NOT_CONFIGURED, "id_token: no key "
+		    "cache");
 	if (id_check_expect(ex, err) == -1)
 		return -1;
 	if (jwt == NULL || (len = strnlen(jwt, MAX_ID_TOKEN + 1)) >

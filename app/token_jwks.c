@@ -35,7 +35,8 @@
 #define JWK_MAX_BITS	8192
 /* Decoded n: the modulus, with one leading zero octet tolerated. */
 #define JWK_N_MAX	(JWK_MAX_BITS / 8 + 1)
-#define JWK_E_MAX	8	/* decoded e bytes read, leading zeros included */
+/* Decoded e bytes read, leading zeros included. */
+#define JWK_E_MAX	8
 
 struct token_jwk {
 	char		 kid[MAX_JWK_KID + 1];
@@ -48,14 +49,17 @@ struct token_jwks {
 	struct token_jwk	keys[JWKS_MAX_KEYS];
 };
 
+/* lock guards keys, gen, attempted, last_attempt and last_err;
+ * fetch_lock is held for a whole fetch. gen is bumped when keys change,
+ * last_attempt is in clock seconds, last_err the last failed fetch's. */
 struct token_jwks_cache {
-	pthread_mutex_t		 lock;		/* keys, gen, the fields below */
-	pthread_mutex_t		 fetch_lock;	/* held for a whole fetch */
+	pthread_mutex_t		 lock;
+	pthread_mutex_t		 fetch_lock;
 	struct token_jwks	*keys;		/* NULL: none yet */
-	unsigned long		 gen;		/* bumped when keys change */
-	bool			 attempted;	/* a fetch has been tried */
-	long long		 last_attempt;	/* clock seconds */
-	struct kl_error		 last_err;	/* the last failed fetch's */
+	unsigned long		 gen;
+	bool			 attempted;
+	long long		 last_attempt;
+	struct kl_error		 last_err;
 	token_jwks_fetch_fn	 fetch;
 	void			*fetch_arg;
 	token_clock_fn		 clock;
@@ -296,7 +300,8 @@ token_jwks_parse(const char *json, size_t len, struct token_jwks **out,
 		if (jwk_parse(jwk, &ks->keys[ks->n]) == -1)
 			continue;
 		if (jwks_find(ks, ks->keys[ks->n].kid) != NULL) {
-			EVP_PKEY_free(ks->keys[ks->n].pkey);	/* repeated kid */
+			/* A repeated kid: the first one stays. */
+			EVP_PKEY_free(ks->keys[ks->n].pkey);
 			continue;
 		}
 		ks->n++;

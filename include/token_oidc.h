@@ -29,7 +29,8 @@
 struct token_jwks;
 int	token_jwks_parse(const char *json, size_t len, struct token_jwks **out,
 	    struct kl_error *err);
-void	token_jwks_free(struct token_jwks *ks);	/* drops one reference; NULL ok */
+/* Drops one reference (the last frees the set); NULL ok. */
+void	token_jwks_free(struct token_jwks *ks);
 int	token_jwks_count(const struct token_jwks *ks);	/* 0 for NULL */
 
 /* The per-process cache. fetch is called to get the JWKS document: on
@@ -43,6 +44,8 @@ int	token_jwks_count(const struct token_jwks *ks);	/* 0 for NULL */
  * fetch or an unparsable document keeps the old keys. Monotonic clock. */
 typedef int (*token_jwks_fetch_fn)(void *arg, char **body, size_t *len,
     struct kl_error *err);
+/* A new cache holding no keys; free it with token_jwks_cache_free() after
+ * every thread using it has stopped. */
 struct token_jwks_cache;
 struct token_jwks_cache	*token_jwks_cache_new(token_jwks_fetch_fn fetch,
 			    void *arg, struct kl_error *err);
@@ -64,21 +67,29 @@ typedef long long (*token_clock_fn)(void *arg);
 void	token_jwks_cache_set_clock(struct token_jwks_cache *c,
 	    token_clock_fn now, void *arg);
 
+/* What the token must say. nonce NULL or "": the request sent none.
+ * skew_s: exp/iat/nbf slack, 0..MAX_OIDC_CLOCK_SKEW. */
 struct token_oidc_expect {
 	const char		*issuer;	/* iss must equal it exactly */
 	const char *const	*audiences;	/* aud must equal one of these */
 	int			 n_audiences;
-	const char		*nonce;		/* NULL or "": the request sent none */
-	long			 skew_s;	/* exp/iat/nbf slack, 0..MAX_OIDC_CLOCK_SKEW */
+	const char		*nonce;
+	long			 skew_s;
 	time_t			 now;
 };
 
+/* What a verified token says. Strings are "" when absent; the nickname
+ * is cut at a UTF-8 boundary, the picture only an http(s) URL, and
+ * email_verified only an explicit "email_verified": true. */
 struct token_id_claims {
-	int64_t	sub;				/* Kakao user id (sub is a decimal string) */
-	char	nickname[MAX_NICKNAME + 1];	bool has_nickname;	/* cut at a UTF-8 boundary */
-	char	picture[MAX_PROFILE_IMAGE + 1];	bool has_picture;	/* http(s) URLs only */
-	char	email[MAX_EMAIL + 1];		bool has_email;
-	bool	email_verified;			/* only an explicit "email_verified": true */
+	int64_t	sub;		/* Kakao user id (sub is a decimal string) */
+	char	nickname[MAX_NICKNAME + 1];
+	bool	has_nickname;
+	char	picture[MAX_PROFILE_IMAGE + 1];
+	bool	has_picture;
+	char	email[MAX_EMAIL + 1];
+	bool	has_email;
+	bool	email_verified;
 	time_t	iat, exp;
 };
 
