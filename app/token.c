@@ -7,6 +7,9 @@
  * token_verify() first checks the header says exactly "HS256" and the
  * HMAC-SHA256 itself (OpenSSL, CRYPTO_memcmp), then lets libjwt decode and
  * checks every claim.
+ * token_tag() is the keyed hash other layers store in place of a secret
+ * (codes, verifiers), under a key derived here from the JWT secret, so the
+ * key never leaves this file.
  * Thread-safe: the context is read-only after token_init(); each call makes
  * and frees its own jwt_t.
  */
@@ -27,6 +30,7 @@
 
 #include "config.h"
 #include "token.h"
+#include "token_oidc.h"
 
 int
 token_init(struct token_ctx *ctx, const char *path, const char *issuer,
@@ -122,9 +126,11 @@ claim_long(jwt_t *jwt, const char *name, long *out)
 
 /* Strict base64url, no padding: the alphabet only, a length that can end
  * a byte, zero bits after the last byte (one spelling per byte string).
- * Decodes len chars into out (room for len * 3 / 4 bytes); -1 if bad. */
-static int
-b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen)
+ * Decodes len chars into out (room for len * 3 / 4 bytes); -1 if bad.
+ * Shared with the id_token files through token_oidc.h. */
+int
+token_b64url_decode(const char *in, size_t len, unsigned char *out,
+    size_t *outlen)
 {
 	uint32_t	v = 0;
 	size_t		i, n = 0;
@@ -171,7 +177,7 @@ token_check_header(const char *b64, size_t len)
 
 	if ((raw = malloc(len * 3 / 4 + 1)) == NULL)
 		return -1;
-	if (b64url_decode(b64, len, raw, &n) == 0 &&
+	if (token_b64url_decode(b64, len, raw, &n) == 0 &&
 	    (hdr = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES,
 	    NULL)) != NULL && json_is_object(hdr) &&
 	    (alg = json_object_get(hdr, "alg")) != NULL &&
@@ -199,7 +205,7 @@ token_check_hs256(const struct token_ctx *ctx, const char *token)
 		return -1;
 	b64len = strlen(d2 + 1);
 	if (b64len > 4 * sizeof(sig) / 3 ||
-	    b64url_decode(d2 + 1, b64len, sig, &siglen) == -1)
+	    token_b64url_decode(d2 + 1, b64len, sig, &siglen) == -1)
 		return -1;
 	if (HMAC(EVP_sha256(), ctx->key, (int)ctx->keylen,
 	    (const unsigned char *)token, (size_t)(d2 - token), mac,
@@ -268,5 +274,39 @@ token_verify(const struct token_ctx *ctx, const char *token, time_t now,
 	rc = 0;
 done:
 	jwt_free(jwt);
+	return rc;
+}
+
+/* "kakao-login tag " purpose: the message the per-purpose key is the
+ * HMAC of, so tags of different purposes never collide and a tag is no
+ * MAC of ours (those use the secret itself). */
+#define TOKEN_TAG_LABEL	"kakao-login tag "
+
+int
+token_tag(const struct token_ctx *ctx, const char *purpose, const void *data,
+    size_t len, unsigned char out[STORE_TAG_LEN], struct kl_error *err)
+{
+	unsigned char	 key[EVP_MAX_MD_SIZE], label[64];
+	unsigned int	 keylen = 0, outlen = 0;
+	size_t		 plen;
+	int		 rc = -1;
+
+	if (ctx->keylen == 0)
+		return kl_fail(err, KL_INTERNAL, "token key not loaded");
+	plen = purpose != NULL ? strlen(purpose) : 0;
+	if (plen == 0 || plen > sizeof(label) - sizeof(TOKEN_TAG_LABEL))
+		return kl_fail(err, KL_INTERNAL, "token_tag: bad purpose");
+	memcpy(label, TOKEN_TAG_LABEL, sizeof(TOKEN_TAG_LABEL) - 1);
+	memcpy(label + sizeof(TOKEN_TAG_LABEL) - 1, purpose, plen);
+	if (HMAC(EVP_sha256(), ctx->key, (int)ctx->keylen, label,
+	    sizeof(TOKEN_TAG_LABEL) - 1 + plen, key, &keylen) == NULL ||
+	    keylen != STORE_TAG_LEN ||
+	    HMAC(EVP_sha256(), key, (int)keylen, data != NULL ? data :
+	    (const void *)"", len, out, &outlen) == NULL ||
+	    outlen != STORE_TAG_LEN)
+		kl_fail(err, KL_INTERNAL, "token_tag: HMAC failed");
+	else
+		rc = 0;
+	explicit_bzero(key, sizeof(key));
 	return rc;
 }
