@@ -11,7 +11,8 @@
  * the full profile 1.5 s late.  The kinds[] table lists every kind.
  *
  * At /oauth/token the code alone selects the behaviour, the same way:
- * "[slow<ms>.]<kind>-<id>[.s<challenge>][.n<nonce>]", kinds in code_kinds[].
+ * "[slow<ms>.]<kind>-<id>[.u<tag>][.s<challenge>][.n<nonce>]", kinds in
+ * code_kinds[]; the tag only makes a code unique.
  * "good-<id>" exchanges for the access token "valid-<id>"; "oidc-<id>" also
  * gets an id_token (RS256, signed with a key generated at start and served
  * at /.well-known/jwks.json); ".s" demands a PKCE S256 verifier, ".n" puts
@@ -26,6 +27,7 @@
  * everything else is per connection or read-only once listening.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -1232,7 +1234,10 @@ used_claim(const char *code)
 			goto out;
 		}
 	if (used_codes.n == used_cap) {		/* forget the oldest */
-		pp = &used_codes.head[used_codes.tag[used_codes.pos] & (USED_MAX - 1)];
+		size_t ob = (size_t)(used_codes.tag[used_codes.pos] &
+		    (USED_MAX - 1));
+
+		pp = &used_codes.head[ob];
 		while (*pp != (int32_t)used_codes.pos)
 			pp = &used_codes.next[*pp];
 		*pp = used_codes.next[used_codes.pos];
@@ -1301,7 +1306,11 @@ is_b64url(int ch)
 	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
 }
 
-/* Parse "[slow<ms>.]<kind>-<id>[.s<challenge>][.n<nonce>]" into cd. */
+/*
+ * Parse "[slow<ms>.]<kind>-<id>[.u<tag>][.s<challenge>][.n<nonce>]" into cd.
+ * The tag (letters and digits) is ignored: tests use it to make a code
+ * unique.  The nonce is the rest of the code, whatever it holds.
+ */
 static void
 parse_code(const char *s, struct code *cd)
 {
@@ -1312,6 +1321,14 @@ parse_code(const char *s, struct code *cd)
 	if (!parse_slow(&s, &cd->slow_ms) || (dash = strchr(s, '-')) == NULL ||
 	    (p = parse_id_prefix(dash + 1, &cd->id)) == NULL)
 		return;
+	if (strncmp(p, ".u", 2) == 0) {		/* a tag making it unique */
+		const char *tag = p += 2;
+
+		while (isalnum((unsigned char)*p))
+			p++;
+		if (p == tag)
+			return;
+	}
 	if (strncmp(p, ".s", 2) == 0) {
 		for (p += 2; is_b64url(*p); p++) {
 			if (clen + 1 >= sizeof cd->challenge)
