@@ -51,7 +51,6 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -452,10 +451,6 @@ status_error(struct conn *c, const struct req *r, int status)
 /* ---- tokens and bodies ---- */
 
 /*
- * Parse "[slow<ms>.]...<kind>-<id>" into t.  t->k stays NULL when the token
- * is outside the grammar; slow_ms is still honoured then.
- */
-/*
  * Skip the "slow<ms>." prefixes at *sp, adding their delays (capped) to
  * *slow_ms.  Returns 0 when a prefix is malformed.
  */
@@ -497,6 +492,10 @@ parse_status_kind(const char *s, size_t nlen)
 	return code >= 400 && code <= 599 ? code : 0;
 }
 
+/*
+ * Parse "[slow<ms>.]...<kind>-<id>" into t.  t->k stays NULL when the token
+ * is outside the grammar; slow_ms is still honoured then.
+ */
 static void
 parse_token(const char *s, struct tok *t)
 {

@@ -187,7 +187,8 @@ def tamper_payload(token):
         text = json.dumps(value, separators=(",", ":")).encode("utf-8")
         needle = b'"%s":%s' % (name.encode("ascii"), text)
         at = raw.find(needle)
-        if isinstance(value, bool) or at == -1 or not text.strip(b'"').isdigit():
+        digits = text.strip(b'"')
+        if isinstance(value, bool) or at == -1 or not digits.isdigit():
             continue
         last = at + len(needle) - (2 if text.endswith(b'"') else 1)
         digit = (raw[last] - ord("0") + 1) % 10
@@ -217,7 +218,8 @@ def verify_rs256(token, key_set):
     header = json.loads(b64url_decode(h))
     if header.get("alg") != "RS256":
         return False
-    keys = [k for k in key_set.get("keys", []) if k.get("kid") == header.get("kid")]
+    keys = [k for k in key_set.get("keys", [])
+            if k.get("kid") == header.get("kid")]
     if len(keys) != 1:
         return False
     n = int.from_bytes(b64url_decode(keys[0]["n"]), "big")
@@ -228,7 +230,8 @@ def verify_rs256(token, key_set):
         return False
     em = pow(int.from_bytes(sig, "big"), e, n).to_bytes(size, "big")
     digest_info = bytes.fromhex("3031300d060960864801650304020105000420")
-    t = digest_info + hashlib.sha256(("%s.%s" % (h, p)).encode("ascii")).digest()
+    signed = ("%s.%s" % (h, p)).encode("ascii")
+    t = digest_info + hashlib.sha256(signed).digest()
     want = b"\x00\x01" + b"\xff" * (size - len(t) - 3) + b"\x00" + t
     return hmac.compare_digest(em, want)
 
