@@ -24,7 +24,9 @@
  * answer never holds up another connection.  The counters and the JWKS
  * fail switch are atomics; the key set and the used-code table each have a
  * mutex (keys are never freed, so a key read under the lock stays valid);
- * everything else is per connection or read-only once listening.
+ * one more thread makes the first RSA keys after the fake starts listening
+ * (key users wait for it); everything else is per connection or read-only
+ * once listening.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -939,15 +941,31 @@ struct fkey {
 	char		 pem[PEM_MAX];	/* SubjectPublicKeyInfo PEM */
 };
 
+/*
+ * The key set.  The first key and the spare are made by keys_main() while
+ * the fake already listens (RSA key generation takes up to a second, and
+ * the suites start the fake often); keys_lock() waits for them.
+ */
 static struct {
-	pthread_mutex_t	 mu;		/* guards n and jwks_from */
+	pthread_mutex_t	 mu;		/* guards everything below */
+	pthread_cond_t	 ready_cv;	/* signalled once, when ready is set */
 	pthread_mutex_t	 rotate_mu;	/* one rotation at a time */
+	int		 ready;
 	struct fkey	*all[KEYS_MAX];	/* all[n - 1] signs */
 	int		 n;
 	int		 jwks_from;	/* all[jwks_from .. n - 1] are served */
 	struct fkey	*spare;		/* kid=unknown: never served */
-} keys = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    { NULL }, 0, 0, NULL };
+} keys = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, 0, { NULL }, 0, 0, NULL };
+
+/* Lock the key set once its first keys exist. */
+static void
+keys_lock(void)
+{
+	pthread_mutex_lock(&keys.mu);
+	while (!keys.ready)
+		pthread_cond_wait(&keys.ready_cv, &keys.mu);
+}
 
 /* base64url of the key's big-number parameter name into dst. */
 static int
@@ -1016,16 +1034,38 @@ key_pick(const char *kid)
 	const struct fkey *k = NULL;
 	int i;
 
+	keys_lock();
 	if (kid != NULL && strcmp(kid, "unknown") == 0)
-		return keys.spare;
-	pthread_mutex_lock(&keys.mu);
-	if (kid == NULL)
+		k = keys.spare;
+	else if (kid == NULL)
 		k = keys.all[keys.n - 1];
-	for (i = 0; kid != NULL && i < keys.n; i++)
+	for (i = 0; k == NULL && kid != NULL && i < keys.n; i++)
 		if (strcmp(keys.all[i]->kid, kid) == 0)
 			k = keys.all[i];
 	pthread_mutex_unlock(&keys.mu);
 	return k;
+}
+
+/* Thread: makes the first key and the spare, then marks the set ready. */
+static void *
+keys_main(void *arg)
+{
+	struct fkey *first = key_new("fake-key-1");
+	struct fkey *spare = key_new("fake-key-unknown");
+
+	(void)arg;
+	if (first == NULL || spare == NULL) {
+		fprintf(stderr, "fake-kakao: cannot make RSA keys\n");
+		_exit(1);
+	}
+	pthread_mutex_lock(&keys.mu);
+	keys.all[0] = first;
+	keys.n = 1;
+	keys.spare = spare;
+	keys.ready = 1;
+	pthread_cond_broadcast(&keys.ready_cv);
+	pthread_mutex_unlock(&keys.mu);
+	return NULL;
 }
 
 /*
@@ -1041,7 +1081,7 @@ key_rotate(int keep)
 	int n;
 
 	pthread_mutex_lock(&keys.rotate_mu);
-	pthread_mutex_lock(&keys.mu);
+	keys_lock();
 	n = keys.n;
 	pthread_mutex_unlock(&keys.mu);
 	snprintf(kid, sizeof kid, "fake-key-%d", n + 1);
@@ -1064,7 +1104,7 @@ jwks_body(struct out *o)
 {
 	int i;
 
-	pthread_mutex_lock(&keys.mu);
+	keys_lock();
 	oputs(o, "{\"keys\":[");
 	for (i = keys.n - 1; i >= keys.jwks_from; i--)
 		oprintf(o, "%s{\"kid\":\"%s\",\"kty\":\"RSA\",\"alg\":\"RS256\","
@@ -1081,7 +1121,7 @@ key_state_body(struct out *o)
 {
 	int i;
 
-	pthread_mutex_lock(&keys.mu);
+	keys_lock();
 	oprintf(o, "{\"kid\":\"%s\",\"jwks\":[", keys.all[keys.n - 1]->kid);
 	for (i = keys.n - 1; i >= keys.jwks_from; i--)
 		oprintf(o, "%s\"%s\"", i == keys.n - 1 ? "" : ",",
@@ -2047,6 +2087,7 @@ main(int argc, char **argv)
 	struct timeval rcv = { IDLE_TIMEOUT_S, 0 }, snd = { SEND_TIMEOUT_S, 0 };
 	struct sigaction sa;
 	pthread_attr_t attr;
+	pthread_t keys_tid;
 	int port = -1, lfd, one = 1, ch;
 
 	while ((ch = getopt(argc, argv, "p:a:d:k:s:i:c:qv")) != -1) {
@@ -2067,12 +2108,6 @@ main(int argc, char **argv)
 		usage();
 	memset(padding, 'x', sizeof padding);
 	used_init();
-	/* Keys before listening: a test that sees the port can sign. */
-	if (key_rotate(0) == -1 ||
-	    (keys.spare = key_new("fake-key-unknown")) == NULL) {
-		fprintf(stderr, "fake-kakao: cannot make RSA keys\n");
-		return 1;
-	}
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_IGN;
@@ -2102,6 +2137,10 @@ main(int argc, char **argv)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, THREAD_STACK);
+	if (pthread_create(&keys_tid, &attr, keys_main, NULL) != 0) {
+		perror("fake-kakao: pthread_create");
+		return 1;
+	}
 
 	for (;;) {
 		struct conn *c;
