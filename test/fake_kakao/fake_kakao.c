@@ -1,21 +1,35 @@
 /*
  * fake_kakao: a fake of Kakao's user API (kapi.kakao.com: /v2/user/me,
- * /v1/user/access_token_info) and of its token endpoint (kauth.kakao.com:
- * /oauth/token), for tests and benchmarks.  Plain HTTP/1.1 with keep-alive
- * on 127.0.0.1.  Wire formats follow /work/shared/kakao-api.md.
+ * /v1/user/access_token_info) and of its OAuth side (kauth.kakao.com:
+ * /oauth/token, /.well-known/jwks.json), for tests and benchmarks.  Plain
+ * HTTP/1.1 with keep-alive on 127.0.0.1.  Wire formats follow
+ * /work/shared/kakao-api.md.  It touches nothing but its socket.
  *
- * The bearer token alone selects the behaviour.  A token is "<kind>-<id>"
- * with optional "slow<ms>." prefixes: "valid-42" is a full profile for user
- * 42, "status503-1" a maintenance error, "slow1500.valid-42" the full profile
- * 1.5 s late.  The kinds[] table lists every kind.  At /oauth/token the code
- * "good-<id>" exchanges for the access token "valid-<id>".
+ * The bearer token alone selects the kapi behaviour.  A token is
+ * "<kind>-<id>" with optional "slow<ms>." prefixes: "valid-42" is a full
+ * profile for user 42, "status503-1" a maintenance error, "slow1500.valid-42"
+ * the full profile 1.5 s late.  The kinds[] table lists every kind.
+ *
+ * At /oauth/token the code alone selects the behaviour, the same way:
+ * "[slow<ms>.]<kind>-<id>[.u<tag>][.s<challenge>][.n<nonce>]", kinds in
+ * code_kinds[]; the tag only makes a code unique.
+ * "good-<id>" exchanges for the access token "valid-<id>"; "oidc-<id>" also
+ * gets an id_token (RS256, signed with a key generated at start and served
+ * at /.well-known/jwks.json); ".s" demands a PKCE S256 verifier, ".n" puts
+ * a nonce in the id_token.  Every code works once, like Kakao's.  Test-only
+ * control routes start with "/__" (see routes[]).
  *
  * Threads: the main thread accepts; every connection gets a detached thread
  * with a small stack and one heap buffer, so a slow, hanging or trickling
- * answer never holds up another connection.  The counters are atomics;
- * everything else is per connection or read-only once listening.
+ * answer never holds up another connection.  The counters and the JWKS
+ * fail switch are atomics; the key set and the used-code table each have a
+ * mutex (keys are never freed, so a key read under the lock stays valid);
+ * one more thread makes the first RSA keys after the fake starts listening
+ * (key users wait for it); everything else is per connection or read-only
+ * once listening.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -25,6 +39,8 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +49,14 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #define REQ_HDR_MAX	(16 * 1024)	/* request line + headers; more is 431 */
 #define REQ_BODY_MAX	(64 * 1024)	/* request body; more is 413 */
@@ -56,7 +80,7 @@
 #define LONGNICK_LEN	10000
 #define DRAIN_MS	1000		/* drain() limits, see there */
 #define DRAIN_MAX	(1024 * 1024)
-#define CODE_MAX	256		/* longest /oauth/token form value we keep */
+#define CODE_MAX	1024		/* longest /oauth/token form value we take */
 #define LOG_TOKEN_CHARS	4		/* -v never prints more of a token */
 #define DEFAULT_APP_ID	424242LL
 #define FOREIGN_APP_ID	999999LL
@@ -65,6 +89,19 @@
 #define CONNECTED_AT	"2021-08-18T08:54:05Z"
 #define JSON_CT		"application/json;charset=UTF-8"
 #define INVALID_TOKEN	"{\"msg\":\"this access token does not exist\",\"code\":-401}"
+#define DEFAULT_REST_KEY "fake-rest-api-key"
+#define DEFAULT_ISSUER	"https://kauth.kakao.com"
+#define FORM_CT		"application/x-www-form-urlencoded"
+#define RSA_BITS	2048
+#define KEYS_MAX	64		/* keys one run may make: 1 + rotations */
+#define JWKS_SERVE_MAX	8		/* keys one JWKS lists at most */
+#define KID_MAX		32
+#define PEM_MAX		1024		/* an RSA-2048 public key PEM is ~450 */
+#define B64_N_MAX	512		/* base64url of a 2048-bit modulus: 342 */
+#define SIG_MAX		512		/* RSA-2048 signature: 256 bytes */
+#define CLAIMS_MAX	(16 * 1024)	/* an id_token's payload JSON */
+#define USED_MAX	65536		/* used codes remembered (power of 2) */
+#define CHALLENGE_MAX	128		/* a PKCE challenge in a code */
 
 enum idfmt { ID_NUM, ID_NONE, ID_STR, ID_NEG, ID_FLOAT, ID_BIG, ID_ZERO };
 enum shape { P_FULL, P_BARE, P_NONICK, P_NOID };
@@ -142,7 +179,9 @@ struct tok {
 struct req {
 	const char	*method;
 	const char	*path;		/* query string cut off */
+	const char	*query;		/* after '?', or "" */
 	const char	*auth;		/* Authorization value, or NULL */
+	const char	*ctype;		/* Content-Type value, or NULL */
 	const char	*body;
 	size_t		 blen;
 	int		 keepalive;
@@ -152,6 +191,7 @@ struct req {
 struct conn {
 	int	 fd;
 	int	 status;		/* last answer, for -v; 0 = none */
+	char	 note[LOG_TOKEN_CHARS + 1];	/* a code's head, for -v */
 	size_t	 fill;			/* bytes in in[] */
 	char	 in[REQ_HDR_MAX + REQ_BODY_MAX];
 	char	 out[OUT_HDR_ROOM + OUT_MAX];
@@ -168,8 +208,14 @@ static long long	app_id = DEFAULT_APP_ID;
 static int		delay_ms;
 static int		verbose;
 static char		padding[PAD_CHUNK];	/* 'x' * PAD_CHUNK, set in main */
+static const char	*rest_key = DEFAULT_REST_KEY;	/* -k */
+static const char	*client_secret;			/* -s; NULL: not checked */
+static const char	*issuer = DEFAULT_ISSUER;	/* -i */
+static size_t		used_cap = USED_MAX;		/* -c */
 
 static atomic_ullong	st_requests, st_connections, st_open;
+static atomic_ullong	st_token_calls, st_jwks_calls;
+static atomic_int	jwks_failing;			/* POST /__jwks?fail=1 */
 
 /* ---- small helpers ---- */
 
@@ -207,23 +253,32 @@ send_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Parse a decimal id 1..LLONG_MAX at the start of s; returns the end of
+ * its digits, or NULL. */
+static const char *
+parse_id_prefix(const char *s, long long *id)
+{
+	const char *p;
+	long long v = 0;
+
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		if (v > (LLONG_MAX - (*p - '0')) / 10)
+			return NULL;
+		v = v * 10 + (*p - '0');
+	}
+	if (p == s || v < 1)
+		return NULL;
+	*id = v;
+	return p;
+}
+
 /* Parse a decimal id 1..LLONG_MAX filling the whole of s. */
 static int
 parse_id(const char *s, long long *id)
 {
-	long long v = 0;
+	const char *end = parse_id_prefix(s, id);
 
-	if (*s == '\0')
-		return 0;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
-			return 0;
-		if (v > (LLONG_MAX - (*s - '0')) / 10)
-			return 0;
-		v = v * 10 + (*s - '0');
-	}
-	*id = v;
-	return v >= 1;
+	return end != NULL && *end == '\0';
 }
 
 static void
@@ -398,6 +453,48 @@ status_error(struct conn *c, const struct req *r, int status)
 /* ---- tokens and bodies ---- */
 
 /*
+ * Skip the "slow<ms>." prefixes at *sp, adding their delays (capped) to
+ * *slow_ms.  Returns 0 when a prefix is malformed.
+ */
+static int
+parse_slow(const char **sp, int *slow_ms)
+{
+	const char *s = *sp;
+
+	while (strncmp(s, "slow", 4) == 0 && s[4] >= '0' && s[4] <= '9') {
+		long ms = 0;
+
+		for (s += 4; *s >= '0' && *s <= '9'; s++)
+			if (ms <= SLOW_MAX_MS)
+				ms = ms * 10 + (*s - '0');
+		if (*s++ != '.')
+			return 0;
+		*slow_ms += ms > SLOW_MAX_MS ? SLOW_MAX_MS : (int)ms;
+		if (*slow_ms > SLOW_MAX_MS)
+			*slow_ms = SLOW_MAX_MS;
+	}
+	*sp = s;
+	return 1;
+}
+
+/* "status<code>" as a kind name: three digits, 400..599; 0 if not. */
+static int
+parse_status_kind(const char *s, size_t nlen)
+{
+	int code = 0;
+	size_t i;
+
+	if (nlen != 9 || strncmp(s, "status", 6) != 0)
+		return 0;
+	for (i = 6; i < 9; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		code = code * 10 + (s[i] - '0');
+	}
+	return code >= 400 && code <= 599 ? code : 0;
+}
+
+/*
  * Parse "[slow<ms>.]...<kind>-<id>" into t.  t->k stays NULL when the token
  * is outside the grammar; slow_ms is still honoured then.
  */
@@ -408,38 +505,18 @@ parse_token(const char *s, struct tok *t)
 	size_t nlen, i;
 
 	memset(t, 0, sizeof *t);
-	while (strncmp(s, "slow", 4) == 0 && s[4] >= '0' && s[4] <= '9') {
-		long ms = 0;
-
-		for (s += 4; *s >= '0' && *s <= '9'; s++)
-			if (ms <= SLOW_MAX_MS)
-				ms = ms * 10 + (*s - '0');
-		if (*s++ != '.')
-			return;
-		t->slow_ms += ms > SLOW_MAX_MS ? SLOW_MAX_MS : (int)ms;
-		if (t->slow_ms > SLOW_MAX_MS)
-			t->slow_ms = SLOW_MAX_MS;
-	}
+	if (!parse_slow(&s, &t->slow_ms))
+		return;
 	if ((dash = strchr(s, '-')) == NULL || !parse_id(dash + 1, &t->id))
 		return;
 	nlen = (size_t)(dash - s);
 
-	/* status<code>: three digits, 400..599 */
-	if (nlen == 9 && strncmp(s, "status", 6) == 0) {
-		int code = 0;
-
-		for (i = 6; i < 9; i++) {
-			if (s[i] < '0' || s[i] > '9')
-				return;
-			code = code * 10 + (s[i] - '0');
-		}
-		if (code < 400 || code > 599)
+	if (nlen >= 6 && strncmp(s, "status", 6) == 0) {
+		if ((t->status = parse_status_kind(s, nlen)) == 0)
 			return;
-		t->status = code;
 		s = "status";
 		nlen = 6;
-	} else if (nlen == 6 && strncmp(s, "status", 6) == 0)
-		return;
+	}
 
 	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		if (strlen(kinds[i].name) == nlen &&
@@ -640,23 +717,17 @@ bearer(const char *auth)
 	return *auth ? auth : NULL;
 }
 
+/*
+ * The faults that replace the answer whatever it was (close, hang,
+ * garbage); *done says one was sent.  Returns 1 to keep the connection.
+ */
 static int
-kapi(struct conn *c, const struct req *r, enum endpoint ep)
+send_early_fault(struct conn *c, const struct req *r, enum fault f, int *done)
 {
-	const char *token = bearer(r->auth);
-	struct tok t;
 	struct out o;
 
-	memset(&t, 0, sizeof t);
-	if (token != NULL)
-		parse_token(token, &t);
-	sleep_ms(delay_ms + t.slow_ms);
-
-	if (t.k == NULL || t.k->fault == F_INVALID)
-		return invalid_token(c, r);
-	switch (t.k->fault) {
-	case F_STATUS:
-		return status_error(c, r, t.status);
+	*done = 1;
+	switch (f) {
 	case F_CLOSE:
 		return 0;
 	case F_HANG:
@@ -671,35 +742,79 @@ kapi(struct conn *c, const struct req *r, enum endpoint ep)
 		oputs(&o, "{\"id\":\"\xe2\x80\xae\xe2\x80\xa8" "fake\x7f\x1b[2J\"}");
 		return respond(c, r, 200, JSON_CT, NULL, o.len);
 	default:
-		break;
+		*done = 0;
+		return 1;
 	}
+}
+
+/* Send the 200 body built in o, spoilt the way the fault f says. */
+static int
+send_body(struct conn *c, const struct req *r, enum fault f, struct out *o)
+{
+	if (o->overflow)
+		return respond_str(c, r, 500, NULL,
+		    "{\"msg\":\"fake-kakao: body too big\",\"code\":-1}");
+	switch (f) {
+	case F_HUGE:
+		return send_huge(c, r, o->p, o->len);
+	case F_TRUNCATED:
+		send_truncated(c, o->p, o->len);
+		return 0;
+	case F_TRICKLE:
+		send_trickle(c, o->p, o->len);
+		return 0;
+	default:
+		return respond(c, r, 200, JSON_CT, NULL, o->len);
+	}
+}
+
+static int
+kapi(struct conn *c, const struct req *r, enum endpoint ep)
+{
+	const char *token = bearer(r->auth);
+	struct tok t;
+	struct out o;
+	int keep, done;
+
+	memset(&t, 0, sizeof t);
+	if (token != NULL)
+		parse_token(token, &t);
+	sleep_ms(delay_ms + t.slow_ms);
+
+	if (t.k == NULL || t.k->fault == F_INVALID)
+		return invalid_token(c, r);
+	if (t.k->fault == F_STATUS)
+		return status_error(c, r, t.status);
+	keep = send_early_fault(c, r, t.k->fault, &done);
+	if (done)
+		return keep;
 
 	out_init(&o, c);
 	if (ep == EP_ME)
 		profile_body(&o, t.k, t.id);
 	else
 		info_body(&o, t.k, t.id);
-	if (o.overflow)
-		return respond_str(c, r, 500, NULL,
-		    "{\"msg\":\"fake-kakao: body too big\",\"code\":-1}");
-
-	switch (t.k->fault) {
-	case F_HUGE:
-		return send_huge(c, r, o.p, o.len);
-	case F_TRUNCATED:
-		send_truncated(c, o.p, o.len);
-		return 0;
-	case F_TRICKLE:
-		send_trickle(c, o.p, o.len);
-		return 0;
-	default:
-		return respond(c, r, 200, JSON_CT, NULL, o.len);
-	}
+	return send_body(c, r, t.k->fault, &o);
 }
+
+static int
+kapi_me(struct conn *c, const struct req *r)
+{
+	return kapi(c, r, EP_ME);
+}
+
+static int
+kapi_info(struct conn *c, const struct req *r)
+{
+	return kapi(c, r, EP_INFO);
+}
+
+/* ---- forms ---- */
 
 /*
  * Copy the url-decoded value of key from an x-www-form-urlencoded body into
- * dst (truncated to cap - 1).  Returns 1 when the key is present.
+ * dst.  Returns 1 when the key is present, 0 when it is not (dst empty), -1
+ * when its value does not fit in cap - 1 bytes (dst holds the start).
  */
 static int
 form_value(const char *body, size_t blen, const char *key, char *dst,
@@ -729,7 +844,7 @@ form_value(const char *body, size_t blen, const char *key, char *dst,
 					dst[n++] = *p;
 			}
 			dst[n] = '\0';
-			return 1;
+			return p < pend ? -1 : 1;
 		}
 		p = amp ? amp + 1 : end;
 	}
@@ -737,34 +852,926 @@ form_value(const char *body, size_t blen, const char *key, char *dst,
 	return 0;
 }
 
-static int
-oauth_token(struct conn *c, const struct req *r)
+/* The decoded value of key in the query, or NULL when absent (or out of
+ * memory).  The caller frees it. */
+static char *
+query_dup(const struct req *r, const char *key)
 {
-	char grant[CODE_MAX], code[CODE_MAX];
-	long long id;
+	size_t qlen = strlen(r->query);
+	char *v = malloc(qlen + 1);
+
+	if (v != NULL && form_value(r->query, qlen, key, v, qlen + 1) != 1) {
+		free(v);
+		v = NULL;
+	}
+	return v;
+}
+
+/* key=1 / key=0 in the query: 1 or 0, dflt when absent, -1 otherwise. */
+static int
+query_bool(const struct req *r, const char *key, int dflt)
+{
+	char v[8];
+
+	switch (form_value(r->query, strlen(r->query), key, v, sizeof v)) {
+	case 0:
+		return dflt;
+	case 1:
+		if (strcmp(v, "1") == 0 || strcmp(v, "0") == 0)
+			return v[0] == '1';
+		return -1;
+	default:
+		return -1;
+	}
+}
+
+/* True for "application/x-www-form-urlencoded", parameters allowed. */
+static int
+is_form(const char *ctype)
+{
+	size_t n = sizeof FORM_CT - 1;
+
+	if (ctype == NULL || strncasecmp(ctype, FORM_CT, n) != 0)
+		return 0;
+	for (ctype += n; *ctype == ' ' || *ctype == '\t'; ctype++)
+		;
+	return *ctype == '\0' || *ctype == ';';
+}
+
+/* ---- keys and id_tokens ---- */
+
+/* Append base64url of src (no padding); sets o->overflow if it does not fit. */
+static void
+ob64url(struct out *o, const unsigned char *src, size_t n)
+{
+	size_t need = 4 * ((n + 2) / 3) + 1, i;	/* + EVP_EncodeBlock's NUL */
+	char *d;
+	int len;
+
+	if (o->overflow || need > o->cap - o->len || n > INT_MAX / 2) {
+		o->overflow = 1;
+		return;
+	}
+	d = o->p + o->len;
+	len = EVP_EncodeBlock((unsigned char *)d, src, (int)n);
+	for (i = 0; i < (size_t)len && d[i] != '='; i++) {
+		if (d[i] == '+')
+			d[i] = '-';
+		else if (d[i] == '/')
+			d[i] = '_';
+	}
+	o->len += i;
+}
+
+static void
+out_buf(struct out *o, char *buf, size_t cap)
+{
+	o->p = buf;
+	o->len = 0;
+	o->cap = cap;
+	o->overflow = 0;
+}
+
+/* A signing key; immutable once made, never freed (see keys). */
+struct fkey {
+	EVP_PKEY	*pk;
+	char		 kid[KID_MAX];
+	char		 n[B64_N_MAX];	/* base64url modulus, no leading zero */
+	char		 e[16];		/* base64url exponent */
+	char		 pem[PEM_MAX];	/* SubjectPublicKeyInfo PEM */
+};
+
+/*
+ * The key set.  The first key and the spare are made by keys_main() while
+ * the fake already listens (RSA key generation takes up to a second, and
+ * the suites start the fake often); keys_lock() waits for them.
+ */
+static struct {
+	pthread_mutex_t	 mu;		/* guards everything below */
+	pthread_cond_t	 ready_cv;	/* signalled once, when ready is set */
+	pthread_mutex_t	 rotate_mu;	/* one rotation at a time */
+	int		 ready;
+	struct fkey	*all[KEYS_MAX];	/* all[n - 1] signs */
+	int		 n;
+	int		 jwks_from;	/* all[jwks_from .. n - 1] are served */
+	struct fkey	*spare;		/* kid=unknown: never served */
+} keys = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, 0, { NULL }, 0, 0, NULL };
+
+/* Lock the key set once its first keys exist. */
+static void
+keys_lock(void)
+{
+	pthread_mutex_lock(&keys.mu);
+	while (!keys.ready)
+		pthread_cond_wait(&keys.ready_cv, &keys.mu);
+}
+
+/* base64url of the key's big-number parameter name into dst. */
+static int
+key_param_b64(EVP_PKEY *pk, const char *name, char *dst, size_t cap)
+{
+	unsigned char bin[RSA_BITS / 8 + 8];
+	BIGNUM *bn = NULL;
+	struct out o;
+	int len;
+
+	if (!EVP_PKEY_get_bn_param(pk, name, &bn))
+		return -1;
+	len = BN_num_bytes(bn);		/* BN_bn2bin: no leading zero byte */
+	if (len <= 0 || (size_t)len > sizeof bin) {
+		BN_free(bn);
+		return -1;
+	}
+	BN_bn2bin(bn, bin);
+	BN_free(bn);
+	out_buf(&o, dst, cap);
+	ob64url(&o, bin, (size_t)len);
+	if (o.overflow)
+		return -1;
+	dst[o.len] = '\0';
+	return 0;
+}
+
+/* A new RSA key named kid, or NULL.  Never freed: tokens and threads may
+ * still hold it. */
+static struct fkey *
+key_new(const char *kid)
+{
+	struct fkey *k = calloc(1, sizeof *k);
+	BIO *bio = NULL;
+	char *pem;
+	long plen;
+
+	if (k == NULL || (k->pk = EVP_RSA_gen(RSA_BITS)) == NULL)
+		goto fail;
+	snprintf(k->kid, sizeof k->kid, "%s", kid);
+	if (key_param_b64(k->pk, OSSL_PKEY_PARAM_RSA_N, k->n, sizeof k->n) ||
+	    key_param_b64(k->pk, OSSL_PKEY_PARAM_RSA_E, k->e, sizeof k->e))
+		goto fail;
+	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
+	    !PEM_write_bio_PUBKEY(bio, k->pk))
+		goto fail;
+	plen = BIO_get_mem_data(bio, &pem);
+	if (plen <= 0 || (size_t)plen >= sizeof k->pem)
+		goto fail;
+	memcpy(k->pem, pem, (size_t)plen);
+	BIO_free(bio);
+	return k;
+fail:
+	BIO_free(bio);
+	if (k != NULL)
+		EVP_PKEY_free(k->pk);
+	free(k);
+	return NULL;
+}
+
+/* The signing key (kid NULL), the key named kid, or for "unknown" the
+ * spare; NULL when there is none. */
+static const struct fkey *
+key_pick(const char *kid)
+{
+	const struct fkey *k = NULL;
+	int i;
+
+	keys_lock();
+	if (kid != NULL && strcmp(kid, "unknown") == 0)
+		k = keys.spare;
+	else if (kid == NULL)
+		k = keys.all[keys.n - 1];
+	for (i = 0; k == NULL && kid != NULL && i < keys.n; i++)
+		if (strcmp(keys.all[i]->kid, kid) == 0)
+			k = keys.all[i];
+	pthread_mutex_unlock(&keys.mu);
+	return k;
+}
+
+/* Thread: makes the first key and the spare, then marks the set ready. */
+static void *
+keys_main(void *arg)
+{
+	struct fkey *first = key_new("fake-key-1");
+	struct fkey *spare = key_new("fake-key-unknown");
+
+	(void)arg;
+	if (first == NULL || spare == NULL) {
+		fprintf(stderr, "fake-kakao: cannot make RSA keys\n");
+		_exit(1);
+	}
+	pthread_mutex_lock(&keys.mu);
+	keys.all[0] = first;
+	keys.n = 1;
+	keys.spare = spare;
+	keys.ready = 1;
+	pthread_cond_broadcast(&keys.ready_cv);
+	pthread_mutex_unlock(&keys.mu);
+	return NULL;
+}
+
+/*
+ * Make the next key and sign with it from now on.  keep: the JWKS also
+ * keeps serving the keys it served (the newest JWKS_SERVE_MAX); else it
+ * serves only the new one.  Returns 0, or -1 (no key made).
+ */
+static int
+key_rotate(int keep)
+{
+	char kid[KID_MAX];
+	struct fkey *k = NULL;
+	int n;
+
+	pthread_mutex_lock(&keys.rotate_mu);
+	keys_lock();
+	n = keys.n;
+	pthread_mutex_unlock(&keys.mu);
+	snprintf(kid, sizeof kid, "fake-key-%d", n + 1);
+	if (n < KEYS_MAX && (k = key_new(kid)) != NULL) {
+		pthread_mutex_lock(&keys.mu);
+		keys.all[keys.n++] = k;
+		if (!keep)
+			keys.jwks_from = keys.n - 1;
+		else if (keys.n - keys.jwks_from > JWKS_SERVE_MAX)
+			keys.jwks_from = keys.n - JWKS_SERVE_MAX;
+		pthread_mutex_unlock(&keys.mu);
+	}
+	pthread_mutex_unlock(&keys.rotate_mu);
+	return k != NULL ? 0 : -1;
+}
+
+/* {"keys":[...]}: the served keys, the signing one first. */
+static void
+jwks_body(struct out *o)
+{
+	int i;
+
+	keys_lock();
+	oputs(o, "{\"keys\":[");
+	for (i = keys.n - 1; i >= keys.jwks_from; i--)
+		oprintf(o, "%s{\"kid\":\"%s\",\"kty\":\"RSA\",\"alg\":\"RS256\","
+		    "\"use\":\"sig\",\"n\":\"%s\",\"e\":\"%s\"}",
+		    i == keys.n - 1 ? "" : ",", keys.all[i]->kid,
+		    keys.all[i]->n, keys.all[i]->e);
+	oputs(o, "]}");
+	pthread_mutex_unlock(&keys.mu);
+}
+
+/* {"kid":<signing>,"jwks":[<served kids>]}: what /__rotate answers. */
+static void
+key_state_body(struct out *o)
+{
+	int i;
+
+	keys_lock();
+	oprintf(o, "{\"kid\":\"%s\",\"jwks\":[", keys.all[keys.n - 1]->kid);
+	for (i = keys.n - 1; i >= keys.jwks_from; i--)
+		oprintf(o, "%s\"%s\"", i == keys.n - 1 ? "" : ",",
+		    keys.all[i]->kid);
+	oputs(o, "]}");
+	pthread_mutex_unlock(&keys.mu);
+}
+
+/* An id_token's claims; NULL strings and has_* = 0 are left out. */
+struct claims {
+	const char	*iss, *aud, *sub, *nonce;
+	const char	*nickname, *picture, *email;
+	long long	 iat, exp, auth_time;
+	int		 has_iat, has_exp, has_auth_time;
+	int		 email_verified;	/* -1 left out, else the boolean */
+};
+
+/* JSON string content, UTF-8 passed through (a test may want it raw). */
+static void
+ojson_utf8(struct out *o, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			oprintf(o, "\\%c", ch);
+		else if (ch < 0x20)
+			oprintf(o, "\\u%04x", ch);
+		else
+			oputs_n(o, s, 1);
+	}
+}
+
+static void
+claim_str(struct out *o, const char *name, const char *v)
+{
+	if (v == NULL)
+		return;
+	oprintf(o, "%s\"%s\":\"", o->len > 1 ? "," : "", name);
+	ojson_utf8(o, v);
+	oputs(o, "\"");
+}
+
+static void
+claim_num(struct out *o, const char *name, int has, long long v)
+{
+	if (has)
+		oprintf(o, "%s\"%s\":%lld", o->len > 1 ? "," : "", name, v);
+}
+
+static void
+claims_json(struct out *o, const struct claims *cl)
+{
+	oputs(o, "{");
+	claim_str(o, "iss", cl->iss);
+	claim_str(o, "aud", cl->aud);
+	claim_str(o, "sub", cl->sub);
+	claim_num(o, "iat", cl->has_iat, cl->iat);
+	claim_num(o, "exp", cl->has_exp, cl->exp);
+	claim_num(o, "auth_time", cl->has_auth_time, cl->auth_time);
+	claim_str(o, "nonce", cl->nonce);
+	claim_str(o, "nickname", cl->nickname);
+	claim_str(o, "picture", cl->picture);
+	claim_str(o, "email", cl->email);
+	if (cl->email_verified != -1)
+		oprintf(o, "%s\"email_verified\":%s", o->len > 1 ? "," : "",
+		    jbool(cl->email_verified));
+	oputs(o, "}");
+}
+
+/*
+ * Append an RS256 JWT with claims cl, signed by k, to o.  Returns 0, or -1
+ * when it does not fit or signing fails (o then holds a partial token).
+ */
+static int
+id_token_append(struct out *o, const struct fkey *k, const struct claims *cl)
+{
+	char hdr[128], *pj = malloc(CLAIMS_MAX);	/* freed here */
+	unsigned char sig[SIG_MAX];
+	size_t slen = sizeof sig, start = o->len;
+	EVP_MD_CTX *md = NULL;
+	struct out p;
+	int rc = -1, hl;
+
+	if (pj == NULL)
+		return -1;
+	out_buf(&p, pj, CLAIMS_MAX);
+	claims_json(&p, cl);
+	hl = snprintf(hdr, sizeof hdr,
+	    "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", k->kid);
+	ob64url(o, (const unsigned char *)hdr, (size_t)hl);
+	oputs(o, ".");
+	ob64url(o, (const unsigned char *)pj, p.len);
+	if (p.overflow || o->overflow)
+		goto done;
+	if ((md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, k->pk) != 1 ||
+	    EVP_DigestSign(md, sig, &slen,
+	    (const unsigned char *)o->p + start, o->len - start) != 1)
+		goto done;
+	oputs(o, ".");
+	ob64url(o, sig, slen);
+	rc = o->overflow ? -1 : 0;
+done:
+	EVP_MD_CTX_free(md);
+	free(pj);
+	return rc;
+}
+
+/* ---- /oauth/token ---- */
+
+/*
+ * Codes Kakao has seen: a code works once, whatever its first answer was.
+ * SHA-256 tags (the first 8 bytes) in a ring of used_cap slots, the oldest
+ * forgotten, chained into USED_MAX buckets for the lookup.
+ */
+static struct {
+	pthread_mutex_t	 mu;
+	uint64_t	 tag[USED_MAX];
+	int32_t		 next[USED_MAX];	/* bucket chain; -1 ends it */
+	int32_t		 head[USED_MAX];	/* first slot of a bucket; -1 */
+	size_t		 n, pos;		/* slots held; next (oldest) slot */
+} used_codes = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void
+used_init(void)
+{
+	memset(used_codes.head, 0xff, sizeof used_codes.head);
+}
+
+/* Record code as used: 1 the first time, 0 when it was seen before. */
+static int
+used_claim(const char *code)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	uint64_t t;
+	size_t b;
+	int32_t i, *pp;
+	int fresh = 1;
+
+	SHA256((const unsigned char *)code, strlen(code), md);
+	memcpy(&t, md, sizeof t);
+	b = (size_t)(t & (USED_MAX - 1));
+
+	pthread_mutex_lock(&used_codes.mu);
+	for (i = used_codes.head[b]; i != -1; i = used_codes.next[i])
+		if (used_codes.tag[i] == t) {
+			fresh = 0;
+			goto out;
+		}
+	if (used_codes.n == used_cap) {		/* forget the oldest */
+		size_t ob = (size_t)(used_codes.tag[used_codes.pos] &
+		    (USED_MAX - 1));
+
+		pp = &used_codes.head[ob];
+		while (*pp != (int32_t)used_codes.pos)
+			pp = &used_codes.next[*pp];
+		*pp = used_codes.next[used_codes.pos];
+	} else
+		used_codes.n++;
+	used_codes.tag[used_codes.pos] = t;
+	used_codes.next[used_codes.pos] = used_codes.head[b];
+	used_codes.head[b] = (int32_t)used_codes.pos;
+	used_codes.pos = (used_codes.pos + 1) % used_cap;
+out:
+	pthread_mutex_unlock(&used_codes.mu);
+	return fresh;
+}
+
+enum code_act {
+	C_TOKEN,	/* tokens, the body spoilt by the fault column */
+	C_OIDC,		/* tokens and an id_token */
+	C_KOE,		/* that Kakao error */
+	C_STATUS	/* status<code>: HTTP <code>, a kauth error body */
+};
+
+struct code_kind {
+	const char	*name;
+	enum code_act	 act;
+	enum fault	 fault;		/* C_TOKEN only */
+	int		 status;	/* C_KOE only, and its error: */
+	const char	*error, *koe, *desc;	/* desc NULL: "not found" */
+};
+
+/* Every code kind; a code matching none is "not found" (KOE320). */
+static const struct code_kind code_kinds[] = {
+	{ "good",	C_TOKEN, F_NONE, 0, NULL, NULL, NULL },
+	{ "oidc",	C_OIDC,	F_NONE, 0, NULL, NULL, NULL },
+	{ "koe320",	C_KOE,	F_NONE, 400, "invalid_grant", "KOE320", NULL },
+	{ "koe303",	C_KOE,	F_NONE, 400, "invalid_grant", "KOE303",
+	  "Redirect URI mismatch." },
+	{ "koe006",	C_KOE,	F_NONE, 400, "misconfigured", "KOE006",
+	  "invalid redirect uri." },
+	{ "koe010",	C_KOE,	F_NONE, 401, "invalid_client", "KOE010",
+	  "Bad client credentials" },
+	{ "koe101",	C_KOE,	F_NONE, 401, "invalid_client", "KOE101",
+	  "Not exist client_id" },
+	{ "status",	C_STATUS, F_NONE, 0, NULL, NULL, NULL },	/* status<code> */
+	{ "garbage",	C_TOKEN, F_GARBAGE, 0, NULL, NULL, NULL },
+	{ "ctlgarbage",	C_TOKEN, F_CTLGARBAGE, 0, NULL, NULL, NULL },
+	{ "huge",	C_TOKEN, F_HUGE, 0, NULL, NULL, NULL },
+	{ "truncated",	C_TOKEN, F_TRUNCATED, 0, NULL, NULL, NULL },
+	{ "trickle",	C_TOKEN, F_TRICKLE, 0, NULL, NULL, NULL },
+	{ "hang",	C_TOKEN, F_HANG, 0, NULL, NULL, NULL },
+	{ "close",	C_TOKEN, F_CLOSE, 0, NULL, NULL, NULL },
+};
+
+struct code {
+	const struct code_kind *k;	/* NULL: not in the grammar */
+	long long	 id;
+	int		 slow_ms;
+	int		 status;		/* C_STATUS only */
+	char		 challenge[CHALLENGE_MAX]; /* "": no PKCE */
+	const char	*nonce;			/* into the code; NULL: none */
+};
+
+static int
+is_b64url(int ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+}
+
+/*
+ * Parse "[slow<ms>.]<kind>-<id>[.u<tag>][.s<challenge>][.n<nonce>]" into cd.
+ * The tag (letters and digits) is ignored: tests use it to make a code
+ * unique.  The nonce is the rest of the code, whatever it holds.
+ */
+static void
+parse_code(const char *s, struct code *cd)
+{
+	const char *dash, *p;
+	size_t nlen, i, clen = 0;
+
+	memset(cd, 0, sizeof *cd);
+	if (!parse_slow(&s, &cd->slow_ms) || (dash = strchr(s, '-')) == NULL ||
+	    (p = parse_id_prefix(dash + 1, &cd->id)) == NULL)
+		return;
+	if (strncmp(p, ".u", 2) == 0) {		/* a tag making it unique */
+		const char *tag = p += 2;
+
+		while (isalnum((unsigned char)*p))
+			p++;
+		if (p == tag)
+			return;
+	}
+	if (strncmp(p, ".s", 2) == 0) {
+		for (p += 2; is_b64url(*p); p++) {
+			if (clen + 1 >= sizeof cd->challenge)
+				return;
+			cd->challenge[clen++] = *p;
+		}
+		if (clen == 0)
+			return;
+	}
+	if (strncmp(p, ".n", 2) == 0) {		/* the rest is the nonce */
+		cd->nonce = p + 2;
+		p += strlen(p);
+	}
+	if (*p != '\0')
+		return;
+	nlen = (size_t)(dash - s);
+	if (nlen >= 6 && strncmp(s, "status", 6) == 0) {
+		if ((cd->status = parse_status_kind(s, nlen)) == 0)
+			return;
+		nlen = 6;
+	}
+	for (i = 0; i < sizeof code_kinds / sizeof code_kinds[0]; i++)
+		if (strlen(code_kinds[i].name) == nlen &&
+		    memcmp(code_kinds[i].name, s, nlen) == 0) {
+			cd->k = &code_kinds[i];
+			return;
+		}
+}
+
+/* kauth's error shape: {"error":..,"error_description":..,"error_code":..} */
+static int
+kauth_error(struct conn *c, const struct req *r, int status,
+    const char *error, const char *desc, const char *koe)
+{
 	struct out o;
 
-	form_value(r->body, r->blen, "grant_type", grant, sizeof grant);
-	form_value(r->body, r->blen, "code", code, sizeof code);
 	out_init(&o, c);
-	if (strcmp(grant, "authorization_code") != 0) {
-		oputs(&o, "{\"error\":\"unsupported_grant_type\","
-		    "\"error_description\":\"only authorization_code is faked\"}");
-		return respond(c, r, 400, JSON_CT, NULL, o.len);
-	}
-	if (strncmp(code, "good-", 5) == 0 && parse_id(code + 5, &id)) {
-		oprintf(&o, "{\"token_type\":\"bearer\",\"access_token\":\"valid-%lld\","
-		    "\"expires_in\":%d,\"refresh_token\":\"refresh-%lld\","
-		    "\"refresh_token_expires_in\":%d,"
-		    "\"scope\":\"profile_nickname account_email\"}",
-		    id, EXPIRES_IN, id, REFRESH_EXPIRES);
-		return respond(c, r, 200, JSON_CT, NULL, o.len);
-	}
+	oprintf(&o, "{\"error\":\"%s\",\"error_description\":\"", error);
+	ojson(&o, desc);
+	oprintf(&o, "\",\"error_code\":\"%s\"}", koe);
+	return respond(c, r, status, JSON_CT, NULL, o.len);
+}
+
+/* Kakao's answer to an unknown or used code; like Kakao, it quotes it. */
+static int
+code_not_found(struct conn *c, const struct req *r, const char *code)
+{
+	struct out o;
+
+	out_init(&o, c);
 	oputs(&o, "{\"error\":\"invalid_grant\",\"error_description\":"
 	    "\"authorization code not found for code=");
 	ojson(&o, code);
 	oputs(&o, "\",\"error_code\":\"KOE320\"}");
 	return respond(c, r, 400, JSON_CT, NULL, o.len);
+}
+
+/* True when base64url(SHA-256(verifier)) is the challenge (PKCE S256). */
+static int
+pkce_ok(const char *challenge, const char *verifier)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char b64[64];
+	struct out o;
+
+	SHA256((const unsigned char *)verifier, strlen(verifier), md);
+	out_buf(&o, b64, sizeof b64);
+	ob64url(&o, md, sizeof md);
+	b64[o.overflow ? 0 : o.len] = '\0';
+	return !o.overflow && strcmp(b64, challenge) == 0;
+}
+
+/* The success body; the id_token's claims match kapi's valid-<id>. */
+static int
+token_body(struct out *o, const struct code *cd, const char *aud)
+{
+	int oidc = cd->k->act == C_OIDC;
+	unsigned long long rnd;
+	char sub[24], nick[32], pic[64], mail[48];
+	struct claims cl;
+	long long now = (long long)time(NULL);
+
+	if (RAND_bytes((unsigned char *)&rnd, sizeof rnd) != 1)
+		rnd = (unsigned long long)now_ms();
+	oprintf(o, "{\"token_type\":\"bearer\",\"access_token\":\"valid-%lld\","
+	    "\"expires_in\":%d,\"refresh_token\":\"refresh-%lld-%016llx\","
+	    "\"refresh_token_expires_in\":%d,\"scope\":\"%s\"",
+	    cd->id, EXPIRES_IN, cd->id, rnd, REFRESH_EXPIRES, oidc ?
+	    "profile_nickname profile_image account_email openid" :
+	    "profile_nickname account_email");
+	if (oidc) {
+		snprintf(sub, sizeof sub, "%lld", cd->id);
+		snprintf(nick, sizeof nick, "user%lld", cd->id);
+		snprintf(pic, sizeof pic, "http://k.kakaocdn.net/img/%lld.jpg",
+		    cd->id);
+		snprintf(mail, sizeof mail, "user%lld@example.com", cd->id);
+		cl = (struct claims){ .iss = issuer, .aud = aud, .sub = sub,
+		    .nonce = cd->nonce, .nickname = nick, .picture = pic,
+		    .email = mail, .iat = now, .exp = now + EXPIRES_IN,
+		    .auth_time = now, .has_iat = 1, .has_exp = 1,
+		    .has_auth_time = 1, .email_verified = -1 };
+		oputs(o, ",\"id_token\":\"");
+		if (id_token_append(o, key_pick(NULL), &cl) == -1)
+			return -1;
+		oputs(o, "\"");
+	}
+	oputs(o, "}");
+	return 0;
+}
+
+/* Answer a fresh, well-formed code the way its kind says. */
+static int
+code_answer(struct conn *c, const struct req *r, const struct code *cd,
+    const char *code, const char *aud)
+{
+	const struct code_kind *k = cd->k;
+	struct out o;
+	int keep, done, s5;
+
+	switch (k->act) {
+	case C_KOE:
+		if (k->desc == NULL)
+			return code_not_found(c, r, code);
+		return kauth_error(c, r, k->status, k->error, k->desc, k->koe);
+	case C_STATUS:
+		s5 = cd->status >= 500;
+		return kauth_error(c, r, cd->status,
+		    s5 ? "server_error" : "invalid_request",
+		    s5 ? "system is under maintenance" : "request refused",
+		    s5 ? "KOE003" : "KOE001");
+	default:
+		break;
+	}
+	keep = send_early_fault(c, r, k->fault, &done);
+	if (done)
+		return keep;
+	out_init(&o, c);
+	if (token_body(&o, cd, aud) == -1)
+		return respond_str(c, r, 500, NULL,
+		    "{\"msg\":\"fake-kakao: cannot sign\",\"code\":-1}");
+	return send_body(c, r, k->fault, &o);
+}
+
+/* The form fields /oauth/token reads. */
+struct token_form {
+	char	grant[CODE_MAX], client_id[CODE_MAX], secret[CODE_MAX];
+	char	redirect[CODE_MAX], code[CODE_MAX], verifier[CODE_MAX];
+	int	has_secret, has_verifier;
+};
+
+/* Fill f from the body; -1 when a value is too long. */
+static int
+token_form_read(const struct req *r, struct token_form *f)
+{
+	static const struct { const char *key; size_t off; } fields[] = {
+		{ "grant_type", offsetof(struct token_form, grant) },
+		{ "client_id", offsetof(struct token_form, client_id) },
+		{ "client_secret", offsetof(struct token_form, secret) },
+		{ "redirect_uri", offsetof(struct token_form, redirect) },
+		{ "code", offsetof(struct token_form, code) },
+		{ "code_verifier", offsetof(struct token_form, verifier) },
+	};
+	int got[sizeof fields / sizeof fields[0]];
+	size_t i;
+
+	for (i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		if ((got[i] = form_value(r->body, r->blen, fields[i].key,
+		    (char *)f + fields[i].off, CODE_MAX)) == -1)
+			return -1;
+	f->has_secret = got[2];
+	f->has_verifier = got[5];
+	return 0;
+}
+
+/*
+ * The checks in order: the request's own (content type, grant, client,
+ * secret, redirect_uri: these leave the code unused), then the code is
+ * used up, the delay slept, and the code's kind, PKCE and nonce decide.
+ */
+static int
+token_answer(struct conn *c, const struct req *r, struct token_form *f)
+{
+	struct code cd;
+	int fresh;
+
+	if (!is_form(r->ctype))
+		return kauth_error(c, r, 400, "invalid_request",
+		    "Content-Type must be " FORM_CT, "KOE001");
+	if (token_form_read(r, f) == -1)
+		return kauth_error(c, r, 400, "invalid_request",
+		    "a parameter is too long", "KOE001");
+	memcpy(c->note, f->code, strnlen(f->code, LOG_TOKEN_CHARS));
+	c->note[strnlen(f->code, LOG_TOKEN_CHARS)] = '\0';
+	if (strcmp(f->grant, "authorization_code") != 0)
+		return kauth_error(c, r, 400, "unsupported_grant_type",
+		    "only authorization_code is faked", "KOE001");
+	if (strcmp(f->client_id, rest_key) != 0)
+		return kauth_error(c, r, 401, "invalid_client",
+		    "Not exist client_id", "KOE101");
+	if (client_secret != NULL && (!f->has_secret ||
+	    strcmp(f->secret, client_secret) != 0))
+		return kauth_error(c, r, 401, "invalid_client",
+		    "Bad client credentials", "KOE010");
+	if (f->redirect[0] == '\0')
+		return kauth_error(c, r, 400, "invalid_request",
+		    "redirect_uri is required", "KOE006");
+
+	parse_code(f->code, &cd);
+	fresh = f->code[0] != '\0' && used_claim(f->code);
+	sleep_ms(delay_ms + cd.slow_ms);
+	if (!fresh || cd.k == NULL)
+		return code_not_found(c, r, f->code);
+	if (cd.challenge[0] != '\0' && (!f->has_verifier ||
+	    !pkce_ok(cd.challenge, f->verifier)))
+		return kauth_error(c, r, 400, "invalid_grant",
+		    "code_verifier does not match code_challenge", "KOE320");
+	return code_answer(c, r, &cd, f->code, f->client_id);
+}
+
+static int
+oauth_token(struct conn *c, const struct req *r)
+{
+	struct token_form *f = calloc(1, sizeof *f);	/* freed here */
+	int keep;
+
+	atomic_fetch_add(&st_token_calls, 1);
+	if (f == NULL)
+		return respond_str(c, r, 500, NULL,
+		    "{\"msg\":\"fake-kakao: out of memory\",\"code\":-1}");
+	keep = token_answer(c, r, f);
+	free(f);
+	return keep;
+}
+
+/* ---- JWKS and the control routes ---- */
+
+static int
+jwks(struct conn *c, const struct req *r)
+{
+	struct out o;
+
+	atomic_fetch_add(&st_jwks_calls, 1);
+	sleep_ms(delay_ms);
+	if (atomic_load(&jwks_failing))
+		return status_error(c, r, 503);
+	out_init(&o, c);
+	jwks_body(&o);
+	return respond(c, r, 200, JSON_CT, NULL, o.len);
+}
+
+static int
+ctl_bad(struct conn *c, const struct req *r, const char *why)
+{
+	struct out o;
+
+	out_init(&o, c);
+	oputs(&o, "{\"msg\":\"fake-kakao: ");
+	ojson(&o, why);
+	oputs(&o, "\",\"code\":-2}");
+	return respond(c, r, 400, JSON_CT, NULL, o.len);
+}
+
+/* POST /__rotate[?keep=1] */
+static int
+ctl_rotate(struct conn *c, const struct req *r)
+{
+	int keep = query_bool(r, "keep", 0);
+	struct out o;
+
+	if (keep == -1)
+		return ctl_bad(c, r, "keep is 0 or 1");
+	if (key_rotate(keep) == -1)
+		return respond_str(c, r, 500, NULL,
+		    "{\"msg\":\"fake-kakao: cannot make another key\",\"code\":-1}");
+	out_init(&o, c);
+	key_state_body(&o);
+	return respond(c, r, 200, JSON_CT, NULL, o.len);
+}
+
+/* POST /__jwks?fail=1|0 */
+static int
+ctl_jwks(struct conn *c, const struct req *r)
+{
+	int fail = query_bool(r, "fail", -1);
+
+	if (fail == -1)
+		return ctl_bad(c, r, "fail is 0 or 1");
+	atomic_store(&jwks_failing, fail);
+	return respond_str(c, r, 200, NULL,
+	    fail ? "{\"fail\":true}" : "{\"fail\":false}");
+}
+
+/* A query number: absent keeps *v and *has, empty leaves it out. */
+static int
+query_num(const char *s, long long *v, int *has)
+{
+	char *end;
+
+	if (s == NULL)
+		return 0;
+	if (*s == '\0') {
+		*has = 0;
+		return 0;
+	}
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	*has = 1;
+	return errno == 0 && *end == '\0' ? 0 : -1;
+}
+
+/* A query string claim: absent gives dflt, empty leaves it out. */
+static const char *
+query_claim(const char *s, const char *dflt)
+{
+	if (s == NULL)
+		return dflt;
+	return *s == '\0' ? NULL : s;
+}
+
+enum { Q_SUB, Q_AUD, Q_ISS, Q_IAT, Q_EXP, Q_AUTH_TIME, Q_NONCE, Q_KID,
+    Q_NICKNAME, Q_PICTURE, Q_EMAIL, Q_EMAIL_VERIFIED, Q_COUNT };
+
+/* Fill cl from the query values v (see ctl_id_token); -1 on a bad number. */
+static int
+id_token_claims(char *const *v, struct claims *cl)
+{
+	long long now = (long long)time(NULL);
+
+	*cl = (struct claims){ .iat = now, .has_iat = 1,
+	    .exp = now + EXPIRES_IN, .has_exp = 1, .email_verified = -1 };
+	cl->sub = query_claim(v[Q_SUB], NULL);
+	cl->aud = query_claim(v[Q_AUD], rest_key);
+	cl->iss = query_claim(v[Q_ISS], issuer);
+	cl->nonce = query_claim(v[Q_NONCE], NULL);
+	cl->nickname = query_claim(v[Q_NICKNAME], NULL);
+	cl->picture = query_claim(v[Q_PICTURE], NULL);
+	cl->email = query_claim(v[Q_EMAIL], NULL);
+	if (query_num(v[Q_IAT], &cl->iat, &cl->has_iat) == -1 ||
+	    query_num(v[Q_EXP], &cl->exp, &cl->has_exp) == -1)
+		return -1;
+	cl->auth_time = cl->iat;
+	cl->has_auth_time = cl->has_iat;
+	if (query_num(v[Q_AUTH_TIME], &cl->auth_time, &cl->has_auth_time) == -1)
+		return -1;
+	if (v[Q_EMAIL_VERIFIED] != NULL) {
+		if (strcmp(v[Q_EMAIL_VERIFIED], "true") != 0 &&
+		    strcmp(v[Q_EMAIL_VERIFIED], "false") != 0)
+			return -1;
+		cl->email_verified = v[Q_EMAIL_VERIFIED][0] == 't';
+	}
+	return 0;
+}
+
+/*
+ * GET /__id_token?sub=..&aud=..[&iss=..][&iat=..][&exp=..][&auth_time=..]
+ * [&nonce=..][&kid=..][&nickname=..][&picture=..][&email=..]
+ * [&email_verified=true|false]: a token signed by the current key (kid=
+ * another served or retired kid: by that one; kid=unknown: by the spare).
+ * Defaults: aud the -k key, iss the -i issuer, iat now, exp now + 21599,
+ * auth_time iat; an empty value leaves the claim out.
+ */
+static int
+ctl_id_token(struct conn *c, const struct req *r)
+{
+	static const char *const names[Q_COUNT] = { "sub", "aud", "iss", "iat",
+	    "exp", "auth_time", "nonce", "kid", "nickname", "picture", "email",
+	    "email_verified" };
+	char *v[Q_COUNT];		/* freed below */
+	const struct fkey *k;
+	struct claims cl;
+	struct out o;
+	int i, keep;
+
+	for (i = 0; i < Q_COUNT; i++)
+		v[i] = query_dup(r, names[i]);
+	k = key_pick(v[Q_KID]);
+	out_init(&o, c);
+	if (k == NULL)
+		keep = ctl_bad(c, r, "no such kid");
+	else if (id_token_claims(v, &cl) == -1)
+		keep = ctl_bad(c, r, "bad number or boolean");
+	else if (id_token_append(&o, k, &cl) == -1)
+		keep = ctl_bad(c, r, "claims too large");
+	else
+		keep = respond(c, r, 200, "text/plain", NULL, o.len);
+	for (i = 0; i < Q_COUNT; i++)
+		free(v[i]);
+	return keep;
+}
+
+/* GET /__public.pem[?kid=..]: the signing key's public half. */
+static int
+ctl_public_pem(struct conn *c, const struct req *r)
+{
+	char *kid = query_dup(r, "kid");	/* freed below */
+	const struct fkey *k = key_pick(kid);
+	struct out o;
+
+	free(kid);
+	if (k == NULL)
+		return ctl_bad(c, r, "no such kid");
+	out_init(&o, c);
+	oputs(&o, k->pem);
+	return respond(c, r, 200, "text/plain", NULL, o.len);
 }
 
 static int
@@ -773,41 +1780,55 @@ stats(struct conn *c, const struct req *r)
 	struct out o;
 
 	out_init(&o, c);
-	oprintf(&o, "{\"requests\":%llu,\"connections\":%llu,\"open\":%llu}",
+	oprintf(&o, "{\"requests\":%llu,\"connections\":%llu,\"open\":%llu,"
+	    "\"token_calls\":%llu,\"jwks_calls\":%llu}",
 	    atomic_load(&st_requests), atomic_load(&st_connections),
-	    atomic_load(&st_open));
+	    atomic_load(&st_open), atomic_load(&st_token_calls),
+	    atomic_load(&st_jwks_calls));
 	return respond(c, r, 200, JSON_CT, NULL, o.len);
 }
+
+/* ---- routing ---- */
+
+enum { M_GET = 1, M_POST = 2 };
+
+static const struct route {
+	const char	*path;
+	int		 methods;
+	int		(*fn)(struct conn *, const struct req *);
+} routes[] = {
+	{ "/v2/user/me",		M_GET | M_POST,	kapi_me },
+	{ "/v1/user/access_token_info",	M_GET,		kapi_info },
+	{ "/oauth/token",		M_POST,		oauth_token },
+	{ "/.well-known/jwks.json",	M_GET,		jwks },
+	{ "/__stats",			M_GET,		stats },
+	{ "/__rotate",			M_POST,		ctl_rotate },
+	{ "/__jwks",			M_POST,		ctl_jwks },
+	{ "/__id_token",		M_GET,		ctl_id_token },
+	{ "/__public.pem",		M_GET,		ctl_public_pem },
+};
 
 /* Returns 1 to keep the connection open. */
 static int
 route(struct conn *c, const struct req *r)
 {
-	const char *m = r->method, *p = r->path;
-	int get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
-	const char *allowed;
+	int m = strcmp(r->method, "GET") == 0 ? M_GET :
+	    strcmp(r->method, "POST") == 0 ? M_POST : 0;
+	size_t i;
 
-	if (strcmp(p, "/v2/user/me") == 0) {
-		if (get || post)
-			return kapi(c, r, EP_ME);
-		allowed = "Allow: GET, POST\r\n";
-	} else if (strcmp(p, "/v1/user/access_token_info") == 0) {
-		if (get)
-			return kapi(c, r, EP_INFO);
-		allowed = "Allow: GET\r\n";
-	} else if (strcmp(p, "/oauth/token") == 0) {
-		if (post)
-			return oauth_token(c, r);
-		allowed = "Allow: POST\r\n";
-	} else if (strcmp(p, "/__stats") == 0) {
-		if (get)
-			return stats(c, r);
-		allowed = "Allow: GET\r\n";
-	} else
-		return respond_str(c, r, 404, NULL,
-		    "{\"msg\":\"not found\",\"code\":-2}");
-	return respond_str(c, r, 405, allowed,
-	    "{\"msg\":\"method not allowed\",\"code\":-2}");
+	for (i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		if (strcmp(r->path, routes[i].path) != 0)
+			continue;
+		if (m & routes[i].methods)
+			return routes[i].fn(c, r);
+		return respond_str(c, r, 405,
+		    routes[i].methods == M_GET ? "Allow: GET\r\n" :
+		    routes[i].methods == M_POST ? "Allow: POST\r\n" :
+		    "Allow: GET, POST\r\n",
+		    "{\"msg\":\"method not allowed\",\"code\":-2}");
+	}
+	return respond_str(c, r, 404, NULL,
+	    "{\"msg\":\"not found\",\"code\":-2}");
 }
 
 /* ---- request reading ---- */
@@ -845,8 +1866,11 @@ parse_head(char *buf, size_t hlen, struct req *r, size_t *clen, int *expect)
 	minor = sp[7] - '0';
 	r->keepalive = minor == 1;
 	r->head = strcmp(r->method, "HEAD") == 0;
-	if ((q = strchr(r->path, '?')) != NULL)
+	r->query = "";
+	if ((q = strchr(r->path, '?')) != NULL) {
 		*q = '\0';
+		r->query = q + 1;
+	}
 
 	for (line = nl + 1; line < end; line = nl + 1) {
 		char *name = line, *val;
@@ -865,6 +1889,8 @@ parse_head(char *buf, size_t hlen, struct req *r, size_t *clen, int *expect)
 
 		if (strcasecmp(name, "Authorization") == 0)
 			r->auth = val;
+		else if (strcasecmp(name, "Content-Type") == 0)
+			r->ctype = val;
 		else if (strcasecmp(name, "Content-Length") == 0) {
 			size_t n = 0;
 
@@ -982,6 +2008,8 @@ log_request(const struct conn *c, const struct req *r)
 {
 	const char *tok = bearer(r->auth);
 
+	if (tok == NULL && c->note[0] != '\0')
+		tok = c->note;		/* a code's head, never more */
 	if (tok == NULL)
 		fprintf(stderr, "fake-kakao: %s %s %d -\n", r->method, r->path,
 		    c->status);
@@ -1005,6 +2033,7 @@ conn_main(void *arg)
 		atomic_fetch_add_explicit(&st_requests, 1,
 		    memory_order_relaxed);
 		c->status = 0;
+		c->note[0] = '\0';
 		keep = route(c, &r);
 		if (verbose)
 			log_request(c, &r);
@@ -1031,7 +2060,9 @@ on_signal(int sig)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: fake-kakao -p port [-a app_id] [-d ms] [-q | -v]\n");
+	fprintf(stderr, "usage: fake-kakao -p port [-a app_id] [-d ms] "
+	    "[-k rest_api_key] [-s client_secret] [-i issuer] [-c used_codes] "
+	    "[-q | -v]\n");
 	exit(2);
 }
 
@@ -1056,13 +2087,18 @@ main(int argc, char **argv)
 	struct timeval rcv = { IDLE_TIMEOUT_S, 0 }, snd = { SEND_TIMEOUT_S, 0 };
 	struct sigaction sa;
 	pthread_attr_t attr;
+	pthread_t keys_tid;
 	int port = -1, lfd, one = 1, ch;
 
-	while ((ch = getopt(argc, argv, "p:a:d:qv")) != -1) {
+	while ((ch = getopt(argc, argv, "p:a:d:k:s:i:c:qv")) != -1) {
 		switch (ch) {
 		case 'p': port = (int)num_arg(optarg, 0, 65535); break;
 		case 'a': app_id = num_arg(optarg, 1, LLONG_MAX); break;
 		case 'd': delay_ms = (int)num_arg(optarg, 0, SLOW_MAX_MS); break;
+		case 'k': rest_key = optarg; break;
+		case 's': client_secret = optarg; break;
+		case 'i': issuer = optarg; break;
+		case 'c': used_cap = (size_t)num_arg(optarg, 1, USED_MAX); break;
 		case 'q': verbose = 0; break;
 		case 'v': verbose = 1; break;
 		default: usage();
@@ -1071,6 +2107,7 @@ main(int argc, char **argv)
 	if (port < 0 || optind != argc)
 		usage();
 	memset(padding, 'x', sizeof padding);
+	used_init();
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_IGN;
@@ -1100,6 +2137,10 @@ main(int argc, char **argv)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, THREAD_STACK);
+	if (pthread_create(&keys_tid, &attr, keys_main, NULL) != 0) {
+		perror("fake-kakao: pthread_create");
+		return 1;
+	}
 
 	for (;;) {
 		struct conn *c;

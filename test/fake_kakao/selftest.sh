@@ -1,31 +1,44 @@
-#!/usr/bin/env bash
-# Self-test of the fake Kakao server: selftest.sh path/to/fake-kakao
-# Starts it on a free port, checks a handful of token kinds with curl,
-# prints ok/FAIL per check and "N passed, M failed"; exits 1 on any failure.
+#!/bin/sh
+# Self-test of the fake Kakao server: selftest.sh [path/to/fake-kakao]
+# (default build/fake-kakao).  Starts it on free ports (once with -v, once
+# with -k -s -i -c), checks the kapi token kinds, the /oauth/token codes,
+# the id_tokens (signatures checked with openssl), the JWKS and the /__
+# control routes with curl, then runs test/integration/oidc.py's own check
+# against it.  Prints ok/FAIL per check and "N passed, M failed"; exits 1 on
+# any failure.  POSIX sh; needs curl, openssl, base64, xxd, python3.
 set -u
 
-bin=${1:?usage: selftest.sh path/to/fake-kakao}
+bin=${1:-build/fake-kakao}
+here=$(dirname "$0")
 tmp=$(mktemp -d)
-pid=
+pids=
 cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	for p in $pids; do
+		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-"$bin" -p 0 >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-port=
-for _ in $(seq 100); do			# up to 10 s (ASan starts slowly)
-	port=$(sed -n 's/^fake-kakao listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/out")
-	[ -n "$port" ] && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.1
-done
-if [ -z "$port" ]; then
-	echo "FAIL: server did not start"; cat "$tmp/err"; exit 1
-fi
-base=http://127.0.0.1:$port
+# start NAME ARGS...: starts the fake with ARGS, sets port and base.
+start() {
+	name=$1
+	shift
+	: >"$tmp/$name.out"
+	"$bin" -p 0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+	pids="$pids $!"
+	port=
+	for _ in $(seq 300); do		# up to 30 s (ASan, RSA key generation)
+		port=$(sed -n 's/^fake-kakao listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/$name.out")
+		[ -n "$port" ] && break
+		kill -0 "$!" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -z "$port" ]; then
+		echo "FAIL: server did not start"; cat "$tmp/$name.err"; exit 1
+	fi
+	base=http://127.0.0.1:$port
+}
 
 pass=0 fail=0
 check() {	# check NAME GOT WANT
@@ -40,14 +53,59 @@ get() {
 	curl -s -m 10 -w ' %{http_code}' -H "Authorization: Bearer $1" "$base$2" |
 	    sed 's/^\(.*\) \([0-9]*\)$/\2 \1/'
 }
-json_field() {	# json_field FIELD < body: value of a top-level scalar field
+json_field() {	# json_field FIELD < body: value of a (last) scalar field
 	sed -n "s/.*\"$1\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p"
 }
+field() {	# field FIELD TEXT
+	printf '%s\n' "$2" | json_field "$1"
+}
+# post PATH [curl args]: prints "<status> <body>"
+post() {
+	p=$1
+	shift
+	curl -s -m 10 -w ' %{http_code}' -X POST "$@" "$base$p" |
+	    sed 's/^\(.*\) \([0-9]*\)$/\2 \1/'
+}
+key=fake-rest-api-key
+form="grant_type=authorization_code&client_id=$key&redirect_uri=http%3A%2F%2Flocalhost%2Fcb"
+# token CODE [curl args]: exchanges CODE with form; "<status> <body>"
+token() {
+	c=$1
+	shift
+	post /oauth/token -d "$form&code=$c" "$@"
+}
+koe() {		# koe ANSWER: "<status> <error_code>"
+	echo "${1%% *} $(field error_code "${1#* }" | tr -d '"')"
+}
+b64d() {	# b64d < base64url: the bytes
+	tr -- '-_' '+/' | awk '{ n = length($0) % 4
+	    if (n == 2) $0 = $0 "=="; else if (n == 3) $0 = $0 "="; print }' |
+	    base64 -d
+}
+b64u() {	# b64u < bytes: base64url without padding
+	base64 -w0 | tr -- '+/' '-_' | tr -d '='
+}
+part() {	# part N TOKEN: part N of a JWT, decoded
+	printf '%s\n' "$2" | cut -d. -f"$1" | b64d
+}
+verify() {	# verify TOKEN PEMFILE: openssl's verdict on the RS256 signature
+	printf '%s\n' "$1" | cut -d. -f1,2 | tr -d '\n' >"$tmp/signed"
+	printf '%s\n' "$1" | cut -d. -f3 | b64d >"$tmp/sig"
+	openssl dgst -sha256 -verify "$2" -signature "$tmp/sig" "$tmp/signed" 2>/dev/null
+}
+kids() {	# kids: the kids the JWKS serves, in order, space-separated
+	curl -s -m 10 "$base/.well-known/jwks.json" |
+	    grep -o '"kid":"[^"]*"' | cut -d'"' -f4 | tr '\n' ' ' | sed 's/ $//'
+}
+
+start main -v
+
+# ---- kapi (unchanged kinds) ----
 
 r=$(get valid-42 /v2/user/me)
 check "valid: status" "${r%% *}" 200
-check "valid: id" "$(json_field id <<<"${r#* }")" 42
-check "valid: email" "$(json_field email <<<"${r#* }")" '"user42@example.com"'
+check "valid: id" "$(field id "${r#* }")" 42
+check "valid: email" "$(field email "${r#* }")" '"user42@example.com"'
 
 check "bare: body" "$(get bare-7 /v2/user/me)" \
     '200 {"id":7,"connected_at":"2021-08-18T08:54:05Z"}'
@@ -79,23 +137,251 @@ slow_ok=$(awk -v s="${t#* }" 'BEGIN { print (s >= 0.2 && s < 2) ? "yes" : "no ("
 check "slow200: status" "${t%% *}" 200
 check "slow200: takes 0.2 s" "$slow_ok" yes
 
-check "oauth: good code" "$(curl -s -m 10 -d 'grant_type=authorization_code&client_id=k&redirect_uri=http%3A%2F%2Fx&code=good-9' \
-    "$base/oauth/token" | json_field access_token)" '"valid-9"'
-check "oauth: bad code" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' \
-    -d 'grant_type=authorization_code&code=nope' "$base/oauth/token")" 400
+# ---- /oauth/token: the request's own checks ----
+
+r=$(token good-9)
+check "oauth good: status" "${r%% *}" 200
+b=${r#* }
+check "oauth good: access_token" "$(field access_token "$b")" '"valid-9"'
+check "oauth good: token_type" "$(field token_type "$b")" '"bearer"'
+check "oauth good: expires_in" "$(field expires_in "$b")" 21599
+check "oauth good: refresh_token" \
+    "$(field refresh_token "$b" | sed 's/^"refresh-9-[0-9a-f]\{16\}"$/ok/')" ok
+check "oauth good: refresh_token_expires_in" \
+    "$(field refresh_token_expires_in "$b")" 5183999
+check "oauth good: scope" "$(field scope "$b")" '"profile_nickname account_email"'
+check "oauth good: no id_token" "$(field id_token "$b")" ""
+check "oauth good: used twice is KOE320" "$(koe "$(token good-9)")" "400 KOE320"
+check "oauth: the KOE320 body Kakao sends" "$(token nope-1)" \
+    '400 {"error":"invalid_grant","error_description":"authorization code not found for code=nope-1","error_code":"KOE320"}'
+
+check "oauth: Content-Type text/plain is KOE001" \
+    "$(koe "$(token good-10 -H 'Content-Type: text/plain')")" "400 KOE001"
+check "oauth: ... and leaves the code unused" "$(koe "$(token good-10 \
+    -H 'Content-Type: application/x-www-form-urlencoded; charset=utf-8')")" "200 "
+r=$(post /oauth/token -d "grant_type=refresh_token&client_id=$key&refresh_token=x")
+check "oauth: grant_type refresh_token" \
+    "$(koe "$r") $(field error "${r#* }")" '400 KOE001 "unsupported_grant_type"'
+r=$(post /oauth/token -d "grant_type=authorization_code&client_id=nokey&redirect_uri=x&code=good-11")
+check "oauth: wrong client_id is 401 KOE101" \
+    "$(koe "$r") $(field error "${r#* }")" '401 KOE101 "invalid_client"'
+check "oauth: no client_id is 401 KOE101" "$(koe "$(post /oauth/token \
+    -d "grant_type=authorization_code&redirect_uri=x&code=good-11")")" "401 KOE101"
+check "oauth: no redirect_uri is KOE006" "$(koe "$(post /oauth/token \
+    -d "grant_type=authorization_code&client_id=$key&code=good-11")")" "400 KOE006"
+check "oauth: empty redirect_uri is KOE006" "$(koe "$(post /oauth/token \
+    -d "grant_type=authorization_code&client_id=$key&redirect_uri=&code=good-11")")" "400 KOE006"
+check "oauth: without -s a client_secret is ignored" \
+    "$(koe "$(token good-11 -d client_secret=anything)")" "200 "
+check "oauth: GET is 405" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' \
+    "$base/oauth/token")" 405
+
+# ---- /oauth/token: the code kinds ----
+
+for kc in koe320:400:KOE320 koe303:400:KOE303 koe006:400:KOE006 \
+    koe010:401:KOE010 koe101:401:KOE101 status503:503:KOE003 \
+    status429:429:KOE001; do
+	k=${kc%%:*} want=$(echo "${kc#*:}" | tr : ' ')
+	check "oauth $k" "$(koe "$(token "$k-1")")" "$want"
+done
+check "oauth koe303: used twice is KOE320" "$(koe "$(token koe303-2)")$(koe \
+    "$(token koe303-2)")" "400 KOE303400 KOE320"
+check "oauth koe010: the error" "$(field error "$(token koe010-2)")" \
+    '"invalid_client"'
+check "oauth garbage" "$(curl -s -m 10 -w ' %{http_code} %{content_type}' \
+    -d "$form&code=garbage-1" "$base/oauth/token")" \
+    '<html>not json</html> 200 text/html'
+check "oauth close: no answer" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' \
+    -d "$form&code=close-1" "$base/oauth/token")" 000
+check "oauth tagged code" "$(field access_token "$(token good-12.uab12)")" \
+    '"valid-12"'
+check "oauth: empty tag is outside the grammar" "$(koe "$(token good-12.u)")" \
+    "400 KOE320"
+
+# Two exchanges of one code at once: the fake uses it up on arrival.
+token slow500.good-13 >"$tmp/c1" &
+c1=$!
+sleep 0.1
+token slow500.good-13 >"$tmp/c2"
+wait "$c1"
+check "oauth: two concurrent exchanges of one code" \
+    "$( (head -c 3 "$tmp/c1"; echo; head -c 3 "$tmp/c2"; echo) | sort | tr '\n' ' ')" \
+    "200 400 "
+
+# ---- PKCE ----
+
+verifier=$(head -c 32 /dev/urandom | b64u)
+challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | b64u)
+check "pkce: verifier is 43 characters" "${#verifier}" 43
+check "pkce: right verifier" \
+    "$(koe "$(token "good-20.s$challenge" -d "code_verifier=$verifier")")" "200 "
+check "pkce: used twice is KOE320" \
+    "$(koe "$(token "good-20.s$challenge" -d "code_verifier=$verifier")")" "400 KOE320"
+r=$(token "good-21.s$challenge" -d "code_verifier=${verifier}x")
+check "pkce: wrong verifier" "$(koe "$r") $(field error "${r#* }")" \
+    '400 KOE320 "invalid_grant"'
+check "pkce: no verifier" "$(koe "$(token "good-22.s$challenge")")" "400 KOE320"
+check "pkce: a failed code is used up" \
+    "$(koe "$(token "good-22.s$challenge" -d "code_verifier=$verifier")")" "400 KOE320"
+check "pkce: a verifier without a challenge is ignored" \
+    "$(koe "$(token good-23 -d "code_verifier=whatever")")" "200 "
+
+# ---- id_tokens from the exchange ----
+
+curl -s -m 10 "$base/__public.pem" >"$tmp/pem1"
+check "public.pem: a public key" "$(head -n 1 "$tmp/pem1")" \
+    "-----BEGIN PUBLIC KEY-----"
+r=$(token "oidc-7.u1.s$challenge.nnonce-abc" -d "code_verifier=$verifier")
+b=${r#* }
+idt=$(field id_token "$b" | tr -d '"')
+check "oidc: status" "${r%% *}" 200
+check "oidc: scope" "$(field scope "$b")" \
+    '"profile_nickname profile_image account_email openid"'
+check "oidc: header" "$(part 1 "$idt")" '{"alg":"RS256","typ":"JWT","kid":"fake-key-1"}'
+claims=$(part 2 "$idt")
+check "oidc: iss" "$(field iss "$claims")" '"https://kauth.kakao.com"'
+check "oidc: aud" "$(field aud "$claims")" "\"$key\""
+check "oidc: sub" "$(field sub "$claims")" '"7"'
+check "oidc: nonce" "$(field nonce "$claims")" '"nonce-abc"'
+me=$(get valid-7 /v2/user/me)
+check "oidc: nickname as kapi's" "$(field nickname "$claims")" \
+    "$(field nickname "${me#* }")"
+check "oidc: email as kapi's" "$(field email "$claims")" \
+    "$(field email "${me#* }")"
+check "oidc: picture as kapi's" "$(field picture "$claims")" \
+    "$(field profile_image "${me#* }")"
+iat=$(field iat "$claims")
+check "oidc: exp = iat + 21599" "$(($(field exp "$claims") - iat))" 21599
+check "oidc: auth_time = iat" "$(field auth_time "$claims")" "$iat"
+check "oidc: iat is now" "$(awk -v t="$iat" -v n="$(date +%s)" \
+    'BEGIN { print (t - n < 5 && n - t < 5) ? "yes" : "no" }')" yes
+check "oidc: signature (openssl)" "$(verify "$idt" "$tmp/pem1")" "Verified OK"
+bad=$(printf '%s' "$claims" | sed 's/"sub":"7"/"sub":"8"/' | b64u)
+check "oidc: a changed payload fails" \
+    "$(verify "$(echo "$idt" | cut -d. -f1).$bad.$(echo "$idt" | cut -d. -f3)" \
+    "$tmp/pem1")" "Verification failure"
+check "oidc: no nonce without .n" "$(field nonce "$(part 2 "$(field id_token \
+    "$(token oidc-8)" | tr -d '"')")")" ""
+
+# ---- JWKS ----
+
+jw=$(curl -s -m 10 "$base/.well-known/jwks.json")
+check "jwks: one key" "$(kids)" fake-key-1
+check "jwks: kty alg use e" "$(field kty "$jw") $(field alg "$jw") $(field use "$jw") $(field e "$jw")" \
+    '"RSA" "RS256" "sig" "AQAB"'
+n_hex=$(field n "$jw" | tr -d '"' | b64d | xxd -p -u | tr -d '\n')
+check "jwks: n is the PEM's modulus, no leading zero" "Modulus=$n_hex" \
+    "$(openssl rsa -pubin -in "$tmp/pem1" -noout -modulus)"
+check "jwks: fail=1" "$(post '/__jwks?fail=1' | cut -d' ' -f1)" 200
+check "jwks: answers 503 while failing" "$(curl -s -m 10 -o /dev/null \
+    -w '%{http_code}' "$base/.well-known/jwks.json")" 503
+post '/__jwks?fail=0' >/dev/null
+check "jwks: fail=0 serves again" "$(kids)" fake-key-1
+check "jwks: fail without a value is 400" "$(post /__jwks | cut -d' ' -f1)" 400
+
+# ---- /__id_token ----
+
+t=$(curl -s -m 10 "$base/__id_token?sub=5&aud=other-aud&nonce=n1&iat=1000&exp=2000&nickname=%EA%B9%80&email=a%40b.c&email_verified=true")
+c=$(part 2 "$t")
+check "__id_token: claims" "$c" \
+    '{"iss":"https://kauth.kakao.com","aud":"other-aud","sub":"5","iat":1000,"exp":2000,"auth_time":1000,"nonce":"n1","nickname":"김","email":"a@b.c","email_verified":true}'
+check "__id_token: signature" "$(verify "$t" "$tmp/pem1")" "Verified OK"
+c=$(part 2 "$(curl -s -m 10 "$base/__id_token?sub=6")")
+check "__id_token: defaults" "$(field aud "$c") $(field iss "$c") $(($(field exp "$c") - $(field iat "$c")))" \
+    "\"$key\" \"https://kauth.kakao.com\" 21599"
+check "__id_token: empty iss leaves it out" \
+    "$(part 2 "$(curl -s -m 10 "$base/__id_token?sub=6&iss=&exp=")" | grep -c '"iss"\|"exp"')" 0
+t=$(curl -s -m 10 "$base/__id_token?sub=6&kid=unknown")
+check "__id_token kid=unknown: header" "$(field kid "$(part 1 "$t")")" '"fake-key-unknown"'
+check "__id_token kid=unknown: not the served key" "$(verify "$t" "$tmp/pem1")" \
+    "Verification failure"
+curl -s -m 10 "$base/__public.pem?kid=unknown" >"$tmp/pemu"
+check "__id_token kid=unknown: the spare key" "$(verify "$t" "$tmp/pemu")" "Verified OK"
+check "__id_token: no such kid is 400" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' \
+    "$base/__id_token?sub=1&kid=nope")" 400
+check "__id_token: bad number is 400" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' \
+    "$base/__id_token?sub=1&exp=soon")" 400
+
+# ---- rotation ----
+
+check "rotate" "$(post /__rotate)" '200 {"kid":"fake-key-2","jwks":["fake-key-2"]}'
+check "rotate: the JWKS serves only the new key" "$(kids)" fake-key-2
+curl -s -m 10 "$base/__public.pem" >"$tmp/pem2"
+idt=$(field id_token "$(token oidc-9)" | tr -d '"')
+check "rotate: the exchange signs with the new key" \
+    "$(field kid "$(part 1 "$idt")")" '"fake-key-2"'
+check "rotate: new key verifies" "$(verify "$idt" "$tmp/pem2")" "Verified OK"
+check "rotate: old key does not" "$(verify "$idt" "$tmp/pem1")" "Verification failure"
+t=$(curl -s -m 10 "$base/__id_token?sub=1&kid=fake-key-1")
+check "rotate: a retired kid still mints" "$(verify "$t" "$tmp/pem1")" "Verified OK"
+check "rotate keep=1" "$(post '/__rotate?keep=1')" \
+    '200 {"kid":"fake-key-3","jwks":["fake-key-3","fake-key-2"]}'
+check "rotate keep=1: the JWKS serves both" "$(kids)" "fake-key-3 fake-key-2"
+check "rotate: GET is 405" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' \
+    "$base/__rotate")" 405
+
+# ---- counters ----
+
+s0=$(curl -s -m 10 "$base/__stats")
+token good-30 >/dev/null
+token good-30 >/dev/null
+curl -s -m 10 -o /dev/null "$base/.well-known/jwks.json"
+s1=$(curl -s -m 10 "$base/__stats")
+check "__stats: token_calls" "$(($(field token_calls "$s1") - $(field token_calls "$s0")))" 2
+check "__stats: jwks_calls" "$(($(field jwks_calls "$s1") - $(field jwks_calls "$s0")))" 1
 
 # Keep-alive: one curl run with three URLs uses one connection; the third
 # URL reads the counters from inside that same connection.
 before=$(curl -s -m 10 "$base/__stats")
 after=$(curl -s -m 10 -o /dev/null -o /dev/null -H 'Authorization: Bearer valid-1' \
     "$base/v2/user/me" "$base/v2/user/me" "$base/__stats")
-c0=$(json_field connections <<<"$before") c1=$(json_field connections <<<"$after")
-q0=$(json_field requests <<<"$before") q1=$(json_field requests <<<"$after")
+c0=$(field connections "$before") c1=$(field connections "$after")
+q0=$(field requests "$before") q1=$(field requests "$after")
 check "__stats: keep-alive reuses one connection" "$((c1 - c0))" 1
 check "__stats: counts requests" "$((q1 - q0))" 3
 
-kill -0 "$pid" 2>/dev/null
+# ---- the -v log ----
+
+check "-v log: code heads only" \
+    "$(grep -c 'POST /oauth/token 200 good…$' "$tmp/main.err" | sed 's/^[1-9][0-9]*$/some/')" some
+check "-v log: no whole code, verifier or challenge" \
+    "$(grep -c -e good-9 -e oidc-7 -e "$verifier" -e "$challenge" "$tmp/main.err")" 0
+
+# ---- oidc.py's helpers against this fake ----
+
+if python3 "$here/../integration/oidc.py" "$port" >"$tmp/oidc.out" 2>&1 &&
+    [ "$(tail -n 1 "$tmp/oidc.out")" = "0 failed" ]; then
+	check "oidc.py self-check" ok ok
+else
+	cat "$tmp/oidc.out"
+	check "oidc.py self-check" failed ok
+fi
+
+kill -0 "$(echo $pids | cut -d' ' -f1)" 2>/dev/null
 check "server still running" "$?" 0
+
+# ---- a second fake: -k, -s, -i, and a used-code table of 2 ----
+
+start other -k app-key -s s3cret -i https://issuer.test -c 2
+key=app-key
+form="grant_type=authorization_code&client_id=$key&redirect_uri=x"
+check "-k: the default key is KOE101" "$(koe "$(post /oauth/token \
+    -d "grant_type=authorization_code&client_id=fake-rest-api-key&redirect_uri=x&code=good-1")")" "401 KOE101"
+r=$(token good-1)
+check "-s: no client_secret is KOE010" "$(koe "$r") $(field error "${r#* }")" \
+    '401 KOE010 "invalid_client"'
+check "-s: a wrong client_secret is KOE010" \
+    "$(koe "$(token good-1 -d client_secret=s3cre)")" "401 KOE010"
+form="$form&client_secret=s3cret"
+check "-s: the right client_secret" "$(koe "$(token good-1)")" "200 "
+c=$(part 2 "$(field id_token "$(token oidc-2)" | tr -d '"')")
+check "-i -k: iss and aud" "$(field iss "$c") $(field aud "$c")" \
+    '"https://issuer.test" "app-key"'
+token good-31 >/dev/null
+token good-32 >/dev/null
+token good-33 >/dev/null
+check "-c 2: the oldest code is forgotten" "$(koe "$(token good-31)")" "200 "
+check "-c 2: a recent one is not" "$(koe "$(token good-33)")" "400 KOE320"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
