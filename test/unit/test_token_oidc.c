@@ -1651,6 +1651,11 @@ test_tag(void **state)
 	assert_int_equal(token_tag(&a, "", "x", 1, t2, &err), -1);
 	assert_int_equal(err.status, KL_INTERNAL);
 	assert_int_equal(token_tag(&a, NULL, "x", 1, t2, &err), -1);
+	/* 47 bytes of purpose fit, 48 do not. */
+	assert_int_equal(token_tag(&a, "abcdefghijabcdefghijabcdefghijabcdefghij"
+	    "abcdefg", "x", 1, t2, &err), 0);
+	assert_int_equal(token_tag(&a, "abcdefghijabcdefghijabcdefghijabcdefghij"
+	    "abcdefgh", "x", 1, t2, &err), -1);
 	b.keylen = 0;
 	assert_int_equal(token_tag(&b, "code", "x", 1, t2, &err), -1);
 }
