@@ -281,12 +281,17 @@ done:
  * HMAC of, so tags of different purposes never collide and a tag is no
  * MAC of ours (those use the secret itself). */
 #define TOKEN_TAG_LABEL	"kakao-login tag "
+/* Proposed for kl_limits.h; here until it is there. */
+#ifndef MAX_TAG_PURPOSE
+#define MAX_TAG_PURPOSE		47	/* bytes of a token_tag() purpose */
+#endif
 
 int
 token_tag(const struct token_ctx *ctx, const char *purpose, const void *data,
     size_t len, unsigned char out[STORE_TAG_LEN], struct kl_error *err)
 {
-	unsigned char	 key[EVP_MAX_MD_SIZE], label[64];
+	unsigned char	 key[EVP_MAX_MD_SIZE];
+	unsigned char	 label[sizeof(TOKEN_TAG_LABEL) - 1 + MAX_TAG_PURPOSE];
 	unsigned int	 keylen = 0, outlen = 0;
 	size_t		 plen;
 	int		 rc = -1;
@@ -294,7 +299,7 @@ token_tag(const struct token_ctx *ctx, const char *purpose, const void *data,
 	if (ctx->keylen == 0)
 		return kl_fail(err, KL_INTERNAL, "token key not loaded");
 	plen = purpose != NULL ? strlen(purpose) : 0;
-	if (plen == 0 || plen > sizeof(label) - sizeof(TOKEN_TAG_LABEL))
+	if (plen == 0 || plen > MAX_TAG_PURPOSE)
 		return kl_fail(err, KL_INTERNAL, "token_tag: bad purpose");
 	memcpy(label, TOKEN_TAG_LABEL, sizeof(TOKEN_TAG_LABEL) - 1);
 	memcpy(label + sizeof(TOKEN_TAG_LABEL) - 1, purpose, plen);

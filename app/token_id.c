@@ -25,12 +25,18 @@
 
 #include "token_oidc.h"
 
-/* Decoded signature bytes read: an RSA-8192 signature. */
-#define ID_SIG_MAX	1024
-/* An expiry older than this is logged without its age. */
-#define ID_EXP_SHOWN_S	86400
-/* Characters of an audience shown in a log detail. */
-#define ID_AUD_PREVIEW	6
+/* Proposed for kl_limits.h; here until they are there. */
+#ifndef JWK_MAX_RSA_BITS
+#define JWK_MAX_RSA_BITS	8192	/* larger keys in a JWKS are skipped */
+#endif
+#ifndef OIDC_AUD_SHOWN
+#define OIDC_AUD_SHOWN		6	/* characters of an audience logged */
+#endif
+#ifndef OIDC_EXP_SHOWN_S
+#define OIDC_EXP_SHOWN_S	86400	/* older expiries logged without age */
+#endif
+/* Decoded signature bytes read: one of the largest key's. */
+#define ID_SIG_MAX	(JWK_MAX_RSA_BITS / 8)
 
 /* The three base64url parts of a compact JWS. */
 struct id_parts {
@@ -114,7 +120,7 @@ id_preview(char *dst, size_t size, const char *s)
 {
 	size_t	i;
 
-	for (i = 0; i < ID_AUD_PREVIEW && s[i] != '\0' && i + 4 < size; i++)
+	for (i = 0; i < OIDC_AUD_SHOWN && s[i] != '\0' && i + 4 < size; i++)
 		dst[i] = s[i] > 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i] :
 		    '?';
 	snprintf(dst + i, size - i, "...");
@@ -138,7 +144,7 @@ static int
 id_aud_fail(const struct token_oidc_expect *ex, const char *seen,
     size_t n_seen, struct kl_error *err)
 {
-	char	conf[MAX_ERROR_DETAIL], one[ID_AUD_PREVIEW + 4], sawp[16];
+	char	conf[MAX_ERROR_DETAIL], one[OIDC_AUD_SHOWN + 4], sawp[16];
 	size_t	off = 0;
 	int	i, w;
 
@@ -233,7 +239,7 @@ id_check_times(json_t *pay, const struct token_oidc_expect *ex,
 		return kl_fail(err, KL_BAD_ID_TOKEN, "id_token exp missing");
 	/* How long ago tells clock trouble from an old token; a day is
 	 * enough (and keeps now - exp from overflowing). */
-	if (exp <= now - ex->skew_s && exp > now - ID_EXP_SHOWN_S)
+	if (exp <= now - ex->skew_s && exp > now - OIDC_EXP_SHOWN_S)
 		return kl_fail(err, KL_BAD_ID_TOKEN, "id_token exp: expired "
 		    "%lld s ago", now - exp);
 	if (exp <= now - ex->skew_s)

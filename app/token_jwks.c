@@ -31,10 +31,15 @@
 #include "kl_clock.h"
 #include "token_oidc.h"
 
-#define JWK_MIN_BITS	2048
-#define JWK_MAX_BITS	8192
+/* Proposed for kl_limits.h; here until they are there. */
+#ifndef JWK_MIN_RSA_BITS
+#define JWK_MIN_RSA_BITS	2048	/* smaller keys in a JWKS are skipped */
+#endif
+#ifndef JWK_MAX_RSA_BITS
+#define JWK_MAX_RSA_BITS	8192	/* larger ones too */
+#endif
 /* Decoded n: the modulus, with one leading zero octet tolerated. */
-#define JWK_N_MAX	(JWK_MAX_BITS / 8 + 1)
+#define JWK_N_MAX	(JWK_MAX_RSA_BITS / 8 + 1)
 /* Decoded e bytes read, leading zeros included. */
 #define JWK_E_MAX	8
 
@@ -255,7 +260,8 @@ jwk_parse(json_t *jwk, struct token_jwk *k)
 	    kidlen > MAX_JWK_KID)
 		return -1;
 	if (jwk_bytes(jwk, "n", n, sizeof(n), &nlen) == -1 ||
-	    (bits = jwk_bits(n, nlen)) < JWK_MIN_BITS || bits > JWK_MAX_BITS ||
+	    (bits = jwk_bits(n, nlen)) < JWK_MIN_RSA_BITS ||
+	    bits > JWK_MAX_RSA_BITS ||
 	    (n[nlen - 1] & 1) == 0)
 		return -1;
 	if (jwk_exponent(jwk, &e) == -1)

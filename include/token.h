@@ -48,8 +48,8 @@ int	token_verify(const struct token_ctx *ctx, const char *jwt, time_t now,
  * later refresh tokens): HMAC-SHA256 of data under HMAC-SHA256(secret,
  * "kakao-login tag " purpose), so every process with the same secret
  * computes the same tag, and tags of two purposes differ. purpose is a
- * short constant (1..47 bytes). out gets STORE_TAG_LEN (32) bytes.
- * Failures are KL_INTERNAL. */
+ * short constant of 1..MAX_TAG_PURPOSE (47) bytes. out gets STORE_TAG_LEN
+ * (32) bytes. Failures are KL_INTERNAL. */
 int	token_tag(const struct token_ctx *ctx, const char *purpose,
 	    const void *data, size_t len, unsigned char out[STORE_TAG_LEN],
 	    struct kl_error *err);

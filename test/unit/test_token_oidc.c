@@ -19,6 +19,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1604,6 +1605,85 @@ test_threads(void **state)
 	rig_free(&r);
 }
 
+/* Swaps under readers: threads verify key A's tokens while others send
+ * unknown kids that make the cache replace its set whenever the clock
+ * (moved by this thread) allows; ASan sees any use of a freed set. */
+struct swapper {
+	struct token_jwks_cache	*cache;
+	const char		*tok;
+	atomic_bool		*stop;
+	int			 ok, runs;
+};
+
+static atomic_llong	swap_clock;
+
+static long long
+swap_clock_now(void *arg)
+{
+	(void)arg;
+	return atomic_load(&swap_clock);
+}
+
+static void *
+swapper_run(void *arg)
+{
+	struct token_oidc_expect	ex = expect();
+	struct token_id_claims		c;
+	struct kl_error			err;
+	struct swapper			*w = arg;
+
+	while (!atomic_load(w->stop)) {
+		if (token_id_token_verify(w->cache, w->tok, &ex, &c, &err) == 0)
+			w->ok++;
+		w->runs++;
+	}
+	return NULL;
+}
+
+static void
+test_threads_swap(void **state)
+{
+	pthread_t	 th[THREADS];
+	struct swapper	 w[THREADS];
+	struct rig	 r;
+	atomic_bool	 stop = false;
+	char		*ta = good_token();
+	char		*tc = token_of(key_b, "kid-c", good_claims());
+	int		 i, calls;
+
+	(void)state;
+	rig_init(&r, jwks_ab);
+	atomic_store(&swap_clock, 1000);
+	token_jwks_cache_set_clock(r.cache, swap_clock_now, NULL);
+	assert_int_equal(token_jwks_cache_prefetch(r.cache, NULL), 0);
+	for (i = 0; i < THREADS; i++) {
+		w[i] = (struct swapper){ r.cache, i % 2 ? tc : ta, &stop, 0,
+		    0 };
+		assert_int_equal(pthread_create(&th[i], NULL, swapper_run,
+		    &w[i]), 0);
+	}
+	for (i = 0; i < 40; i++) {
+		pthread_mutex_lock(&r.fake.lock);
+		r.fake.doc = i % 2 ? jwks_ab : jwks_a;
+		pthread_mutex_unlock(&r.fake.lock);
+		atomic_fetch_add(&swap_clock, JWKS_REFETCH_S);
+		usleep(5000);
+	}
+	atomic_store(&stop, true);
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_true(w[i].runs > 0);
+		/* A's tokens always verify; kid-c's never. */
+		assert_int_equal(w[i].ok, i % 2 ? 0 : w[i].runs);
+	}
+	/* At most one fetch per interval, and the swaps did happen. */
+	calls = fake_calls(&r.fake);
+	assert_true(calls >= 10 && calls <= 41);
+	free(ta);
+	free(tc);
+	rig_free(&r);
+}
+
 /* ---- token_tag ---- */
 
 static void
@@ -1651,6 +1731,11 @@ test_tag(void **state)
 	assert_int_equal(token_tag(&a, "", "x", 1, t2, &err), -1);
 	assert_int_equal(err.status, KL_INTERNAL);
 	assert_int_equal(token_tag(&a, NULL, "x", 1, t2, &err), -1);
+	/* 47 bytes of purpose fit, 48 do not. */
+	assert_int_equal(token_tag(&a, "abcdefghijabcdefghijabcdefghijabcdefghij"
+	    "abcdefg", "x", 1, t2, &err), 0);
+	assert_int_equal(token_tag(&a, "abcdefghijabcdefghijabcdefghijabcdefghij"
+	    "abcdefgh", "x", 1, t2, &err), -1);
 	b.keylen = 0;
 	assert_int_equal(token_tag(&b, "code", "x", 1, t2, &err), -1);
 }
@@ -1693,6 +1778,7 @@ main(void)
 		cmocka_unit_test(test_cache_prefetch),
 		cmocka_unit_test(test_cache_reference_outlives_swap),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_threads_swap),
 		cmocka_unit_test(test_tag),
 	};
 
