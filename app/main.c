@@ -43,11 +43,13 @@
 #include "fcgi.h"
 #include "handlers.h"
 #include "kakao.h"
+#include "kakao_auth.h"
 #include "kakao_gate.h"
 #include "kakao_reject.h"
 #include "log.h"
 #include "store.h"
 #include "token.h"
+#include "token_oidc.h"
 
 #define WAKE_SIGNAL	SIGUSR2
 #define MAINTAIN_US	250000	/* store maintenance period */
@@ -159,30 +161,190 @@ drain(struct fcgi_worker *workers, int n, int limit_s)
 	return n - done;
 }
 
+/* What the process holds from start to exit; one, static in main(). */
+struct process {
+	struct config		 cfg;
+	struct token_ctx	 token;
+	unsigned char		 client_secret[MAX_CLIENT_SECRET];
+	size_t			 client_secret_len;
+	struct kakao_options	 kopt;
+	struct kakao_jwks_fetcher *jwks_fetcher;
+	struct token_jwks_cache	*jwks;
+	struct store		*store;
+	struct fcgi_worker	*workers;
+	struct maintainer	 maint;
+	atomic_bool		 stop;
+	int			 kakao_cap;
+};
+
+/* The secrets the config names: the JWT key, and Kakao's client secret
+ * when the code flow uses one (the bytes stay in p until exit). */
+static void
+secrets_read(struct process *p)
+{
+	struct kl_error	kerr;
+
+	if (token_init(&p->token, p->cfg.jwt_secret_file, p->cfg.jwt_issuer,
+	    p->cfg.jwt_ttl, &kerr) == -1)
+		errx(1, "%s", kerr.detail);
+	if (p->cfg.kakao_client_secret_file[0] != '\0' &&
+	    config_read_secret("kakao_client_secret_file",
+	    p->cfg.kakao_client_secret_file, p->client_secret,
+	    sizeof(p->client_secret), MIN_CLIENT_SECRET,
+	    &p->client_secret_len, &kerr) == -1)
+		errx(1, "%s", kerr.detail);
+}
+
+static void
+secrets_wipe(struct process *p)
+{
+	token_wipe(&p->token);
+	explicit_bzero(p->client_secret, sizeof(p->client_secret));
+	p->client_secret_len = 0;
+}
+
+/* -t: what start-up would refuse, without starting: the config, the
+ * secrets and the log file, as the user the service runs as (-u, or the
+ * user who runs -t). */
+static int
+check_only(struct process *p, const char *conf, const char *user)
+{
+	struct kl_error	kerr;
+
+	if (user != NULL)
+		drop_privileges(user);
+	secrets_read(p);
+	secrets_wipe(p);
+	if (log_check(p->cfg.log_file, &kerr) == -1)
+		errx(1, "%s", kerr.detail);
+	if (p->cfg.kakao_allow_other_apps)
+		fprintf(stderr, "%s: warning: %s\n", conf, OTHER_APPS_WARNING);
+	printf("%s: configuration ok\n", conf);
+	return 0;
+}
+
+/* Stop signals go to sigtimedwait() in watch(), this thread only. */
+static void
+signals_setup(sigset_t *stopset)
+{
+	struct sigaction	sa;
+
+	sigemptyset(stopset);
+	sigaddset(stopset, SIGTERM);
+	sigaddset(stopset, SIGINT);
+	sigaddset(stopset, SIGUSR1);
+	sigaddset(stopset, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, stopset, NULL) != 0)
+		errx(1, "pthread_sigmask failed");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = wake_handler;	/* no SA_RESTART: accept() returns */
+	sigaction(WAKE_SIGNAL, &sa, NULL);
+}
+
+/* What the threads' Kakao clients share: the options, the reject cache,
+ * the gate, and the JWKS cache with its fetcher. */
+static void
+kakao_setup(struct process *p)
+{
+	struct kakao_options	*o = &p->kopt;
+	struct kl_error		 kerr;
+
+	memset(o, 0, sizeof(*o));
+	o->api_url = p->cfg.kakao_api_url;
+	o->auth_url = p->cfg.kakao_auth_url;
+	o->app_id = p->cfg.kakao_app_id;
+	o->rest_api_key = p->cfg.kakao_rest_api_key;
+	o->client_secret = p->client_secret_len > 0 ?
+	    (const char *)p->client_secret : NULL;
+	o->client_secret_len = p->client_secret_len;
+	o->timeout_ms = p->cfg.upstream_timeout_ms;
+	o->connect_timeout_ms = p->cfg.upstream_connect_timeout_ms;
+	o->ca_file = p->cfg.ca_file;
+	p->kakao_cap = kakao_gate_cap(p->cfg.kakao_max_calls, p->cfg.threads);
+	if ((o->reject = kakao_reject_new(KAKAO_REJECT_SLOTS,
+	    KAKAO_REJECT_TTL_S, NULL, &kerr)) == NULL ||
+	    (o->gate = kakao_gate_new(p->kakao_cap,
+	    kakao_gate_waiters(p->kakao_cap, p->cfg.threads),
+	    KAKAO_BUSY_WAIT_MS, &kerr)) == NULL ||
+	    (p->jwks_fetcher = kakao_jwks_fetcher_new(o, &kerr)) == NULL ||
+	    (p->jwks = token_jwks_cache_new(kakao_jwks_fetch, p->jwks_fetcher,
+	    &kerr)) == NULL)
+		errx(1, "%s", kerr.detail);
+}
+
+static void
+kakao_teardown(struct process *p)
+{
+	token_jwks_cache_free(p->jwks);
+	kakao_jwks_fetcher_free(p->jwks_fetcher);
+	kakao_gate_free(p->kopt.gate);
+	kakao_reject_free(p->kopt.reject);
+}
+
+static void
+workers_start(struct process *p, int listen_fd)
+{
+	struct fcgi_worker	*w;
+	struct kl_error		 kerr;
+	int			 i;
+
+	if ((p->workers = calloc((size_t)p->cfg.threads,
+	    sizeof(*p->workers))) == NULL)
+		err(1, "calloc");
+	for (i = 0; i < p->cfg.threads; i++) {
+		w = &p->workers[i];
+		w->listen_fd = listen_fd;
+		w->stop = &p->stop;
+		w->state = WORKER_BUSY;
+		pthread_mutex_init(&w->state_lock, NULL);
+		if ((w->ctx = calloc(1, sizeof(*w->ctx))) == NULL)
+			err(1, "calloc");
+		w->ctx->cfg = &p->cfg;
+		w->ctx->token = &p->token;
+		w->ctx->store = p->store;
+		w->ctx->jwks = p->jwks;
+		if ((w->ctx->kakao = kakao_client_new(&p->kopt, &kerr)) == NULL)
+			errx(1, "kakao client: %s", kerr.detail);
+		if (pthread_create(&w->thread, NULL, fcgi_worker_run, w) != 0)
+			errx(1, "pthread_create failed");
+	}
+}
+
+/* Joins the workers (drained already) and frees what each held. */
+static void
+workers_join(struct process *p)
+{
+	int	i;
+
+	for (i = 0; i < p->cfg.threads; i++) {
+		pthread_join(p->workers[i].thread, NULL);
+		kakao_client_free(p->workers[i].ctx->kakao);
+		free(p->workers[i].ctx);
+		pthread_mutex_destroy(&p->workers[i].state_lock);
+	}
+	free(p->workers);
+	p->workers = NULL;
+}
+
 int
 main(int argc, char *argv[])
 {
-	static struct config	 cfg;
-	static struct token_ctx	 token;
-	static struct maintainer maint;
-	struct fcgi_worker	*workers;
-	struct kakao_options	 kopt;
-	struct store		*store;
+	static struct process	 proc;
+	struct process		*p = &proc;
 	struct kl_error		 kerr;
-	struct sigaction	 sa;
 	sigset_t		 stopset;
-	atomic_bool		 stop = false;
 	const char		*conf = getenv("KAKAO_LOGIN_CONF");
 	const char		*sock = NULL, *user = NULL;
-	int			 ch, i, listen_fd = 0, exit_code, busy;
-	int			 kakao_cap;
-	int			 check_only = 0;
+	int			 ch, listen_fd = 0, exit_code, busy;
+	int			 check = 0;
 
 	while ((ch = getopt(argc, argv, "c:s:tu:")) != -1) {
 		switch (ch) {
 		case 'c': conf = optarg; break;
 		case 's': sock = optarg; break;
-		case 't': check_only = 1; break;
+		case 't': check = 1; break;
 		case 'u': user = optarg; break;
 		default: usage();
 		}
@@ -190,27 +352,11 @@ main(int argc, char *argv[])
 	if (optind != argc || conf == NULL)
 		usage();
 
-	config_defaults(&cfg);
-	if (config_load(&cfg, conf, &kerr) == -1)
+	config_defaults(&p->cfg);
+	if (config_load(&p->cfg, conf, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
-	if (check_only) {
-		/* What start-up would refuse, without starting: the config,
-		 * the signing key and the log file, as the user the service
-		 * runs as (-u, or the user who runs -t). */
-		if (user != NULL)
-			drop_privileges(user);
-		if (token_init(&token, cfg.jwt_secret_file, cfg.jwt_issuer,
-		    cfg.jwt_ttl, &kerr) == -1)
-			errx(1, "%s", kerr.detail);
-		token_wipe(&token);
-		if (log_check(cfg.log_file, &kerr) == -1)
-			errx(1, "%s", kerr.detail);
-		if (cfg.kakao_allow_other_apps)
-			fprintf(stderr, "%s: warning: %s\n", conf,
-			    OTHER_APPS_WARNING);
-		printf("%s: configuration ok\n", conf);
-		return 0;
-	}
+	if (check)
+		return check_only(p, conf, user);
 	if (sock != NULL && (listen_fd = fcgi_listen(sock, 128)) < 0)
 		err(1, "cannot listen on %s", sock);
 	if (user != NULL)
@@ -221,106 +367,56 @@ main(int argc, char *argv[])
 		err(1, "prctl(PR_SET_DUMPABLE)");
 	/* Also after the drop: a file root created or a link root followed
 	 * would be the service's log. */
-	if (log_open(cfg.log_file, &kerr) == -1)
+	if (log_open(p->cfg.log_file, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
 	if (geteuid() == 0)
 		log_warn("running as root: use spawn-fcgi -u or -u user");
-
-	if (token_init(&token, cfg.jwt_secret_file, cfg.jwt_issuer,
-	    cfg.jwt_ttl, &kerr) == -1)
-		errx(1, "%s", kerr.detail);
-
-	/* Stop signals go to sigtimedwait() in watch(), this thread only. */
-	sigemptyset(&stopset);
-	sigaddset(&stopset, SIGTERM);
-	sigaddset(&stopset, SIGINT);
-	sigaddset(&stopset, SIGUSR1);
-	sigaddset(&stopset, SIGHUP);
-	if (pthread_sigmask(SIG_BLOCK, &stopset, NULL) != 0)
-		errx(1, "pthread_sigmask failed");
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = wake_handler;	/* no SA_RESTART: accept() returns */
-	sigaction(WAKE_SIGNAL, &sa, NULL);
+	secrets_read(p);
+	signals_setup(&stopset);
 
 	if (kakao_global_init(&kerr) == -1)
 		errx(1, "%s", kerr.detail);
 	/* A store that cannot open yet (disk full, recovery pending) does not
 	 * stop the start: logins answer 500 until it opens. */
-	if (store_new(&store, cfg.db_home, cfg.db_durability, &kerr) == -1)
+	if (store_new(&p->store, p->cfg.db_home, p->cfg.db_durability,
+	    &kerr) == -1)
 		errx(1, "store: %s", kerr.detail);
-	if (!store_ready(store))
+	if (!store_ready(p->store))
 		log_warn("store not open yet, retrying: %s", kerr.detail);
 	if (fcgi_init(listen_fd) == -1)
 		errx(1, "FCGX_Init failed");
-
-	memset(&kopt, 0, sizeof(kopt));
-	kopt.api_url = cfg.kakao_api_url;
-	kopt.app_id = cfg.kakao_app_id;
-	kopt.timeout_ms = cfg.upstream_timeout_ms;
-	kopt.connect_timeout_ms = cfg.upstream_connect_timeout_ms;
-	kopt.ca_file = cfg.ca_file;
-	kakao_cap = kakao_gate_cap(cfg.kakao_max_calls, cfg.threads);
-	if ((kopt.reject = kakao_reject_new(KAKAO_REJECT_SLOTS,
-	    KAKAO_REJECT_TTL_S, NULL, &kerr)) == NULL ||
-	    (kopt.gate = kakao_gate_new(kakao_cap,
-	    kakao_gate_waiters(kakao_cap, cfg.threads), KAKAO_BUSY_WAIT_MS,
-	    &kerr)) == NULL)
-		errx(1, "%s", kerr.detail);
-	if ((workers = calloc((size_t)cfg.threads, sizeof(*workers))) == NULL)
-		err(1, "calloc");
-	for (i = 0; i < cfg.threads; i++) {
-		workers[i].listen_fd = listen_fd;
-		workers[i].stop = &stop;
-		workers[i].state = WORKER_BUSY;
-		pthread_mutex_init(&workers[i].state_lock, NULL);
-		if ((workers[i].ctx = calloc(1, sizeof(*workers[i].ctx))) ==
-		    NULL)
-			err(1, "calloc");
-		workers[i].ctx->cfg = &cfg;
-		workers[i].ctx->token = &token;
-		workers[i].ctx->store = store;
-		if ((workers[i].ctx->kakao = kakao_client_new(&kopt,
-		    &kerr)) == NULL)
-			errx(1, "kakao client: %s", kerr.detail);
-		if (pthread_create(&workers[i].thread, NULL, fcgi_worker_run,
-		    &workers[i]) != 0)
-			errx(1, "pthread_create failed");
-	}
-	maint.store = store;
-	if (pthread_create(&maint.thread, NULL, maintain_run, &maint) != 0)
+	kakao_setup(p);
+	atomic_init(&p->stop, false);
+	workers_start(p, listen_fd);
+	p->maint.store = p->store;
+	if (pthread_create(&p->maint.thread, NULL, maintain_run,
+	    &p->maint) != 0)
 		errx(1, "pthread_create failed");
 	log_info("started: %d threads, kakao %s, app id check %s, at most %d "
-	    "Kakao calls at once", cfg.threads, cfg.kakao_api_url,
-	    cfg.kakao_app_id ? "on" : "off", kakao_cap);
-	if (cfg.kakao_allow_other_apps)
+	    "Kakao calls at once, code flow %s", p->cfg.threads,
+	    p->cfg.kakao_api_url, p->cfg.kakao_app_id ? "on" : "off",
+	    p->kakao_cap, p->cfg.kakao_rest_api_key[0] &&
+	    p->cfg.n_redirect_uris ? "on" : "off");
+	if (p->cfg.kakao_allow_other_apps)
 		log_warn("%s", OTHER_APPS_WARNING);
 
-	exit_code = watch(&stopset, store);
+	exit_code = watch(&stopset, p->store);
 
-	atomic_store(&stop, true);
-	busy = drain(workers, cfg.threads,
+	atomic_store(&p->stop, true);
+	busy = drain(p->workers, p->cfg.threads,
 	    exit_code ? PANIC_DRAIN_S : DRAIN_LIMIT_S);
 	if (busy > 0) {
 		log_warn("%d workers still busy; exiting without closing the "
 		    "store", busy);
 		_exit(1);
 	}
-	atomic_store(&maint.stop, true);
-	pthread_join(maint.thread, NULL);
-	for (i = 0; i < cfg.threads; i++) {
-		pthread_join(workers[i].thread, NULL);
-		kakao_client_free(workers[i].ctx->kakao);
-		free(workers[i].ctx);
-		pthread_mutex_destroy(&workers[i].state_lock);
-	}
-	free(workers);
-	kakao_gate_free(kopt.gate);
-	kakao_reject_free(kopt.reject);
-	store_close(store);
+	atomic_store(&p->maint.stop, true);
+	pthread_join(p->maint.thread, NULL);
+	workers_join(p);
+	kakao_teardown(p);
+	store_close(p->store);
 	kakao_global_cleanup();
-	token_wipe(&token);
+	secrets_wipe(p);
 	log_info("stopped");
 	log_close();
 	return exit_code;

@@ -29,6 +29,7 @@
 #include <openssl/hmac.h>
 
 #include "config.h"
+#include "kl_buf.h"
 #include "token.h"
 #include "token_oidc.h"
 
@@ -59,18 +60,12 @@ token_wipe(struct token_ctx *ctx)
 static int
 token_new_jti(char out[33], struct kl_error *err)
 {
-	static const char	hex[] = "0123456789abcdef";
-	unsigned char		rnd[16];
-	size_t			i;
+	unsigned char	rnd[16];
 
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return kl_fail(err, KL_INTERNAL, "getrandom: %s",
 		    strerror(errno));
-	for (i = 0; i < sizeof(rnd); i++) {
-		out[2 * i] = hex[rnd[i] >> 4];
-		out[2 * i + 1] = hex[rnd[i] & 0xf];
-	}
-	out[32] = '\0';
+	kl_hex_encode(out, rnd, sizeof(rnd));
 	return 0;
 }
 
@@ -281,10 +276,6 @@ done:
  * HMAC of, so tags of different purposes never collide and a tag is no
  * MAC of ours (those use the secret itself). */
 #define TOKEN_TAG_LABEL	"kakao-login tag "
-/* Proposed for kl_limits.h; here until it is there. */
-#ifndef MAX_TAG_PURPOSE
-#define MAX_TAG_PURPOSE		47	/* bytes of a token_tag() purpose */
-#endif
 
 int
 token_tag(const struct token_ctx *ctx, const char *purpose, const void *data,

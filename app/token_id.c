@@ -25,16 +25,6 @@
 
 #include "token_oidc.h"
 
-/* Proposed for kl_limits.h; here until they are there. */
-#ifndef JWK_MAX_RSA_BITS
-#define JWK_MAX_RSA_BITS	8192	/* larger keys in a JWKS are skipped */
-#endif
-#ifndef OIDC_AUD_SHOWN
-#define OIDC_AUD_SHOWN		6	/* characters of an audience logged */
-#endif
-#ifndef OIDC_EXP_SHOWN_S
-#define OIDC_EXP_SHOWN_S	86400	/* older expiries logged without age */
-#endif
 /* Decoded signature bytes read: one of the largest key's. */
 #define ID_SIG_MAX	(JWK_MAX_RSA_BITS / 8)
 

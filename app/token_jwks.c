@@ -31,13 +31,6 @@
 #include "kl_clock.h"
 #include "token_oidc.h"
 
-/* Proposed for kl_limits.h; here until they are there. */
-#ifndef JWK_MIN_RSA_BITS
-#define JWK_MIN_RSA_BITS	2048	/* smaller keys in a JWKS are skipped */
-#endif
-#ifndef JWK_MAX_RSA_BITS
-#define JWK_MAX_RSA_BITS	8192	/* larger ones too */
-#endif
 /* Decoded n: the modulus, with one leading zero octet tolerated. */
 #define JWK_N_MAX	(JWK_MAX_RSA_BITS / 8 + 1)
 /* Decoded e bytes read, leading zeros included. */

@@ -7,6 +7,8 @@
  *   app/handlers.c		what the families share: the Authorization
  *				parser, finishing a login, the login answer
  *   app/handlers_login.c	GET/POST /users/kakao/login (a Kakao token)
+ *   app/handlers_code.c	POST /users/kakao/callback (the code flow)
+ *   app/handlers_id_token.c	POST /users/kakao/id-token (OpenID Connect)
  */
 #ifndef KL_HANDLERS_H
 #define KL_HANDLERS_H
@@ -24,6 +26,7 @@ struct store;
 struct store_login;
 struct store_user;
 struct token_ctx;
+struct token_jwks_cache;
 
 /* What a handler may use; one per worker thread, filled by main before the
  * thread starts. A new dependency is a new member here (and a line in
@@ -33,6 +36,7 @@ struct handler_ctx {
 	const struct token_ctx	*token;
 	struct store		*store;
 	struct kakao_client	*kakao;
+	struct token_jwks_cache	*jwks;		/* the process's, shared */
 };
 
 typedef int (*handler_fn)(struct handler_ctx *, const struct http_request *,
@@ -41,6 +45,18 @@ typedef int (*handler_fn)(struct handler_ctx *, const struct http_request *,
 /* handlers_login.c: GET or POST /users/kakao/login */
 int	handler_login(struct handler_ctx *ctx, const struct http_request *req,
 	    struct http_response *resp, struct kl_error *err);
+
+/* handlers_code.c: POST /users/kakao/callback, fields code, redirect_uri,
+ * code_verifier (PKCE), nonce. */
+int	handler_kakao_callback(struct handler_ctx *ctx,
+	    const struct http_request *req, struct http_response *resp,
+	    struct kl_error *err);
+
+/* handlers_id_token.c: POST /users/kakao/id-token, fields id_token,
+ * nonce, access_token. */
+int	handler_kakao_id_token(struct handler_ctx *ctx,
+	    const struct http_request *req, struct http_response *resp,
+	    struct kl_error *err);
 
 /* handlers.c, shared by the families. */
 

@@ -63,6 +63,11 @@
 #define MAX_JWK_KID           128
 #define JWKS_REFETCH_S         60	/* an unknown kid refetches at most this often */
 #define JWKS_RETRY_EMPTY_S     10	/* with no keys at all: retry this often */
+#define JWK_MIN_RSA_BITS     2048	/* smaller keys in a JWKS are skipped */
+#define JWK_MAX_RSA_BITS     8192	/* larger ones too */
+#define OIDC_AUD_SHOWN          6	/* characters of an audience a log shows */
+#define OIDC_EXP_SHOWN_S    86400	/* older expiries logged without their age */
+#define MAX_TAG_PURPOSE        47	/* bytes of a token_tag() purpose */
 #define DEFAULT_OIDC_CLOCK_SKEW 120	/* seconds of exp / iat slack */
 #define MAX_OIDC_CLOCK_SKEW   600
 

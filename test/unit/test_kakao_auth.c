@@ -42,6 +42,7 @@
 
 #define DATA_DIR	"test/data/kakao_auth"
 #define REST_KEY	"rest-key-0123456789abcdef"
+#define FAKE_REST_KEY	"fake-rest-api-key"	/* the fake's -k default */
 #define VERIFIER	"verifier-0123456789-abcdefghijklmnopqrstuvwxyz._~"
 
 /* ---- reading the cases ---- */
@@ -724,7 +725,7 @@ test_exchange_good_code(void **state)
 
 	(void)state;
 	need_fake();
-	kc = client_at(fake_port, REST_KEY, NULL, NULL, 3000);
+	kc = client_at(fake_port, FAKE_REST_KEY, NULL, NULL, 3000);
 	if (kakao_code_exchange(kc, &rq, &r, &us, &err) != 0)
 		fail_msg("exchange: %s", err.detail);
 	assert_string_equal(r.access_token, "valid-42");
@@ -737,7 +738,7 @@ test_exchange_good_code(void **state)
 		fail_msg("profile: %s", err.detail);
 	assert_int_equal(p.id, 42);
 	kakao_code_result_wipe(&r);
-	/* With PKCE (the fake does not check it yet). */
+	/* A verifier sent for a code without a challenge: ignored, as by Kakao. */
 	rq.code = "good-43";
 	rq.code_verifier = VERIFIER;
 	assert_int_equal(kakao_code_exchange(kc, &rq, &r, NULL, &err), 0);
@@ -757,7 +758,7 @@ test_exchange_bad_code(void **state)
 
 	(void)state;
 	need_fake();
-	kc = client_at(fake_port, REST_KEY, "s3cr3t-value", NULL, 3000);
+	kc = client_at(fake_port, FAKE_REST_KEY, "s3cr3t-value", NULL, 3000);
 	assert_int_equal(kakao_code_exchange(kc, &rq, &r, NULL, &err), -1);
 	assert_int_equal(err.status, KL_INVALID_CODE);
 	assert_non_null(strstr(err.detail, "KOE320"));
@@ -773,8 +774,11 @@ static void
 test_exchange_keeps_connection(void **state)
 {
 	struct kakao_client		*kc;
-	struct kakao_code_request	 rq = { "good-7",
-	    "https://app.example/cb", NULL };
+	/* Codes work once, like Kakao's: three of them. */
+	static const char		*codes[] = { "good-7.ua", "good-7.ub",
+	    "good-7.uc" };
+	struct kakao_code_request	 rq = { NULL, "https://app.example/cb",
+	    NULL };
 	struct kakao_code_result	 r;
 	struct kl_error			 err;
 	long long			 req0, conn0, req1, conn1;
@@ -782,9 +786,10 @@ test_exchange_keeps_connection(void **state)
 
 	(void)state;
 	need_fake();
-	kc = client_at(fake_port, REST_KEY, NULL, NULL, 3000);
+	kc = client_at(fake_port, FAKE_REST_KEY, NULL, NULL, 3000);
 	fake_stats(&req0, &conn0);
 	for (i = 0; i < 3; i++) {
+		rq.code = codes[i];
 		assert_int_equal(kakao_code_exchange(kc, &rq, &r, NULL, &err),
 		    0);
 		kakao_code_result_wipe(&r);
@@ -819,9 +824,9 @@ test_exchange_not_configured_or_busy(void **state)
 	assert_int_equal(err.status, KL_NOT_CONFIGURED);
 	kakao_client_free(kc);
 
-	g = kakao_gate_new(1, 50, &err);
+	g = kakao_gate_new(1, 1, 50, &err);
 	assert_non_null(g);
-	kc = client_at(fake_port, REST_KEY, NULL, g, 3000);
+	kc = client_at(fake_port, FAKE_REST_KEY, NULL, g, 3000);
 	assert_int_equal(kakao_gate_enter(g, &err), 0);
 	assert_int_equal(kakao_code_exchange(kc, &rq, &r, NULL, &err), -1);
 	assert_int_equal(err.status, KL_KAKAO_BUSY);
