@@ -129,16 +129,18 @@ fcgi_read_body(FCGX_Stream *in, const char *cl, size_t max, char *buf,
 	 * than announced is as wrong as a shorter one. */
 	n = FCGX_GetStr(buf, (int)max + 1, in);
 	/* A failed read ends the stream early, as if the body were whole. */
+	/* A refused body may still hold a code or a token: wiped, since
+	 * the caller only wipes the bytes of a body it accepted. */
 	if (n < 0 || FCGX_GetError(in) != 0) {
-		buf[0] = '\0';
+		explicit_bzero(buf, max + 1);
 		return kl_fail(err, KL_BAD_REQUEST, "cannot read the body");
 	}
 	if ((size_t)n > max) {
-		buf[0] = '\0';
+		explicit_bzero(buf, (size_t)n);
 		return kl_fail(err, KL_TOO_LARGE, "body over %zu bytes", max);
 	}
 	if (want <= (long long)max && n != want) {
-		buf[0] = '\0';
+		explicit_bzero(buf, (size_t)n);
 		return kl_fail(err, KL_BAD_REQUEST, "body of %d bytes, "
 		    "CONTENT_LENGTH %lld", n, want);
 	}

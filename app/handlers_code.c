@@ -28,6 +28,7 @@
 #include "kakao.h"
 #include "kakao_auth.h"
 #include "kl_clock.h"
+#include "log.h"
 #include "store.h"
 #include "store_code.h"
 #include "token.h"
@@ -68,9 +69,12 @@ callback_input(const struct http_request *req, struct callback_input *in,
 	in->nonce = body_get(req->fields, "nonce");
 	if (in->code == NULL || *in->code == '\0')
 		return kl_fail(err, KL_BAD_REQUEST, "no code");
-	if (strlen(in->code) > MAX_CODE || !is_unreserved(in->code))
-		return kl_fail(err, KL_INVALID_CODE, "code of %zu bytes or "
-		    "with characters no code has", strlen(in->code));
+	if (strlen(in->code) > MAX_CODE)
+		return kl_fail(err, KL_BAD_REQUEST, "code over %d bytes",
+		    MAX_CODE);
+	if (!is_unreserved(in->code))
+		return kl_fail(err, KL_INVALID_CODE, "code with characters no "
+		    "code has");
 	if (in->redirect_uri == NULL || *in->redirect_uri == '\0')
 		return kl_fail(err, KL_BAD_REQUEST, "no redirect_uri");
 	if (in->code_verifier != NULL) {
@@ -205,6 +209,46 @@ done:
 	return rc;
 }
 
+/* Claims the code, or waits for the request that claimed it: every
+ * outcome but PENDING ends the wait. A waiting request holds one of the
+ * gate's waiting places (so duplicates cannot take every thread), and
+ * gives up after the time the first needs at most (two Kakao calls). */
+static int
+callback_claim(struct handler_ctx *ctx, const struct callback_input *in,
+    const unsigned char *code_tag, const unsigned char *verifier_tag,
+    struct store_code_outcome *o, struct kl_error *err)
+{
+	long long	deadline = 0;
+	bool		waiting = false;
+	int		rc = -1;
+
+	for (;;) {
+		if (store_code_claim(ctx->store, code_tag, in->code_verifier ?
+		    verifier_tag : NULL, time(NULL), o, err) == -1)
+			goto done;
+		if (o->state != STORE_CODE_PENDING)
+			break;
+		if (!waiting) {
+			if (kakao_wait_begin(ctx->kakao, err) == -1)
+				goto done;
+			waiting = true;
+			deadline = kl_mono_ms() +
+			    2 * ctx->cfg->upstream_timeout_ms + 1000;
+		}
+		if (kl_mono_ms() >= deadline) {
+			kl_fail(err, KL_KAKAO_TIMEOUT, "the first exchange of "
+			    "this code did not finish");
+			goto done;
+		}
+		usleep(CODE_POLL_MS * 1000);
+	}
+	rc = 0;
+done:
+	if (waiting)
+		kakao_wait_end(ctx->kakao);
+	return rc;
+}
+
 /* A repeat within the window, with the first one's verifier: the same
  * user, a fresh token of ours, no Kakao call, no login counted. */
 static int
@@ -230,7 +274,6 @@ handler_kakao_callback(struct handler_ctx *ctx,
 	unsigned char			 verifier_tag[STORE_TAG_LEN];
 	const struct config		*cfg = ctx->cfg;
 	int64_t				 kakao_id = 0;
-	long long			 deadline;
 	int				 rc;
 
 	if (cfg->kakao_rest_api_key[0] == '\0' || cfg->n_redirect_uris == 0)
@@ -244,19 +287,8 @@ handler_kakao_callback(struct handler_ctx *ctx,
 	if (callback_tags(ctx, &in, code_tag, verifier_tag, err) == -1)
 		return -1;
 
-	/* The first one exchanges two calls' worth of time-outs at most. */
-	deadline = kl_mono_ms() + 2 * cfg->upstream_timeout_ms + 1000;
-	for (;;) {
-		if (store_code_claim(ctx->store, code_tag, in.code_verifier ?
-		    verifier_tag : NULL, time(NULL), &o, err) == -1)
-			return -1;
-		if (o.state != STORE_CODE_PENDING)
-			break;
-		if (kl_mono_ms() >= deadline)
-			return kl_fail(err, KL_KAKAO_TIMEOUT, "the first "
-			    "exchange of this code did not finish");
-		usleep(CODE_POLL_MS * 1000);
-	}
+	if (callback_claim(ctx, &in, code_tag, verifier_tag, &o, err) == -1)
+		return -1;
 	switch (o.state) {
 	case STORE_CODE_DONE:
 		return callback_repeat(ctx, &o, resp, err);
@@ -269,10 +301,12 @@ handler_kakao_callback(struct handler_ctx *ctx,
 	/* A failure to record the outcome does not change the answer: the
 	 * claim then expires by itself (CODE_PENDING_MAX_S), and a repeat
 	 * meanwhile gets no second login out of it. */
-	if ((rc = callback_exchange(ctx, &in, resp, &kakao_id, err)) == 0)
-		(void)store_code_finish(ctx->store, code_tag, kakao_id,
-		    resp->user_id, time(NULL), &aerr);
-	else
-		(void)store_code_abandon(ctx->store, code_tag, &aerr);
+	if ((rc = callback_exchange(ctx, &in, resp, &kakao_id, err)) == 0) {
+		if (store_code_finish(ctx->store, code_tag, &o, kakao_id,
+		    resp->user_id, time(NULL), &aerr) == -1)
+			log_warn("code record not finished (a repeat will be "
+			    "refused): %s", aerr.detail);
+	} else if (store_code_abandon(ctx->store, code_tag, &o, &aerr) == -1)
+		log_warn("code record not abandoned: %s", aerr.detail);
 	return rc;
 }

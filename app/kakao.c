@@ -351,3 +351,15 @@ done:
 		*upstream_us = kl_elapsed_us(&t0);
 	return rc;
 }
+
+int
+kakao_wait_begin(struct kakao_client *kc, struct kl_error *err)
+{
+	return kakao_gate_wait_begin(kc->gate, err);
+}
+
+void
+kakao_wait_end(struct kakao_client *kc)
+{
+	kakao_gate_wait_end(kc->gate);
+}

@@ -14,12 +14,15 @@
 #include <time.h>
 
 #include "kakao_gate.h"
+#include "kl_clock.h"
 
 struct kakao_gate {
 	sem_t		slots;
 	int		cap;
-	int		waiters_max;
+	int		waiters_max;	/* while waits get slots */
+	int		waiters_lean;	/* after a wait timed out */
 	atomic_int	waiting;
+	atomic_llong	timed_out_ms;	/* monotonic; 0: never */
 	long		wait_ms;
 };
 
@@ -39,13 +42,7 @@ kakao_gate_cap(int max_calls, int threads)
 int
 kakao_gate_waiters(int cap, int threads)
 {
-	int	spare = threads - cap;
-
-	/* One spare thread is better spent smoothing a burst (threads = 4,
-	 * an instant Kakao) than kept idle: from two, half are kept. */
-	if (spare <= 0)
-		return 0;
-	return spare == 1 ? 1 : spare / 2;
+	return threads > cap ? threads - cap : 0;
 }
 
 struct kakao_gate *
@@ -69,7 +66,10 @@ kakao_gate_new(int cap, int waiters, long wait_ms, struct kl_error *err)
 	}
 	g->cap = cap;
 	g->waiters_max = waiters;
+	/* One spare thread cannot be split: it may always wait. */
+	g->waiters_lean = waiters >= 2 ? waiters / 2 : waiters;
 	atomic_init(&g->waiting, 0);
+	atomic_init(&g->timed_out_ms, 0);
 	g->wait_ms = wait_ms;
 	return g;
 }
@@ -83,20 +83,35 @@ kakao_gate_free(struct kakao_gate *g)
 	free(g);
 }
 
+/* How many may wait now: all the spare threads while waits end with a
+ * slot (Kakao answers fast, a waiter is soon a caller and then free), half
+ * of them for KAKAO_FUTILE_WAIT_MS after a wait timed out (Kakao is slow:
+ * a waiter only holds a thread the other routes need). */
+static int
+waiters_now(struct kakao_gate *g)
+{
+	long long	t = atomic_load(&g->timed_out_ms);
+
+	if (t != 0 && kl_mono_ms() - t < KAKAO_FUTILE_WAIT_MS)
+		return g->waiters_lean;
+	return g->waiters_max;
+}
+
 int
 kakao_gate_enter(struct kakao_gate *g, struct kl_error *err)
 {
 	struct timespec	until;
-	int		rc;
+	int		rc, max;
 
 	if (g == NULL)
 		return 0;
 	if (sem_trywait(&g->slots) == 0)
 		return 0;
-	if (atomic_fetch_add(&g->waiting, 1) >= g->waiters_max) {
+	max = waiters_now(g);
+	if (atomic_fetch_add(&g->waiting, 1) >= max) {
 		atomic_fetch_sub(&g->waiting, 1);
 		return kl_fail(err, KL_KAKAO_BUSY, "all %d Kakao call slots "
-		    "busy and %d threads waiting", g->cap, g->waiters_max);
+		    "busy and %d threads waiting", g->cap, max);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += g->wait_ms / 1000;
@@ -111,6 +126,7 @@ kakao_gate_enter(struct kakao_gate *g, struct kl_error *err)
 	atomic_fetch_sub(&g->waiting, 1);
 	if (rc == 0)
 		return 0;
+	atomic_store(&g->timed_out_ms, kl_mono_ms());
 	return kl_fail(err, KL_KAKAO_BUSY, "all %d Kakao call slots busy "
 	    "for %ld ms", g->cap, g->wait_ms);
 }
@@ -120,4 +136,27 @@ kakao_gate_leave(struct kakao_gate *g)
 {
 	if (g != NULL)
 		sem_post(&g->slots);
+}
+
+int
+kakao_gate_wait_begin(struct kakao_gate *g, struct kl_error *err)
+{
+	int	max;
+
+	if (g == NULL)
+		return 0;
+	max = waiters_now(g);
+	if (atomic_fetch_add(&g->waiting, 1) >= max) {
+		atomic_fetch_sub(&g->waiting, 1);
+		return kl_fail(err, KL_KAKAO_BUSY, "%d threads already wait on "
+		    "Kakao", max);
+	}
+	return 0;
+}
+
+void
+kakao_gate_wait_end(struct kakao_gate *g)
+{
+	if (g != NULL)
+		atomic_fetch_sub(&g->waiting, 1);
 }

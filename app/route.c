@@ -12,13 +12,11 @@
 
 static const struct route routes[] = {
 	{ "/users/kakao/login", HTTP_GET | HTTP_POST, ROUTE_BODY_IGNORED,
-	  MAX_BODY, ROUTE_AUTH_KAKAO, ROUTE_CALLS_KAKAO, handler_login },
+	  MAX_BODY, ROUTE_AUTH_KAKAO, handler_login },
 	{ "/users/kakao/callback", HTTP_POST, ROUTE_BODY_FIELDS,
-	  MAX_BODY, ROUTE_AUTH_NONE, ROUTE_CALLS_KAKAO,
-	  handler_kakao_callback },
-	/* Calls Kakao only with an access_token, or to fetch its keys. */
+	  MAX_BODY, ROUTE_AUTH_NONE, handler_kakao_callback },
 	{ "/users/kakao/id-token", HTTP_POST, ROUTE_BODY_FIELDS,
-	  MAX_BODY, ROUTE_AUTH_NONE, 0, handler_kakao_id_token },
+	  MAX_BODY, ROUTE_AUTH_NONE, handler_kakao_id_token },
 };
 
 const struct route *

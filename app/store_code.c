@@ -200,9 +200,28 @@ claim_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	if ((r.has_verifier = a->verifier != NULL))
 		memcpy(r.verifier, a->verifier, STORE_TAG_LEN);
 	*wrote = true;
-	if ((ret = record_put(st, txn, &key, &r)) == 0)
+	if ((ret = record_put(st, txn, &key, &r)) == 0) {
 		a->out->state = STORE_CODE_CLAIMED;
+		a->out->claimed_at = r.at;
+		a->out->has_verifier = r.has_verifier;
+		memcpy(a->out->verifier, r.verifier, STORE_TAG_LEN);
+	}
 	return ret;
+}
+
+/* True when r is still the PENDING record claim wrote: the same time and
+ * verifier. A claim taken over after CODE_PENDING_MAX_S by another
+ * request (another verifier, a later time) is not the caller's any more:
+ * finishing it would hand the caller's user to the other verifier. */
+static bool
+claim_is_mine(const struct store_code_record *r,
+    const struct store_code_outcome *claim)
+{
+	if (claim == NULL)
+		return true;
+	return r->state == STORE_CODE_R_PENDING && r->at == claim->claimed_at &&
+	    r->has_verifier == claim->has_verifier &&
+	    CRYPTO_memcmp(r->verifier, claim->verifier, STORE_TAG_LEN) == 0;
 }
 
 /* The one translation of a runner's result for this file's calls. */
@@ -237,7 +256,8 @@ store_code_claim(struct store *st, const unsigned char tag[STORE_TAG_LEN],
 /* ---- finish, abandon ---- */
 
 struct finish_arg {
-	const unsigned char	*tag;
+	const unsigned char		*tag;
+	const struct store_code_outcome	*claim;
 	int64_t			 kakao_id;
 	uint64_t		 user_id;
 	time_t			 now;
@@ -254,6 +274,8 @@ finish_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	tag_key(&key, a->tag);
 	if ((ret = record_get_rmw(st, txn, &key, &r)) != 0)
 		return ret;
+	if (!claim_is_mine(&r, a->claim))
+		return DB_NOTFOUND;
 	r.state = STORE_CODE_R_DONE;
 	r.at = a->now;
 	r.kakao_id = a->kakao_id;
@@ -264,9 +286,10 @@ finish_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 
 int
 store_code_finish(struct store *st, const unsigned char tag[STORE_TAG_LEN],
-    int64_t kakao_id, uint64_t user_id, time_t now, struct kl_error *err)
+    const struct store_code_outcome *claim, int64_t kakao_id,
+    uint64_t user_id, time_t now, struct kl_error *err)
 {
-	struct finish_arg	a = { tag, kakao_id, user_id, now };
+	struct finish_arg	a = { tag, claim, kakao_id, user_id, now };
 
 	if (kakao_id <= 0 || user_id == 0)
 		return kl_fail(err, KL_STORE_FAILED, "code finish: bad ids");
@@ -276,16 +299,23 @@ store_code_finish(struct store *st, const unsigned char tag[STORE_TAG_LEN],
 	    "code finish", err);
 }
 
+struct abandon_arg {
+	const unsigned char		*tag;
+	const struct store_code_outcome	*claim;
+};
+
 static int
 abandon_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 {
+	struct abandon_arg		*a = arg;
 	struct store_code_record	 r;
 	DBT				 key;
 	int				 ret;
 
-	tag_key(&key, arg);
+	tag_key(&key, a->tag);
 	ret = record_get_rmw(st, txn, &key, &r);
-	if (ret == DB_NOTFOUND || (ret == 0 && r.state == STORE_CODE_R_DONE))
+	if (ret == DB_NOTFOUND || (ret == 0 && (r.state == STORE_CODE_R_DONE ||
+	    !claim_is_mine(&r, a->claim))))
 		return 0;
 	if (ret != 0 && ret != STORE_BAD_RECORD)
 		return ret;
@@ -295,12 +325,14 @@ abandon_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 
 int
 store_code_abandon(struct store *st, const unsigned char tag[STORE_TAG_LEN],
-    struct kl_error *err)
+    const struct store_code_outcome *claim, struct kl_error *err)
 {
+	struct abandon_arg	a = { tag, claim };
+
 	if (!store_ready(st))
 		return kl_fail(err, KL_STORE_FAILED, "store not open");
 	return code_result(st, store_txn_run(st, 0, true, abandon_attempt,
-	    (void *)(uintptr_t)tag), "code abandon", err);
+	    &a), "code abandon", err);
 }
 
 /* ---- sweep ---- */

@@ -490,6 +490,19 @@ jwks_miss(struct token_jwks_cache *c, struct kl_error *err)
 	return kl_fail(err, last.status, "jwks: no keys: %s", last.detail);
 }
 
+/* fetch_lock, waited on for at most KAKAO_BUSY_WAIT_MS. 0 or an errno. */
+static int
+fetch_lock_bounded(struct token_jwks_cache *c)
+{
+	struct timespec	until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += (KAKAO_BUSY_WAIT_MS % 1000) * 1000000L;
+	until.tv_sec += KAKAO_BUSY_WAIT_MS / 1000 + until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	return pthread_mutex_clocklock(&c->fetch_lock, CLOCK_MONOTONIC, &until);
+}
+
 int
 token_jwks_cache_get(struct token_jwks_cache *c, const char *kid,
     struct token_jwks **out, struct kl_error *err)
@@ -511,7 +524,15 @@ token_jwks_cache_get(struct token_jwks_cache *c, const char *kid,
 		token_jwks_free(ks);
 		if (pass == 2)
 			break;
-		pthread_mutex_lock(&c->fetch_lock);
+		/* Another thread's fetch may take a whole upstream time-out:
+		 * wait for it only as long as for a Kakao slot, so a slow JWKS
+		 * cannot hold every id_token login's thread. */
+		if (fetch_lock_bounded(c) != 0) {
+			if (ks == NULL)
+				return kl_fail(err, KL_KAKAO_BUSY, "jwks: a fetch "
+				    "is in progress and no keys are cached");
+			break;
+		}
 		jwks_maybe_fetch(c, gen);
 		pthread_mutex_unlock(&c->fetch_lock);
 	}

@@ -84,6 +84,11 @@ int	kakao_profile_fetch(struct kakao_client *kc, const char *access_token,
 	    struct kakao_profile *profile, long *upstream_us,
 	    struct kl_error *err);
 
+/* A waiting place of the client's gate (kakao_gate_wait_begin), for a
+ * request that waits on another request's exchange. */
+int	kakao_wait_begin(struct kakao_client *kc, struct kl_error *err);
+void	kakao_wait_end(struct kakao_client *kc);
+
 /* Parsers of Kakao's answers, pure functions (unit tests, fuzzing). */
 int	kakao_profile_parse(const char *body, size_t len,
 	    struct kakao_profile *profile, struct kl_error *err);

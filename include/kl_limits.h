@@ -36,6 +36,7 @@
 #define KAKAO_REJECT_TAG       16	/* bytes of keyed hash kept per token */
 #define KAKAO_BUSY_WAIT_MS    200	/* wait for a Kakao call slot, then 503 */
 #define KAKAO_SPARE_DIV        32	/* default cap: threads less 1 in 32 */
+#define KAKAO_FUTILE_WAIT_MS 1000	/* after a slot wait timed out: half wait */
 
 /* Request bodies (app/body.c): form or JSON objects of strings. */
 #define MAX_BODY_FIELDS        16	/* fields in one body; more is 400 */

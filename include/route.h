@@ -1,7 +1,9 @@
 /*
  * route.h: the routing table, part of the fcgi layer. Each route says what
  * it takes (methods, body, credentials) so the fcgi layer can refuse a
- * request before its handler runs, and whether it may call Kakao.
+ * request before its handler runs. Whether a route may wait on Kakao is
+ * not a flag: every Kakao call takes a slot of the kakao layer's gate,
+ * which keeps threads free for the routes that never call Kakao.
  */
 #ifndef KL_ROUTE_H
 #define KL_ROUTE_H
@@ -21,16 +23,12 @@ enum route_auth {
 	ROUTE_AUTH_KAKAO	/* a Kakao access token in Authorization */
 };
 
-/* Route flags. */
-#define ROUTE_CALLS_KAKAO	0x1	/* may wait on Kakao (kakao_max_calls) */
-
 struct route {
 	const char	*path;		/* matched exactly, as sent */
 	unsigned	 methods;	/* enum http_method bits */
 	enum route_body	 body;
 	size_t		 body_max;	/* bytes, at most MAX_BODY */
 	enum route_auth	 auth;
-	unsigned	 flags;
 	handler_fn	 fn;
 };
 

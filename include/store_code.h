@@ -34,6 +34,11 @@ struct store_code_outcome {
 	enum store_code_state	 state;
 	int64_t			 kakao_id;	/* DONE only */
 	uint64_t		 user_id;	/* DONE only */
+	/* CLAIMED only: what the claim wrote, so that finish and abandon
+	 * touch the record only while it is still this claim. */
+	time_t			 claimed_at;
+	bool			 has_verifier;
+	unsigned char		 verifier[STORE_TAG_LEN];
 };
 
 /*
@@ -52,23 +57,26 @@ int	store_code_claim(struct store *st, const unsigned char tag[STORE_TAG_LEN],
 
 /*
  * The exchange succeeded: PENDING -> DONE{kakao_id, user_id, done_at =
- * now}, keeping the record's verifier tag (a DONE record, from a request
- * that took over an abandoned claim, is overwritten the same way). No
- * record at all (swept, or abandoned meanwhile): -1 with KL_NOT_FOUND, and
- * nothing is written; the login itself stands.
+ * now}, keeping the record's verifier tag. claim is the CLAIMED outcome
+ * of this request's store_code_claim (NULL only in tests and tools: any
+ * record): when the record is no longer that claim (taken over after
+ * CODE_PENDING_MAX_S by another verifier, swept, abandoned), -1 with
+ * KL_NOT_FOUND and nothing is written, so a slow first exchange never
+ * hands its user to whoever took the claim over; the login stands.
  */
 int	store_code_finish(struct store *st, const unsigned char tag[STORE_TAG_LEN],
-	    int64_t kakao_id, uint64_t user_id, time_t now,
-	    struct kl_error *err);
+	    const struct store_code_outcome *claim, int64_t kakao_id,
+	    uint64_t user_id, time_t now, struct kl_error *err);
 
 /*
  * The exchange failed: removes the PENDING record so a retry asks Kakao
  * (which answers KOE320 if the code was used after all). A missing record
- * is not an error; a DONE one is left alone; one that does not decode is
- * removed.
+ * is not an error; a DONE one, or another request's claim (see finish),
+ * is left alone; one that does not decode is removed.
  */
 int	store_code_abandon(struct store *st,
-	    const unsigned char tag[STORE_TAG_LEN], struct kl_error *err);
+	    const unsigned char tag[STORE_TAG_LEN],
+	    const struct store_code_outcome *claim, struct kl_error *err);
 
 /*
  * Removes at most max expired records (DONE past the window, PENDING past

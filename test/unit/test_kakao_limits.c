@@ -358,15 +358,14 @@ static void
 test_gate_waiters_formula(void **state)
 {
 	(void)state;
-	/* Half of the threads the cap leaves may wait; the rest never
-	 * enter Kakao's code. */
-	assert_int_equal(kakao_gate_waiters(124, 128), 2);
+	/* The threads the cap leaves may wait (half of them after a wait
+	 * timed out: test_gate_refuses_at_once_beyond_waiters). */
+	assert_int_equal(kakao_gate_waiters(124, 128), 4);
 	assert_int_equal(kakao_gate_waiters(3, 4), 1);
-	assert_int_equal(kakao_gate_waiters(6, 8), 1);
-	assert_int_equal(kakao_gate_waiters(2, 4), 1);
+	assert_int_equal(kakao_gate_waiters(2, 4), 2);
 	assert_int_equal(kakao_gate_waiters(128, 128), 0);
 	assert_int_equal(kakao_gate_waiters(1, 1), 0);
-	assert_int_equal(kakao_gate_waiters(7, 128), 60);
+	assert_int_equal(kakao_gate_waiters(7, 128), 121);
 }
 
 static void *
@@ -406,6 +405,21 @@ test_gate_refuses_at_once_beyond_waiters(void **state)
 		fail_msg("refused after %ld ms, want at once", ms);
 	kakao_gate_leave(g);
 	pthread_join(t, NULL);
+	/* After a timed-out wait only half of the waiting places are open:
+	 * a gate of 1 slot and 2 waiters lets one wait, refuses the next. */
+	kakao_gate_free(g);
+	g = kakao_gate_new(1, 2, 100, &err);
+	assert_non_null(g);
+	assert_int_equal(kakao_gate_enter(g, &err), 0);
+	assert_int_equal(kakao_gate_enter(g, &err), -1);	/* times out */
+	assert_int_equal(pthread_create(&t, NULL, wait_for_slot, g), 0);
+	usleep(30000);		/* the thread waits now (100 ms) */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(kakao_gate_enter(g, &err), -1);
+	if ((ms = ms_since(&t0)) > 50)
+		fail_msg("refused after %ld ms, want at once (lean)", ms);
+	pthread_join(t, NULL);
+	kakao_gate_leave(g);
 	/* No waiting place at all: refused at once, a slot free still taken. */
 	kakao_gate_free(g);
 	g = kakao_gate_new(1, 0, 1500, &err);

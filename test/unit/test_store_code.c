@@ -109,7 +109,7 @@ finish(struct store *st, uint32_t code, int64_t kakao_id, uint64_t user_id,
 	struct kl_error	err;
 
 	make_tag(tag, 0xc0, code);
-	if (store_code_finish(st, tag, kakao_id, user_id, now, &err) != 0)
+	if (store_code_finish(st, tag, NULL, kakao_id, user_id, now, &err) != 0)
 		fail_msg("store_code_finish %u: %s", code, err.detail);
 }
 
@@ -263,18 +263,56 @@ test_abandon(void **state)
 	fx_open(fx, DURABILITY_SYNC);
 	make_tag(tag, 0xc0, 8);
 	assert_int_equal(claim(fx->st, 8, V1, NOW, NULL), STORE_CODE_CLAIMED);
-	assert_int_equal(store_code_abandon(fx->st, tag, &err), 0);
+	assert_int_equal(store_code_abandon(fx->st, tag, NULL, &err), 0);
 	/* Any verifier may claim it again, at once. */
 	assert_int_equal(claim(fx->st, 8, V2, NOW, NULL), STORE_CODE_CLAIMED);
-	assert_int_equal(store_code_abandon(fx->st, tag, &err), 0);
+	assert_int_equal(store_code_abandon(fx->st, tag, NULL, &err), 0);
 	/* Missing: not an error. */
-	assert_int_equal(store_code_abandon(fx->st, tag, &err), 0);
+	assert_int_equal(store_code_abandon(fx->st, tag, NULL, &err), 0);
 	/* A DONE record stays. */
 	assert_int_equal(claim(fx->st, 8, V1, NOW, NULL), STORE_CODE_CLAIMED);
 	finish(fx->st, 8, 10, 11, NOW);
-	assert_int_equal(store_code_abandon(fx->st, tag, &err), 0);
+	assert_int_equal(store_code_abandon(fx->st, tag, NULL, &err), 0);
 	assert_int_equal(claim(fx->st, 8, V1, NOW, &o), STORE_CODE_DONE);
 	assert_int_equal(o.user_id, 11);
+}
+
+/* The review's interleaving: the victim's exchange is slower than
+ * CODE_PENDING_MAX_S, an attacker with the stolen code and another
+ * verifier takes the claim over; the victim's finish must not make the
+ * record DONE under the attacker's verifier, and the attacker's abandon
+ * (Kakao: used) must not free the victim's repeat either. */
+static void
+test_takeover_gets_nothing(void **state)
+{
+	struct fixture			*fx = *state;
+	struct store_code_outcome	 victim, attacker, o;
+	unsigned char			 tag[STORE_TAG_LEN];
+	struct kl_error			 err;
+
+	fx_open(fx, DURABILITY_SYNC);
+	make_tag(tag, 0xc0, 77);
+	assert_int_equal(store_code_claim(fx->st, tag, V1, NOW, &victim, &err),
+	    0);
+	assert_int_equal(victim.state, STORE_CODE_CLAIMED);
+	assert_int_equal(store_code_claim(fx->st, tag, V2,
+	    NOW + CODE_PENDING_MAX_S, &attacker, &err), 0);
+	assert_int_equal(attacker.state, STORE_CODE_CLAIMED);
+	/* The victim's slow exchange ends: its finish writes nothing. */
+	assert_int_equal(store_code_finish(fx->st, tag, &victim, 4242, 42,
+	    NOW + CODE_PENDING_MAX_S + 1, &err), -1);
+	assert_int_equal(err.status, KL_NOT_FOUND);
+	/* The attacker's repeat is never served the victim's user. */
+	assert_int_equal(claim(fx->st, 77, V2, NOW + CODE_PENDING_MAX_S + 2,
+	    &o), STORE_CODE_PENDING);
+	/* The victim's abandon leaves the attacker's claim alone too. */
+	assert_int_equal(store_code_abandon(fx->st, tag, &victim, &err), 0);
+	assert_int_equal(claim(fx->st, 77, V1, NOW + CODE_PENDING_MAX_S + 2,
+	    &o), STORE_CODE_REFUSED);
+	/* The attacker's own abandon (Kakao said: used) removes its claim. */
+	assert_int_equal(store_code_abandon(fx->st, tag, &attacker, &err), 0);
+	assert_int_equal(claim(fx->st, 77, V2, NOW + CODE_PENDING_MAX_S + 3,
+	    &o), STORE_CODE_CLAIMED);
 }
 
 static void
@@ -286,13 +324,13 @@ test_finish_without_claim(void **state)
 
 	fx_open(fx, DURABILITY_SYNC);
 	make_tag(tag, 0xc0, 9);
-	assert_int_equal(store_code_finish(fx->st, tag, 1, 1, NOW, &err), -1);
+	assert_int_equal(store_code_finish(fx->st, tag, NULL, 1, 1, NOW, &err), -1);
 	assert_int_equal(err.status, KL_NOT_FOUND);
 	/* Nothing was written: the code is still free. */
 	assert_int_equal(claim(fx->st, 9, V1, NOW, NULL), STORE_CODE_CLAIMED);
 	/* Ids a login never makes. */
-	assert_int_equal(store_code_finish(fx->st, tag, 0, 1, NOW, &err), -1);
-	assert_int_equal(store_code_finish(fx->st, tag, 1, 0, NOW, &err), -1);
+	assert_int_equal(store_code_finish(fx->st, tag, NULL, 0, 1, NOW, &err), -1);
+	assert_int_equal(store_code_finish(fx->st, tag, NULL, 1, 0, NOW, &err), -1);
 	assert_int_equal(claim(fx->st, 9, V1, NOW, NULL), STORE_CODE_PENDING);
 }
 
@@ -311,8 +349,8 @@ test_store_not_open(void **state)
 	    &err), 0);
 	assert_int_equal(store_code_claim(st, tag, V1, NOW, &o, &err), -1);
 	assert_int_equal(err.status, KL_STORE_FAILED);
-	assert_int_equal(store_code_finish(st, tag, 1, 1, NOW, &err), -1);
-	assert_int_equal(store_code_abandon(st, tag, &err), -1);
+	assert_int_equal(store_code_finish(st, tag, NULL, 1, 1, NOW, &err), -1);
+	assert_int_equal(store_code_abandon(st, tag, NULL, &err), -1);
 	assert_int_equal(store_code_sweep(st, NOW, 10, &removed, &err), -1);
 	assert_int_equal(removed, 0);
 	store_close(st);
@@ -651,7 +689,7 @@ worker_run(void *arg)
 		make_tag(tag, 0xd0, code);
 		if (store_code_claim(w->st, tag, V1, NOW, &o, &err) != 0 ||
 		    (o.state == STORE_CODE_CLAIMED &&
-		    store_code_finish(w->st, tag, (int64_t)code, code, NOW,
+		    store_code_finish(w->st, tag, &o, (int64_t)code, code, NOW,
 		    &err) != 0)) {
 			w->failures++;
 			snprintf(w->detail, sizeof(w->detail), "%s",
@@ -823,6 +861,7 @@ main(void)
 		FX(test_record_from_the_future_expires),
 		FX(test_abandon),
 		FX(test_finish_without_claim),
+		FX(test_takeover_gets_nothing),
 		cmocka_unit_test(test_store_not_open),
 		FX(test_sweep_removes_only_expired),
 		FX(test_sweep_at_most_max),
