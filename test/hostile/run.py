@@ -6,7 +6,9 @@ malformed FastCGI straight to the service's Unix socket.
 
 Starts the stack of test/integration/stack.py (fake Kakao, the service under
 the real etc/kakao-login-spawn with 2 children x 4 threads, nginx and
-lighttpd with the shipped etc/ snippets), then:
+lighttpd with the shipped etc/ snippets), configured for the code flow as
+the integration suite does (codeflow.config_lines(), codeflow.FAKE_ARGS, the
+client secret file mode 600 and the service user's), then:
 
   1. HTTP_CASES: each row sent as raw bytes (no HTTP library: most rows are
      bytes http.client refuses to send) through nginx AND lighttpd, each front
@@ -22,6 +24,16 @@ lighttpd with the shipped etc/ snippets), then:
      a second nginx that includes etc/nginx/kakao-login-zones.conf is cut
      to 429 {"message":"TOO_MANY_REQUESTS"}; through lighttpd, 16 requests
      in progress from one address make the next one 429 the same way.
+  1c. Issue 9's routes, POST /users/kakao/callback and /users/kakao/id-token,
+     through nginx AND lighttpd (run_new_routes): hostile bodies (sizes,
+     field counts and lengths, percent-decoding, UTF-8, duplicates, JSON
+     types, nesting, BOM, content types, chunked), methods (405 with
+     Allow: POST) and paths; hostile codes and redirect URIs; hostile
+     id_tokens (parts, base64url, nesting, alg, kid, jku / x5u, crit).
+     Around each row the fake's /__stats must show no call it was not due
+     (no code exchange for a refused row; no JWKS fetch for a jku / x5u
+     one), and a listener named by every jku, x5u and kid URL must never
+     get a connection.
   2. FCGI_CASES: records written with test/hostile/fcgiclient.py straight to
      the socket, each with the answer it must get. After every case the
      worker pids (children of multiwatch, from /proc) must be unchanged and
@@ -30,8 +42,9 @@ lighttpd with the shipped etc/ snippets), then:
      the next case.
   3. Survival: the worker pids are those from before the FastCGI cases, no
      worker thread spins, logins through both fronts still succeed.
-  4. Logs: no token sent and not the JWT secret in the service log or the
-     front servers' logs.
+  4. Logs: no token, code, verifier, nonce, id_token (by its payload and
+     signature), Kakao access or refresh token, nor the JWT or client
+     secret in the service log or the front servers' logs.
 
 Prints "ok - NAME" / "not ok - NAME: WHY" per case and "N passed, M failed"
 last; exits 1 on any failure. Everything it started is stopped and its
@@ -52,6 +65,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,6 +73,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 sys.path.insert(0, HERE)
 import stack  # noqa: E402
 import fcgiclient as fc  # noqa: E402
+import codeflow  # noqa: E402
+import oidc  # noqa: E402
 from stack import LOGIN, Env, procs, worker_pids  # noqa: E402
 
 KID_BASE = random.randrange(10_000, 1_000_000) * 1000
@@ -394,10 +410,15 @@ def build_request(method, target, headers, body):
         tail = body[1]
     elif isinstance(body, tuple) and body[0] == "raw":
         tail = body[1]
+    elif isinstance(body, tuple) and body[0] == "typed":    # ("typed", [Content-Type...], bytes)
+        for ct in body[1]:
+            req.append(b"Content-Type: " + ct)
+        req.append(b"Content-Length: %d" % len(body[2]))
+        tail = body[2]
     return b"\r\n".join(req) + b"\r\n\r\n" + tail
 
 
-def check_http(r, exp, method, kid):
+def check_http(r, exp, method, kid, allow="GET, POST"):
     """-> None when r is the expected answer, else why."""
     kind, status, message = exp
     if r.status is None:
@@ -431,8 +452,8 @@ def check_http(r, exp, method, kid):
     if kind == "app":
         if r.header("cache-control") != "no-store":
             return "%s; Cache-Control %r, want no-store" % (desc, r.header("cache-control"))
-        if status == 405 and r.header("allow") != "GET, POST":
-            return "%s; Allow %r, want 'GET, POST'" % (desc, r.header("allow"))
+        if status == 405 and r.header("allow") != allow:
+            return "%s; Allow %r, want %r" % (desc, r.header("allow"), allow)
     return None
 
 
@@ -459,6 +480,687 @@ def run_http(env):
                 label += " (%s answers itself: %d)" % (front, exp[1]) if exp[0] == "front" else \
                     " (nginx error_page: %d %s)" % (exp[1], exp[2])
             report(why is None, label, why)
+
+
+# ------------------------------------------------------------- issue 9's routes
+#
+# POST /users/kakao/callback (the code flow) and /users/kakao/id-token
+# (sign in with an id_token), through both fronts, with hostile bodies,
+# codes, redirect URIs and id_tokens. Each row:
+#   (name, method, target, headers, body, expect, fake)
+# body: a function (Row) -> a body as build_request takes it, so each row
+# and front gets fresh codes and id_tokens; fake: the calls the row may
+# make to the fake Kakao, None (not checked), NO_KAKAO (no code exchange
+# and no other request but the JWKS, which a process fetches once), or
+# NO_FETCH (not even the JWKS: a jku or x5u in a header must never be
+# followed). The fake's /__stats is read before and after each row.
+
+CALLBACK, ID_TOKEN = codeflow.CALLBACK, codeflow.ID_TOKEN
+REDIRECT = codeflow.REDIRECT
+MAX_BODY = limit("MAX_BODY")
+MAX_FIELDS = limit("MAX_BODY_FIELDS")
+MAX_NAME = limit("MAX_FIELD_NAME")
+MAX_VALUE = limit("MAX_FIELD_VALUE")
+MAX_CODE = limit("MAX_CODE")
+MAX_ID_TOKEN = limit("MAX_ID_TOKEN")
+NO_KAKAO, NO_FETCH = "no Kakao call", "no Kakao call, no JWKS fetch"
+FORM_CT = b"application/x-www-form-urlencoded"
+JSON_CT = b"application/json"
+KID_NEW = KID_BASE + 60000
+secret_parts = set()    # searched whole in every log (id_token signatures)
+
+
+def secret_token(t):
+    """Remembers a code, verifier, nonce or id_token for the log search:
+    an id_token by its signature and payload (its header is the same for
+    every token of one key), anything else by its first 40 characters."""
+    parts = t.split(".")
+    if len(parts) == 3 and t.startswith("eyJ"):
+        for p in parts[1:]:
+            if len(p) >= 16:
+                secret_parts.add(p[-40:])
+    elif len(t) >= 6:
+        tokens_sent.add(t)
+    return t
+
+
+class Row:
+    """One row sent through one front: its Kakao id, a fresh good code of
+    the fake's grammar, an id_token minted for the id on demand."""
+
+    def __init__(self, env, kid):
+        self.env, self.k = env, kid
+        self.code = secret_token(oidc.code("good", kid))
+        self._tok = None
+        tokens_sent.add("valid-%d" % kid)       # Kakao's access token for it
+        tokens_sent.add("refresh-%d-" % kid)    # and its refresh token's start
+
+    @property
+    def tok(self):
+        if self._tok is None:
+            self._tok = self.mint()
+        return self._tok
+
+    def mint(self, **claims):
+        claims.setdefault("sub", str(self.k))
+        claims.setdefault("aud", codeflow.NATIVE_KEY)
+        return secret_token(oidc.mint(self.env.fake_port, **claims))
+
+
+def q(v):
+    """Percent-encodes a str or bytes for a form body (nothing left raw)."""
+    return urllib.parse.quote_from_bytes(v.encode() if isinstance(v, str) else v, safe="")
+
+
+def form(*pairs, ctype=FORM_CT):
+    """A form body of (name, value) pairs, each encoded unless it is bytes
+    already (a raw, hostile part). ctype: one Content-Type, a list of
+    several, or None for none."""
+    out = []
+    for n, v in pairs:
+        n = n if isinstance(n, bytes) else q(n).encode()
+        v = v if isinstance(v, bytes) else q(v).encode()
+        out.append(n + b"=" + v)
+    return typed(b"&".join(out), ctype)
+
+
+def typed(data, ctype):
+    cts = [] if ctype is None else [ctype] if isinstance(ctype, bytes) else list(ctype)
+    return ("typed", cts, data)
+
+
+def jbody(obj_or_text, ctype=JSON_CT):
+    data = obj_or_text if isinstance(obj_or_text, bytes) else json.dumps(obj_or_text).encode()
+    return typed(data, ctype)
+
+
+def good_fields(route, r):
+    if route == CALLBACK:
+        return [("code", r.code), ("redirect_uri", REDIRECT)]
+    return [("id_token", r.tok)]
+
+
+def pad_to(route, r, total, extra=()):
+    """A good form body of exactly total bytes: the route's fields, extra,
+    then pad fields (each value at most MAX_VALUE) filling it up."""
+    base = good_fields(route, r) + list(extra)
+    body = form(*base)[2]
+    pairs = list(base)
+    i = 0
+    while len(body) < total:
+        room = total - len(body) - len(b"&padN=") - (1 if i >= 10 else 0)
+        pairs.append(("pad%d" % i, "p" * max(0, min(MAX_VALUE, room))))
+        body = form(*pairs)[2]
+        i += 1
+    assert len(body) == total, (len(body), total)
+    return typed(body, FORM_CT)
+
+
+def b64(data):
+    return oidc.b64url(data if isinstance(data, bytes) else json.dumps(data).encode())
+
+
+def reheader(tok, header):
+    """tok's payload and signature under another header (a dict or raw
+    bytes)."""
+    _, p, s = tok.split(".")
+    return "%s.%s.%s" % (b64(header), p, s)
+
+
+def kid_of(tok):
+    return oidc.decode(tok)[0]["kid"]
+
+
+def hdr(tok, **fields):
+    """tok's own header (alg RS256, its kid) with fields set; None removes."""
+    h = dict(oidc.decode(tok)[0])
+    for n, v in fields.items():
+        if v is None:
+            h.pop(n, None)
+        else:
+            h[n] = v
+    return reheader(tok, h)
+
+
+def idt(fn, *extra):
+    """A body posting fn(row) as the id_token."""
+    return lambda r: form(("id_token", secret_token(fn(r))), *extra)
+
+
+def cb(code=None, redirect=None, *extra):
+    """A callback body: code (default the row's good code; bytes are sent
+    raw) and redirect_uri (default the configured one)."""
+    def body(r):
+        c = r.code if code is None else code(r) if callable(code) else code
+        if isinstance(c, str):
+            secret_token(c)
+        return form(("code", c), ("redirect_uri", REDIRECT if redirect is None else redirect), *extra)
+    return body
+
+
+def route_rows(route):
+    """The body, content type, method and path rows, for either route."""
+    ok = APP(200, "SUCCESS")
+    bad = APP(400, "BAD_REQUEST")
+    calls_ok = None
+    g = lambda r: good_fields(route, r)     # noqa: E731
+    first = "code" if route == CALLBACK else "id_token"
+    rows = [
+        ("a good form body (baseline)", "POST", route, [], lambda r: form(*g(r)), ok, calls_ok),
+        ("a good JSON body (baseline)", "POST", route, [], lambda r: jbody(dict(g(r))), ok, calls_ok),
+        ("JSON, Content-Type with charset=utf-8", "POST", route, [],
+         lambda r: jbody(dict(g(r)), b"application/json; charset=utf-8"), ok, calls_ok),
+        # --- sizes
+        ("a body of exactly MAX_BODY (%d) bytes" % MAX_BODY, "POST", route, [],
+         lambda r: pad_to(route, r, MAX_BODY), ok, calls_ok),
+        ("a body of MAX_BODY + 1 bytes", "POST", route, [],
+         lambda r: pad_to(route, r, MAX_BODY + 1), APP(413, "TOO_LARGE"), NO_KAKAO),
+        ("a body of 17 KB", "POST", route, [], lambda r: pad_to(route, r, 17 * 1024),
+         APP(413, "TOO_LARGE"), NO_KAKAO),
+        ("a body of 40 KB (over the fronts' 32 KB)", "POST", route, [],
+         lambda r: pad_to(route, r, 40 * 1024),
+         {"nginx": SNIPPET(413, "TOO_LARGE"), "lighttpd": FRONT(413)}, NO_KAKAO),
+        ("%d fields (the limit)" % MAX_FIELDS, "POST", route, [],
+         lambda r: form(*(g(r) + [("f%d" % i, "v") for i in range(MAX_FIELDS - len(g(r)))])), ok, calls_ok),
+        ("%d fields" % (MAX_FIELDS + 1), "POST", route, [],
+         lambda r: form(*(g(r) + [("f%d" % i, "v") for i in range(MAX_FIELDS + 1 - len(g(r)))])), bad, NO_KAKAO),
+        ("a %d-byte name (the limit)" % MAX_NAME, "POST", route, [],
+         lambda r: form(*(g(r) + [("n" * MAX_NAME, "v")])), ok, calls_ok),
+        ("a %d-byte name" % (MAX_NAME + 1), "POST", route, [],
+         lambda r: form(*(g(r) + [("n" * (MAX_NAME + 1), "v")])), bad, NO_KAKAO),
+        ("a %d-byte value (the limit)" % MAX_VALUE, "POST", route, [],
+         lambda r: form(*(g(r) + [("v", "v" * MAX_VALUE)])), ok, calls_ok),
+        ("a %d-byte value" % (MAX_VALUE + 1), "POST", route, [],
+         lambda r: form(*(g(r) + [("v", "v" * (MAX_VALUE + 1))])), bad, NO_KAKAO),
+        ("a %d-byte value once decoded (100 bytes of it as %%41)" % (MAX_VALUE + 1),
+         "POST", route, [], lambda r: form(*(g(r) + [("v", b"%41" * 100 + b"A" * (MAX_VALUE + 1 - 100))])),
+         bad, NO_KAKAO),
+        # --- percent-decoding, UTF-8, separators
+        ("%00 in a value", "POST", route, [], lambda r: form(*(g(r) + [("x", b"a%00b")])), bad, NO_KAKAO),
+        ("%00 in a name", "POST", route, [], lambda r: form(*(g(r) + [(b"x%00y", "v")])), bad, NO_KAKAO),
+        ("a lone % at the end", "POST", route, [], lambda r: form(*(g(r) + [("x", b"ab%")])), bad, NO_KAKAO),
+        ("a cut escape %4", "POST", route, [], lambda r: form(*(g(r) + [("x", b"ab%4")])), bad, NO_KAKAO),
+        ("%zz", "POST", route, [], lambda r: form(*(g(r) + [("x", b"%zz")])), bad, NO_KAKAO),
+        ("invalid UTF-8 (%FF)", "POST", route, [], lambda r: form(*(g(r) + [("x", b"a%FFb")])), bad, NO_KAKAO),
+        ("raw invalid UTF-8 (0xff)", "POST", route, [], lambda r: form(*(g(r) + [("x", b"a\xffb")])), bad, NO_KAKAO),
+        ("an overlong / (%C0%AF)", "POST", route, [], lambda r: form(*(g(r) + [("x", b"%C0%AF")])), bad, NO_KAKAO),
+        ("an overlong NUL (%C0%80)", "POST", route, [], lambda r: form(*(g(r) + [("x", b"%C0%80")])), bad, NO_KAKAO),
+        ("a 3-byte overlong (%E0%80%AF)", "POST", route, [],
+         lambda r: form(*(g(r) + [("x", b"%E0%80%AF")])), bad, NO_KAKAO),
+        ("a UTF-16 surrogate (%ED%A0%80)", "POST", route, [],
+         lambda r: form(*(g(r) + [("x", b"%ED%A0%80")])), bad, NO_KAKAO),
+        ("above U+10FFFF (%F4%90%80%80)", "POST", route, [],
+         lambda r: form(*(g(r) + [("x", b"%F4%90%80%80")])), bad, NO_KAKAO),
+        ("a cut UTF-8 sequence (%E2%82)", "POST", route, [],
+         lambda r: form(*(g(r) + [("x", b"%E2%82")])), bad, NO_KAKAO),
+        ("valid UTF-8 (%E2%82%AC) and raw UTF-8 in another field", "POST", route, [],
+         lambda r: form(*(g(r) + [("x", b"%E2%82%AC"), ("y", "\u20ac".encode())])), ok, calls_ok),
+        ("+ and %2B in another field (a space and a plus)", "POST", route, [],
+         lambda r: form(*(g(r) + [("x", b"a+b%2Bc")])), ok, calls_ok),
+        ("a control byte (%01) in a value", "POST", route, [],
+         lambda r: form(*(g(r) + [("x", b"a%01b")])), bad, NO_KAKAO),
+        ("DEL (%7F) in a value", "POST", route, [], lambda r: form(*(g(r) + [("x", b"a%7Fb")])), bad, NO_KAKAO),
+        ("a name with a space", "POST", route, [], lambda r: form(*(g(r) + [("a b", "v")])), bad, NO_KAKAO),
+        ("an empty name", "POST", route, [], lambda r: form(*(g(r) + [(b"", "v")])), bad, NO_KAKAO),
+        ("%s twice, same value" % first, "POST", route, [], lambda r: form(*(g(r) + g(r)[:1])), bad, NO_KAKAO),
+        ("%s twice, the second empty" % first, "POST", route, [],
+         lambda r: form(*(g(r) + [(first, "")])), bad, NO_KAKAO),
+        ("another field twice", "POST", route, [], lambda r: form(*(g(r) + [("x", "1"), ("x", "2")])), bad, NO_KAKAO),
+        ("a field twice, the second name percent-encoded", "POST", route, [],
+         lambda r: form(*(g(r) + [("x", "1"), (b"%78", "2")])), bad, NO_KAKAO),
+        ("';' as the separator", "POST", route, [],
+         lambda r: typed(b";".join(a + b"=" + b for a, b in
+                                   ((n.encode(), q(v).encode()) for n, v in reversed(g(r) + [("x", "1")]))),
+                         FORM_CT), bad, NO_KAKAO),
+        ("a pair without '='", "POST", route, [], lambda r: typed(form(*g(r))[2] + b"&lonely", FORM_CT), bad, NO_KAKAO),
+        ("an empty pair (&&)", "POST", route, [],
+         lambda r: typed(form(*g(r))[2] + b"&&x=1", FORM_CT), bad, NO_KAKAO),
+        ("a leading &", "POST", route, [], lambda r: typed(b"&" + form(*g(r))[2], FORM_CT), bad, NO_KAKAO),
+        ("a trailing &", "POST", route, [], lambda r: typed(form(*g(r))[2] + b"&", FORM_CT), bad, NO_KAKAO),
+        ("an empty body", "POST", route, [], typed(b"", FORM_CT), bad, NO_KAKAO),
+        ("%s missing" % first, "POST", route, [], form(("x", "1")), bad, NO_KAKAO),
+        ("%s empty" % first, "POST", route, [], lambda r: form(*([(first, "")] + g(r)[1:])), bad, NO_KAKAO),
+        # --- JSON
+        ("JSON: %s an object" % first, "POST", route, [],
+         lambda r: jbody(dict(g(r), **{first: {"a": "b"}})), bad, NO_KAKAO),
+        ("JSON: %s an array" % first, "POST", route, [],
+         lambda r: jbody(dict(g(r), **{first: [g(r)[0][1]]})), bad, NO_KAKAO),
+        ("JSON: a nested object in another field", "POST", route, [],
+         lambda r: jbody(dict(g(r), x={"y": {"z": "1"}})), bad, NO_KAKAO),
+        ("JSON: a number", "POST", route, [], lambda r: jbody(dict(g(r), x=1)), bad, NO_KAKAO),
+        ("JSON: a huge number", "POST", route, [],
+         lambda r: jbody(json.dumps(dict(g(r))).encode()[:-1] + b',"x":1e999}'), bad, NO_KAKAO),
+        ("JSON: null", "POST", route, [], lambda r: jbody(dict(g(r), x=None)), bad, NO_KAKAO),
+        ("JSON: %s null" % first, "POST", route, [], lambda r: jbody(dict(g(r), **{first: None})), bad, NO_KAKAO),
+        ("JSON: true", "POST", route, [], lambda r: jbody(dict(g(r), x=True)), bad, NO_KAKAO),
+        ("JSON: \\u0000 in a value", "POST", route, [], lambda r: jbody(dict(g(r), x="a\0b")), bad, NO_KAKAO),
+        ("JSON: \\u0000 in a name", "POST", route, [], lambda r: jbody(dict(g(r), **{"a\0b": "v"})), bad, NO_KAKAO),
+        ("JSON: a lone surrogate \\ud800", "POST", route, [],
+         lambda r: jbody(json.dumps(dict(g(r))).encode()[:-1] + b',"x":"\\ud800"}'), bad, NO_KAKAO),
+        ("JSON: raw invalid UTF-8", "POST", route, [],
+         lambda r: jbody(json.dumps(dict(g(r))).encode()[:-1] + b',"x":"\xc0\xaf"}'), bad, NO_KAKAO),
+        ("JSON: a raw control byte in a string", "POST", route, [],
+         lambda r: jbody(json.dumps(dict(g(r))).encode()[:-1] + b',"x":"a\x01b"}'), bad, NO_KAKAO),
+        ("JSON: %s twice (duplicate keys)" % first, "POST", route, [],
+         lambda r: jbody(json.dumps(dict(g(r))).encode()[:-1] + b',"' + first.encode() + b'":"x"}'),
+         bad, NO_KAKAO),
+        ("JSON: trailing garbage", "POST", route, [],
+         lambda r: jbody(json.dumps(dict(g(r))).encode() + b"garbage"), bad, NO_KAKAO),
+        ("JSON: a second object after the first", "POST", route, [],
+         lambda r: jbody(json.dumps(dict(g(r))).encode() * 2), bad, NO_KAKAO),
+        ("JSON: a UTF-8 BOM first", "POST", route, [],
+         lambda r: jbody(b"\xef\xbb\xbf" + json.dumps(dict(g(r))).encode()), bad, NO_KAKAO),
+        ("JSON: 10,000 [ deep", "POST", route, [], jbody(b"[" * 10000), bad, NO_KAKAO),
+        ("JSON: 2,600 nested objects (deeper than Jansson's 2048, within MAX_BODY)", "POST", route, [],
+         jbody(b'{"a":' * 2600 + b"1" + b"}" * 2600), bad, NO_KAKAO),
+        ("JSON: an array of the object", "POST", route, [], lambda r: jbody([dict(g(r))]), bad, NO_KAKAO),
+        ("JSON: a string", "POST", route, [], jbody(b'"code"'), bad, NO_KAKAO),
+        ("JSON: empty object", "POST", route, [], jbody(b"{}"), bad, NO_KAKAO),
+        ("JSON: cut short", "POST", route, [],
+         lambda r: jbody(json.dumps(dict(g(r))).encode()[:-1]), bad, NO_KAKAO),
+        ("JSON: 17 members", "POST", route, [],
+         lambda r: jbody(dict(g(r), **{"f%d" % i: "v" for i in range(MAX_FIELDS + 1 - len(g(r)))})),
+         bad, NO_KAKAO),
+        ("JSON: a form body sent as JSON", "POST", route, [], lambda r: typed(form(*g(r))[2], JSON_CT),
+         bad, NO_KAKAO),
+        # --- Content-Type
+        ("Content-Type application/json; charset=latin1", "POST", route, [],
+         lambda r: jbody(dict(g(r)), b"application/json; charset=latin1"), bad, NO_KAKAO),
+        ("Content-Type form; charset=iso-8859-1", "POST", route, [],
+         lambda r: form(*g(r), ctype=FORM_CT + b"; charset=iso-8859-1"), bad, NO_KAKAO),
+        ("Content-Type with charset twice", "POST", route, [],
+         lambda r: jbody(dict(g(r)), b"application/json; charset=utf-8; charset=utf-8"), bad, NO_KAKAO),
+        ("Content-Type multipart/form-data", "POST", route, [],
+         lambda r: typed(b"--x\r\nContent-Disposition: form-data; name=\"" + first.encode() + b"\"\r\n\r\n"
+                         + g(r)[0][1].encode() + b"\r\n--x--\r\n", b"multipart/form-data; boundary=x"),
+         bad, NO_KAKAO),
+        ("Content-Type text/plain", "POST", route, [], lambda r: form(*g(r), ctype=b"text/plain"), bad, NO_KAKAO),
+        ("Content-Type application/jsonx", "POST", route, [],
+         lambda r: jbody(dict(g(r)), b"application/jsonx"), bad, NO_KAKAO),
+        ("no Content-Type", "POST", route, [], lambda r: form(*g(r), ctype=None), bad, NO_KAKAO),
+        ("an empty Content-Type", "POST", route, [], lambda r: form(*g(r), ctype=b""), bad, NO_KAKAO),
+        ("form and JSON in one Content-Type", "POST", route, [],
+         lambda r: form(*g(r), ctype=FORM_CT + b", " + JSON_CT), bad, NO_KAKAO),
+        # Two Content-Type headers: see TWO_CONTENT_TYPES.
+        ("two Content-Type headers, form then JSON, form body", "POST", route, [],
+         lambda r: form(*g(r), ctype=[FORM_CT, JSON_CT]), "TWO_CT", None),
+        ("two Content-Type headers, JSON then form, form body", "POST", route, [],
+         lambda r: form(*g(r), ctype=[JSON_CT, FORM_CT]), "TWO_CT_JSON_FIRST", NO_KAKAO),
+        ("two Content-Type headers, both form", "POST", route, [],
+         lambda r: form(*g(r), ctype=[FORM_CT, FORM_CT]), "TWO_CT_SAME", None),
+        # --- chunked bodies (the fronts read them whole and pass a length)
+        ("a chunked good body", "POST", route, [(b"Content-Type", FORM_CT)],
+         lambda r: chunked(form(*g(r))[2]), ok, calls_ok),
+        ("a chunked good body in 1-byte chunks", "POST", route, [(b"Content-Type", FORM_CT)],
+         lambda r: ("chunked", b"".join(b"1\r\n%c\r\n" % c for c in form(*g(r))[2]) + b"0\r\n\r\n"),
+         ok, calls_ok),
+        ("a chunked body of 17 KB", "POST", route, [(b"Content-Type", FORM_CT)],
+         lambda r: chunked(pad_to(route, r, 17 * 1024)[2]), APP(413, "TOO_LARGE"), NO_KAKAO),
+        ("a chunked body of 40 KB", "POST", route, [(b"Content-Type", FORM_CT)],
+         lambda r: chunked(pad_to(route, r, 40 * 1024)[2]),
+         {"nginx": SNIPPET(413, "TOO_LARGE"), "lighttpd": FRONT(413)}, NO_KAKAO),
+        ("a chunked body with a bad chunk size", "POST", route, [(b"Content-Type", FORM_CT)],
+         ("chunked", b"zz\r\nhello\r\n0\r\n\r\n"), FRONT(400), NO_KAKAO),
+        # --- methods
+        ("GET", "GET", route, [], None, APP(405, "METHOD_NOT_ALLOWED"), NO_KAKAO),
+        ("GET with the fields in the query", "GET", route + "?x=1", [], None,
+         APP(405, "METHOD_NOT_ALLOWED"), NO_KAKAO),
+        ("PUT with a good body", "PUT", route, [], lambda r: form(*g(r)), APP(405, "METHOD_NOT_ALLOWED"), NO_KAKAO),
+        ("DELETE", "DELETE", route, [], None, APP(405, "METHOD_NOT_ALLOWED"), NO_KAKAO),
+        ("OPTIONS (a CORS preflight)", "OPTIONS", route,
+         [(b"Origin", b"https://app.example"), (b"Access-Control-Request-Method", b"POST")], None,
+         APP(405, "METHOD_NOT_ALLOWED"), NO_KAKAO),
+        ("PATCH with a good body", "PATCH", route, [], lambda r: form(*g(r)), APP(405, "METHOD_NOT_ALLOWED"),
+         NO_KAKAO),
+        ("HEAD (405, no body)", "HEAD", route, [], None, APP(405, "METHOD_NOT_ALLOWED"), NO_KAKAO),
+        # --- paths, matched exactly as sent
+        ("path with a trailing slash", "POST", route + "/", [], lambda r: form(*g(r)), APP(404, "NOT_FOUND"),
+         NO_KAKAO),
+        ("path with %2F for the last slash", "POST", route.rsplit("/", 1)[0] + "%2F" + route.rsplit("/", 1)[1],
+         [], lambda r: form(*g(r)), APP(404, "NOT_FOUND"), NO_KAKAO),
+        ("path with a trailing %2F", "POST", route + "%2F", [], lambda r: form(*g(r)), APP(404, "NOT_FOUND"),
+         NO_KAKAO),
+        ("path with a letter escaped", "POST", route[:-1] + "%%%02x" % ord(route[-1]), [],
+         lambda r: form(*g(r)), APP(404, "NOT_FOUND"), NO_KAKAO),
+        ("path in another case (last segment)", "POST", route.rsplit("/", 1)[0] + "/" +
+         route.rsplit("/", 1)[1].capitalize(), [], lambda r: form(*g(r)), APP(404, "NOT_FOUND"), NO_KAKAO),
+        ("path in another case (/users/Kakao)", "POST", route.replace("kakao", "Kakao"), [],
+         lambda r: form(*g(r)), APP(404, "NOT_FOUND"), NO_KAKAO),
+        ("path in upper case (outside the fronts' /users/)", "POST", route.upper(), [],
+         lambda r: form(*g(r)), FRONT(404), NO_KAKAO),
+        ("path with /..", "POST", route + "/..", [], lambda r: form(*g(r)), APP(404, "NOT_FOUND"), NO_KAKAO),
+        ("path with //", "POST", route.replace("/kakao/", "/kakao//"), [], lambda r: form(*g(r)),
+         APP(404, "NOT_FOUND"), NO_KAKAO),
+        ("path with ;x", "POST", route + ";x", [], lambda r: form(*g(r)), APP(404, "NOT_FOUND"), NO_KAKAO),
+        ("path with - and _ swapped", "POST", route.replace("-", "_") if "-" in route else route + "_",
+         [], lambda r: form(*g(r)), APP(404, "NOT_FOUND"), NO_KAKAO),
+        # The route is the path; the query is never read as fields.
+        ("a query string on the route, good body", "POST", route + "?x=1", [], lambda r: form(*g(r)), ok,
+         calls_ok),
+        ("the fields in the query, none in the body", "POST", route + "?%s=not-a-secret" % first, [],
+         form(("x", "1")), bad, NO_KAKAO),
+    ]
+    return rows
+
+
+def pkce_body(r):
+    verifier, challenge = oidc.pkce_pair()
+    code = secret_token(oidc.code("good", r.k, challenge=challenge))
+    return form(("code", code), ("redirect_uri", REDIRECT), ("code_verifier", secret_token(verifier)))
+
+
+def oidc_code_body(r):
+    nonce = secret_token("n" + os.urandom(12).hex())
+    code = secret_token(oidc.code("oidc", r.k, nonce=nonce))
+    return form(("code", code), ("redirect_uri", REDIRECT), ("nonce", nonce))
+
+
+# Good logins among the hostile rows: their verifiers, nonces, codes and
+# Kakao's tokens for them join the log search too.
+SECRET_ROWS = [
+    ("a good PKCE code with its verifier", "POST", CALLBACK, [], pkce_body, APP(200, "SUCCESS"), None),
+    ("a good code whose answer has an id_token, with its nonce", "POST", CALLBACK, [], oidc_code_body,
+     APP(200, "SUCCESS"), None),
+    ("a good id_token with the user's Kakao access_token", "POST", ID_TOKEN, [],
+     lambda r: form(("id_token", r.tok), ("access_token", "valid-%d" % r.k)), APP(200, "SUCCESS"), None),
+    ("a good id_token with its nonce", "POST", ID_TOKEN, [], lambda r: id_nonce_body(r), APP(200, "SUCCESS"),
+     None),
+]
+
+
+def id_nonce_body(r):
+    nonce = secret_token("n" + os.urandom(12).hex())
+    return form(("id_token", r.mint(nonce=nonce)), ("nonce", nonce))
+
+
+def hostile_code_rows():
+    mm = APP(400, "REDIRECT_URI_MISMATCH")
+    bad = APP(400, "BAD_REQUEST")
+    inv = APP(400, "INVALID_CODE")
+    return [
+        ("code of %d characters" % (MAX_CODE + 1), cb(lambda r: rand_token(MAX_CODE + 1)), inv),
+        ("code of 8000 characters", cb(lambda r: rand_token(8000)), inv),
+        ("code with a space (%20)", cb(lambda r: b"good-%d%%20x" % r.k), inv),
+        ("code with a space (+)", cb(lambda r: b"good-%d+x" % r.k), inv),
+        ("code with a plus (%2B)", cb(lambda r: b"good-%d%%2Bx" % r.k), inv),
+        ("code with a double quote", cb(lambda r: 'good-%d"x' % r.k), inv),
+        ("code with a single quote", cb(lambda r: "good-%d'x" % r.k), inv),
+        ("code with a slash", cb(lambda r: "good-%d/../x" % r.k), inv),
+        ("code with raw CR LF", cb(lambda r: b"good-%d\r\nX-Injected: 1" % r.k), bad),
+        ("code with %0d%0a", cb(lambda r: b"good-%d%%0d%%0aX-Injected:%%201" % r.k), bad),
+        ("code with a tab", cb(lambda r: b"good-%d%%09x" % r.k), bad),
+        ("code with %00 (NUL)", cb(lambda r: b"good-%d%%00x" % r.k), bad),
+        ("code with unicode (e acute)", cb(lambda r: "good-%d\u00e9" % r.k), inv),
+        ("code with U+2028", cb(lambda r: "good-%d\u2028x" % r.k), inv),
+        ("code with U+202E (bidi override)", cb(lambda r: "good-%d\u202ex" % r.k), inv),
+        ("code with a fullwidth letter", cb(lambda r: "\uff47ood-%d" % r.k), inv),
+        ("code with an overlong / (%C0%AF)", cb(lambda r: b"good-%d%%C0%%AFx" % r.k), bad),
+        ("code with a ; and another field", cb(lambda r: b"good-%d;redirect_uri=x" % r.k), inv),
+        ("code with & encoded (%26)", cb(lambda r: b"good-%d%%26code=x" % r.k), inv),
+        ("code as JSON with \\r\\n", lambda r: jbody({"code": secret_token("good-%d.u1\r\nx" % r.k),
+                                                      "redirect_uri": REDIRECT}), bad),
+        ("code as JSON with \\u2028",
+         lambda r: jbody({"code": secret_token("good-%d.u1\u2028x" % r.k), "redirect_uri": REDIRECT}), inv),
+        ("redirect_uri with raw CR LF", cb(None, b"https://app.example/callback\r\nLocation:%20x"), bad),
+        ("redirect_uri with %0d%0a", cb(None, b"https://app.example/callback%0d%0aLocation:%20x"), bad),
+        ("redirect_uri ending in %0a", cb(None, q(REDIRECT).encode() + b"%0a"), bad),
+        ("redirect_uri with a NUL after the configured one", cb(None, q(REDIRECT).encode() + b"%00.evil"), bad),
+        ("redirect_uri as JSON with \\u0000",
+         lambda r: jbody({"code": r.code, "redirect_uri": REDIRECT + "\0.evil"}), bad),
+        ("redirect_uri javascript:", cb(None, "javascript:alert(document.cookie)"), mm),
+        ("redirect_uri javascript://app.example/callback", cb(None, "javascript://app.example/callback"), mm),
+        ("redirect_uri data:", cb(None, "data:text/html,<script>alert(1)</script>"), mm),
+        ("redirect_uri with a userinfo (evil@)", cb(None, "https://evil@app.example/callback"), mm),
+        ("redirect_uri with our host as userinfo", cb(None, "https://app.example@evil.example/callback"), mm),
+        ("redirect_uri with a fragment", cb(None, REDIRECT + "#x"), mm),
+        ("redirect_uri with a trailing space", cb(None, REDIRECT + " "), mm),
+        ("redirect_uri with a leading space", cb(None, " " + REDIRECT), mm),
+        ("redirect_uri with a tab", cb(None, REDIRECT + "\t"), bad),
+        ("redirect_uri with a Cyrillic a", cb(None, REDIRECT.replace("app", "\u0430pp")), mm),
+        ("redirect_uri with a backslash", cb(None, REDIRECT.replace("/callback", "\\callback")), mm),
+        ("redirect_uri // protocol-relative", cb(None, "//app.example/callback"), mm),
+        ("redirect_uri of the configured one twice", cb(None, REDIRECT + " " + REDIRECT), mm),
+        ("redirect_uri of 8000 bytes, starting with the configured one",
+         cb(None, REDIRECT + "?" + "a" * (8000 - len(REDIRECT) - 1)), mm),
+        ("redirect_uri of 10 KB", cb(None, REDIRECT + "?" + "a" * 10240), bad),
+        ("redirect_uri empty", cb(None, ""), bad),
+        ("redirect_uri missing", lambda r: form(("code", r.code)), bad),
+        ("code_verifier of 42 characters", cb(None, None, ("code_verifier", secret_token("v" * 42))), bad),
+        ("code_verifier of 129 characters", cb(None, None, ("code_verifier", secret_token("v" * 129))), bad),
+        ("code_verifier with a space",
+         cb(None, None, ("code_verifier", secret_token("v" * 20 + " " + "v" * 30))), bad),
+        ("code_verifier with a +", cb(None, None, ("code_verifier", secret_token("v" * 20 + "+" + "v" * 30))), bad),
+        ("nonce of 257 bytes", cb(None, None, ("nonce", secret_token(rand_token(257)))), bad),
+        ("nonce empty", cb(None, None, ("nonce", "")), bad),
+    ]
+
+
+def hostile_id_token_rows(env, listener):
+    unauth = APP(401, "INVALID_ID_TOKEN")
+    bad = APP(400, "BAD_REQUEST")
+    evil = "http://127.0.0.1:%d/jwks.json" % listener
+    fake_url = "http://127.0.0.1:%d/.well-known/jwks.json" % env.fake_port
+
+    def garbage(n):
+        return lambda r: "eyJ" + rand_token(n - 3)
+
+    def nested(n):
+        def make(r):
+            p, s = r.tok.split(".")[1:]
+            return "%s.%s.%s" % (oidc.b64url(b'{"a":' * n + b"1" + b"}" * n), p, s)
+        return make
+
+    return [
+        ("an id_token of %d bytes" % (MAX_ID_TOKEN + 1), idt(garbage(MAX_ID_TOKEN + 1)), bad, NO_KAKAO),
+        ("an id_token of %d bytes (the limit), garbage" % MAX_ID_TOKEN,
+         idt(lambda r: r.tok + "A" * (MAX_ID_TOKEN - len(r.tok))), unauth, NO_KAKAO),
+        ("one part", idt(lambda r: r.tok.split(".")[0]), unauth, NO_KAKAO),
+        ("two parts", idt(lambda r: ".".join(r.tok.split(".")[:2])), unauth, NO_KAKAO),
+        ("two parts and a dot (no signature)", idt(lambda r: ".".join(r.tok.split(".")[:2]) + "."), unauth,
+         NO_KAKAO),
+        ("four parts", idt(lambda r: r.tok + "." + r.tok.split(".")[2]), unauth, NO_KAKAO),
+        ("a trailing dot", idt(lambda r: r.tok + "."), unauth, NO_KAKAO),
+        ("only dots", idt(lambda r: ".."), unauth, NO_KAKAO),
+        ("padding = on the signature", idt(lambda r: r.tok + "=="), unauth, NO_KAKAO),
+        ("padding = on the header", idt(lambda r: r.tok.replace(".", "=.", 1)), unauth, NO_KAKAO),
+        ("a + in the signature (base64, not base64url)",
+         idt(lambda r: r.tok[:-5] + "+" + r.tok[-4:]), unauth, NO_KAKAO),
+        ("a / in the payload", idt(lambda r: r.tok.replace(".", "./", 1)), unauth, NO_KAKAO),
+        ("a * in the header", idt(lambda r: "*" + r.tok), unauth, NO_KAKAO),
+        ("a space inside", idt(lambda r: r.tok[:20] + " " + r.tok[20:]), unauth, NO_KAKAO),
+        ("whitespace around it", idt(lambda r: " " + r.tok + " "), unauth, NO_KAKAO),
+        ("Bearer before it", idt(lambda r: "Bearer " + r.tok), unauth, NO_KAKAO),
+        # 10,000 nested objects make a 66 KB id_token: over the fronts'
+        # body limit. Within MAX_ID_TOKEN: 700 objects, 5,000 arrays
+        # (deeper than Jansson's 2048).
+        ("a header of 10,000 nested objects (66 KB)", idt(nested(10000)),
+         {"nginx": SNIPPET(413, "TOO_LARGE"), "lighttpd": FRONT(413)}, NO_KAKAO),
+        ("a header of 1,400 nested objects (over MAX_FIELD_VALUE)", idt(nested(1400)), bad, NO_KAKAO),
+        ("a header of 700 nested objects", idt(nested(700)), unauth, NO_KAKAO),
+        ("a header of 5,000 [", idt(lambda r: oidc.b64url(b"[" * 5000) + "." +
+                                     ".".join(r.tok.split(".")[1:])), unauth, NO_KAKAO),
+        ("a header that is not JSON", idt(lambda r: reheader(r.tok, b"not json")), unauth, NO_KAKAO),
+        ("a header that is an array", idt(lambda r: reheader(r.tok, [{"alg": "RS256"}])), unauth, NO_KAKAO),
+        ("a header with alg twice (RS256, none)",
+         idt(lambda r: reheader(r.tok, b'{"alg":"RS256","kid":"' + kid_of(r.tok).encode() +
+                                b'","alg":"none"}')), unauth, NO_KAKAO),
+        ("alg none", idt(lambda r: oidc.forge_alg_none(r.tok)), unauth, NO_KAKAO),
+        ("alg none, its signature kept", idt(lambda r: hdr(r.tok, alg="none")), unauth, NO_KAKAO),
+        ("alg None", idt(lambda r: hdr(r.tok, alg="None")), unauth, NO_KAKAO),
+        ("alg NONE, no signature", idt(lambda r: hdr(r.tok, alg="NONE").rsplit(".", 1)[0] + "."), unauth,
+         NO_KAKAO),
+        ("alg rs256 (lower case)", idt(lambda r: hdr(r.tok, alg="rs256")), unauth, NO_KAKAO),
+        ("alg HS256 signed with the public key",
+         idt(lambda r: oidc.forge_hs256_with_public_key(r.tok, oidc.public_pem(env.fake_port))),
+         unauth, NO_KAKAO),
+        ("alg RS512", idt(lambda r: hdr(r.tok, alg="RS512")), unauth, NO_KAKAO),
+        ("alg PS256", idt(lambda r: hdr(r.tok, alg="PS256")), unauth, NO_KAKAO),
+        ("alg ES256", idt(lambda r: hdr(r.tok, alg="ES256")), unauth, NO_KAKAO),
+        ("alg missing", idt(lambda r: hdr(r.tok, alg=None)), unauth, NO_KAKAO),
+        ("alg an array [RS256]", idt(lambda r: hdr(r.tok, alg=["RS256"])), unauth, NO_KAKAO),
+        ("alg a number", idt(lambda r: hdr(r.tok, alg=256)), unauth, NO_KAKAO),
+        ("alg RS256 with a NUL after it", idt(lambda r: hdr(r.tok, alg="RS256\0")), unauth, NO_KAKAO),
+        ("kid with path traversal", idt(lambda r: hdr(r.tok, kid="../../../../etc/passwd")), unauth, NO_KAKAO),
+        ("kid with an encoded traversal", idt(lambda r: hdr(r.tok, kid="..%2f..%2f.well-known%2fjwks.json")),
+         unauth, NO_KAKAO),
+        ("kid a URL", idt(lambda r: hdr(r.tok, kid=evil)), unauth, NO_FETCH),
+        ("kid of 5000 characters", idt(lambda r: hdr(r.tok, kid="k" * 5000)), unauth, NO_KAKAO),
+        ("kid of 10 KB", idt(lambda r: hdr(r.tok, kid="k" * 10240)), bad, NO_KAKAO),
+        ("kid missing", idt(lambda r: hdr(r.tok, kid=None)), unauth, NO_KAKAO),
+        ("kid a number", idt(lambda r: hdr(r.tok, kid=1)), unauth, NO_KAKAO),
+        ("kid with a NUL", idt(lambda r: hdr(r.tok, kid=kid_of(r.tok) + "\0x")), unauth, NO_KAKAO),
+        ("jku pointing elsewhere", idt(lambda r: hdr(r.tok, jku=evil)), unauth, NO_FETCH),
+        ("jku pointing at the fake's own JWKS", idt(lambda r: hdr(r.tok, jku=fake_url)), unauth, NO_FETCH),
+        ("x5u pointing elsewhere", idt(lambda r: hdr(r.tok, x5u=evil)), unauth, NO_FETCH),
+        ("jwk embedded in the header", idt(lambda r: hdr(r.tok, jwk=oidc.jwks(env.fake_port)["keys"][0])),
+         unauth, NO_FETCH),
+        ("x5c embedded in the header", idt(lambda r: hdr(r.tok, x5c=["MIIB"])), unauth, NO_FETCH),
+        ("crit [exp]", idt(lambda r: hdr(r.tok, crit=["exp"])), unauth, NO_KAKAO),
+        ("crit []", idt(lambda r: hdr(r.tok, crit=[])), unauth, NO_KAKAO),
+        ("crit [b64] with b64 false", idt(lambda r: hdr(r.tok, crit=["b64"], b64=False)), unauth, NO_KAKAO),
+        ("typ at+jwt (an access token)", idt(lambda r: hdr(r.tok, typ="at+jwt")), unauth, NO_KAKAO),
+        ("a payload that is not JSON", idt(lambda r: "%s.%s.%s" % (r.tok.split(".")[0], oidc.b64url(b"x"),
+                                                                   r.tok.split(".")[2])), unauth, NO_KAKAO),
+        ("a signature of zeros", idt(lambda r: r.tok.rsplit(".", 1)[0] + "." + oidc.b64url(b"\0" * 256)),
+         unauth, NO_KAKAO),
+        ("a signature of one byte", idt(lambda r: r.tok.rsplit(".", 1)[0] + ".AA"), unauth, NO_KAKAO),
+        ("a signature of 8 KB (the id_token over the limit)",
+         idt(lambda r: r.tok.rsplit(".", 1)[0] + "." + "A" * 8200), bad, NO_KAKAO),
+        ("an id_token for another audience", idt(lambda r: r.mint(aud="someone-elses-app")), unauth, NO_KAKAO),
+        ("an access_token with CR LF beside a good id_token",
+         lambda r: form(("id_token", r.tok), ("access_token", b"valid-%d%%0d%%0aX:1" % r.k)), bad, NO_KAKAO),
+        ("an access_token of 2000 characters beside a good id_token",
+         lambda r: form(("id_token", r.tok), ("access_token", secret_token(rand_token(2000)))),
+         APP(400, "INVALID_TOKEN"), NO_KAKAO),
+        ("an empty access_token beside a good id_token",
+         lambda r: form(("id_token", r.tok), ("access_token", "")), bad, NO_KAKAO),
+        ("a nonce of 257 bytes", lambda r: form(("id_token", r.tok), ("nonce", secret_token(rand_token(257)))),
+         bad, NO_KAKAO),
+    ]
+
+
+class FakeCalls:
+    """The fake's counters around one row."""
+
+    def __init__(self, env):
+        self.port = env.fake_port
+        self.a = oidc.stats(self.port)
+
+    def delta(self):
+        b = oidc.stats(self.port)
+        tok = b["token_calls"] - self.a["token_calls"]
+        jwk = b["jwks_calls"] - self.a["jwks_calls"]
+        other = b["requests"] - self.a["requests"] - 1 - tok - jwk   # b's /__stats counted in b
+        return tok, jwk, other
+
+
+def check_fake(fake, delta):
+    if fake is None:
+        return None
+    tok, jwk, other = delta
+    if tok or other or (fake == NO_FETCH and jwk):
+        return "the fake Kakao was called: %d code exchanges, %d JWKS fetches, %d other requests" % (
+            tok, jwk, other)
+    return None
+
+
+def allow_for(target):
+    return "POST" if target.split("?")[0] in (CALLBACK, ID_TOKEN) else "GET, POST"
+
+
+def send_new(env, front, port, kid, name, method, target, headers, body, exp, fake):
+    r = Row(env, kid)
+    if callable(body):
+        body = body(r)
+    if isinstance(exp, dict):
+        exp = exp[front]
+    if isinstance(exp, str):
+        exp = TWO_CONTENT_TYPES[exp][front]
+    data = build_request(method, target, headers, body)
+    calls = FakeCalls(env)
+    resp = http_raw(port, data, head=(method == "HEAD"))
+    why = check_http(resp, exp, method, kid, allow=allow_for(target))
+    why = why or check_fake(fake, calls.delta())
+    label = "%s: %s %s: %s" % (front, method, target.split("?")[0][:40], name)
+    if why is None and exp[0] != "app":
+        label += " (%s answers itself: %d)" % (front, exp[1]) if exp[0] == "front" else \
+            " (nginx error_page: %d %s)" % (exp[1], exp[2])
+    report(why is None, label, why)
+
+
+# Two Content-Type headers: nginx 1.22 passes the first one's value as
+# CONTENT_TYPE (the app judges the body by it); lighttpd refuses two that
+# differ with its own 400 and passes two equal ones as one.
+TWO_CONTENT_TYPES = {
+    "TWO_CT": {"nginx": APP(200, "SUCCESS"), "lighttpd": FRONT(400)},
+    "TWO_CT_JSON_FIRST": {"nginx": APP(400, "BAD_REQUEST"), "lighttpd": FRONT(400)},
+    "TWO_CT_SAME": {"nginx": APP(200, "SUCCESS"), "lighttpd": APP(200, "SUCCESS")},
+}
+
+
+def warm_jwks(env):
+    """Until every worker process has fetched Kakao's keys once, so that a
+    JWKS fetch during a hostile id_token row could only be its doing."""
+    c0 = oidc.stats(env.fake_port)["jwks_calls"]
+    for i in range(60):
+        if oidc.stats(env.fake_port)["jwks_calls"] - c0 >= env.children:
+            return True
+        r = Row(env, KID_NEW + 900 + i)
+        port = list(env.fronts.values())[i % len(env.fronts)]
+        http_raw(port, build_request("POST", ID_TOKEN, [], form(("id_token", r.tok))))
+    return oidc.stats(env.fake_port)["jwks_calls"] - c0 >= env.children
+
+
+def new_route_ok(env, front, port, kid, route):
+    """A good login on route through front: (ok, why)."""
+    r = Row(env, kid)
+    body = form(*good_fields(route, r))
+    resp = http_raw(port, build_request("POST", route, [], body))
+    why = check_http(resp, APP(200, "SUCCESS"), "POST", kid, allow="POST")
+    return why is None, why
+
+
+def run_new_routes(env):
+    log = LogTail(env.service_log)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.setblocking(False)
+    lport = listener.getsockname()[1]
+    try:
+        warmed = warm_jwks(env)
+        report(warmed, "every worker process has fetched the JWKS once (before the id_token rows)",
+               "fewer than %d JWKS fetches after 60 logins" % env.children)
+        n = 0
+        for fi, (front, port) in enumerate(env.fronts.items()):
+            base = KID_NEW + fi * 10000
+            rows = []
+            for route in (CALLBACK, ID_TOKEN):
+                rows += route_rows(route)
+            rows += SECRET_ROWS
+            rows += [(name, "POST", CALLBACK, [], body, exp, NO_KAKAO)
+                     for name, body, exp in hostile_code_rows()]
+            rows += [(name, "POST", ID_TOKEN, [], body, exp, fake)
+                     for name, body, exp, fake in hostile_id_token_rows(env, lport)]
+            for ci, row in enumerate(rows):
+                send_new(env, front, port, base + ci, *row)
+                n += 1
+            for i, route in enumerate((CALLBACK, ID_TOKEN)):
+                ok, why = new_route_ok(env, front, port, base + 9000 + i, route)
+                report(ok, "%s: after the hostile rows, a good POST %s still logs in" % (front, route), why)
+        try:
+            conn, _ = listener.accept()
+            conn.close()
+            contacted = True
+        except BlockingIOError:
+            contacted = False
+        report(not contacted, "no jku, x5u or kid URL was fetched: the listener they named got no connection",
+               "the service connected to 127.0.0.1:%d" % lport)
+    finally:
+        listener.close()
+    crashed = crash_lines(log.new())
+    report(not crashed, "no crash in the service log during the %d rows on the new routes" % n,
+           " | ".join(crashed[:4]))
 
 
 # ------------------------------------------------------------- per-client limits
@@ -668,7 +1370,7 @@ def tok(i):
     return "Bearer valid-%d" % (KID_FC + i)
 
 
-def answer(status, message, rid=1):
+def answer(status, message, rid=1, allow="GET, POST"):
     def check(r):
         st, hdrs, body = r.http(rid)
         if st != status:
@@ -683,7 +1385,7 @@ def answer(status, message, rid=1):
             return "no FCGI_END_REQUEST(REQUEST_COMPLETE): %s" % r.summary(rid)
         if message == "SUCCESS":
             jwts.add(js.get("access_token", ""))
-        if status == 405 and hdrs.get("allow") != "GET, POST":
+        if status == 405 and hdrs.get("allow") != allow:
             return "Allow %r" % hdrs.get("allow")
         return None
     return check
@@ -746,6 +1448,38 @@ def req(params_, body=b"", rid=1, role=fc.RESPONDER, keep=False):
 
 
 GOOD = lambda i: req(P(tok(i)))  # noqa: E731
+
+
+_fcgi_bodies = {}
+
+
+def fcgi_code_body(i):
+    """A good callback form body for Kakao id KID_FC + i (the same bytes
+    each call)."""
+    if i not in _fcgi_bodies:
+        c = secret_token(oidc.code("good", KID_FC + i))
+        _fcgi_bodies[i] = form(("code", c), ("redirect_uri", REDIRECT))[2]
+    return _fcgi_bodies[i]
+
+
+def fcgi_id_body(env, i):
+    """A good id-token form body for Kakao id KID_FC + i, minted once."""
+    if i not in _fcgi_bodies:
+        _fcgi_bodies[i] = form(("id_token", Row(env, KID_FC + i).tok))[2]
+    return _fcgi_bodies[i]
+
+
+def NEW_P(route, body, replace=None, drop=(), uri=None):
+    return P(None, "POST", uri or route, body, replace=replace, drop=drop)
+
+
+def NEW(route, body, replace=None, drop=(), uri=None):
+    """A POST of body to route, params as nginx sends them."""
+    return req(NEW_P(route, body, replace, drop, uri), body)
+
+
+def fcgi_dribble(params_, body):
+    return fc.begin() + fc.params(params_) + b"".join(fc.rec(fc.STDIN, 1, bytes([b])) for b in body) + fc.stdin()
 
 
 def gv(names):
@@ -945,6 +1679,46 @@ FCGI_CASES = [
     ("garbage: an HTTP request on the FastCGI socket",
      b"GET /users/kakao/login HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer valid-1\r\n\r\n", {"timeout": 3},
      closed_silently),
+] + [
+    # --- issue 9's routes, straight to the socket (a direct peer may lie
+    # about CONTENT_LENGTH; the fronts never do)
+    ("callback: a good code", NEW(CALLBACK, fcgi_code_body(101)), {}, answer(200, "SUCCESS")),
+    ("id-token: a good id_token", lambda env: NEW(ID_TOKEN, fcgi_id_body(env, 102)), {}, answer(200, "SUCCESS")),
+    ("callback: CONTENT_LENGTH 10 with a 3-byte body",
+     NEW(CALLBACK, b"c=x", {"CONTENT_LENGTH": "10"}), {}, answer(400, "BAD_REQUEST")),
+    ("callback: CONTENT_LENGTH 3 with a whole good body (longer)",
+     NEW(CALLBACK, fcgi_code_body(103), {"CONTENT_LENGTH": "3"}), {}, answer(400, "BAD_REQUEST")),
+    ("callback: CONTENT_LENGTH one more than a good body",
+     NEW(CALLBACK, fcgi_code_body(104), {"CONTENT_LENGTH": str(len(fcgi_code_body(104)) + 1)}), {},
+     answer(400, "BAD_REQUEST")),
+    ("callback: CONTENT_LENGTH one less than a good body",
+     NEW(CALLBACK, fcgi_code_body(105), {"CONTENT_LENGTH": str(len(fcgi_code_body(105)) - 1)}), {},
+     answer(400, "BAD_REQUEST")),
+    ("id-token: CONTENT_LENGTH 0 with a good body",
+     lambda env: NEW(ID_TOKEN, fcgi_id_body(env, 106), {"CONTENT_LENGTH": "0"}), {}, answer(400, "BAD_REQUEST")),
+    ("id-token: CONTENT_LENGTH 16385 with a 3-byte body",
+     NEW(ID_TOKEN, b"c=x", {"CONTENT_LENGTH": "16385"}), {}, answer(413, "TOO_LARGE")),
+    ("id-token: CONTENT_LENGTH 10 with a 20 KB body",
+     NEW(ID_TOKEN, b"x" * 20000, {"CONTENT_LENGTH": "10"}), {}, answer(413, "TOO_LARGE")),
+    ("callback: CONTENT_LENGTH 18446744073709551626 (2^64 + 10)",
+     NEW(CALLBACK, b"c=x", {"CONTENT_LENGTH": "18446744073709551626"}), {}, answer(400, "BAD_REQUEST")),
+    ("callback: no CONTENT_TYPE param", NEW(CALLBACK, fcgi_code_body(107), drop=("CONTENT_TYPE",)), {},
+     answer(400, "BAD_REQUEST")),
+    ("callback: CONTENT_TYPE JSON, a form body",
+     NEW(CALLBACK, fcgi_code_body(108), {"CONTENT_TYPE": "application/json"}), {}, answer(400, "BAD_REQUEST")),
+    ("id-token: GET (405, Allow: POST)", req(P(None, "GET", ID_TOKEN)), {},
+     answer(405, "METHOD_NOT_ALLOWED", allow="POST")),
+    ("callback: REQUEST_URI with a trailing slash", NEW(CALLBACK, fcgi_code_body(109), uri=CALLBACK + "/"), {},
+     answer(404, "NOT_FOUND")),
+    ("callback: NUL inside REQUEST_URI after the route (libfcgi cuts the value there)",
+     NEW(CALLBACK, fcgi_code_body(110), uri=CALLBACK + "\0/../nope"), {}, answer(200, "SUCCESS")),
+    ("callback: close in the middle of the body (CONTENT_LENGTH 100, 10 bytes sent)",
+     fc.begin() + fc.params(P(None, "POST", CALLBACK, b"x" * 100)) + fc.rec(fc.STDIN, 1, b"code=good-"),
+     {"timeout": 0.3, "until_end": ()}, nothing_to_check),
+    ("id-token: the body in 1-byte STDIN records", lambda env: fcgi_dribble(NEW_P(ID_TOKEN, fcgi_id_body(env, 111)),
+                                                                         fcgi_id_body(env, 111)), {},
+     answer(200, "SUCCESS")),
+] + [
     ("slowloris: 3 clients each stop after half a record header", None, {}, None),   # run_slowloris
     ("drip: as many peers as threads, 1 byte a second each", None, {}, None),       # run_drip
     ("slow body: a client stops before its STDIN", None, {}, None),                  # run_slow_body
@@ -1119,6 +1893,8 @@ def run_fcgi(env):
                 fn = next(f for key, f in SPECIAL.items() if name.startswith(key))
                 why = fn(env)
             else:
+                if callable(data):          # built at run time (an id_token from the fake)
+                    data = data(env)
                 r = fc.exchange(env.sock, data, **opts)
                 why = check(r)
         except OSError as e:
@@ -1149,6 +1925,9 @@ def run_survival(env, pids_before):
     for i, (front, port) in enumerate(env.fronts.items()):
         ok, why = login_ok(port, KID_BASE + 80000 + i)
         report(ok, "%s: a normal login succeeds after everything" % front, why)
+        for j, route in enumerate((CALLBACK, ID_TOKEN)):
+            ok, why = new_route_ok(env, front, port, KID_BASE + 80010 + 2 * i + j, route)
+            report(ok, "%s: a good POST %s succeeds after everything" % (front, route), why)
 
 
 NGINX_REJECT = re.compile(r"\[info\].*client sent (duplicate|too long|invalid) header line")
@@ -1192,14 +1971,17 @@ def run_logs(env):
             lines = []
         leaks, info_leaks = [], []
         for ln in lines:
-            hit = [t for t in needles if t in ln]
+            hit = [t for t in needles if t in ln] + [t for t in secret_parts if t in ln]
             if secret in ln:
                 hit.append("the JWT secret")
+            if codeflow.CLIENT_SECRET in ln:
+                hit.append("the client secret")
             if any(j and j in ln for j in jwts):
                 hit.append("an issued JWT")
             if not hit:
                 continue
-            if name == "nginx error" and NGINX_REJECT.search(ln) and "the JWT secret" not in hit:
+            if name == "nginx error" and NGINX_REJECT.search(ln) and not (
+                    {"the JWT secret", "the client secret"} & set(hit)):
                 info_leaks.append(ln[:160])
             else:
                 leaks.append("%s in %r" % (hit[0][:20], ln[:160]))
@@ -1212,6 +1994,18 @@ def run_logs(env):
 
 # ------------------------------------------------------------- main
 
+def codeflow_setup(env):
+    """The code flow's keys as the integration suite sets them: the client
+    secret file (its only line, mode 600, the service user's) and the
+    config lines of codeflow.config_lines()."""
+    path = env.path("client.secret")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, codeflow.CLIENT_SECRET.encode() + b"\n")
+    os.close(fd)
+    env.own(path)
+    env.extra = list(codeflow.config_lines(path))
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--build":
         stack.set_build(sys.argv[2])
@@ -1222,7 +2016,7 @@ def main():
             print("%s missing: run make first" % prog, file=sys.stderr)
             return 2
     t0 = time.monotonic()
-    env = Env(children=2, threads=4)
+    env = Env(children=2, threads=4, fake_args=codeflow.FAKE_ARGS)
     atexit.register(procs.stop_all)
 
     def on_signal(sig, frame):
@@ -1232,6 +2026,7 @@ def main():
     keep = os.environ.get("KEEP_TMP")
     try:
         env.setup()
+        codeflow_setup(env)
         env.start_fake()
         env.write_config("http://127.0.0.1:%d" % env.fake_port)
         env.start_service()
@@ -1241,6 +2036,7 @@ def main():
         run_http(env)
         run_front_limits(env)
         pids_before = worker_pids()
+        run_new_routes(env)
         run_fcgi(env)
         run_survival(env, pids_before)
         run_log_bytes(env)
