@@ -14,6 +14,12 @@ already in the store, 20% first logins) and prints one table:
   - logins: Kakao answering at once and after 50 ms, 64 and 256 clients,
     kakao_allow_other_apps = yes (no app id: one upstream call) and
     kakao_app_id set (two, in parallel);
+  - the code flow (test/bench/code.lua: POST /users/kakao/callback, a
+    fresh code per request, ids drawn like the logins', PKCE on half of
+    them, app id checked) and the id_token sign-in (test/bench/id_token.lua:
+    POST /users/kakao/id-token with 1,000 id_tokens minted by the fake
+    beforehand, keys cached: no Kakao call per login, which the fake's
+    counters confirm in a "#" line), 64 clients;
   - plumbing: test/bench/plumbing.c, a responder that answers at once, in
     place of the service behind the same nginx, same clients;
   - growth: p99 with 10,000 and with 1,000,000 users in the store (loaded
@@ -23,9 +29,12 @@ Per row: requests/s, latency p50 / p99 / p99.9 (ms), errors (non-2xx,
 socket errors and time-outs), the service's memory at the end (RSS summed
 over its processes, and PSS, which counts shared pages once), service CPU
 seconds per 1,000 requests, and the fake Kakao's CPU use (it must not be the
-bottleneck). Measures; asserts nothing. Not part of make test.
+bottleneck). Measures; asserts nothing about speed. A row with errors has
+failed: it is printed loudly, and the run exits 1 (so does an id_token row
+that called Kakao). Not part of make test.
 """
 
+import hashlib
 import json
 import os
 import platform
@@ -37,8 +46,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 import stack  # noqa: E402
 from stack import Env, LOGIN, procs, request, wait_for  # noqa: E402
+import codeflow  # noqa: E402
+import oidc  # noqa: E402
 
 LUA = os.path.join(HERE, "login.lua")
+CODE_LUA = os.path.join(HERE, "code.lua")
+ID_TOKEN_LUA = os.path.join(HERE, "id_token.lua")
+PKCE_PAIRS = 1000           # verifier/challenge pairs handed to code.lua
+ID_TOKENS = 1000            # id_tokens minted for id_token.lua, one per user
 POPULATION = 100_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -91,12 +106,14 @@ def memory_kb(pids):
     return rss, pss
 
 
-def wrk(port, clients, seconds, pop, fresh, prefix, fresh_base):
+def wrk(port, clients, seconds, pop, fresh, prefix, fresh_base, lua=LUA,
+        lua_env=None):
     env = dict(os.environ, POP=str(pop), FRESH=str(fresh), PREFIX=prefix,
-               FRESH_BASE=str(fresh_base))
+               FRESH_BASE=str(fresh_base), RUN=str(fresh_base // 10**11))
+    env.update(lua_env or {})
     out = subprocess.run(
         ["wrk", "-t2", "-c%d" % clients, "-d%ds" % seconds, "--timeout", "10s",
-         "-s", LUA, "http://127.0.0.1:%d%s" % (port, LOGIN)],
+         "-s", lua, "http://127.0.0.1:%d%s" % (port, LOGIN)],
         env=env, capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         if line.startswith("BENCH "):
@@ -113,18 +130,21 @@ class Bench:
         self.scenario = 0
 
     def run(self, name, clients, pop=POPULATION, fresh=0.2, prefix="",
-            exe=None):
+            exe=None, lua=LUA, lua_env=None, before_warmup=None):
         exe = exe or self.service
         port = self.env.fronts["nginx"]
         self.scenario += 1
         base = self.scenario * 10**12
+        if before_warmup:
+            before_warmup()
         # Warm-up: connections to Kakao, caches, threads.
-        wrk(port, clients, 1, pop, fresh, prefix, base)
+        wrk(port, clients, 1, pop, fresh, prefix, base, lua, lua_env)
         service = procs.procs["service"].pid
         pids = pids_of(exe, service)
         fake = pids_of(stack.FAKE, procs.procs["fake-kakao"].pid)
         c0, f0, t0 = cpu_seconds(pids), cpu_seconds(fake), time.monotonic()
-        r = wrk(port, clients, self.seconds, pop, fresh, prefix, base + 10**11)
+        r = wrk(port, clients, self.seconds, pop, fresh, prefix, base + 10**11,
+                lua, lua_env)
         wall = time.monotonic() - t0
         # A worker that restarted during the run would make this wrong:
         # such a run also shows errors.
@@ -141,10 +161,18 @@ class Bench:
             "rss_mb": rss / 1024, "pss_mb": pss / 1024,
             "cpu_per_1k": (c1 - c0) / max(r["requests"], 1) * 1000,
             "fake_cpu": (f1 - f0) / wall * 100,
+            "why": (r["status"], r["connect"], r["read"], r["write"], r["timeout"]),
         }
         self.rows.append(row)
         print("  %-44s %s" % (name, fmt_row(row)), flush=True)
+        if errors:
+            print(loud(row), flush=True)
         return row
+
+
+def loud(row):
+    return ("!!! ROW FAILED: %s: %d errors (non-2xx %d, connect %d, read %d, "
+            "write %d, time-out %d) !!!" % (row["name"], row["errors"], *row["why"]))
 
 
 HEADER = ("%-46s %8s %7s %7s %7s %6s %7s %7s %8s %6s" % (
@@ -158,9 +186,15 @@ def fmt_row(r):
         r["pss_mb"], r["cpu_per_1k"], r["fake_cpu"])
 
 
-def restart_service(env, app_id, program=None):
+def restart_service(env, app_id, program=None, extra=()):
+    """extra: config lines for this start only (the code flow's keys)."""
     env.stop_service()
-    env.write_config("http://127.0.0.1:%d" % env.fake_port)
+    saved_extra = env.extra
+    env.extra = saved_extra + list(extra)
+    try:
+        env.write_config("http://127.0.0.1:%d" % env.fake_port)
+    finally:
+        env.extra = saved_extra
     if not app_id:      # no app id check: the config must say so
         with open(env.conf) as f:
             lines = [l for l in f if not l.startswith("kakao_app_id")]
@@ -187,6 +221,61 @@ def bulkload(env, build, first, count):
     return time.monotonic() - t0
 
 
+def codeflow_files(env):
+    """The client secret file and the config lines of issue 9's routes
+    (test/integration/codeflow.py's, which the fake's FAKE_ARGS match),
+    the PKCE pairs for code.lua. -> (config lines, pairs file)."""
+    path = env.path("client.secret")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, codeflow.CLIENT_SECRET.encode() + b"\n")
+    os.close(fd)
+    env.own(path)
+    pairs = env.path("pkce-pairs.txt")
+    with open(pairs, "w") as f:
+        for _ in range(PKCE_PAIRS):
+            verifier = oidc.b64url(os.urandom(32))
+            challenge = oidc.b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+            f.write("%s %s\n" % (verifier, challenge))
+    return codeflow.config_lines(path), pairs
+
+
+def mint_id_tokens(env):
+    """ID_TOKENS id_tokens from the fake, one per user spread over the
+    population (all in the store), aud the native app key. -> file."""
+    path = env.path("id-tokens.txt")
+    step = POPULATION // ID_TOKENS
+    with open(path, "w") as f:
+        for i in range(ID_TOKENS):
+            f.write(oidc.mint(env.fake_port, sub=str(1 + i * step),
+                              aud=codeflow.NATIVE_KEY) + "\n")
+    return path
+
+
+class FakeCalls:
+    """The fake's counters around a row: an id_token login with the keys
+    cached must call Kakao for nothing, beyond each process's first JWKS
+    fetch."""
+
+    def __init__(self, env):
+        self.env = env
+        self.a = None
+
+    def start(self):
+        self.a = oidc.stats(self.env.fake_port)
+
+    def check(self):
+        b = oidc.stats(self.env.fake_port)
+        d = {k: b[k] - self.a[k] for k in ("requests", "token_calls", "jwks_calls")}
+        other = d["requests"] - 1 - d["token_calls"] - d["jwks_calls"]    # 1: b itself
+        ok = d["token_calls"] == 0 and d["jwks_calls"] <= self.env.children and other == 0
+        line = ("# id_token row, the fake's counters over warm-up and row: token_calls +%d, "
+                "jwks_calls +%d (at most %d: one first fetch per process), other requests +%d: %s"
+                % (d["token_calls"], d["jwks_calls"], self.env.children, other,
+                   "ok, no Kakao call per login" if ok else "!!! FAILED: the id_token logins "
+                   "called Kakao !!!"))
+        return ok, line
+
+
 def machine():
     cpu = "?"
     try:
@@ -207,7 +296,7 @@ def production_env():
     threads = os.environ.get("BENCH_THREADS")
     return Env(children=int(os.environ.get("FCGI_CHILDREN", "2")),
                threads=int(threads) if threads else None,
-               durability="sync",
+               durability="sync", fake_args=codeflow.FAKE_ARGS,
                extra=["upstream_timeout_ms = 3000",
                       "upstream_connect_timeout_ms = 1000"])
 
@@ -230,6 +319,7 @@ def main():
     stack.set_build(build)
     plumbing = os.path.join(build, "plumbing")
     started = time.monotonic()
+    failures = []
 
     env = production_env()
     try:
@@ -258,6 +348,20 @@ def main():
                     b.run("login, Kakao %s, %s, %d clients" % (
                         "50 ms" if delay else "instant", tag, clients),
                         clients, prefix=prefix)
+        # Issue 9's routes: the same service (app id checked) with the
+        # code flow's and the id_token's keys.
+        keys, pairs = codeflow_files(env)
+        restart_service(env, True, extra=keys)
+        b.run("code flow, Kakao instant, 64 clients", 64, lua=CODE_LUA,
+              lua_env={"PAIRS": pairs})
+        tokens = mint_id_tokens(env)
+        fake_calls = FakeCalls(env)
+        b.run("id_token login, keys cached, 64 clients", 64, lua=ID_TOKEN_LUA,
+              lua_env={"TOKENS": tokens}, before_warmup=fake_calls.start)
+        calls_ok, calls_line = fake_calls.check()
+        print(calls_line, flush=True)
+        if not calls_ok:
+            failures.append("!!! the id_token row called Kakao (see the # line above) !!!")
         restart_service(env, False, program=plumbing)
         for clients in (64, 256):
             b.run("plumbing baseline, %d clients" % clients, clients,
@@ -305,7 +409,7 @@ def main():
     base = {r["clients"]: r["rps"] for r in b.rows if r["name"].startswith("plumbing")}
     lines += ["", "ratios to the plumbing baseline at the same clients:"]
     for r in b.rows:
-        if r["name"].startswith("login"):
+        if r["name"].startswith(("login", "code flow", "id_token")):
             lines.append("  %-44s %.2f" % (r["name"], r["rps"] / base[r["clients"]]))
     lines.append("  50 ms rows against 0.85 x clients / 0.05 s:")
     for r in b.rows:
@@ -313,6 +417,9 @@ def main():
             lines.append("  %-44s %.2f" % (r["name"], r["rps"] / (0.85 * r["clients"] / 0.05)))
     lines.append("growth: p99 at 1,000,000 users / p99 at 10,000 users = %.2f" % (
         big["p99"] / small["p99"]))
+    lines.append(calls_line)
+    failures += [loud(r) for r in b.rows if r["errors"]]
+    lines += failures
     lines.append("total run time %.0f s" % (time.monotonic() - started))
     text = "\n".join(lines) + "\n"
     print()
@@ -321,7 +428,7 @@ def main():
     with open(out, "w") as f:
         f.write(text)
     print("(written to %s)" % out)
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -11,9 +11,12 @@
     FastCGI client of test/hostile/fcgiclient.py from 8 threads: MEMCHECK_N
     (20,000) requests of mixed good and bad input (logins of ~3,000 Kakao
     ids, bad and missing tokens, Kakao errors, time-outs, 404, 405, 413,
-    malformed FastCGI), then SIGTERM. Passes when every request was answered
-    as it must be, the process exits 0, and valgrind reports no definite or
-    indirect leak and no error.
+    malformed FastCGI; and issue 9's routes: codes with and without PKCE,
+    their repeats, OpenID Connect codes, KOE errors, redirect mismatches,
+    bad bodies, good and bad id_tokens, an id_token with an access token),
+    then SIGTERM. Passes when every request was answered as it must be, the
+    process exits 0, and valgrind reports no definite or indirect leak and
+    no error.
 (b) resident memory: the normal build (BUILD_DIR) under the real
     etc/kakao-login-spawn (2 children x 4 threads) behind the real nginx;
     wrk (Lua script: GET logins, Kakao id varying over 10,000 ids) sends
@@ -29,6 +32,7 @@ Python 3 standard library, valgrind and wrk (Debian packages).
 """
 
 import atexit
+import json
 import os
 import re
 import shutil
@@ -44,6 +48,8 @@ TEST = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TEST, "integration"))
 sys.path.insert(0, os.path.join(TEST, "hostile"))
 import stack  # noqa: E402
+import codeflow  # noqa: E402
+import oidc  # noqa: E402
 import fcgiclient as fc  # noqa: E402
 from stack import LOGIN, Env, procs, worker_pids  # noqa: E402
 
@@ -70,16 +76,156 @@ def note(text):
 
 # ------------------------------------------------------------- (a) memcheck
 
-# One kind of request per slot of a cycle of 40: (kind, params builder,
-# expected statuses). About half are logins; the rest walk the error paths.
+# One kind of request per slot of a cycle of CYCLE: (kind, params builder,
+# expected statuses). Slots 0-39 are the token login, about half of them
+# good; slots 40-63 are issue 9's routes (see mix_codeflow), about half good.
+CYCLE = 64
+CALLBACK, ID_TOKEN = codeflow.CALLBACK, codeflow.ID_TOKEN
+FORM = "application/x-www-form-urlencoded"
+
+
 def _req(method="GET", uri=LOGIN, auth=None, body=b""):
     return fc.request_bytes(method, uri, auth, body)
 
 
+def _post(uri, body, ctype=FORM):
+    """A POST with this body and Content-Type (None: no Content-Type)."""
+    if isinstance(body, dict):
+        body = codeflow.form(**body)
+    pairs = [(n, (ctype or "") if n == "CONTENT_TYPE" else v)
+             for n, v in fc.cgi_params("POST", uri, None, body)]
+    return fc.begin() + fc.params(pairs) + fc.stdin(body)
+
+
+class Tokens:
+    """id_tokens minted by the fake before the run (minting is an RSA
+    signature in the fake: not per request), and forged ones."""
+    IDS = 100
+
+    def __init__(self, fake_port):
+        native, rest = codeflow.NATIVE_KEY, codeflow.REST_KEY
+        now = int(time.time())
+        self.ids = [1_000_000 + j * 30 for j in range(self.IDS)]
+        self.native = [oidc.mint(fake_port, sub=str(k), aud=native,
+                                 nickname="mc-%d" % k) for k in self.ids]
+        self.rest = [oidc.mint(fake_port, sub=str(k), aud=rest) for k in self.ids[:10]]
+        self.nonce = [oidc.mint(fake_port, sub=str(k), aud=native, nonce="mc-nonce")
+                      for k in self.ids[:10]]
+        good, k = self.native[0], self.ids[0]
+        self.bad = [
+            ("a wrong aud", oidc.mint(fake_port, sub=str(k), aud="someone-elses-app")),
+            ("a wrong iss", oidc.mint(fake_port, sub=str(k), aud=native, iss="https://evil.example")),
+            ("expired", oidc.mint(fake_port, sub=str(k), aud=native, iat=now - 7200,
+                                  exp=now - 600)),
+            ("alg none", oidc.forge_alg_none(good)),
+            ("HS256 with the public key",
+             oidc.forge_hs256_with_public_key(good, oidc.public_pem(fake_port))),
+            ("an unknown kid", oidc.mint(fake_port, sub=str(k), aud=native, kid="unknown")),
+            ("a tampered payload", oidc.tamper_payload(good)),
+            ("claims changed", oidc.set_claims(good, sub=str(k + 1))),
+            ("not a JWT", "not.a.jwt"),
+            ("not base64", "e30.%%%.x"),
+        ]
+
+
+TOKENS = None           # set by memcheck() once the fake is up
+
+
+def _code(kind, kid, i, n=0, **kw):
+    """A code of the fake unique to request i (and step n)."""
+    return oidc.code(kind, kid, tag="m%dx%d" % (i, n), **kw)
+
+
+def mix_codeflow(r, i, kid):
+    """Slots 40..63: -> (kind, [(bytes, statuses), ...]); the steps of one
+    slot go in order, on one thread (a repeat follows its first post)."""
+    redirect, dev = codeflow.REDIRECT, codeflow.REDIRECT_DEV
+    verifier, challenge = oidc.pkce_pair()
+    pkce = _code("good", kid, i, challenge=challenge)
+    plain = _code("good", kid, i)
+    tk = TOKENS
+    j = i // CYCLE
+    t = j % tk.IDS
+    tkid = tk.ids[t]
+    bad_body = [
+        ("no code", {"redirect_uri": redirect}),
+        ("a bad escape", b"code=%zz&redirect_uri=x"),
+        ("code twice", ("code=%s&code=%s&redirect_uri=%s" % (
+            plain, plain, "https%3A%2F%2Fapp.example%2Fcallback")).encode()),
+        ("a short verifier", {"code": plain, "redirect_uri": redirect, "code_verifier": "short"}),
+        ("no redirect_uri", {"code": plain}),
+        ("an empty body", b""),
+    ][j % 6]
+    table = {
+        40: ("code", [(_post(CALLBACK, {"code": plain, "redirect_uri": redirect}), {200})]),
+        41: ("code, PKCE", [(_post(CALLBACK, {"code": pkce, "redirect_uri": redirect,
+                                             "code_verifier": verifier}), {200})]),
+        42: ("code, PKCE, posted again with its verifier (no Kakao call)",
+             [(_post(CALLBACK, {"code": pkce, "redirect_uri": redirect,
+                                "code_verifier": verifier}), {200})] * 2),
+        43: ("code, PKCE, again without and with another verifier",
+             [(_post(CALLBACK, {"code": pkce, "redirect_uri": redirect,
+                                "code_verifier": verifier}), {200}),
+              (_post(CALLBACK, {"code": pkce, "redirect_uri": redirect}), {400}),
+              (_post(CALLBACK, {"code": pkce, "redirect_uri": redirect,
+                                "code_verifier": oidc.pkce_pair()[0]}), {400})]),
+        44: ("code without PKCE, posted again",
+             [(_post(CALLBACK, {"code": plain, "redirect_uri": redirect}), {200}),
+              (_post(CALLBACK, {"code": plain, "redirect_uri": redirect}), {400})]),
+        45: ("code as JSON, second redirect URI",
+             [(_post(CALLBACK, json.dumps({"code": plain, "redirect_uri": dev}).encode(),
+                     "application/json"), {200})]),
+        46: ("OpenID Connect code, nonce matching",
+             [(_post(CALLBACK, {"code": _code("oidc", kid, i, nonce="mcn%d" % i),
+                                "redirect_uri": redirect, "nonce": "mcn%d" % i}), {200})]),
+        47: ("OpenID Connect code, another nonce",
+             [(_post(CALLBACK, {"code": _code("oidc", kid, i, nonce="mcn%d" % i),
+                                "redirect_uri": redirect, "nonce": "other"}), {401})]),
+        48: ("code: KOE320", [(_post(CALLBACK, {"code": _code("koe320", kid, i),
+                                               "redirect_uri": redirect}), {400})]),
+        49: ("code: KOE303 / KOE010 / KOE101",
+             [(_post(CALLBACK, {"code": _code(("koe303", "koe010", "koe101")[j % 3], kid, i),
+                                "redirect_uri": redirect}), {502})]),
+        # "close" on a kept-alive connection: libcurl resends the request on
+        # a new one, whose exchange of the now used code Kakao refuses.
+        50: ("code: Kakao 503 / garbage / truncated / closes",
+             [(_post(CALLBACK, {"code": _code(("status503", "garbage", "truncated", "close")[j % 4],
+                                              kid, i), "redirect_uri": redirect}),
+               {502, 400} if j % 4 == 3 else {502})]),
+        51: ("code: redirect URI mismatch",
+             [(_post(CALLBACK, {"code": plain, "redirect_uri": redirect + "/"}), {400})]),
+        52: ("code: bad body, " + bad_body[0], [(_post(CALLBACK, bad_body[1]), {400})]),
+        53: ("code: text/plain", [(_post(CALLBACK, {"code": plain, "redirect_uri": redirect},
+                                         "text/plain"), {400})]),
+        54: ("id_token, native app key", [(_post(ID_TOKEN, {"id_token": tk.native[t]}), {200})]),
+        55: ("id_token, native app key, again", [(_post(ID_TOKEN, {"id_token": tk.native[-1 - t]}),
+                                                  {200})]),
+        56: ("id_token, REST API key", [(_post(ID_TOKEN, {"id_token": tk.rest[j % 10]}), {200})]),
+        57: ("id_token, its nonce", [(_post(ID_TOKEN, {"id_token": tk.nonce[j % 10],
+                                                      "nonce": "mc-nonce"}), {200})]),
+        58: ("id_token with the user's access_token",
+             [(_post(ID_TOKEN, {"id_token": tk.native[t], "access_token": "valid-%d" % tkid}),
+               {200})]),
+        59: ("id_token: " + tk.bad[j % len(tk.bad)][0],
+             [(_post(ID_TOKEN, {"id_token": tk.bad[j % len(tk.bad)][1]}), {401})]),
+        60: ("id_token: a wrong nonce", [(_post(ID_TOKEN, {"id_token": tk.nonce[j % 10],
+                                                           "nonce": "wrong"}), {401})]),
+        61: ("id_token with another user's access_token",
+             [(_post(ID_TOKEN, {"id_token": tk.native[t],
+                                "access_token": "valid-%d" % (tkid + 1)}), {401})]),
+        62: ("id_token: no id_token field", [(_post(ID_TOKEN, {"nonce": "x"}), {400})]),
+        63: ("id_token: JSON body", [(_post(ID_TOKEN, json.dumps({"id_token": tk.native[t]}).encode(),
+                                           "application/json"), {200})]),
+    }
+    return table[r]
+
+
 def mix(i):
     """-> (kind, bytes, set of acceptable statuses; None = no answer expected)"""
-    r = i % 40
+    r = i % CYCLE
     kid = 1_000_000 + (i * 7919) % 3000
+    if r >= 40:
+        return mix_codeflow(r, i, kid)
     if r < 18:
         return "login", _req(auth="Bearer valid-%d" % kid), {200}
     if r < 20:
@@ -121,12 +267,26 @@ SLOW = [("Kakao hangs (time-out)", "Bearer hang-%d", {504}),
         ("Kakao answers 10 MB", "Bearer huge-%d", {502})]
 
 
+def codeflow_keys(env):
+    """The client secret file and issue 9's config lines (as in
+    test/integration/run.py; the fake runs with codeflow.FAKE_ARGS)."""
+    path = env.path("client.secret")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, codeflow.CLIENT_SECRET.encode() + b"\n")
+    os.close(fd)
+    env.own(path)
+    return codeflow.config_lines(path)
+
+
 def memcheck(build):
-    env = Env(threads=4, extra=[])
+    global TOKENS
+    env = Env(threads=4, extra=[], fake_args=codeflow.FAKE_ARGS)
     envs.append(env)
     env.setup()
+    env.extra = codeflow_keys(env)
     env.start_fake()
     env.write_config("http://127.0.0.1:%d" % env.fake_port)
+    TOKENS = Tokens(env.fake_port)
     vlog = env.path("valgrind.log")
     argv = ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
             "--error-exitcode=99", "--suppressions=" + SUPP, "--vgdb=no", "--num-callers=30",
@@ -141,27 +301,34 @@ def memcheck(build):
         raise RuntimeError("valgrind exited %s; see %s" % (p.returncode, vlog))
 
     counts, bad = {}, []
+    routes = {}     # requests of issue 9's routes, by route
     lock = threading.Lock()
 
     def worker(k):
         for i in range(k, MEMCHECK_N, MEMCHECK_CONC):
-            kind, data, want = mix(i)
-            try:
-                if want is None:    # libfcgi drops these: half-close, see it close
-                    r = fc.exchange(env.sock, data, timeout=10, until_end=(), shut_wr=True)
-                else:
-                    r = fc.exchange(env.sock, data, timeout=60)
-            except OSError as e:    # the service is gone: stop this thread
+            m = mix(i)
+            kind, steps = (m[0], m[1]) if len(m) == 2 else (m[0], [(m[1], m[2])])
+            for n, (data, want) in enumerate(steps):
+                try:
+                    if want is None:    # libfcgi drops these: half-close, see it close
+                        r = fc.exchange(env.sock, data, timeout=10, until_end=(), shut_wr=True)
+                    else:
+                        r = fc.exchange(env.sock, data, timeout=60)
+                except OSError as e:    # the service is gone: stop this thread
+                    with lock:
+                        bad.append("%s: %s" % (kind, e))
+                    return
+                st = r.http()[0]
+                step = kind if len(steps) == 1 else "%s (step %d)" % (kind, n + 1)
                 with lock:
-                    bad.append("%s: %s" % (kind, e))
-                return
-            st = r.http()[0]
-            with lock:
-                counts[st] = counts.get(st, 0) + 1
-                if want is not None and st not in want and len(bad) < 5:
-                    bad.append("%s: %s" % (kind, r.summary()))
-                elif want is None and r.stdout and len(bad) < 5:
-                    bad.append("%s answered: %s" % (kind, r.summary()))
+                    counts[st] = counts.get(st, 0) + 1
+                    if i % CYCLE >= 40:
+                        route = "id-token" if kind.startswith("id_token") else "callback"
+                        routes[route] = routes.get(route, 0) + 1
+                    if want is not None and st not in want and len(bad) < 5:
+                        bad.append("%s: %s" % (step, r.summary()))
+                    elif want is None and r.stdout and len(bad) < 5:
+                        bad.append("%s answered: %s" % (step, r.summary()))
 
     def slow():
         for j in range(3):
@@ -190,6 +357,8 @@ def memcheck(build):
            "; ".join(bad))
     note("memcheck: %d requests in %.1f s (%.0f/s) under valgrind; statuses %s" % (
         total, secs, total / secs, dict(sorted(counts.items(), key=lambda kv: str(kv[0])))))
+    note("memcheck: of them, issue 9's routes: %d to %s, %d to %s" % (
+        routes.get("callback", 0), CALLBACK, routes.get("id-token", 0), ID_TOKEN))
 
     # A request in flight at SIGTERM is finished, then the process exits.
     inflight = {}
