@@ -27,6 +27,13 @@ for suite in start integration hostile; do
 	    status=1
 done
 
+# The fake Kakao the suites lean on does what kakao-api.md says (codes
+# single use, PKCE, KOE errors, signed id_tokens, JWKS, rotation).
+echo "# fake Kakao (its self-test: curl and openssl against it)"
+sh test/fake_kakao/selftest.sh "$B/fake-kakao" 2>&1 | tee -a "$log"
+[ "$(tail -n 1 "$log" | sed -n 's/.* \([0-9]*\) failed$/\1/p')" = 0 ] ||
+    status=1
+
 # What the real front servers send through the shipped snippets still
 # follows the grammar the FastCGI guard lets through (a Debian update of
 # nginx or lighttpd that sends more would otherwise meet closed sockets).

@@ -428,7 +428,9 @@ def main():
     with open(out, "w") as f:
         f.write(text)
     print("(written to %s)" % out)
-    return 1 if failures else 0
+    # It measures and asserts nothing (make test asserts): rows with
+    # errors are shown loudly above, and the run still ends 0.
+    return 0
 
 
 if __name__ == "__main__":

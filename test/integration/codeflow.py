@@ -178,10 +178,12 @@ def run_code_pkce_repeat(c):
                    why or "%d token calls" % n4)
 
 
-def run_code_concurrent(c, n=4):
-    """n submits of one code at once (the fronts spread them over both
-    processes): all logged in as one user, one Kakao exchange between them."""
-    for front, port in c.fronts:
+def run_code_concurrent(c, n=2, rounds=3):
+    """n submits of one code at once (React StrictMode's double submit; the
+    fronts spread them over both processes): all logged in as one user, one
+    Kakao exchange between them. More duplicates than a process's waiting
+    places (threads - kakao_max_calls: 1 here) would be refused 503."""
+    for front, port in [f for f in c.fronts for _ in range(rounds)]:
         k = c.kid()
         verifier, challenge = oidc.pkce_pair()
         c.t.tokens_used.add(verifier)
