@@ -108,30 +108,37 @@ redirect_allowed(const struct config *cfg, const char *uri,
 }
 
 /* The keyed hashes the store keeps instead of the code and verifier. The
- * verifier's is bound to the redirect URI too. */
+ * verifier's is bound to the redirect URI and the nonce too, so a repeat
+ * must match the first request in all three. */
 static int
 callback_tags(struct handler_ctx *ctx, const struct callback_input *in,
     unsigned char code_tag[STORE_TAG_LEN],
     unsigned char verifier_tag[STORE_TAG_LEN], struct kl_error *err)
 {
-	char	buf[MAX_CODE_VERIFIER + 1 + MAX_URL_LEN];
-	size_t	vlen, rlen;
-	int	rc;
+	char		 buf[MAX_CODE_VERIFIER + MAX_URL_LEN + MAX_NONCE + 3];
+	const char	*parts[3];
+	size_t		 len = 0, n;
+	int		 i, rc;
 
 	if (token_tag(ctx->token, "code", in->code, strlen(in->code),
 	    code_tag, err) == -1)
 		return -1;
 	if (in->code_verifier == NULL)
 		return 0;
-	vlen = strlen(in->code_verifier);
-	rlen = strlen(in->redirect_uri);
-	if (vlen + 1 + rlen > sizeof(buf))
-		return kl_fail(err, KL_BAD_REQUEST, "redirect_uri too long");
-	memcpy(buf, in->code_verifier, vlen);
-	buf[vlen] = '\0';
-	memcpy(buf + vlen + 1, in->redirect_uri, rlen);
-	rc = token_tag(ctx->token, "verifier", buf, vlen + 1 + rlen,
-	    verifier_tag, err);
+	parts[0] = in->code_verifier;
+	parts[1] = in->redirect_uri;
+	parts[2] = in->nonce != NULL ? in->nonce : "";
+	/* NUL-separated: no part holds a NUL (the body parser refuses it). */
+	for (i = 0; i < 3; i++) {
+		n = strlen(parts[i]);
+		if (len + n + 1 > sizeof(buf))
+			return kl_fail(err, KL_BAD_REQUEST, "redirect_uri too "
+			    "long");
+		memcpy(buf + len, parts[i], n + 1);
+		len += n + 1;
+	}
+	rc = token_tag(ctx->token, in->nonce != NULL ? "verifier+nonce" :
+	    "verifier", buf, len, verifier_tag, err);
 	explicit_bzero(buf, sizeof(buf));
 	return rc;
 }

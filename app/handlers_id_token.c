@@ -49,7 +49,7 @@ id_token_input(const struct http_request *req, const char **id_token,
 	if (*id_token == NULL || **id_token == '\0')
 		return kl_fail(err, KL_BAD_REQUEST, "no id_token");
 	if (strlen(*id_token) > MAX_ID_TOKEN)
-		return kl_fail(err, KL_BAD_ID_TOKEN, "id_token over %d bytes",
+		return kl_fail(err, KL_BAD_REQUEST, "id_token over %d bytes",
 		    MAX_ID_TOKEN);
 	if (*nonce != NULL && (**nonce == '\0' ||
 	    strlen(*nonce) > MAX_NONCE))

@@ -325,6 +325,22 @@ def run_code_oidc(c):
         why = c.t.expect("wrong nonce", got, 401, "INVALID_ID_TOKEN")
         c.t.report(why is None, "%s: the code's id_token with another nonce: 401 INVALID_ID_TOKEN"
                    % front, why)
+        # A repeat must match the first request's nonce as well as its verifier.
+        k = c.kid()
+        verifier, challenge = oidc.pkce_pair()
+        c.t.tokens_used.add(verifier)
+        code = oidc.code("oidc", k, challenge=challenge, nonce=nonce)
+        f = {"code": code, "redirect_uri": REDIRECT, "code_verifier": verifier, "nonce": nonce}
+        first = post(c.t, port, CALLBACK, f)
+        again, n_again, _, _ = calls(c, lambda: post(c.t, port, CALLBACK, f))
+        g = dict(f, nonce=nonce + "y")
+        other, n_other, _, _ = calls(c, lambda: post(c.t, port, CALLBACK, g))
+        why = ok_login(c, "oidc pkce", first, k)[0] or ok_login(c, "repeat", again, k)[0] or \
+            c.t.expect("other nonce", other, 400, "INVALID_CODE")
+        c.t.report(why is None and n_again == 0 and n_other == 0,
+                   "%s: an OpenID code repeated with its verifier and nonce: the same user; "
+                   "with another nonce: 400 INVALID_CODE; no Kakao call for either" % front,
+                   why or "token calls %d, %d" % (n_again, n_other))
         code = oidc.code("good", c.kid())
         got = post(c.t, port, CALLBACK, {"code": code, "redirect_uri": REDIRECT, "nonce": nonce})
         why = c.t.expect("nonce, no id_token", got, 401, "INVALID_ID_TOKEN")
