@@ -27,6 +27,7 @@
 #include "kakao_http.h"
 #include "kakao_reject.h"
 #include "kl_clock.h"
+#include "kl_text.h"
 
 int
 kakao_global_init(struct kl_error *err)
@@ -129,21 +130,6 @@ kakao_error_classify(long http_status, const char *body, size_t len,
 	    http_status, code);
 }
 
-/* Copies a UTF-8 string, cut at a character boundary to fit. */
-static void
-copy_utf8(char *dst, size_t size, const char *src)
-{
-	size_t	len = strlen(src);
-
-	if (len >= size) {
-		len = size - 1;
-		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
-			len--;
-	}
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
 /* A string member of obj, or NULL when absent or not a string. */
 static const char *
 member_string(json_t *obj, const char *name)
@@ -171,28 +157,6 @@ member_id(json_t *obj, const char *name, int64_t *out)
 	return 0;
 }
 
-/* An absolute http or https URL with a host and no blank or control
- * byte: what an <img src> may safely get. javascript:, data: and the
- * like would run or render in a front end that trusts the field. */
-static bool
-is_web_url(const char *s)
-{
-	const char	*host, *p;
-
-	if (strncasecmp(s, "https://", 8) == 0)
-		host = s + 8;
-	else if (strncasecmp(s, "http://", 7) == 0)
-		host = s + 7;
-	else
-		return false;
-	if (*host == '\0' || *host == '/')
-		return false;
-	for (p = s; *p != '\0'; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-			return false;
-	return true;
-}
-
 int
 kakao_profile_parse(const char *body, size_t len,
     struct kakao_profile *p, struct kl_error *err)
@@ -218,7 +182,7 @@ kakao_profile_parse(const char *body, size_t len,
 	if ((s = member_string(profile, "nickname")) == NULL)
 		s = member_string(props, "nickname");
 	if (s != NULL && *s != '\0') {
-		copy_utf8(p->nickname, sizeof(p->nickname), s);
+		kl_copy_utf8(p->nickname, sizeof(p->nickname), s);
 		p->has_nickname = true;
 	}
 	if ((s = member_string(account, "email")) != NULL && *s != '\0' &&
@@ -230,7 +194,7 @@ kakao_profile_parse(const char *body, size_t len,
 	}
 	if ((s = member_string(profile, "profile_image_url")) == NULL)
 		s = member_string(props, "profile_image");
-	if (s != NULL && is_web_url(s) &&
+	if (s != NULL && kl_is_web_url(s) &&
 	    strlen(s) < sizeof(p->profile_image)) {
 		memcpy(p->profile_image, s, strlen(s) + 1);
 		p->has_profile_image = true;

@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "kl_text.h"
 #include "token_oidc.h"
 
 /* Decoded signature bytes read: one of the largest key's. */
@@ -296,42 +297,6 @@ id_parse_sub(json_t *pay, int64_t *out, struct kl_error *err)
 	return 0;
 }
 
-/* Copies a UTF-8 string, cut at a character boundary to fit. */
-static void
-id_copy_utf8(char *dst, size_t size, const char *src)
-{
-	size_t	len = strlen(src);
-
-	if (len >= size) {
-		len = size - 1;
-		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
-			len--;
-	}
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
-/* An absolute http(s) URL with a host and no blank or control byte:
- * what an <img src> may get (the rule of the kakao layer's profile). */
-static bool
-id_web_url(const char *s)
-{
-	const char	*host, *p;
-
-	if (strncasecmp(s, "https://", 8) == 0)
-		host = s + 8;
-	else if (strncasecmp(s, "http://", 7) == 0)
-		host = s + 7;
-	else
-		return false;
-	if (*host == '\0' || *host == '/')
-		return false;
-	for (p = s; *p != '\0'; p++)
-		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
-			return false;
-	return true;
-}
-
 /* The optional profile claims; a bad one is left out, not an error. */
 static void
 id_profile(json_t *pay, struct token_id_claims *cl)
@@ -339,10 +304,10 @@ id_profile(json_t *pay, struct token_id_claims *cl)
 	const char	*s;
 
 	if ((s = id_string(pay, "nickname")) != NULL && *s != '\0') {
-		id_copy_utf8(cl->nickname, sizeof(cl->nickname), s);
+		kl_copy_utf8(cl->nickname, sizeof(cl->nickname), s);
 		cl->has_nickname = true;
 	}
-	if ((s = id_string(pay, "picture")) != NULL && id_web_url(s) &&
+	if ((s = id_string(pay, "picture")) != NULL && kl_is_web_url(s) &&
 	    strlen(s) < sizeof(cl->picture)) {
 		memcpy(cl->picture, s, strlen(s) + 1);
 		cl->has_picture = true;
