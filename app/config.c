@@ -239,17 +239,20 @@ check_redirect_uri(const char *v, size_t len, struct kl_error *err)
 }
 
 /* Splits a space-separated list of redirect URIs or app keys into its
- * array in cfg, checking each entry. */
+ * array in cfg, checking each entry. A refused list leaves cfg as it was
+ * (the entries are gathered in a copy first). */
 static int
 list_set(struct config *cfg, const struct config_key *k, const char *v,
     struct kl_error *err)
 {
-	const char	*p = v;
-	size_t		 len;
-	int		 n = 0, max, i;
+	static __thread char	 tmp[MAX_REDIRECT_URIS][MAX_URL_LEN];
+	const char		*p = v;
+	size_t			 len, width;
+	int			 n = 0, max, i;
+	bool			 uris = k->kind == K_REDIRECT_URIS;
 
-	max = k->kind == K_REDIRECT_URIS ? MAX_REDIRECT_URIS :
-	    MAX_NATIVE_APP_KEYS;
+	max = uris ? MAX_REDIRECT_URIS : MAX_NATIVE_APP_KEYS;
+	width = uris ? MAX_URL_LEN : MAX_APP_KEY + 1;
 	for (;;) {
 		while (*p == ' ' || *p == '\t')
 			p++;
@@ -259,28 +262,22 @@ list_set(struct config *cfg, const struct config_key *k, const char *v,
 		if (n == max)
 			return kl_fail(err, KL_BAD_CONFIG, "%s: more than %d "
 			    "entries", k->name, max);
-		if (k->kind == K_REDIRECT_URIS) {
-			if (check_redirect_uri(p, len, err) == -1)
-				return -1;
-			memcpy(cfg->redirect_uri[n], p, len);
-			cfg->redirect_uri[n][len] = '\0';
-		} else {
-			if (check_app_key(k->name, p, len, err) == -1)
-				return -1;
-			memcpy(cfg->native_app_key[n], p, len);
-			cfg->native_app_key[n][len] = '\0';
-		}
+		if (uris ? check_redirect_uri(p, len, err) :
+		    check_app_key(k->name, p, len, err))
+			return -1;
+		memcpy(tmp[n], p, len);
+		tmp[n][len] = '\0';
 		for (i = 0; i < n; i++)
-			if (strcmp(k->kind == K_REDIRECT_URIS ?
-			    cfg->redirect_uri[i] : cfg->native_app_key[i],
-			    k->kind == K_REDIRECT_URIS ? cfg->redirect_uri[n] :
-			    cfg->native_app_key[n]) == 0)
+			if (strcmp(tmp[i], tmp[n]) == 0)
 				return kl_fail(err, KL_BAD_CONFIG, "%s: an entry "
 				    "given twice", k->name);
 		n++;
 		p += len;
 	}
-	if (k->kind == K_REDIRECT_URIS)
+	for (i = 0; i < n; i++)
+		memcpy(uris ? cfg->redirect_uri[i] : cfg->native_app_key[i],
+		    tmp[i], width);
+	if (uris)
 		cfg->n_redirect_uris = n;
 	else
 		cfg->n_native_app_keys = n;

@@ -869,6 +869,17 @@ test_redirect_uris_split_and_checked(void **state)
 	refuse("redirect_uris = javascript:alert(1)");
 	refuse("redirect_uris = https://a.example/cb https://a.example/cb");
 	refuse("redirect_uris = 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17");
+	/* A refused list leaves the one before whole (fuzz_config found a
+	 * refused line that had already overwritten the first entries). */
+	accept_line(&cfg, "redirect_uris = https://a.example/cb");
+	{
+		struct kl_error	err;
+
+		assert_int_equal(config_parse_line(&cfg, "redirect_uris = "
+		    "https://b.example/cb https://c.example/#x", &err), -1);
+	}
+	assert_int_equal(cfg.n_redirect_uris, 1);
+	assert_string_equal(cfg.redirect_uri[0], "https://a.example/cb");
 	/* An @ in the path is not user info. */
 	accept_line(&cfg, "redirect_uris = https://a.example/cb/@me");
 	assert_int_equal(cfg.n_redirect_uris, 1);
