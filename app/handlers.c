@@ -78,19 +78,10 @@ handler_parse_authorization(const char *value, char *token,
 	return 0;
 }
 
-/* {"message":"SUCCESS","access_token":..,["acess_token":..,]"user":{..}} */
-static void
-answer_login(struct kl_buf *b, const char *jwt, bool legacy,
-    const struct store_user *u)
+void
+handler_write_user(struct kl_buf *b, const struct store_user *u)
 {
-	jw_raw(b, "{\"message\":\"SUCCESS\",\"access_token\":");
-	jw_string_or_null(b, jwt);
-	/* The old service spelled it this way; old front ends may read it. */
-	if (legacy) {
-		jw_raw(b, ",\"acess_token\":");
-		jw_string_or_null(b, jwt);
-	}
-	jw_raw(b, ",\"user\":{\"id\":");
+	jw_raw(b, "{\"id\":");
 	jw_u64(b, u->user_id);
 	jw_raw(b, ",\"kakao_id\":");
 	jw_u64(b, (uint64_t)u->kakao_id);
@@ -112,7 +103,24 @@ answer_login(struct kl_buf *b, const char *jwt, bool legacy,
 	jw_time(b, u->last_login);
 	jw_raw(b, ",\"login_count\":");
 	jw_u64(b, u->login_count);
-	jw_raw(b, "}}");
+	jw_raw(b, "}");
+}
+
+/* {"message":"SUCCESS","access_token":..,["acess_token":..,]"user":{..}} */
+static void
+answer_login(struct kl_buf *b, const char *jwt, bool legacy,
+    const struct store_user *u)
+{
+	jw_raw(b, "{\"message\":\"SUCCESS\",\"access_token\":");
+	jw_string_or_null(b, jwt);
+	/* The old service spelled it this way; old front ends may read it. */
+	if (legacy) {
+		jw_raw(b, ",\"acess_token\":");
+		jw_string_or_null(b, jwt);
+	}
+	jw_raw(b, ",\"user\":");
+	handler_write_user(b, u);
+	jw_raw(b, "}");
 }
 
 int

@@ -17,6 +17,8 @@ static const struct route routes[] = {
 	  MAX_BODY, ROUTE_AUTH_NONE, handler_kakao_callback },
 	{ "/users/kakao/id-token", HTTP_POST, ROUTE_BODY_FIELDS,
 	  MAX_BODY, ROUTE_AUTH_NONE, handler_kakao_id_token },
+	{ "/users/me", HTTP_GET, ROUTE_BODY_IGNORED, MAX_BODY,
+	  ROUTE_AUTH_BEARER, handler_users_me },
 };
 
 const struct route *

@@ -558,30 +558,57 @@ store_user_login(struct store *st, const struct store_login *in, time_t now,
 	return 0;
 }
 
-int
-store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
-    struct kl_error *err)
+/* Both lookups end here: the record behind key in db (users, or the
+ * users_by_id index, whose get returns the primary's record). */
+static int
+user_read(struct store *st, DB *db, DBT *key, struct store_user *user,
+    const char *what, struct kl_error *err)
 {
-	DBT		key, data;
-	unsigned char	kbuf[8], buf[STORE_RECORD_MAX];
+	DBT		data;
+	unsigned char	buf[STORE_RECORD_MAX];
 	int		ret;
 
-	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
-	kakao_key(kbuf, &key, kakao_id);
 	record_dbt(&data, buf);
 	store_busy_enter(st);
-	ret = st->users->get(st->users, NULL, &key, &data, 0);
+	ret = db->get(db, NULL, key, &data, 0);
 	store_busy_leave(st);
 	if (ret == DB_NOTFOUND)
-		return kl_fail(err, KL_NOT_FOUND, "no user for kakao id %lld",
-		    (long long)kakao_id);
+		return kl_fail(err, KL_NOT_FOUND, "no user for this %s", what);
 	if (ret != 0)
 		return store_fail(st, ret, "user get", err);
 	if (store_record_decode(buf, data.size, user) == -1)
 		return kl_fail(err, KL_STORE_FAILED, "user record does not "
 		    "decode");
 	return 0;
+}
+
+int
+store_user_get_by_id(struct store *st, uint64_t user_id,
+    struct store_user *user, struct kl_error *err)
+{
+	DBT		key;
+	unsigned char	kbuf[8];
+
+	if (!store_ready(st))
+		return kl_fail(err, KL_STORE_FAILED, "store not open");
+	store_put_u64(kbuf, user_id);
+	memset(&key, 0, sizeof(key));
+	key.data = kbuf;
+	key.size = 8;
+	return user_read(st, st->users_by_id, &key, user, "user id", err);
+}
+
+int
+store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
+    struct kl_error *err)
+{
+	DBT		key;
+	unsigned char	kbuf[8];
+
+	if (!store_ready(st))
+		return kl_fail(err, KL_STORE_FAILED, "store not open");
+	kakao_key(kbuf, &key, kakao_id);
+	return user_read(st, st->users, &key, user, "Kakao id", err);
 }
 
 /* Expired code records go once a second, a batch at a time: one short

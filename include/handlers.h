@@ -9,6 +9,7 @@
  *   app/handlers_login.c	GET/POST /users/kakao/login (a Kakao token)
  *   app/handlers_code.c	POST /users/kakao/callback (the code flow)
  *   app/handlers_id_token.c	POST /users/kakao/id-token (OpenID Connect)
+ *   app/handlers_me.c		GET /users/me (who am I, with our JWT)
  */
 #ifndef KL_HANDLERS_H
 #define KL_HANDLERS_H
@@ -58,7 +59,16 @@ int	handler_kakao_id_token(struct handler_ctx *ctx,
 	    const struct http_request *req, struct http_response *resp,
 	    struct kl_error *err);
 
+/* handlers_me.c: GET /users/me with Authorization: Bearer <our JWT>. */
+int	handler_users_me(struct handler_ctx *ctx,
+	    const struct http_request *req, struct http_response *resp,
+	    struct kl_error *err);
+
 /* handlers.c, shared by the families. */
+
+/* The user object of our answers ({"id":..,"kakao_id":..,...}). */
+struct kl_buf;
+void	handler_write_user(struct kl_buf *b, const struct store_user *u);
 
 /* Extracts the Kakao access token from an Authorization value: the raw
  * token (as the old front end sends it) or "Bearer <token>". The token must

@@ -32,6 +32,7 @@ enum kl_status {
 	KL_KAKAO_CONFIG,	/* 502: Kakao refuses our app's set-up (KOE010, ...) */
 	KL_BAD_ID_TOKEN,	/* 401: an id_token failed a check */
 	KL_NOT_CONFIGURED,	/* 501: the route's keys are not configured */
+	KL_BAD_ACCESS_TOKEN,	/* 401: our JWT missing, bad or expired */
 	KL_BAD_CONFIG,		/* start-up only: configuration refused */
 	KL_STATUS_COUNT
 };

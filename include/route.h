@@ -20,7 +20,8 @@ enum route_body {
 
 enum route_auth {
 	ROUTE_AUTH_NONE = 0,	/* no credentials, or the handler reads them */
-	ROUTE_AUTH_KAKAO	/* a Kakao access token in Authorization */
+	ROUTE_AUTH_KAKAO,	/* a Kakao access token in Authorization */
+	ROUTE_AUTH_BEARER	/* our JWT, as Authorization: Bearer */
 };
 
 struct route {

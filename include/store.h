@@ -78,6 +78,11 @@ int	store_user_login(struct store *st, const struct store_login *in,
 int	store_user_get(struct store *st, int64_t kakao_id,
 	    struct store_user *user, struct kl_error *err);
 
+/* Looks a user up by our user id (the users_by_id index); the same
+ * results as store_user_get. */
+int	store_user_get_by_id(struct store *st, uint64_t user_id,
+	    struct store_user *user, struct kl_error *err);
+
 /* Called a few times a second by one thread: opens the environment if it
  * is not open yet (at most once a second), expires lock waits that timed
  * out, checkpoints (so old log files can go), and at most once a second

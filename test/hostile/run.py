@@ -148,6 +148,8 @@ def chunked(data, size=None):
     return ("chunked", b"%x\r\n" % size + data + b"\r\n0\r\n\r\n")
 
 
+ME = "/users/me"
+
 HTTP_CASES = [
     # --- Authorization: missing, empty, duplicated, oversized
     ("Authorization missing", "GET", LOGIN, [], None, APP(400, "INVALID_TOKEN")),
@@ -297,6 +299,22 @@ HTTP_CASES = [
     ("unknown path with a query", "GET", "/users/nope?x=1", B(V), None, APP(404, "NOT_FOUND")),
     ("unknown path whose query names the route", "GET", "/users/nope?/users/kakao/login", B(V), None,
      APP(404, "NOT_FOUND")),
+    # --- GET /users/me (our JWT as Bearer): hostile Authorization values
+    ("/users/me: no Authorization", "GET", ME, [], None, APP(401, "INVALID_ACCESS_TOKEN")),
+    ("/users/me: a Kakao token as Bearer", "GET", ME, B(V), None, APP(401, "INVALID_ACCESS_TOKEN")),
+    ("/users/me: Bearer and nothing", "GET", ME, A(b"Bearer "), None, APP(401, "INVALID_ACCESS_TOKEN")),
+    ("/users/me: Basic scheme", "GET", ME, A(b"Basic dXNlcjpwYXNz"), None,
+     APP(401, "INVALID_ACCESS_TOKEN")),
+    ("/users/me: a JWT of alg none", "GET", ME,
+     B(b"eyJhbGciOiJub25lIn0.eyJpZCI6MSwic3ViIjoiMSJ9."), None, APP(401, "INVALID_ACCESS_TOKEN")),
+    ("/users/me: a JWT-shaped 1025 chars", "GET", ME, B(("a" * 400 + "." + "b" * 400 + "." +
+                                                         "c" * 223).encode()), None,
+     APP(401, "INVALID_ACCESS_TOKEN")),
+    ("/users/me: CR/LF-laden %0d%0a", "GET", ME, B(b"a%0d%0aX-User-Id:%201"), None,
+     APP(401, "INVALID_ACCESS_TOKEN")),
+    ("/users/me: POST", "POST", ME, [], b"", APP(405, "METHOD_NOT_ALLOWED")),
+    ("/users/me/ (trailing slash)", "GET", ME + "/", [], None, APP(404, "NOT_FOUND")),
+    ("/users/me with a query", "GET", ME + "?id=1", [], None, APP(401, "INVALID_ACCESS_TOKEN")),
 ]
 
 
@@ -475,7 +493,7 @@ def run_http(env):
                 note("%s -> status %s, Content-Type %s, body %r" % (
                     label, r.status, r.header("content-type"), r.body[:100]))
                 continue
-            why = check_http(r, exp, method, kid)
+            why = check_http(r, exp, method, kid, allow=allow_for(target))
             if why is None and exp[0] != "app":
                 label += " (%s answers itself: %d)" % (front, exp[1]) if exp[0] == "front" else \
                     " (nginx error_page: %d %s)" % (exp[1], exp[2])
@@ -1066,7 +1084,10 @@ def check_fake(fake, delta):
 
 
 def allow_for(target):
-    return "POST" if target.split("?")[0] in (CALLBACK, ID_TOKEN) else "GET, POST"
+    path = target.split("?")[0]
+    if path == "/users/me":
+        return "GET"
+    return "POST" if path in (CALLBACK, ID_TOKEN) else "GET, POST"
 
 
 def send_new(env, front, port, kid, name, method, target, headers, body, exp, fake):

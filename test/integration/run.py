@@ -22,6 +22,7 @@ Python 3 standard library only.
 """
 
 import atexit
+import base64
 import http.client
 import hashlib
 import hmac
@@ -548,6 +549,66 @@ def run_codeflow(env):
     codeflow.run_all(env, t)
 
 
+def forge_jwt(secret, claims, alg="HS256"):
+    """Our kind of JWT, signed with secret (or alg none, unsigned)."""
+    enc = lambda o: base64.urlsafe_b64encode(json.dumps(o).encode()).rstrip(b"=").decode()
+    head = enc({"alg": alg, "typ": "JWT"}) + "." + enc(claims)
+    if alg == "none":
+        return head + "."
+    mac = hmac.new(secret, head.encode(), hashlib.sha256).digest()
+    return head + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def run_users_me(env):
+    """GET /users/me with our JWT, through both fronts."""
+    for front, port in env.fronts.items():
+        k = KID_BASE + 990 + (1 if front == "lighttpd" else 0)
+        got = login(port, "valid-%d" % k)
+        if got[0] != 200:
+            report(False, "%s: /users/me: a login first" % front, "status %d" % got[0])
+            continue
+        jwt, user = got[1]["access_token"], got[1]["user"]
+        me = request(port, "GET", "/users/me", {"Authorization": "Bearer " + jwt})
+        why = expect("me", me, 200, "SUCCESS")
+        if why is None and me[1].get("user") != user:
+            why = "user %r, want the login's %r" % (me[1].get("user"), user)
+        report(why is None, "%s: GET /users/me with our JWT answers the login's user" % front, why)
+        now = int(time.time())
+        claims = {"id": user["id"], "sub": str(user["id"]), "iat": now, "exp": now + 60,
+                  "iss": ISSUER, "jti": "0" * 32}
+        bad = [
+            ("no Authorization", {}),
+            ("the JWT raw, without Bearer", {"Authorization": jwt}),
+            ("a Kakao-style token", {"Authorization": "Bearer valid-%d" % k}),
+            ("a changed signature", {"Authorization": "Bearer " + jwt[:-2] + ("AA" if jwt[-2:] != "AA" else "BB")}),
+            ("expired", {"Authorization": "Bearer " + forge_jwt(env.secret, dict(claims, iat=now - 7200, exp=now - 3600))}),
+            ("alg none", {"Authorization": "Bearer " + forge_jwt(env.secret, claims, alg="none")}),
+            ("another key", {"Authorization": "Bearer " + forge_jwt(b"x" * 64, claims)}),
+            ("a user the store does not know", {"Authorization": "Bearer " + forge_jwt(
+                env.secret, dict(claims, id=987654321, sub="987654321"))}),
+        ]
+        fails = []
+        for name, hdrs in bad:
+            got = request(port, "GET", "/users/me", hdrs)
+            w = expect(name, got, 401, "INVALID_ACCESS_TOKEN")
+            if w:
+                fails.append("%s: %s" % (name, w))
+        report(not fails, "%s: /users/me without, with a raw, forged, expired, alg-none, foreign-key "
+               "or unknown user's JWT: 401 INVALID_ACCESS_TOKEN" % front, "; ".join(fails[:3]))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/users/me")
+        r = c.getresponse()
+        r.read()
+        www = r.getheader("WWW-Authenticate") or ""
+        c.close()
+        report(r.status == 401 and www.startswith("Bearer"),
+               "%s: a 401 from /users/me carries WWW-Authenticate: Bearer" % front,
+               "status %d, WWW-Authenticate %r" % (r.status, www))
+        got = request(port, "POST", "/users/me", {"Authorization": "Bearer " + jwt}, b"")
+        why = expect("POST", got, 405, "METHOD_NOT_ALLOWED")
+        report(why is None, "%s: POST /users/me: 405" % front, why)
+
+
 def run_refused(env):
     closed = free_port()    # nothing listens there
     restart(env, "refused", "http://127.0.0.1:%d" % closed)
@@ -635,6 +696,7 @@ def main():
         k, last = run_identity(env)
         run_concurrent(env)
         run_consent(env)
+        run_users_me(env)
         run_codeflow(env)
         run_kakao_limits(env)
         run_refused(env)

@@ -43,6 +43,8 @@ static const struct row design_table[] = {
 	{ KL_KAKAO_CONFIG,	 "KL_KAKAO_CONFIG",	 502, "KAKAO_CONFIG_ERROR" },
 	{ KL_BAD_ID_TOKEN,	 "KL_BAD_ID_TOKEN",	 401, "INVALID_ID_TOKEN" },
 	{ KL_NOT_CONFIGURED,	 "KL_NOT_CONFIGURED",	 501, "NOT_CONFIGURED" },
+	/* issue 10's: the routes that take our JWT. */
+	{ KL_BAD_ACCESS_TOKEN,	 "KL_BAD_ACCESS_TOKEN",	 401, "INVALID_ACCESS_TOKEN" },
 };
 
 static void

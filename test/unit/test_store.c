@@ -178,6 +178,31 @@ test_second_kakao_id_new_larger_user(void **state)
 	assert_true(c.user_id > b.user_id);
 }
 
+/* By our user id (the users_by_id index): the same record as by Kakao
+ * id; an id never given is KL_NOT_FOUND. */
+static void
+test_get_by_user_id(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store_user	 a, b, got;
+	struct kl_error		 err;
+
+	fx_open(fx, DURABILITY_SYNC);
+	login(fx->st, 501, "a", NULL, false, NOW, &a);
+	login(fx->st, 502, "b", NULL, false, NOW, &b);
+	memset(&got, 0x5a, sizeof(got));
+	assert_int_equal(store_user_get_by_id(fx->st, b.user_id, &got, &err),
+	    0);
+	assert_int_equal(got.kakao_id, 502);
+	assert_string_equal(got.nickname, "b");
+	assert_int_equal(store_user_get_by_id(fx->st, a.user_id, &got, &err),
+	    0);
+	assert_int_equal(got.kakao_id, 501);
+	assert_int_equal(store_user_get_by_id(fx->st, b.user_id + 1000, &got,
+	    &err), -1);
+	assert_int_equal(err.status, KL_NOT_FOUND);
+}
+
 /* Consent withdrawn: a field Kakao no longer returns is cleared, in the
  * answer and in the record, and an e-mail that is gone is not verified. */
 static void
@@ -874,6 +899,8 @@ main(void)
 		    test_second_kakao_id_new_larger_user, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_withdrawn_consent_clears_fields,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_get_by_user_id, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_email_verified_follows_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_get_finds_and_misses,
