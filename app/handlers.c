@@ -14,6 +14,7 @@
 
 #include "handlers.h"
 #include "json_writer.h"
+#include "kakao.h"
 #include "store.h"
 #include "token.h"
 
@@ -104,6 +105,18 @@ handler_write_user(struct kl_buf *b, const struct store_user *u)
 	jw_raw(b, ",\"login_count\":");
 	jw_u64(b, u->login_count);
 	jw_raw(b, "}");
+}
+
+void
+handler_login_from_profile(const struct kakao_profile *p,
+    struct store_login *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->kakao_id = p->id;
+	in->nickname = p->has_nickname ? p->nickname : NULL;
+	in->email = p->has_email ? p->email : NULL;
+	in->email_verified = p->email_verified;
+	in->profile_image = p->has_profile_image ? p->profile_image : NULL;
 }
 
 /* {"message":"SUCCESS","access_token":..,["acess_token":..,]"user":{..}} */

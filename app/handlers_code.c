@@ -202,13 +202,7 @@ callback_exchange(struct handler_ctx *ctx, const struct callback_input *in,
 	if (res.id_token != NULL && callback_id_token(ctx, res.id_token,
 	    in->nonce, profile.id, err) == -1)
 		goto done;
-	memset(&login, 0, sizeof(login));
-	login.kakao_id = profile.id;
-	login.nickname = profile.has_nickname ? profile.nickname : NULL;
-	login.email = profile.has_email ? profile.email : NULL;
-	login.email_verified = profile.email_verified;
-	login.profile_image = profile.has_profile_image ?
-	    profile.profile_image : NULL;
+	handler_login_from_profile(&profile, &login);
 	*kakao_id = profile.id;
 	rc = handler_login_finish(ctx, &login, resp, err);
 done:

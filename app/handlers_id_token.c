@@ -93,12 +93,7 @@ login_from_kakao(struct handler_ctx *ctx, const char *access_token,
 		    "user's than the id_token's sub");
 		goto done;
 	}
-	memset(in, 0, sizeof(*in));
-	in->kakao_id = p->id;
-	in->nickname = p->has_nickname ? p->nickname : NULL;
-	in->email = p->has_email ? p->email : NULL;
-	in->email_verified = p->email_verified;
-	in->profile_image = p->has_profile_image ? p->profile_image : NULL;
+	handler_login_from_profile(p, in);
 	rc = 0;
 done:
 	explicit_bzero(token, sizeof(token));

@@ -35,13 +35,7 @@ handler_login(struct handler_ctx *ctx, const struct http_request *req,
 	    &resp->upstream_us, err) == -1)
 		goto done;
 
-	memset(&login, 0, sizeof(login));
-	login.kakao_id = profile.id;
-	login.nickname = profile.has_nickname ? profile.nickname : NULL;
-	login.email = profile.has_email ? profile.email : NULL;
-	login.email_verified = profile.email_verified;
-	login.profile_image = profile.has_profile_image ?
-	    profile.profile_image : NULL;
+	handler_login_from_profile(&profile, &login);
 	rc = handler_login_finish(ctx, &login, resp, err);
 done:
 	explicit_bzero(token, sizeof(token));

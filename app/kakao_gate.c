@@ -97,6 +97,20 @@ waiters_now(struct kakao_gate *g)
 	return g->waiters_max;
 }
 
+/* Takes a waiting place: returns -1 when all are taken (*max: how many
+ * there are now). The one place that counts waiters; kakao_gate_wait_end
+ * gives the place back. */
+static int
+waiting_take(struct kakao_gate *g, int *max)
+{
+	*max = waiters_now(g);
+	if (atomic_fetch_add(&g->waiting, 1) >= *max) {
+		atomic_fetch_sub(&g->waiting, 1);
+		return -1;
+	}
+	return 0;
+}
+
 int
 kakao_gate_enter(struct kakao_gate *g, struct kl_error *err)
 {
@@ -107,23 +121,14 @@ kakao_gate_enter(struct kakao_gate *g, struct kl_error *err)
 		return 0;
 	if (sem_trywait(&g->slots) == 0)
 		return 0;
-	max = waiters_now(g);
-	if (atomic_fetch_add(&g->waiting, 1) >= max) {
-		atomic_fetch_sub(&g->waiting, 1);
+	if (waiting_take(g, &max) == -1)
 		return kl_fail(err, KL_KAKAO_BUSY, "all %d Kakao call slots "
 		    "busy and %d threads waiting", g->cap, max);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += g->wait_ms / 1000;
-	until.tv_nsec += (g->wait_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	kl_deadline(&until, g->wait_ms);
 	while ((rc = sem_clockwait(&g->slots, CLOCK_MONOTONIC, &until)) == -1 &&
 	    errno == EINTR)
 		;
-	atomic_fetch_sub(&g->waiting, 1);
+	kakao_gate_wait_end(g);
 	if (rc == 0)
 		return 0;
 	atomic_store(&g->timed_out_ms, kl_mono_ms());
@@ -145,12 +150,9 @@ kakao_gate_wait_begin(struct kakao_gate *g, struct kl_error *err)
 
 	if (g == NULL)
 		return 0;
-	max = waiters_now(g);
-	if (atomic_fetch_add(&g->waiting, 1) >= max) {
-		atomic_fetch_sub(&g->waiting, 1);
+	if (waiting_take(g, &max) == -1)
 		return kl_fail(err, KL_KAKAO_BUSY, "%d threads already wait on "
 		    "Kakao", max);
-	}
 	return 0;
 }
 

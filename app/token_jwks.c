@@ -496,10 +496,7 @@ fetch_lock_bounded(struct token_jwks_cache *c)
 {
 	struct timespec	until;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += (KAKAO_BUSY_WAIT_MS % 1000) * 1000000L;
-	until.tv_sec += KAKAO_BUSY_WAIT_MS / 1000 + until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
+	kl_deadline(&until, KAKAO_BUSY_WAIT_MS);
 	return pthread_mutex_clocklock(&c->fetch_lock, CLOCK_MONOTONIC, &until);
 }
 

@@ -23,6 +23,7 @@
 #include "kl_error.h"
 
 struct kakao_client;
+struct kakao_profile;
 struct store;
 struct store_login;
 struct store_user;
@@ -65,6 +66,10 @@ int	handler_users_me(struct handler_ctx *ctx,
 	    struct kl_error *err);
 
 /* handlers.c, shared by the families. */
+
+/* What a login records of a Kakao profile (its strings stay in p). */
+void	handler_login_from_profile(const struct kakao_profile *p,
+	    struct store_login *in);
 
 /* The user object of our answers ({"id":..,"kakao_id":..,...}). */
 struct kl_buf;
