@@ -7,6 +7,14 @@
  *   seq.db          the DB_SEQUENCE that hands out user ids
  *   codes.db        code-exchange records (app/store_code.c owns their
  *                   format and logic; this file only opens the database)
+ *   sessions.db, sessions_by_user.db, refresh.db, refresh_by_sid.db
+ *                   refresh families and their tokens (app/store_session.c
+ *                   owns them; this file opens them and their indexes)
+ *   unlinkq.db, retired.db
+ *                   unlinks owed to Kakao, deleted accounts' ids
+ *                   (app/store_account.c)
+ * A database this release added is created when an environment of an older
+ * one lacks it: nothing else changes, so that environment opens in place.
  * Every process opens the environment with DB_REGISTER | DB_RECOVER: when a
  * process died holding the environment, the next one to open it runs
  * recovery, and the others see DB_RUNRECOVERY and must restart
@@ -180,9 +188,39 @@ store_fail(struct store *st, int ret, const char *what, struct kl_error *err)
 	return kl_fail(err, KL_STORE_FAILED, "%s: %s", what, db_strerror(ret));
 }
 
+/* The index keys the sessions' secondaries read in place: a family's
+ * user id, a token's sid. */
+static int
+index_session_user(DB *sec, const DBT *key, const DBT *data, DBT *result)
+{
+	(void)sec;
+	(void)key;
+	if (data->size < STORE_SESSION_USER_OFF + 8)
+		return DB_DONOTINDEX;
+	memset(result, 0, sizeof(*result));
+	result->data = (unsigned char *)data->data + STORE_SESSION_USER_OFF;
+	result->size = 8;
+	return 0;
+}
+
+static int
+index_token_sid(DB *sec, const DBT *key, const DBT *data, DBT *result)
+{
+	(void)sec;
+	(void)key;
+	if (data->size < STORE_TOKEN_SID_OFF + STORE_SID_LEN)
+		return DB_DONOTINDEX;
+	memset(result, 0, sizeof(*result));
+	result->data = (unsigned char *)data->data + STORE_TOKEN_SID_OFF;
+	result->size = STORE_SID_LEN;
+	return 0;
+}
+
+/* dups: a secondary index with sorted duplicates (one key, many
+ * records). */
 static int
 store_open_db(struct store *st, DB **db, const char *file, DBTYPE type,
-    struct kl_error *err)
+    bool dups, struct kl_error *err)
 {
 	int	ret;
 
@@ -191,6 +229,9 @@ store_open_db(struct store *st, DB **db, const char *file, DBTYPE type,
 		return kl_fail(err, KL_STORE_FAILED, "db_create: %s",
 		    db_strerror(ret));
 	}
+	if (dups && (ret = (*db)->set_flags(*db, DB_DUP | DB_DUPSORT)) != 0)
+		return kl_fail(err, KL_STORE_FAILED, "%s: %s", file,
+		    db_strerror(ret));
 	ret = (*db)->open(*db, NULL, file, NULL, type,
 	    DB_CREATE | DB_AUTO_COMMIT | DB_THREAD, 0660);
 	if (ret != 0)
@@ -214,10 +255,24 @@ env_close(struct store *st)
 		st->seqdb->close(st->seqdb, 0);
 	if (st->codes != NULL)
 		st->codes->close(st->codes, 0);
+	if (st->sessions_by_user != NULL)
+		st->sessions_by_user->close(st->sessions_by_user, 0);
+	if (st->sessions != NULL)
+		st->sessions->close(st->sessions, 0);
+	if (st->refresh_by_sid != NULL)
+		st->refresh_by_sid->close(st->refresh_by_sid, 0);
+	if (st->refresh != NULL)
+		st->refresh->close(st->refresh, 0);
+	if (st->unlinkq != NULL)
+		st->unlinkq->close(st->unlinkq, 0);
+	if (st->retired != NULL)
+		st->retired->close(st->retired, 0);
 	if (st->env != NULL)
 		st->env->close(st->env, 0);
 	st->seq = NULL;
 	st->users_by_id = st->users = st->seqdb = st->codes = NULL;
+	st->sessions_by_user = st->sessions = NULL;
+	st->refresh_by_sid = st->refresh = st->unlinkq = st->retired = NULL;
 	st->env = NULL;
 }
 
@@ -300,17 +355,36 @@ env_open(struct store *st, struct kl_error *err)
 		    db_strerror(ret));
 		goto fail;
 	}
-	if (store_open_db(st, &st->users, "users.db", DB_BTREE, err) == -1 ||
-	    store_open_db(st, &st->users_by_id, "users_by_id.db", DB_BTREE,
+	if (store_open_db(st, &st->users, "users.db", DB_BTREE, false,
 	    err) == -1 ||
-	    store_open_db(st, &st->seqdb, "seq.db", DB_BTREE, err) == -1 ||
-	    /* Created here when an environment of an older release lacks
-	     * it: nothing else changes, so that environment opens as is. */
-	    store_open_db(st, &st->codes, "codes.db", DB_BTREE, err) == -1)
+	    store_open_db(st, &st->users_by_id, "users_by_id.db", DB_BTREE,
+	    false, err) == -1 ||
+	    store_open_db(st, &st->seqdb, "seq.db", DB_BTREE, false,
+	    err) == -1 ||
+	    store_open_db(st, &st->codes, "codes.db", DB_BTREE, false,
+	    err) == -1 ||
+	    store_open_db(st, &st->sessions, "sessions.db", DB_BTREE, false,
+	    err) == -1 ||
+	    store_open_db(st, &st->sessions_by_user, "sessions_by_user.db",
+	    DB_BTREE, true, err) == -1 ||
+	    store_open_db(st, &st->refresh, "refresh.db", DB_BTREE, false,
+	    err) == -1 ||
+	    store_open_db(st, &st->refresh_by_sid, "refresh_by_sid.db",
+	    DB_BTREE, true, err) == -1 ||
+	    store_open_db(st, &st->unlinkq, "unlinkq.db", DB_BTREE, false,
+	    err) == -1 ||
+	    store_open_db(st, &st->retired, "retired.db", DB_BTREE, false,
+	    err) == -1)
 		goto fail;
+	/* The sessions' indexes came with their primaries, so no primary
+	 * holds records its index lacks (no DB_CREATE rebuild). */
 	if ((ret = st->users->associate(st->users, NULL, st->users_by_id,
-	    index_by_user_id, 0)) != 0) {
-		kl_fail(err, KL_STORE_FAILED, "associate users_by_id: %s",
+	    index_by_user_id, 0)) != 0 ||
+	    (ret = st->sessions->associate(st->sessions, NULL,
+	    st->sessions_by_user, index_session_user, 0)) != 0 ||
+	    (ret = st->refresh->associate(st->refresh, NULL,
+	    st->refresh_by_sid, index_token_sid, 0)) != 0) {
+		kl_fail(err, KL_STORE_FAILED, "associate an index: %s",
 		    db_strerror(ret));
 		goto fail;
 	}
@@ -347,6 +421,9 @@ store_new(struct store **out, const char *home,
 	}
 	st->durability = durability;
 	st->sync = durability == DURABILITY_SYNC;
+	st->policy.ttl = DEFAULT_REFRESH_TTL;
+	st->policy.idle_ttl = DEFAULT_REFRESH_IDLE_TTL;
+	st->policy.reuse_window = DEFAULT_REFRESH_REUSE_WINDOW;
 	atomic_store(&st->progress, kl_mono_seconds());
 	/* A first try; store_maintain() tries again until it works. */
 	if (env_open(st, err) == 0)

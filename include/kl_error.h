@@ -33,6 +33,9 @@ enum kl_status {
 	KL_BAD_ID_TOKEN,	/* 401: an id_token failed a check */
 	KL_NOT_CONFIGURED,	/* 501: the route's keys are not configured */
 	KL_BAD_ACCESS_TOKEN,	/* 401: our JWT missing, bad or expired */
+	KL_BAD_REFRESH,		/* 401: refresh token unknown, expired or revoked */
+	KL_REFRESH_REUSED,	/* 401: a rotated refresh token, after the window */
+	KL_UNAUTHORIZED,	/* 401: Kakao's unlink callback, wrong key or app */
 	KL_BAD_CONFIG,		/* start-up only: configuration refused */
 	KL_STATUS_COUNT
 };

@@ -72,6 +72,28 @@
 #define DEFAULT_OIDC_CLOCK_SKEW 120	/* seconds of exp / iat slack */
 #define MAX_OIDC_CLOCK_SKEW   600
 
+/* Sessions (issue 10): refresh families, logout, deletion, unlink. */
+#define REFRESH_TOKEN_BYTES    32	/* random bits of a refresh token: 256 */
+#define REFRESH_TOKEN_LEN      43	/* its base64url spelling, no padding */
+#define STORE_SID_LEN          16	/* a session (refresh family) id, bytes */
+#define SID_HEX_LEN            32	/* its spelling in the sid claim */
+#define DEFAULT_REFRESH_TTL  (30L * 86400)	/* a family's whole life */
+#define DEFAULT_REFRESH_IDLE_TTL (14L * 86400)	/* unused this long: gone */
+#define MAX_REFRESH_TTL     (365L * 86400)
+#define DEFAULT_REFRESH_REUSE_WINDOW 10	/* s: a rotated token still gets its successor */
+#define MAX_REFRESH_REUSE_WINDOW 300
+#define MAX_REFRESH_CANDIDATES MAX_JWT_KEYS	/* tags tried per refresh: one per key */
+#define SESSION_SWEEP_BATCH   256	/* expired or revoked families removed per pass */
+#define SESSION_SWEEP_SCAN (8 * SESSION_SWEEP_BATCH)	/* families one pass reads */
+#define SESSION_REVOKED_KEEP_S 86400	/* a revoked family is kept this long (REFRESH_REUSED, logs) */
+#define MAX_USER_SESSIONS    1024	/* families revoked per logout-all transaction */
+#define UNLINK_FIRST_RETRY_S   30	/* a queued unlink is first retried after this */
+#define UNLINK_MAX_RETRY_S   3600	/* retries back off up to this */
+#define UNLINK_BATCH            8	/* queued unlinks sent per pass (once a second) */
+#define MAX_ADMIN_KEY         128	/* kakao_admin_key_file bytes */
+#define MIN_ADMIN_KEY          16
+#define MAX_UNLINK_PARAM       64	/* app_id, user_id, referrer_type of a callback */
+
 /* User record. */
 #define MAX_NICKNAME          256	/* bytes, UTF-8, cut at a char boundary */
 #define MAX_EMAIL             320	/* RFC 5321: 64 + 1 + 255 */
@@ -82,6 +104,8 @@
 #define MAX_JWT_SECRET       4096
 #define MAX_ISSUER            256
 #define JWT_SIG_MAX            48	/* decoded signature bytes read (HS256: 32) */
+#define MAX_JWT_KEYS            8	/* keys in jwt_secret_file; the first signs */
+#define MAX_JWT_KID            64	/* a key id: letters, digits, '.', '_', '-' */
 
 /* Configuration. */
 #define MAX_CONFIG_LINE      4096

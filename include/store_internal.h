@@ -18,6 +18,7 @@
 #include <db.h>
 
 #include "store.h"
+#include "store_session.h"
 
 /* An attempt's own failure: a record that does not encode or decode.
  * Outside Berkeley DB's error range (-30999 .. -30800) and errno's
@@ -36,7 +37,16 @@ struct store {
 	DB			*users_by_id;
 	DB			*seqdb;
 	DB			*codes;
+	DB			*sessions;	/* sid -> family */
+	DB			*sessions_by_user;	/* secondary */
+	DB			*refresh;	/* token tag -> token */
+	DB			*refresh_by_sid;	/* secondary */
+	DB			*unlinkq;	/* kakao id -> queued unlink */
+	DB			*retired;	/* user id -> deletion */
 	DB_SEQUENCE		*seq;
+	/* Set before the threads start (store_session_policy), then
+	 * read-only. */
+	struct store_session_policy policy;
 	atomic_bool		 ready;
 	long long		 next_open;	/* store_maintain()'s thread only */
 	long long		 next_sweep;	/* store_maintain()'s thread only */
@@ -44,6 +54,11 @@ struct store {
 	 * only (one thread at a time). */
 	bool			 sweep_resume;
 	unsigned char		 sweep_from[STORE_TAG_LEN];
+	/* The same for store_session_sweep(): families, then tokens. */
+	bool			 session_sweep_resume;
+	unsigned char		 session_sweep_from[STORE_SID_LEN];
+	bool			 token_sweep_resume;
+	unsigned char		 token_sweep_from[STORE_TAG_LEN];
 	sem_t			 gate;	/* transactions in flight, this process */
 	atomic_bool		 needs_restart;
 	atomic_int		 busy;		/* calls inside Berkeley DB */
@@ -92,6 +107,21 @@ typedef int (*store_txn_fn)(struct store *st, DB_TXN *txn, void *arg,
  */
 int	store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
 	    store_txn_fn fn, void *arg);
+
+/*
+ * Inside another file's transaction (store_session.c provides them):
+ * session_txn_open writes a new family and its first token record (the
+ * login's transaction); session_txn_revoke_user revokes at most max active
+ * families of user_id (deletion, unlink), *count gets how many, *more
+ * whether some are left. Both return 0 or a Berkeley DB error (or
+ * STORE_BAD_RECORD) and set *wrote when they wrote.
+ */
+int	session_txn_open(struct store *st, DB_TXN *txn,
+	    const struct store_session_new *n, uint64_t user_id,
+	    int64_t kakao_id, time_t now, bool *wrote);
+int	session_txn_revoke_user(struct store *st, DB_TXN *txn,
+	    uint64_t user_id, enum store_session_reason reason, time_t now,
+	    int max, int *count, bool *more, bool *wrote);
 
 /* Translates a Berkeley DB error into KL_STORE_FAILED ("what: why"), and
  * marks the process for a restart when its handles are now useless. */

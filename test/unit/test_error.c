@@ -45,6 +45,9 @@ static const struct row design_table[] = {
 	{ KL_NOT_CONFIGURED,	 "KL_NOT_CONFIGURED",	 501, "NOT_CONFIGURED" },
 	/* issue 10's: the routes that take our JWT. */
 	{ KL_BAD_ACCESS_TOKEN,	 "KL_BAD_ACCESS_TOKEN",	 401, "INVALID_ACCESS_TOKEN" },
+	{ KL_BAD_REFRESH,	 "KL_BAD_REFRESH",	 401, "INVALID_REFRESH_TOKEN" },
+	{ KL_REFRESH_REUSED,	 "KL_REFRESH_REUSED",	 401, "REFRESH_REUSED" },
+	{ KL_UNAUTHORIZED,	 "KL_UNAUTHORIZED",	 401, "UNAUTHORIZED" },
 };
 
 static void
