@@ -688,18 +688,24 @@ store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
 	return user_read(st, st->users, &key, user, "Kakao id", err);
 }
 
-/* Expired code records go once a second, a batch at a time: one short
- * transaction a login may wait on, not a long one. */
+/* Expired code records and sessions go once a second, a batch at a time:
+ * short transactions a login may wait on, not a long one. One sweep
+ * failing does not skip the other; err tells the first failure. */
 static int
 maintain_sweep(struct store *st, struct kl_error *err)
 {
-	int	removed;
+	struct kl_error	serr;
+	int		removed, ret;
 
 	if (kl_mono_seconds() < st->next_sweep)
 		return 0;
 	st->next_sweep = kl_mono_seconds() + 1;
-	return store_code_sweep(st, time(NULL), CODE_SWEEP_BATCH, &removed,
+	ret = store_code_sweep(st, time(NULL), CODE_SWEEP_BATCH, &removed,
 	    err);
+	if (store_session_sweep(st, time(NULL), SESSION_SWEEP_BATCH, &removed,
+	    ret == 0 ? err : &serr) == -1)
+		ret = -1;
+	return ret;
 }
 
 int
