@@ -77,14 +77,18 @@ void	store_session_policy(struct store *st,
 	    const struct store_session_policy *p);
 
 /* True when the family may refresh at now: active, before expires and
- * within idle_ttl of last_used (a record dated in the future counts as
- * used now). */
+ * within idle_ttl of last_used. A record dated in the future (the clock
+ * stepped back) counts as used now, but only from less than idle_ttl (and
+ * created less than ttl) ahead: further ahead it is expired, so no date
+ * makes a family immortal. */
 bool	store_session_live(const struct store *st,
 	    const struct store_session *s, time_t now);
 
 /* Opens a session for an existing user in its own transaction (tools and
  * tests; a login opens its session inside the login's transaction, see
- * store_user_login). */
+ * store_user_login). No user user_id with Kakao id kakao_id: KL_NOT_FOUND.
+ * A sid or first tag already recorded is not overwritten: KL_STORE_FAILED.
+ * Fills *out with the family as stored. */
 int	store_session_open(struct store *st, const struct store_session_new *n,
 	    uint64_t user_id, int64_t kakao_id, time_t now,
 	    struct store_session *out, struct kl_error *err);
@@ -127,13 +131,19 @@ struct store_refresh_out {
  *     ROTATED;
  *   token rotated at most reuse_window ago (and not in the future by more
  *     than the window), family live -> REPEAT, nothing written;
- *   token rotated earlier, family active -> family revoked (REUSE), every
- *     token of it useless: REUSED;
- *   anything else (unknown tag, family missing, revoked or expired) ->
- *     INVALID, nothing written.
+ *   token rotated earlier, or further in the future than the window (a
+ *     step back hides no reuse), family active (even if expired) ->
+ *     family revoked (REUSE), every token of it useless: REUSED;
+ *   anything else (unknown tag, family missing, revoked or expired, a
+ *     current token that is not the family's newest) -> INVALID, nothing
+ *     written.
  * REUSED and INVALID are answers, not failures: 0 is returned, and the
  * REUSED revocation is committed (durably) before it returns. -1 only for
- * KL_STORE_FAILED (and a record that does not decode).
+ * KL_STORE_FAILED: a record that does not decode, bad input (ntags out of
+ * range, a zero successor), or a successor tag that is already recorded
+ * (the same parent rotated twice, which the lock forbids, or a collision):
+ * nothing is overwritten, the whole transaction is undone and the token
+ * stays current. out is INVALID, key -1, whenever -1 is returned.
  */
 int	store_session_refresh(struct store *st, const struct store_refresh_in *in,
 	    struct store_refresh_out *out, struct kl_error *err);
@@ -164,8 +174,12 @@ int	store_session_list(struct store *st, uint64_t user_id,
  * store_code_sweep: one read-committed scan of at most SESSION_SWEEP_SCAN
  * families, resumed where the last call stopped, then one small
  * transaction deleting what it found (each checked again under its lock).
- * Token records whose family is gone are removed by the same pass over
- * refresh.db, bounded the same way.
+ * A family keeps every token it had (an old one coming back is a reuse):
+ * one transaction deletes at most 2 * SESSION_SWEEP_BATCH token records,
+ * and a family whose tokens do not all fit is finished by the next call,
+ * its record deleted last. Token records whose family is gone, or that do
+ * not decode, are removed by a second pass over refresh.db, bounded the
+ * same way (SESSION_SWEEP_SCAN read, max removed).
  */
 int	store_session_sweep(struct store *st, time_t now, int max,
 	    int *removed, struct kl_error *err);
@@ -173,8 +187,13 @@ int	store_session_sweep(struct store *st, time_t now, int max,
 /* Record formats, exposed for tests and a fuzz target: fixed size,
  * big-endian, byte 0 the version. decode accepts every version up to the
  * current one (older ones are upgraded in memory, written back in the
- * current format by the next write) and refuses later ones, wrong
- * lengths, unknown states, non-zero pads. */
+ * current format by the next write; 1 is the first) and refuses later
+ * ones, version 0, wrong lengths, unknown states, non-zero pads, and
+ * non-canonical records, which encode refuses too: a family with user id
+ * 0, an active one with a reason or revocation time, a revoked one without
+ * a reason; a current token with a rotation time or successor, a rotated
+ * one with a zero successor. encode writes exactly the record's length and
+ * returns it, or -1. */
 #define STORE_SESSION_RECORD_VERSION	1
 #define STORE_SESSION_RECORD_LEN	(4 + 4 + STORE_SID_LEN + 6 * 8)
 #define STORE_TOKEN_RECORD_VERSION	1
