@@ -32,10 +32,10 @@
  * with a small stack and one heap buffer, so a slow, hanging or trickling
  * answer never holds up another connection.  The counters and the JWKS
  * and admin switches are atomics; the key set, the used-code table and
- * the unlink state each have a mutex (keys are never freed, so a key read under the lock stays valid);
- * one more thread makes the first RSA keys after the fake starts listening
- * (key users wait for it); everything else is per connection or read-only
- * once listening.
+ * the unlink state each have a mutex (keys are never freed, so a key read
+ * under the lock stays valid); one more thread makes the first RSA keys
+ * after the fake starts listening (key users wait for it); everything else
+ * is per connection or read-only once listening.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
