@@ -7,8 +7,9 @@
  * when an admin key is configured, freed by kakao.c with the others). The
  * admin key stays main's: it is read, never copied, but for the one
  * Authorization header built for each call, which is wiped with curl's
- * copy of it as soon as the call ends; no failure detail and no log line
- * holds it. Knows nothing of the store or the front: it is given a Kakao
+ * list copy of it as soon as the call ends (the request curl assembles
+ * from it inside the handle is curl's, beyond our reach); no failure
+ * detail and no log line holds it. Knows nothing of the store or the front: it is given a Kakao
  * user id and says what Kakao answered. A client's handle belongs to its
  * thread; the gate it enters is shared and thread-safe.
  */
