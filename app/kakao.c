@@ -68,7 +68,8 @@ kakao_client_new(const struct kakao_options *opt, struct kl_error *err)
 		kl_fail(err, KL_INTERNAL, "curl_easy_setopt failed");
 		goto fail;
 	}
-	if (kakao_auth_client_init(kc, opt, err) == -1)
+	if (kakao_auth_client_init(kc, opt, err) == -1 ||
+	    kakao_admin_client_init(kc, opt, err) == -1)
 		goto fail;
 	return kc;
 fail:
@@ -84,7 +85,9 @@ kakao_client_free(struct kakao_client *kc)
 	kakao_call_free(&kc->profile);
 	kakao_call_free(&kc->info);
 	kakao_call_free(&kc->auth);
+	kakao_call_free(&kc->admin);
 	explicit_bzero(&kc->auth_conf, sizeof(kc->auth_conf));
+	explicit_bzero(&kc->admin_conf, sizeof(kc->admin_conf));
 	if (kc->multi != NULL)
 		curl_multi_cleanup(kc->multi);
 	free(kc);

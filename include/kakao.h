@@ -38,6 +38,13 @@ struct kakao_options {
 	 * frees them after the clients; NULL: no cache, no cap. */
 	struct kakao_reject	*reject;	/* tokens Kakao refused */
 	struct kakao_gate	*gate;		/* exchanges in flight */
+	/* The admin key (kakao_admin_key_file), for unlink: main's bytes, which
+	 * must outlive every client (main wipes them at exit); not copied.
+	 * NULL: no admin calls (KL_NOT_CONFIGURED, no call). Else it must
+	 * look like a key: MIN_ADMIN_KEY to MAX_ADMIN_KEY printable bytes, no
+	 * blank (kakao_client_new refuses others with KL_BAD_CONFIG). */
+	const char	*admin_key;
+	size_t		 admin_key_len;
 };
 
 /* What /v2/user/me told us. Strings are "" when Kakao did not say. */
@@ -89,7 +96,28 @@ int	kakao_profile_fetch(struct kakao_client *kc, const char *access_token,
 int	kakao_wait_begin(struct kakao_client *kc, struct kl_error *err);
 void	kakao_wait_end(struct kakao_client *kc);
 
+/*
+ * Unlinks the Kakao user target_id from our app: POST {api_url}/v1/user/unlink,
+ * Authorization: KakaoAK <admin key>, form target_id_type=user_id&target_id=<id>.
+ * 0 when Kakao answered {"id":<target_id>}; also 0, with *already set, when Kakao
+ * says the user is not linked (-101). Holds a slot of the client's gate (none free
+ * in time: KL_KAKAO_BUSY, no call). Failures: KL_NOT_CONFIGURED (no admin key),
+ * KL_BAD_REQUEST (target_id not positive; no call), KL_KAKAO_CONFIG (the
+ * admin key refused: 401 / -401; also -3, -5: the API not enabled or not
+ * permitted), KL_KAKAO_UNAVAILABLE, KL_KAKAO_TIMEOUT, KL_KAKAO_BAD_RESPONSE
+ * (e.g. another id answered). *already is false unless set as said. The
+ * header holding the key is built per call and wiped after it; no detail
+ * holds the key. Its own kapi handle, beside the profile's.
+ */
+int	kakao_user_unlink(struct kakao_client *kc, int64_t target_id,
+	    bool *already, struct kl_error *err);
+
 /* Parsers of Kakao's answers, pure functions (unit tests, fuzzing). */
+/* Parses an unlink (or logout) answer: {"id":N} with N == want_id (a JSON
+ * object; other members ignored, duplicates refused). Anything else is
+ * KL_KAKAO_BAD_RESPONSE. Pure. */
+int	kakao_unlink_answer_parse(const char *body, size_t len,
+	    int64_t want_id, struct kl_error *err);
 int	kakao_profile_parse(const char *body, size_t len,
 	    struct kakao_profile *profile, struct kl_error *err);
 int	kakao_token_info_parse(const char *body, size_t len,

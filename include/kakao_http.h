@@ -6,8 +6,8 @@
  * A struct kakao_call is one easy handle and its answer buffer, set up
  * once (URL, scheme, TLS checks, time-outs, size cap, no proxy) and reused
  * for every request so its connection stays alive. struct kakao_client is
- * defined here so that kakao.c (kapi) and kakao_auth.c (kauth) both reach
- * the per-thread handles. Nothing here is thread-safe except the process's
+ * defined here so that kakao.c (kapi), kakao_auth.c (kauth) and
+ * kakao_admin.c (kapi's admin calls) all reach the per-thread handles. Nothing here is thread-safe except the process's
  * share handle (DNS, TLS sessions), which is locked; a call and a client
  * belong to one thread.
  */
@@ -40,13 +40,22 @@ struct kakao_auth_conf {
 	size_t		 client_secret_len;
 };
 
+/* The admin key, kept per client: main's bytes, not ours. */
+struct kakao_admin_conf {
+	bool		 on;		/* admin_key set */
+	const char	*key;
+	size_t		 key_len;
+};
+
 struct kakao_client {
 	CURLM			*multi;
 	struct kakao_call	 profile;	/* kapi /v2/user/me */
 	struct kakao_call	 info;		/* kapi access_token_info */
 	struct kakao_call	 auth;		/* kauth /oauth/token, when on */
+	struct kakao_call	 admin;		/* kapi /v1/user/unlink, when on */
 	int64_t			 app_id;
 	struct kakao_auth_conf	 auth_conf;
+	struct kakao_admin_conf	 admin_conf;
 	struct kakao_reject	*reject;	/* shared, not ours */
 	struct kakao_gate	*gate;		/* shared, not ours */
 };
@@ -89,6 +98,11 @@ int	kakao_call_outcome(const struct kakao_call *c, const char *what,
 /* kakao_auth.c: sets up kc->auth and kc->auth_conf from opt (nothing when
  * the code flow is not configured). */
 int	kakao_auth_client_init(struct kakao_client *kc,
+	    const struct kakao_options *opt, struct kl_error *err);
+
+/* kakao_admin.c: sets up kc->admin and kc->admin_conf from opt (nothing
+ * when no admin key is set; KL_BAD_CONFIG for one that is not a key). */
+int	kakao_admin_client_init(struct kakao_client *kc,
 	    const struct kakao_options *opt, struct kl_error *err);
 
 #endif

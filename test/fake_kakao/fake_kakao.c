@@ -19,19 +19,29 @@
  * a nonce in the id_token.  Every code works once, like Kakao's.  Test-only
  * control routes start with "/__" (see routes[]).
  *
+ * POST /v1/user/unlink and /v1/user/logout take both of Kakao's forms: a
+ * bearer token of the grammar above, or "KakaoAK <-K key>" with the form
+ * target_id_type=user_id&target_id=N.  Either answers {"id":N}; an unlinked
+ * N answers -101 until a successful /v2/user/me of N links it again.
+ * GET /__unlinked?id=N shows N's state, GET /__admin?fail=1|0|drop takes
+ * both calls down (503 -7), up, or to closing without an answer.  With -U
+ * the binary serves nothing: it sends one unlink callback the way Kakao
+ * does and exits 0 for a 200 (see callback_send()).
+ *
  * Threads: the main thread accepts; every connection gets a detached thread
  * with a small stack and one heap buffer, so a slow, hanging or trickling
  * answer never holds up another connection.  The counters and the JWKS
- * fail switch are atomics; the key set and the used-code table each have a
- * mutex (keys are never freed, so a key read under the lock stays valid);
- * one more thread makes the first RSA keys after the fake starts listening
- * (key users wait for it); everything else is per connection or read-only
- * once listening.
+ * and admin switches are atomics; the key set, the used-code table and
+ * the unlink state each have a mutex (keys are never freed, so a key read
+ * under the lock stays valid); one more thread makes the first RSA keys
+ * after the fake starts listening (key users wait for it); everything else
+ * is per connection or read-only once listening.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -53,6 +63,7 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -102,6 +113,15 @@
 #define CLAIMS_MAX	(16 * 1024)	/* an id_token's payload JSON */
 #define USED_MAX	65536		/* used codes remembered (power of 2) */
 #define CHALLENGE_MAX	128		/* a PKCE challenge in a code */
+#define DEFAULT_ADMIN_KEY "fake-admin-key-0123456789abcdef"
+#define USERS_MAX	65536		/* ids with unlink state (power of 2) */
+#define USERS_FULL	(USERS_MAX / 4 * 3)	/* more is refused: 500 */
+#define ADMIN_FORM_MAX	64		/* target_id_type / target_id values */
+#define SEND_WAIT_MS	5000		/* -U: the whole exchange, at most */
+#define SEND_HOST_MAX	256
+#define SEND_REQ_MAX	(8 * 1024)	/* -U: the request it sends */
+#define DEFAULT_REFERRER "UNLINK_FROM_APPS"
+#define NOT_LINKED	"{\"msg\":\"NotRegisteredUserException\",\"code\":-101}"
 
 enum idfmt { ID_NUM, ID_NONE, ID_STR, ID_NEG, ID_FLOAT, ID_BIG, ID_ZERO };
 enum shape { P_FULL, P_BARE, P_NONICK, P_NOID };
@@ -216,6 +236,28 @@ static size_t		used_cap = USED_MAX;		/* -c */
 static atomic_ullong	st_requests, st_connections, st_open;
 static atomic_ullong	st_token_calls, st_jwks_calls;
 static atomic_int	jwks_failing;			/* POST /__jwks?fail=1 */
+static const char	*admin_key = DEFAULT_ADMIN_KEY;	/* -K */
+static atomic_ullong	st_unlink_calls, st_logout_calls;
+enum { ADMIN_UP, ADMIN_DOWN, ADMIN_DROP };
+static atomic_int	admin_state;			/* GET /__admin?fail= */
+
+/*
+ * Unlink state, per user id: an open-addressed table that only grows (an
+ * id, once in it, stays).  unlinked_n counts the ids unlinked now, so that
+ * /v2/user/me looks nothing up while there is none.
+ */
+struct user {
+	long long	 id;		/* 0: free slot */
+	int		 unlinked;
+	unsigned	 unlinks, logouts;
+};
+
+static struct {
+	pthread_mutex_t	 mu;
+	struct user	 slot[USERS_MAX];
+	size_t		 n;
+} users = { .mu = PTHREAD_MUTEX_INITIALIZER };
+static atomic_int	unlinked_n;
 
 /* ---- small helpers ---- */
 
@@ -448,6 +490,80 @@ status_error(struct conn *c, const struct req *r, int status)
 	default:  body = "{\"msg\":\"error\",\"code\":-1}"; break;
 	}
 	return respond_str(c, r, status, NULL, body);
+}
+
+/* ---- unlink state ---- */
+
+/* The slot of id, made when absent and make is set; NULL when absent (or
+ * the table is full).  Call with users.mu held. */
+static struct user *
+user_slot(long long id, int make)
+{
+	size_t i = (size_t)((unsigned long long)id * 0x9E3779B97F4A7C15ULL >>
+	    48) & (USERS_MAX - 1);
+
+	for (; users.slot[i].id != 0; i = (i + 1) & (USERS_MAX - 1))
+		if (users.slot[i].id == id)
+			return &users.slot[i];
+	if (!make || users.n >= USERS_FULL)
+		return NULL;
+	users.n++;
+	users.slot[i].id = id;
+	return &users.slot[i];
+}
+
+enum admin_op { OP_UNLINK, OP_LOGOUT };
+
+/* Applies op to id: 200, 400 when id is not linked (-101), 500 when the
+ * table is full. */
+static int
+user_apply(long long id, enum admin_op op)
+{
+	struct user *u;
+	int status = 200;
+
+	pthread_mutex_lock(&users.mu);
+	if ((u = user_slot(id, 1)) == NULL)
+		status = 500;
+	else if (u->unlinked)
+		status = 400;
+	else if (op == OP_UNLINK) {
+		u->unlinked = 1;
+		u->unlinks++;
+		atomic_fetch_add(&unlinked_n, 1);
+	} else
+		u->logouts++;
+	pthread_mutex_unlock(&users.mu);
+	return status;
+}
+
+/* A successful /v2/user/me of id: the user logged in again. */
+static void
+user_relink(long long id)
+{
+	struct user *u;
+
+	if (atomic_load(&unlinked_n) == 0)
+		return;
+	pthread_mutex_lock(&users.mu);
+	if ((u = user_slot(id, 0)) != NULL && u->unlinked) {
+		u->unlinked = 0;
+		atomic_fetch_sub(&unlinked_n, 1);
+	}
+	pthread_mutex_unlock(&users.mu);
+}
+
+/* A copy of id's state (all zero when the table has none). */
+static struct user
+user_get(long long id)
+{
+	struct user *u, copy = { id, 0, 0, 0 };
+
+	pthread_mutex_lock(&users.mu);
+	if ((u = user_slot(id, 0)) != NULL)
+		copy = *u;
+	pthread_mutex_unlock(&users.mu);
+	return copy;
 }
 
 /* ---- tokens and bodies ---- */
@@ -794,6 +910,10 @@ kapi(struct conn *c, const struct req *r, enum endpoint ep)
 		profile_body(&o, t.k, t.id);
 	else
 		info_body(&o, t.k, t.id);
+	/* The user logged in again: linked again. */
+	if (ep == EP_ME && t.k->fault == F_NONE && t.k->idf == ID_NUM &&
+	    !o.overflow)
+		user_relink(t.id);
 	return send_body(c, r, t.k->fault, &o);
 }
 
@@ -896,6 +1016,137 @@ is_form(const char *ctype)
 	for (ctype += n; *ctype == ' ' || *ctype == '\t'; ctype++)
 		;
 	return *ctype == '\0' || *ctype == ';';
+}
+
+/* ---- /v1/user/unlink and /v1/user/logout ---- */
+
+/* The key in "KakaoAK <key>", or NULL. */
+static const char *
+kakao_ak(const char *auth)
+{
+	if (auth == NULL || strncasecmp(auth, "KakaoAK ", 8) != 0)
+		return NULL;
+	for (auth += 8; *auth == ' '; auth++)
+		;
+	return auth;
+}
+
+/* The -K key, compared in constant time (its length is no secret here). */
+static int
+admin_key_ok(const char *got)
+{
+	size_t n = strlen(admin_key);
+
+	return strlen(got) == n && CRYPTO_memcmp(got, admin_key, n) == 0;
+}
+
+/* {"id":N} once the state allows op on id, else Kakao's -101. */
+static int
+admin_answer(struct conn *c, const struct req *r, long long id,
+    enum admin_op op)
+{
+	struct out o;
+
+	switch (user_apply(id, op)) {
+	case 400:
+		return respond_str(c, r, 400, NULL, NOT_LINKED);
+	case 500:
+		return respond_str(c, r, 500, NULL,
+		    "{\"msg\":\"fake-kakao: too many users\",\"code\":-1}");
+	default:
+		break;
+	}
+	out_init(&o, c);
+	oprintf(&o, "{\"id\":%lld}", id);
+	return respond(c, r, 200, JSON_CT, NULL, o.len);
+}
+
+/* The admin form: KakaoAK <key>, target_id_type=user_id&target_id=N. */
+static int
+admin_by_key(struct conn *c, const struct req *r, const char *key,
+    enum admin_op op)
+{
+	char type[ADMIN_FORM_MAX], target[ADMIN_FORM_MAX];
+	long long id;
+
+	sleep_ms(delay_ms);
+	if (!admin_key_ok(key))
+		return respond_str(c, r, 401, NULL,
+		    "{\"msg\":\"wrong appKey\",\"code\":-401}");
+	if (!is_form(r->ctype) ||
+	    form_value(r->body, r->blen, "target_id_type", type,
+	    sizeof type) != 1 || strcmp(type, "user_id") != 0 ||
+	    form_value(r->body, r->blen, "target_id", target,
+	    sizeof target) != 1 || !parse_id(target, &id))
+		return respond_str(c, r, 400, NULL,
+		    "{\"msg\":\"target_id_type=user_id and a target_id are "
+		    "required\",\"code\":-2}");
+	return admin_answer(c, r, id, op);
+}
+
+/* The user's form: Bearer <token>, the token grammar of /v2/user/me. */
+static int
+admin_by_token(struct conn *c, const struct req *r, enum admin_op op)
+{
+	const char *token = bearer(r->auth);
+	struct tok t;
+	struct out o;
+	int keep, done;
+
+	memset(&t, 0, sizeof t);
+	if (token != NULL)
+		parse_token(token, &t);
+	sleep_ms(delay_ms + t.slow_ms);
+	if (t.k == NULL || t.k->fault == F_INVALID)
+		return invalid_token(c, r);
+	if (t.k->fault == F_STATUS)
+		return status_error(c, r, t.status);
+	keep = send_early_fault(c, r, t.k->fault, &done);
+	if (done)
+		return keep;
+	if (t.k->fault == F_NONE && t.k->idf == ID_NUM)
+		return admin_answer(c, r, t.id, op);
+	/* A spoilt id or body, and no change of state. */
+	out_init(&o, c);
+	oputs(&o, "{");
+	put_id(&o, t.k->idf, t.id);
+	if (o.len > 1)
+		o.len--;			/* put_id's comma */
+	oputs(&o, "}");
+	return send_body(c, r, t.k->fault, &o);
+}
+
+static int
+kapi_admin(struct conn *c, const struct req *r, enum admin_op op)
+{
+	const char *key;
+
+	atomic_fetch_add(op == OP_UNLINK ? &st_unlink_calls : &st_logout_calls,
+	    1);
+	switch (atomic_load(&admin_state)) {
+	case ADMIN_DROP:
+		return 0;
+	case ADMIN_DOWN:
+		return respond_str(c, r, 503, NULL,
+		    "{\"msg\":\"system maintenance\",\"code\":-7}");
+	default:
+		break;
+	}
+	if ((key = kakao_ak(r->auth)) != NULL)
+		return admin_by_key(c, r, key, op);
+	return admin_by_token(c, r, op);
+}
+
+static int
+kapi_unlink(struct conn *c, const struct req *r)
+{
+	return kapi_admin(c, r, OP_UNLINK);
+}
+
+static int
+kapi_logout(struct conn *c, const struct req *r)
+{
+	return kapi_admin(c, r, OP_LOGOUT);
 }
 
 /* ---- keys and id_tokens ---- */
@@ -1774,6 +2025,45 @@ ctl_public_pem(struct conn *c, const struct req *r)
 	return respond(c, r, 200, "text/plain", NULL, o.len);
 }
 
+/* GET /__unlinked?id=N: N's unlink state and counts. */
+static int
+ctl_unlinked(struct conn *c, const struct req *r)
+{
+	char v[32];
+	long long id;
+	struct user u;
+	struct out o;
+
+	if (form_value(r->query, strlen(r->query), "id", v, sizeof v) != 1 ||
+	    !parse_id(v, &id))
+		return ctl_bad(c, r, "id is a user id");
+	u = user_get(id);
+	out_init(&o, c);
+	oprintf(&o, "{\"id\":%lld,\"unlinked\":%s,\"unlinks\":%u,"
+	    "\"logouts\":%u}", id, jbool(u.unlinked), u.unlinks, u.logouts);
+	return respond(c, r, 200, JSON_CT, NULL, o.len);
+}
+
+/* GET /__admin?fail=1|0|drop: unlink and logout down (503 -7), up, or
+ * closing the connection without an answer. */
+static int
+ctl_admin(struct conn *c, const struct req *r)
+{
+	static const char *const names[] = { "0", "1", "drop" };
+	char v[8];
+	size_t i;
+
+	if (form_value(r->query, strlen(r->query), "fail", v, sizeof v) == 1)
+		for (i = 0; i < sizeof names / sizeof names[0]; i++)
+			if (strcmp(v, names[i]) == 0) {
+				atomic_store(&admin_state, (int)i);
+				return respond_str(c, r, 200, NULL, i == 0 ?
+				    "{\"fail\":false}" : i == 1 ?
+				    "{\"fail\":true}" : "{\"fail\":\"drop\"}");
+			}
+	return ctl_bad(c, r, "fail is 0, 1 or drop");
+}
+
 static int
 stats(struct conn *c, const struct req *r)
 {
@@ -1781,10 +2071,12 @@ stats(struct conn *c, const struct req *r)
 
 	out_init(&o, c);
 	oprintf(&o, "{\"requests\":%llu,\"connections\":%llu,\"open\":%llu,"
-	    "\"token_calls\":%llu,\"jwks_calls\":%llu}",
+	    "\"token_calls\":%llu,\"jwks_calls\":%llu,"
+	    "\"unlink_calls\":%llu,\"logout_calls\":%llu}",
 	    atomic_load(&st_requests), atomic_load(&st_connections),
 	    atomic_load(&st_open), atomic_load(&st_token_calls),
-	    atomic_load(&st_jwks_calls));
+	    atomic_load(&st_jwks_calls), atomic_load(&st_unlink_calls),
+	    atomic_load(&st_logout_calls));
 	return respond(c, r, 200, JSON_CT, NULL, o.len);
 }
 
@@ -1799,6 +2091,8 @@ static const struct route {
 } routes[] = {
 	{ "/v2/user/me",		M_GET | M_POST,	kapi_me },
 	{ "/v1/user/access_token_info",	M_GET,		kapi_info },
+	{ "/v1/user/unlink",		M_POST,		kapi_unlink },
+	{ "/v1/user/logout",		M_POST,		kapi_logout },
 	{ "/oauth/token",		M_POST,		oauth_token },
 	{ "/.well-known/jwks.json",	M_GET,		jwks },
 	{ "/__stats",			M_GET,		stats },
@@ -1806,6 +2100,8 @@ static const struct route {
 	{ "/__jwks",			M_POST,		ctl_jwks },
 	{ "/__id_token",		M_GET,		ctl_id_token },
 	{ "/__public.pem",		M_GET,		ctl_public_pem },
+	{ "/__unlinked",		M_GET,		ctl_unlinked },
+	{ "/__admin",			M_GET | M_POST,	ctl_admin },
 };
 
 /* Returns 1 to keep the connection open. */
@@ -2048,6 +2344,219 @@ conn_main(void *arg)
 	return NULL;
 }
 
+/* ---- -U: the unlink callback sender ---- */
+
+struct callback {
+	const char	*url, *key, *app_id, *user_id, *referrer;
+	int		 post;
+	char		 host[SEND_HOST_MAX], port[8];
+	const char	*path;		/* into url; "" means "/" */
+};
+
+/* Splits cb->url, "http://host[:port][/path]", into host, port and path.
+ * No user part, no IPv6 literal, nothing a request line cannot carry. */
+static int
+callback_url(struct callback *cb)
+{
+	const char *h = cb->url + 7, *e, *p;
+	long port = 80;
+	size_t n;
+
+	if (strncmp(cb->url, "http://", 7) != 0)
+		return -1;
+	e = h + strcspn(h, ":/");
+	if ((n = (size_t)(e - h)) == 0 || n >= sizeof cb->host ||
+	    memchr(h, '@', n) != NULL || memchr(h, '[', n) != NULL)
+		return -1;
+	memcpy(cb->host, h, n);
+	cb->host[n] = '\0';
+	p = e;
+	if (*p == ':') {
+		for (port = 0, p++; *p >= '0' && *p <= '9' && port <= 65535; p++)
+			port = port * 10 + (*p - '0');
+		if (p == e + 1 || port < 1 || port > 65535)
+			return -1;
+	}
+	if (*p != '\0' && *p != '/')
+		return -1;
+	for (e = p; *e != '\0'; e++)
+		if ((unsigned char)*e <= ' ' || *e == 0x7f || *e == '#')
+			return -1;
+	snprintf(cb->port, sizeof cb->port, "%ld", port);
+	cb->path = p;
+	return 0;
+}
+
+/* Appends s percent-encoded (all but RFC 3986's unreserved bytes). */
+static void
+oescape(struct out *o, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' ||
+		    ch == '~')
+			oputs_n(o, s, 1);
+		else
+			oprintf(o, "%%%02X", ch);
+	}
+}
+
+/* The whole request Kakao would send, into o. */
+static void
+callback_request(struct out *o, const struct callback *cb)
+{
+	char params[SEND_REQ_MAX / 2];
+	struct out q;
+	const char *path = cb->path[0] != '\0' ? cb->path : "/";
+
+	out_buf(&q, params, sizeof params);
+	oputs(&q, "app_id=");
+	oescape(&q, cb->app_id);
+	oputs(&q, "&user_id=");
+	oescape(&q, cb->user_id);
+	oputs(&q, "&referrer_type=");
+	oescape(&q, cb->referrer);
+	if (q.overflow) {
+		o->overflow = 1;
+		return;
+	}
+	if (cb->post)
+		oprintf(o, "POST %s HTTP/1.1\r\n", path);
+	else
+		oprintf(o, "GET %s%s%.*s HTTP/1.1\r\n", path,
+		    strchr(path, '?') != NULL ? "&" : "?", (int)q.len, params);
+	oprintf(o, "Host: %s:%s\r\nAuthorization: KakaoAK %s\r\n"
+	    "User-Agent: fake-kakao-unlink\r\nConnection: close\r\n",
+	    cb->host, cb->port, cb->key);
+	if (cb->post) {
+		oprintf(o, "Content-Type: " FORM_CT "\r\n"
+		    "Content-Length: %zu\r\n\r\n", q.len);
+		oputs_n(o, params, q.len);
+	} else
+		oputs(o, "\r\n");
+}
+
+/* Waits for events on fd until deadline (now_ms()); 1 when they came. */
+static int
+wait_fd(int fd, short events, long long deadline)
+{
+	struct pollfd pfd = { fd, events, 0 };
+	long long left;
+	int n;
+
+	for (;;) {
+		if ((left = deadline - now_ms()) <= 0)
+			return 0;
+		n = poll(&pfd, 1, (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n > 0;
+	}
+}
+
+/* A connected socket to cb's host and port, or -1. */
+static int
+callback_connect(const struct callback *cb, long long deadline)
+{
+	struct addrinfo hints, *res, *ai;
+	socklen_t elen = sizeof(int);
+	int fd = -1, e = 0;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(cb->host, cb->port, &hints, &res) != 0)
+		return -1;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd == -1)
+			continue;
+		if ((connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline) &&
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == 0 &&
+		    e == 0)))
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* Sends the request, reads the answer's head; its status, 0 for none. */
+static int
+callback_exchange(int fd, const char *req, size_t len, long long deadline)
+{
+	char in[REQ_HDR_MAX];
+	size_t fill = 0;
+	ssize_t n;
+	int status = 0;
+
+	while (len > 0) {
+		if (!wait_fd(fd, POLLOUT, deadline))
+			return 0;
+		if ((n = send(fd, req, len, MSG_NOSIGNAL)) < 0 &&
+		    errno != EINTR && errno != EAGAIN)
+			return 0;
+		if (n > 0) {
+			req += n;
+			len -= (size_t)n;
+		}
+	}
+	/* Up to the end of the head: a receiver that keeps the connection
+	 * open anyway does not hold us. */
+	while (fill < sizeof in - 1 && memmem(in, fill, "\r\n\r\n", 4) == NULL) {
+		if (!wait_fd(fd, POLLIN, deadline))
+			break;
+		if ((n = recv(fd, in + fill, sizeof in - 1 - fill, 0)) < 0 &&
+		    (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		fill += (size_t)n;
+	}
+	in[fill] = '\0';
+	if (sscanf(in, "HTTP/1.%*[01] %3d", &status) != 1 || status < 100 ||
+	    status > 999)
+		status = 0;
+	return status;
+}
+
+/* Sends one unlink callback; prints its status (000: none); exits 0 for
+ * a 200, 1 otherwise. */
+static int
+callback_send(struct callback *cb)
+{
+	char buf[SEND_REQ_MAX];
+	long long deadline = now_ms() + SEND_WAIT_MS;
+	struct out o;
+	int fd, status = 0;
+
+	if (callback_url(cb) == -1) {
+		fprintf(stderr, "fake-kakao: -U wants http://host[:port]/path\n");
+		return 2;
+	}
+	out_buf(&o, buf, sizeof buf);
+	callback_request(&o, cb);
+	if (o.overflow) {
+		fprintf(stderr, "fake-kakao: -U: request too long\n");
+		return 2;
+	}
+	if ((fd = callback_connect(cb, deadline)) == -1)
+		fprintf(stderr, "fake-kakao: -U: cannot connect to %s:%s\n",
+		    cb->host, cb->port);
+	else {
+		if ((status = callback_exchange(fd, buf, o.len, deadline)) == 0)
+			fprintf(stderr, "fake-kakao: -U: no answer within "
+			    "%d ms\n", SEND_WAIT_MS);
+		close(fd);
+	}
+	printf("%03d\n", status);
+	return status == 200 ? 0 : 1;
+}
+
 /* ---- main ---- */
 
 static void
@@ -2062,7 +2571,9 @@ usage(void)
 {
 	fprintf(stderr, "usage: fake-kakao -p port [-a app_id] [-d ms] "
 	    "[-k rest_api_key] [-s client_secret] [-i issuer] [-c used_codes] "
-	    "[-q | -v]\n");
+	    "[-K admin_key] [-q | -v]\n"
+	    "       fake-kakao -U url [-a admin_key] -A app_id -I user_id "
+	    "[-R referrer_type] [-M GET|POST]\n");
 	exit(2);
 }
 
@@ -2088,12 +2599,26 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	pthread_attr_t attr;
 	pthread_t keys_tid;
+	struct callback cb = { .key = DEFAULT_ADMIN_KEY,
+	    .referrer = DEFAULT_REFERRER };
+	const char *a_arg = NULL;
 	int port = -1, lfd, one = 1, ch;
 
-	while ((ch = getopt(argc, argv, "p:a:d:k:s:i:c:qv")) != -1) {
+	while ((ch = getopt(argc, argv, "p:a:d:k:s:i:c:qvK:U:A:I:R:M:")) != -1) {
 		switch (ch) {
 		case 'p': port = (int)num_arg(optarg, 0, 65535); break;
-		case 'a': app_id = num_arg(optarg, 1, LLONG_MAX); break;
+		case 'a': a_arg = optarg; break;	/* see below */
+		case 'K': admin_key = cb.key = optarg; break;
+		case 'U': cb.url = optarg; break;
+		case 'A': cb.app_id = optarg; break;
+		case 'I': cb.user_id = optarg; break;
+		case 'R': cb.referrer = optarg; break;
+		case 'M':
+			if (strcmp(optarg, "GET") != 0 &&
+			    strcmp(optarg, "POST") != 0)
+				usage();
+			cb.post = optarg[0] == 'P';
+			break;
 		case 'd': delay_ms = (int)num_arg(optarg, 0, SLOW_MAX_MS); break;
 		case 'k': rest_key = optarg; break;
 		case 's': client_secret = optarg; break;
@@ -2104,8 +2629,21 @@ main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (port < 0 || optind != argc)
+	if (optind != argc)
 		usage();
+	/* -U sends one callback, where -a is the key Kakao sends (-A the
+	 * app id); serving, -a stays the app id it always was. */
+	if (cb.url != NULL) {
+		if (port >= 0 || cb.app_id == NULL || cb.user_id == NULL)
+			usage();
+		if (a_arg != NULL)
+			cb.key = a_arg;
+		return callback_send(&cb);
+	}
+	if (cb.app_id != NULL || cb.user_id != NULL || port < 0)
+		usage();
+	if (a_arg != NULL)
+		app_id = num_arg(a_arg, 1, LLONG_MAX);
 	memset(padding, 'x', sizeof padding);
 	used_init();
 

@@ -1,11 +1,13 @@
 #!/bin/sh
 # Self-test of the fake Kakao server: selftest.sh [path/to/fake-kakao]
 # (default build/fake-kakao).  Starts it on free ports (once with -v, once
-# with -k -s -i -c), checks the kapi token kinds, the /oauth/token codes,
-# the id_tokens (signatures checked with openssl), the JWKS and the /__
-# control routes with curl, then runs test/integration/oidc.py's own check
-# against it.  Prints ok/FAIL per check and "N passed, M failed"; exits 1 on
-# any failure.  POSIX sh; needs curl, openssl, base64, xxd, python3.
+# with -k -s -i -c -K -a), checks the kapi token kinds, the /oauth/token
+# codes, the id_tokens (signatures checked with openssl), the JWKS, unlink
+# and logout in both forms, and the /__ control routes with curl, then runs
+# test/integration/oidc.py's own check against it; last, the -U unlink
+# callback sender against a small python3 listener that records what it
+# got.  Prints ok/FAIL per check and "N passed, M failed"; exits 1 on any
+# failure.  POSIX sh; needs curl, openssl, base64, xxd, python3.
 set -u
 
 bin=${1:-build/fake-kakao}
@@ -340,12 +342,108 @@ q0=$(field requests "$before") q1=$(field requests "$after")
 check "__stats: keep-alive reuses one connection" "$((c1 - c0))" 1
 check "__stats: counts requests" "$((q1 - q0))" 3
 
+# ---- /v1/user/unlink and /v1/user/logout ----
+
+admin='fake-admin-key-0123456789abcdef'
+# admin PATH ID [curl args]: the admin-key form; "<status> <body>"
+admin() {
+	a_path=$1 a_id=$2
+	shift 2
+	post "$a_path" -H "Authorization: KakaoAK $admin" \
+	    -d target_id_type=user_id -d "target_id=$a_id" "$@"
+}
+unlinked() {	# unlinked ID: the fake's /__unlinked answer
+	curl -s -m 10 "$base/__unlinked?id=$1"
+}
+not_linked='400 {"msg":"NotRegisteredUserException","code":-101}'
+s0=$(curl -s -m 10 "$base/__stats")
+check "unlink (admin key)" "$(admin /v1/user/unlink 101)" '200 {"id":101}'
+check "unlink: the state" "$(unlinked 101)" \
+    '{"id":101,"unlinked":true,"unlinks":1,"logouts":0}'
+check "unlink: again is -101" "$(admin /v1/user/unlink 101)" "$not_linked"
+check "unlink: again leaves the count" "$(field unlinks "$(unlinked 101)")" 1
+check "logout of an unlinked user is -101" "$(admin /v1/user/logout 101)" \
+    "$not_linked"
+check "unlink: a user never seen" "$(unlinked 100)" \
+    '{"id":100,"unlinked":false,"unlinks":0,"logouts":0}'
+check "re-link: /v2/user/me of 101" "$(get valid-101 /v2/user/me | cut -d' ' -f1)" 200
+check "re-link: linked again" "$(field unlinked "$(unlinked 101)")" false
+check "re-link: unlink works again" "$(admin /v1/user/unlink 101)" \
+    '200 {"id":101}'
+check "re-link: two unlinks counted" "$(field unlinks "$(unlinked 101)")" 2
+check "re-link: a failed /v2/user/me does not" \
+    "$(get status503-101 /v2/user/me | cut -d' ' -f1) $(field unlinked "$(unlinked 101)")" \
+    "503 true"
+check "unlink (bearer)" "$(post /v1/user/unlink -H 'Authorization: Bearer valid-102')" \
+    '200 {"id":102}'
+check "unlink (bearer): the state" "$(field unlinked "$(unlinked 102)")" true
+check "unlink (bearer): again is -101" \
+    "$(post /v1/user/unlink -H 'Authorization: Bearer valid-102')" "$not_linked"
+check "unlink (bearer): an invalid token" \
+    "$(post /v1/user/unlink -H 'Authorization: Bearer nope-102')" "401 $expired"
+check "unlink (bearer): no Authorization" "$(post /v1/user/unlink)" "401 $expired"
+check "unlink (bearer): status503" \
+    "$(post /v1/user/unlink -H 'Authorization: Bearer status503-102' | cut -d' ' -f1)" 503
+check "unlink (bearer): strid spoils the id" \
+    "$(post /v1/user/unlink -H 'Authorization: Bearer strid-105')" '200 {"id":"105"}'
+check "logout (bearer)" "$(post /v1/user/logout -H 'Authorization: Bearer valid-103')" \
+    '200 {"id":103}'
+check "logout (admin key)" "$(admin /v1/user/logout 103)" '200 {"id":103}'
+check "logout: counted, still linked" "$(unlinked 103)" \
+    '{"id":103,"unlinked":false,"unlinks":0,"logouts":2}'
+check "unlink: wrong admin key" "$(post /v1/user/unlink \
+    -H 'Authorization: KakaoAK fake-admin-key-0123456789abcdeX' \
+    -d target_id_type=user_id -d target_id=104)" \
+    '401 {"msg":"wrong appKey","code":-401}'
+check "logout: wrong admin key" "$(post /v1/user/logout -H 'Authorization: KakaoAK' \
+    -d target_id_type=user_id -d target_id=104 | cut -d' ' -f1)" 401
+check "unlink: wrong key leaves the user" "$(field unlinked "$(unlinked 104)")" false
+bad_target() {	# bad_target [curl args]: "<status> <code>" of an admin unlink
+	r=$(post /v1/user/unlink -H "Authorization: KakaoAK $admin" "$@")
+	echo "${r%% *} $(field code "${r#* }")"
+}
+check "unlink: no target_id" "$(bad_target -d target_id_type=user_id)" "400 -2"
+check "unlink: no target_id_type" "$(bad_target -d target_id=104)" "400 -2"
+check "unlink: target_id_type app_user_id" \
+    "$(bad_target -d target_id_type=app_user_id -d target_id=104)" "400 -2"
+check "unlink: target_id not a number" \
+    "$(bad_target -d target_id_type=user_id -d target_id=10x)" "400 -2"
+check "unlink: target_id 0" \
+    "$(bad_target -d target_id_type=user_id -d target_id=0)" "400 -2"
+check "unlink: not a form" "$(bad_target -H 'Content-Type: application/json' \
+    -d target_id_type=user_id -d target_id=104)" "400 -2"
+check "unlink: GET is 405" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' \
+    "$base/v1/user/unlink")" 405
+check "__unlinked: a bad id is 400" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' \
+    "$base/__unlinked?id=x")" 400
+
+check "__admin fail=1" "$(curl -s -m 10 "$base/__admin?fail=1")" '{"fail":true}'
+down='503 {"msg":"system maintenance","code":-7}'
+check "down: unlink is 503 -7" "$(admin /v1/user/unlink 106)" "$down"
+check "down: logout too" "$(post /v1/user/logout -H 'Authorization: Bearer valid-106')" "$down"
+check "down: even a wrong key" "$(post /v1/user/unlink -H 'Authorization: KakaoAK x' | cut -d' ' -f1)" 503
+check "down: /v2/user/me is not" "$(get valid-106 /v2/user/me | cut -d' ' -f1)" 200
+check "__admin fail=drop" "$(curl -s -m 10 "$base/__admin?fail=drop")" '{"fail":"drop"}'
+check "drop: no answer" "$(admin /v1/user/unlink 106 | cut -d' ' -f1)" 000
+check "drop: nothing done" "$(field unlinked "$(unlinked 106)")" false
+check "__admin fail=0" "$(curl -s -m 10 "$base/__admin?fail=0")" '{"fail":false}'
+check "up: unlink answers" "$(admin /v1/user/unlink 106)" '200 {"id":106}'
+check "__admin: fail=2 is 400" "$(curl -s -m 10 -o /dev/null -w '%{http_code}' \
+    "$base/__admin?fail=2")" 400
+check "__admin: still up after a bad value" "$(admin /v1/user/logout 106)" "$not_linked"
+s1=$(curl -s -m 10 "$base/__stats")
+check "__stats: unlink_calls" \
+    "$(($(field unlink_calls "$s1") - $(field unlink_calls "$s0")))" 20
+check "__stats: logout_calls" \
+    "$(($(field logout_calls "$s1") - $(field logout_calls "$s0")))" 6
+
 # ---- the -v log ----
 
 check "-v log: code heads only" \
     "$(grep -c 'POST /oauth/token 200 good…$' "$tmp/main.err" | sed 's/^[1-9][0-9]*$/some/')" some
 check "-v log: no whole code, verifier or challenge" \
     "$(grep -c -e good-9 -e oidc-7 -e "$verifier" -e "$challenge" "$tmp/main.err")" 0
+check "-v log: no admin key" "$(grep -c -e "$admin" -e KakaoAK "$tmp/main.err")" 0
 
 # ---- oidc.py's helpers against this fake ----
 
@@ -362,7 +460,7 @@ check "server still running" "$?" 0
 
 # ---- a second fake: -k, -s, -i, and a used-code table of 2 ----
 
-start other -k app-key -s s3cret -i https://issuer.test -c 2
+start other -k app-key -s s3cret -i https://issuer.test -c 2 -K other-admin-key-0123 -a 4711
 key=app-key
 form="grant_type=authorization_code&client_id=$key&redirect_uri=x"
 check "-k: the default key is KOE101" "$(koe "$(post /oauth/token \
@@ -382,6 +480,105 @@ token good-32 >/dev/null
 token good-33 >/dev/null
 check "-c 2: the oldest code is forgotten" "$(koe "$(token good-31)")" "200 "
 check "-c 2: a recent one is not" "$(koe "$(token good-33)")" "400 KOE320"
+
+check "-a: still the app id" "$(field app_id "$(get valid-5 /v1/user/access_token_info)")" 4711
+check "-K: the default admin key is refused" "$(admin /v1/user/unlink 1 | cut -d' ' -f1)" 401
+admin=other-admin-key-0123
+check "-K: its key is taken" "$(admin /v1/user/unlink 1)" '200 {"id":1}'
+
+# ---- -U: the unlink callback sender ----
+
+# A listener that writes what it got to $tmp/got and answers what
+# $tmp/mode says: a status, or "hang" (no answer for 8 s).
+cat >"$tmp/listen.py" <<'PY'
+import http.server, os, sys, time
+d = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode("latin-1")
+        with open(d + "/got.tmp", "w") as f:
+            f.write("LINE %s\nAUTH %s\nCT %s\nBODY %s\n" % (self.requestline,
+                self.headers.get("Authorization"),
+                self.headers.get("Content-Type"), body))
+        os.rename(d + "/got.tmp", d + "/got")
+        mode = open(d + "/mode").read().strip()
+        if mode == "hang":
+            time.sleep(8)
+            return
+        self.send_response(int(mode))
+        if mode.startswith("3"):
+            self.send_header("Location", "http://127.0.0.1:1/")
+        self.send_header("Content-Length", "2")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    do_GET = do_POST = answer
+    def log_message(self, *args):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+s.daemon_threads = True
+with open(d + "/lport.tmp", "w") as f:
+    f.write(str(s.server_address[1]))
+os.rename(d + "/lport.tmp", d + "/lport")
+s.serve_forever()
+PY
+echo 200 >"$tmp/mode"
+python3 "$tmp/listen.py" "$tmp" 2>"$tmp/listen.err" &
+pids="$pids $!"
+for _ in $(seq 100); do
+	[ -f "$tmp/lport" ] && break
+	sleep 0.1
+done
+lbase=http://127.0.0.1:$(cat "$tmp/lport" 2>/dev/null)
+# send ARGS...: runs the sender; "<stdout> rc=<exit status>"
+send() {
+	rm -f "$tmp/got"
+	out=$("$bin" "$@" 2>>"$tmp/send.err")
+	echo "$out rc=$?"
+}
+got() {		# got WHAT: that line of what the listener got
+	sed -n "s/^$1 //p" "$tmp/got" 2>/dev/null
+}
+check "-U GET: 200, exit 0" "$(send -U "$lbase/cb" -A 424242 -I 55)" "200 rc=0"
+check "-U GET: the request line" "$(got LINE)" \
+    "GET /cb?app_id=424242&user_id=55&referrer_type=UNLINK_FROM_APPS HTTP/1.1"
+check "-U GET: the default key" "$(got AUTH)" \
+    "KakaoAK fake-admin-key-0123456789abcdef"
+check "-U GET: no body" "$(got BODY)$(got CT)" "None"
+check "-U -a: 200" "$(send -U "$lbase/cb" -a my-admin-key -A 1 -I 2 -M GET)" \
+    "200 rc=0"
+check "-U -a: the key" "$(got AUTH)" "KakaoAK my-admin-key"
+check "-U POST: 200, exit 0" \
+    "$(send -U "$lbase/hook/unlink" -A 7 -I 8 -R ACCOUNT_DELETE -M POST)" "200 rc=0"
+check "-U POST: the request line" "$(got LINE)" "POST /hook/unlink HTTP/1.1"
+check "-U POST: the form" "$(got CT) $(got BODY)" \
+    "application/x-www-form-urlencoded app_id=7&user_id=8&referrer_type=ACCOUNT_DELETE"
+send -U "$lbase/cb?x=1" -A '4 2' -I 'a&b=c' -R 'UNLINK%' >/dev/null
+check "-U: values escaped, a query kept" "$(got LINE)" \
+    "GET /cb?x=1&app_id=4%202&user_id=a%26b%3Dc&referrer_type=UNLINK%25 HTTP/1.1"
+echo 401 >"$tmp/mode"
+check "-U: a 401 is exit 1" "$(send -U "$lbase/cb" -A 1 -I 2)" "401 rc=1"
+echo 302 >"$tmp/mode"
+check "-U: a redirect is exit 1, not followed" "$(send -U "$lbase/cb" -A 1 -I 2 -M POST)" \
+    "302 rc=1"
+echo 204 >"$tmp/mode"
+check "-U: a 204 is exit 1" "$(send -U "$lbase/cb" -A 1 -I 2)" "204 rc=1"
+check "-U: the fake's own 200 (GET /__stats)" "$(send -U "$base/__stats" -A 1 -I 2)" "200 rc=0"
+check "-U: the fake's 404" "$(send -U "$base/users/kakao/unlink" -A 1 -I 2 -M POST)" "404 rc=1"
+check "-U: nobody listening" "$(send -U http://127.0.0.1:1/cb -A 1 -I 2)" "000 rc=1"
+echo hang >"$tmp/mode"
+t0=$(date +%s.%N)
+r=$(send -U "$lbase/cb" -A 1 -I 2)
+t1=$(date +%s.%N)
+check "-U: no answer is exit 1" "$r" "000 rc=1"
+check "-U: ... after 5 s" "$(awk -v a="$t0" -v b="$t1" \
+    'BEGIN { d = b - a; print (d >= 4.5 && d < 7) ? "yes" : "no (" d " s)" }')" yes
+check "-U: https is refused" "$(send -U https://127.0.0.1:1/cb -A 1 -I 2)" " rc=2"
+check "-U: a user part is refused" "$(send -U http://u@127.0.0.1:1/cb -A 1 -I 2)" " rc=2"
+check "-U: no -I is usage" "$(send -U "$lbase/cb" -A 1)" " rc=2"
+check "-U: -M PUT is usage" "$(send -U "$lbase/cb" -A 1 -I 2 -M PUT)" " rc=2"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
