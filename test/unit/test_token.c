@@ -72,6 +72,18 @@ ctx_from(struct token_ctx *ctx, const char *secret, const char *issuer,
 	remove_file(path);
 }
 
+/* token_issue for a user of id alone: no Kakao id, no session. */
+static int
+issue_id(const struct token_ctx *ctx, uint64_t id, time_t now, char **jwt,
+    struct kl_error *err)
+{
+	struct token_subject	s;
+
+	memset(&s, 0, sizeof(s));
+	s.user_id = id;
+	return token_issue(ctx, &s, now, jwt, err);
+}
+
 static const char b64url[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -203,7 +215,7 @@ test_init_missing_file(void **state)
 	assert_int_equal(token_init(&ctx, "/nonexistent/kl-test/jwt.key",
 	    ISSUER, TTL, &err), -1);
 	assert_int_equal(err.status, KL_BAD_CONFIG);
-	assert_int_equal(ctx.keylen, 0);
+	assert_int_equal(ctx.keys[0].keylen, 0);
 }
 
 static void
@@ -218,7 +230,7 @@ test_init_short_secret(void **state)
 	path = secret_file(secret_a, MIN_JWT_SECRET - 1, 0600);
 	assert_int_equal(token_init(&ctx, path, ISSUER, TTL, &err), -1);
 	assert_int_equal(err.status, KL_BAD_CONFIG);
-	assert_int_equal(ctx.keylen, 0);
+	assert_int_equal(ctx.keys[0].keylen, 0);
 	remove_file(path);
 	/* 31 bytes and a newline: the newline does not count. */
 	path = secret_file("0123456789abcdef0123456789abcde\n", 32, 0600);
@@ -246,7 +258,7 @@ test_init_refuses_readable_by_others(void **state)
 		if (token_init(&ctx, path, ISSUER, TTL, &err) != -1)
 			fail_msg("mode %03o accepted", (unsigned)modes[i]);
 		assert_int_equal(err.status, KL_BAD_CONFIG);
-		assert_int_equal(ctx.keylen, 0);
+		assert_int_equal(ctx.keys[0].keylen, 0);
 		remove_file(path);
 	}
 }
@@ -262,12 +274,13 @@ test_init_accepts_0600_and_0400(void **state)
 	path = secret_file(secret_a, strlen(secret_a), 0600);
 	if (token_init(&ctx, path, ISSUER, TTL, &err) != 0)
 		fail_msg("refused: %s", err.detail);
-	assert_int_equal(ctx.keylen, strlen(secret_a));
-	assert_memory_equal(ctx.key, secret_a, strlen(secret_a));
+	assert_int_equal(ctx.keys[0].keylen, strlen(secret_a));
+	assert_memory_equal(ctx.keys[0].key, secret_a, strlen(secret_a));
 	assert_string_equal(ctx.issuer, ISSUER);
 	assert_int_equal(ctx.ttl, TTL);
 	token_wipe(&ctx);
-	assert_int_equal(ctx.keylen, 0);
+	assert_int_equal(ctx.nkeys, 0);
+	assert_int_equal(ctx.keys[0].keylen, 0);
 	remove_file(path);
 
 	path = secret_file(secret_a, strlen(secret_a), 0400);
@@ -288,23 +301,23 @@ test_init_strips_one_newline(void **state)
 	path = secret_file(buf, strlen(buf), 0600);
 	if (token_init(&ctx, path, ISSUER, TTL, &err) != 0)
 		fail_msg("refused: %s", err.detail);
-	assert_int_equal(ctx.keylen, 32);
-	assert_memory_equal(ctx.key, secret_a, 32);
+	assert_int_equal(ctx.keys[0].keylen, 32);
+	assert_memory_equal(ctx.keys[0].key, secret_a, 32);
 	remove_file(path);
 
 	/* Two newlines: only one is stripped. */
 	snprintf(buf, sizeof(buf), "%.32s\n\n", secret_a);
 	path = secret_file(buf, strlen(buf), 0600);
 	assert_int_equal(token_init(&ctx, path, ISSUER, TTL, &err), 0);
-	assert_int_equal(ctx.keylen, 33);
-	assert_memory_equal(ctx.key, buf, 33);
+	assert_int_equal(ctx.keys[0].keylen, 33);
+	assert_memory_equal(ctx.keys[0].key, buf, 33);
 	remove_file(path);
 
 	/* A newline inside the key is part of it. */
 	snprintf(buf, sizeof(buf), "%.16s\n%.16s", secret_a, secret_a + 16);
 	path = secret_file(buf, strlen(buf), 0600);
 	assert_int_equal(token_init(&ctx, path, ISSUER, TTL, &err), 0);
-	assert_int_equal(ctx.keylen, 33);
+	assert_int_equal(ctx.keys[0].keylen, 33);
 	remove_file(path);
 }
 
@@ -426,7 +439,7 @@ test_init_refuses_uniform_secret(void **state)
 		if (token_init(&ctx, path, ISSUER, TTL, &err) != -1)
 			fail_msg("accepted a secret of %s", cases[i].what);
 		assert_int_equal(err.status, KL_BAD_CONFIG);
-		assert_int_equal(ctx.keylen, 0);
+		assert_int_equal(ctx.keys[0].keylen, 0);
 		remove_file(path);
 	}
 	/* One byte different is a (weak, but) real key: accepted. */
@@ -449,7 +462,7 @@ test_round_trip(void **state)
 
 	(void)state;
 	ctx_from(&ctx, secret_a, ISSUER, TTL);
-	if (token_issue(&ctx, 12345, NOW, &jwt, &err) != 0)
+	if (issue_id(&ctx, 12345, NOW, &jwt, &err) != 0)
 		fail_msg("token_issue: %s", err.detail);
 	assert_non_null(jwt);
 	if (token_verify(&ctx, jwt, NOW, &claims, &err) != 0)
@@ -477,13 +490,13 @@ test_round_trip_large_user_id(void **state)
 
 	(void)state;
 	ctx_from(&ctx, secret_a, ISSUER, TTL);
-	assert_int_equal(token_issue(&ctx, id, NOW, &jwt, &err), 0);
+	assert_int_equal(issue_id(&ctx, id, NOW, &jwt, &err), 0);
 	if (token_verify(&ctx, jwt, NOW, &claims, &err) != 0)
 		fail_msg("token_verify: %s", err.detail);
 	assert_true(claims.user_id == id);
 	free(jwt);
 	/* Beyond INT64_MAX an id cannot be a JSON integer: refused. */
-	assert_int_equal(token_issue(&ctx, id + 1, NOW, &jwt, &err), -1);
+	assert_int_equal(issue_id(&ctx, id + 1, NOW, &jwt, &err), -1);
 	assert_null(jwt);
 }
 
@@ -497,7 +510,7 @@ test_payload_claims_and_types(void **state)
 
 	(void)state;
 	ctx_from(&ctx, secret_a, ISSUER, TTL);
-	assert_int_equal(token_issue(&ctx, 777, NOW, &jwt, &err), 0);
+	assert_int_equal(issue_id(&ctx, 777, NOW, &jwt, &err), 0);
 
 	header = jwt_part(jwt, 0);
 	assert_string_equal(json_string_value(json_object_get(header, "alg")),
@@ -539,8 +552,8 @@ test_jti_differs(void **state)
 
 	(void)state;
 	ctx_from(&ctx, secret_a, ISSUER, TTL);
-	assert_int_equal(token_issue(&ctx, 1, NOW, &a, &err), 0);
-	assert_int_equal(token_issue(&ctx, 1, NOW, &b, &err), 0);
+	assert_int_equal(issue_id(&ctx, 1, NOW, &a, &err), 0);
+	assert_int_equal(issue_id(&ctx, 1, NOW, &b, &err), 0);
 	assert_string_not_equal(a, b);
 	assert_int_equal(token_verify(&ctx, a, NOW, &c1, &err), 0);
 	assert_int_equal(token_verify(&ctx, b, NOW, &c2, &err), 0);
@@ -560,7 +573,7 @@ test_refuses_expired(void **state)
 
 	(void)state;
 	ctx_from(&ctx, secret_a, ISSUER, TTL);
-	assert_int_equal(token_issue(&ctx, 5, NOW, &jwt, &err), 0);
+	assert_int_equal(issue_id(&ctx, 5, NOW, &jwt, &err), 0);
 	expect_refused(&ctx, jwt, NOW + TTL);		/* exp == now */
 	expect_refused(&ctx, jwt, NOW + TTL + 1);
 	expect_refused(&ctx, jwt, NOW + 10 * TTL);
@@ -577,7 +590,7 @@ test_refuses_future_iat(void **state)
 	(void)state;
 	ctx_from(&ctx, secret_a, ISSUER, TTL);
 	/* Issued an hour in the future of the verifier's clock. */
-	assert_int_equal(token_issue(&ctx, 5, NOW + 3600, &jwt, &err), 0);
+	assert_int_equal(issue_id(&ctx, 5, NOW + 3600, &jwt, &err), 0);
 	expect_refused(&ctx, jwt, NOW);
 	free(jwt);
 }
@@ -592,7 +605,7 @@ test_refuses_wrong_issuer(void **state)
 	(void)state;
 	ctx_from(&a, secret_a, "issuer-a", TTL);
 	ctx_from(&b, secret_a, "issuer-b", TTL);	/* same key */
-	assert_int_equal(token_issue(&a, 5, NOW, &jwt, &err), 0);
+	assert_int_equal(issue_id(&a, 5, NOW, &jwt, &err), 0);
 	expect_refused(&b, jwt, NOW);
 	free(jwt);
 }
@@ -607,7 +620,7 @@ test_refuses_other_key(void **state)
 	(void)state;
 	ctx_from(&a, secret_a, ISSUER, TTL);
 	ctx_from(&b, secret_b, ISSUER, TTL);
-	assert_int_equal(token_issue(&b, 5, NOW, &jwt, &err), 0);
+	assert_int_equal(issue_id(&b, 5, NOW, &jwt, &err), 0);
 	expect_refused(&a, jwt, NOW);
 	free(jwt);
 }
@@ -624,7 +637,7 @@ test_refuses_tampered_payload(void **state)
 
 	(void)state;
 	ctx_from(&ctx, secret_a, ISSUER, TTL);
-	assert_int_equal(token_issue(&ctx, 5, NOW, &jwt, &err), 0);
+	assert_int_equal(issue_id(&ctx, 5, NOW, &jwt, &err), 0);
 	payload = jwt_part(jwt, 1);
 	json_object_set_new(payload, "id", json_integer(1));
 	json_object_set_new(payload, "sub", json_string("1"));
@@ -714,8 +727,8 @@ test_refuses_hs512_same_key(void **state)
 	assert_int_equal(jwt_add_grant(j, "iss", ISSUER), 0);
 	assert_int_equal(jwt_add_grant(j, "jti",
 	    "0123456789abcdef0123456789abcdef"), 0);
-	assert_int_equal(jwt_set_alg(j, JWT_ALG_HS512, ctx.key,
-	    (int)ctx.keylen), 0);
+	assert_int_equal(jwt_set_alg(j, JWT_ALG_HS512, ctx.keys[0].key,
+	    (int)ctx.keys[0].keylen), 0);
 	s = jwt_encode_str(j);
 	assert_non_null(s);
 	expect_refused(&ctx, s, NOW);
@@ -723,8 +736,8 @@ test_refuses_hs512_same_key(void **state)
 
 	/* The same claims with HS256 are accepted: only alg made the
 	 * difference above. */
-	assert_int_equal(jwt_set_alg(j, JWT_ALG_HS256, ctx.key,
-	    (int)ctx.keylen), 0);
+	assert_int_equal(jwt_set_alg(j, JWT_ALG_HS256, ctx.keys[0].key,
+	    (int)ctx.keys[0].keylen), 0);
 	s = jwt_encode_str(j);
 	assert_non_null(s);
 	if (token_verify(&ctx, s, NOW, &claims, &err) != 0)
@@ -791,8 +804,8 @@ test_refuses_bad_claims(void **state)
 		assert_int_equal(jwt_new(&j), 0);
 		if (jwt_add_grants_json(j, cases[i].claims) != 0)
 			fail_msg("%s: bad test JSON", cases[i].what);
-		assert_int_equal(jwt_set_alg(j, JWT_ALG_HS256, ctx.key,
-		    (int)ctx.keylen), 0);
+		assert_int_equal(jwt_set_alg(j, JWT_ALG_HS256, ctx.keys[0].key,
+		    (int)ctx.keys[0].keylen), 0);
 		s = jwt_encode_str(j);
 		assert_non_null(s);
 		kl_error_clear(&err);
@@ -805,11 +818,11 @@ test_refuses_bad_claims(void **state)
 }
 
 
-/* header.payload signed with HMAC-SHA256 under ctx's key, by hand: what a
- * forger holding the key, or libjwt, would produce for any header. The
- * raw MAC goes to mac (32 bytes) when not NULL. */
+/* header.payload signed with HMAC-SHA256 under ctx's keys[key], by hand:
+ * what a forger holding the key, or libjwt, would produce for any header.
+ * The raw MAC goes to mac (32 bytes) when not NULL. */
 static char *
-make_signed(const struct token_ctx *ctx, const char *header,
+make_signed(const struct token_ctx *ctx, int key, const char *header,
     const char *payload, unsigned char *mac)
 {
 	unsigned char	 m[EVP_MAX_MD_SIZE];
@@ -818,7 +831,8 @@ make_signed(const struct token_ctx *ctx, const char *header,
 
 	unsigned_jwt = make_jwt(header, payload, "");
 	unsigned_jwt[strlen(unsigned_jwt) - 1] = '\0';	/* drop the '.' */
-	assert_non_null(HMAC(EVP_sha256(), ctx->key, (int)ctx->keylen,
+	assert_non_null(HMAC(EVP_sha256(), ctx->keys[key].key,
+	    (int)ctx->keys[key].keylen,
 	    (unsigned char *)unsigned_jwt, strlen(unsigned_jwt), m, &mlen));
 	assert_int_equal(mlen, 32);
 	if (mac != NULL)
@@ -861,7 +875,7 @@ test_refuses_alg_other_spelling(void **state)
 	ctx_from(&ctx, secret_a, ISSUER, TTL);
 	good_payload(payload, sizeof(payload));
 	for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
-		jwt = make_signed(&ctx, headers[i], payload, NULL);
+		jwt = make_signed(&ctx, 0, headers[i], payload, NULL);
 		kl_error_clear(&err);
 		if (token_verify(&ctx, jwt, NOW, &claims, &err) != -1)
 			fail_msg("accepted header %s", headers[i]);
@@ -869,7 +883,7 @@ test_refuses_alg_other_spelling(void **state)
 		free(jwt);
 	}
 	/* The same, spelled right, is accepted: only alg differed. */
-	jwt = make_signed(&ctx, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload,
+	jwt = make_signed(&ctx, 0, "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload,
 	    NULL);
 	if (token_verify(&ctx, jwt, NOW, &claims, &err) != 0)
 		fail_msg("refused a good hand-made token: %s", err.detail);
@@ -891,7 +905,7 @@ test_refuses_signature_changes(void **state)
 	(void)state;
 	ctx_from(&ctx, secret_a, ISSUER, TTL);
 	good_payload(payload, sizeof(payload));
-	jwt = make_signed(&ctx, hdr, payload, mac);
+	jwt = make_signed(&ctx, 0, hdr, payload, mac);
 	dot = strrchr(jwt, '.');
 	for (i = 0; i < 32; i += 31) {		/* the first and last byte */
 		mac[i] ^= 0x01;
@@ -959,7 +973,7 @@ test_verify_without_key(void **state)
 
 	(void)state;
 	ctx_from(&ctx, secret_a, ISSUER, TTL);
-	assert_int_equal(token_issue(&ctx, 5, NOW, &jwt, &err), 0);
+	assert_int_equal(issue_id(&ctx, 5, NOW, &jwt, &err), 0);
 	memset(&empty, 0, sizeof(empty));
 	snprintf(empty.issuer, sizeof(empty.issuer), ISSUER);
 	assert_int_equal(token_verify(&empty, jwt, NOW, &claims, &err), -1);
