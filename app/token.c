@@ -114,21 +114,22 @@ kid_char(int c)
 	    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 }
 
-/* The length of a keyed line's kid (kid characters, then ':', then only
- * printable ASCII or tabs), or 0 when the line is not keyed. */
-static size_t
-line_kid_len(const unsigned char *p, size_t n)
+/* A line that looks keyed: printable ASCII (tabs too) with a ':' in it.
+ * A random binary key hardly ever has such a line; a keyed file with a
+ * typo in its kid still does, and is refused rather than taken for one
+ * legacy key. */
+static bool
+line_keyed(const unsigned char *p, size_t n)
 {
-	size_t	i, k = 0;
+	size_t	i;
+	bool	colon = false;
 
-	while (k < n && kid_char(p[k]))
-		k++;
-	if (k == 0 || k == n || p[k] != ':')
-		return 0;
-	for (i = k + 1; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if ((p[i] < ' ' || p[i] > '~') && p[i] != '\t')
-			return 0;
-	return k;
+			return false;
+		colon |= p[i] == ':';
+	}
+	return colon;
 }
 
 /* The next line of buf[*off .. len) into *line, *n, without its LF or
@@ -219,24 +220,36 @@ key_b64_decode(const unsigned char *in, size_t len, unsigned char *out,
 	return rc;
 }
 
-/* One "kid:base64" line (kidlen from line_kid_len) into ctx->keys. */
+/* The kid of a keyed line: 1..MAX_JWT_KID kid characters before the
+ * first ':'. Returns its length, or 0. */
+static size_t
+line_kid(const unsigned char *p, size_t n)
+{
+	size_t	k = 0;
+
+	while (k < n && kid_char(p[k]))
+		k++;
+	return k > 0 && k <= MAX_JWT_KID && k < n && p[k] == ':' ? k : 0;
+}
+
+/* One keyed line into ctx->keys. */
 static int
 key_line(struct token_ctx *ctx, const unsigned char *p, size_t n,
-    size_t kidlen, unsigned lineno, struct kl_error *err)
+    unsigned lineno, struct kl_error *err)
 {
 	struct token_key	*k = &ctx->keys[ctx->nkeys];
 	unsigned char		 key[MAX_JWT_SECRET];
 	char			 at[32];
-	size_t			 keylen = 0;
+	size_t			 kidlen, keylen = 0;
 	int			 i, rc = -1;
 
 	snprintf(at, sizeof(at), "line %u: ", lineno);
 	if (ctx->nkeys == MAX_JWT_KEYS)
 		return kl_fail(err, KL_BAD_CONFIG, "%smore than %d keys", at,
 		    MAX_JWT_KEYS);
-	if (kidlen > MAX_JWT_KID)
-		return kl_fail(err, KL_BAD_CONFIG, "%skid longer than %d "
-		    "characters", at, MAX_JWT_KID);
+	if ((kidlen = line_kid(p, n)) == 0)
+		return kl_fail(err, KL_BAD_CONFIG, "%sthe kid before ':' is "
+		    "not 1 to %d of A-Z a-z 0-9 . _ -", at, MAX_JWT_KID);
 	memcpy(k->kid, p, kidlen);
 	k->kid[kidlen] = '\0';
 	for (i = 0; i < ctx->nkeys; i++)
@@ -245,8 +258,8 @@ key_line(struct token_ctx *ctx, const unsigned char *p, size_t n,
 			    "earlier line again", at);
 	if (key_b64_decode(p + kidlen + 1, n - kidlen - 1, key,
 	    &keylen) == -1)
-		kl_fail(err, KL_BAD_CONFIG, "%skey is not base64 of at most "
-		    "%d bytes", at, MAX_JWT_SECRET);
+		kl_fail(err, KL_BAD_CONFIG, "%sthe key is not base64 of at "
+		    "most %d bytes", at, MAX_JWT_SECRET);
 	else if (key_store(k, key, keylen, at, err) == 0) {
 		ctx->nkeys++;
 		rc = 0;
@@ -256,23 +269,23 @@ key_line(struct token_ctx *ctx, const unsigned char *p, size_t n,
 }
 
 /* Every line empty or keyed; first is the line number of the first
- * keyed one. */
+ * non-empty one, keyed. */
 static int
 key_file_keyed(struct token_ctx *ctx, const unsigned char *buf, size_t len,
     unsigned first, struct kl_error *err)
 {
 	const unsigned char	*line;
-	size_t			 off = 0, n, kidlen;
+	size_t			 off = 0, n;
 	unsigned		 lineno = 0;
 
 	while (next_line(buf, len, &off, &line, &n)) {
 		lineno++;
 		if (n == 0)
 			continue;
-		if ((kidlen = line_kid_len(line, n)) == 0)
+		if (!line_keyed(line, n))
 			return kl_fail(err, KL_BAD_CONFIG, "line %u: not "
 			    "kid:base64key, though line %u is", lineno, first);
-		if (key_line(ctx, line, n, kidlen, lineno, err) == -1)
+		if (key_line(ctx, line, n, lineno, err) == -1)
 			return -1;
 	}
 	return 0;
@@ -303,21 +316,30 @@ key_file_legacy(struct token_ctx *ctx, const unsigned char *buf, size_t len,
 	return 0;
 }
 
+/* Keyed when the first non-empty line looks keyed; then every line must
+ * be. Otherwise one legacy key, and no line may look keyed: a keyed file
+ * whose first line lost its ':' is refused, not read as one key. */
 static int
 key_file_parse(struct token_ctx *ctx, const unsigned char *buf, size_t len,
     struct kl_error *err)
 {
-	const unsigned char	*line = NULL;
-	size_t			 off = 0, n = 0;
-	unsigned		 lineno = 0;
-	bool			 found = false;
+	const unsigned char	*line;
+	size_t			 off = 0, n;
+	unsigned		 lineno = 0, first = 0;
 
-	while (!found && next_line(buf, len, &off, &line, &n)) {
+	while (next_line(buf, len, &off, &line, &n)) {
 		lineno++;
-		found = n > 0;
+		if (n == 0)
+			continue;
+		if (first == 0 && line_keyed(line, n))
+			return key_file_keyed(ctx, buf, len, lineno, err);
+		if (first == 0)
+			first = lineno;
+		else if (line_keyed(line, n))
+			return kl_fail(err, KL_BAD_CONFIG, "line %u looks like "
+			    "kid:base64key but line %u does not", lineno,
+			    first);
 	}
-	if (found && line_kid_len(line, n) > 0)
-		return key_file_keyed(ctx, buf, len, lineno, err);
 	return key_file_legacy(ctx, buf, len, err);
 }
 

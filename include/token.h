@@ -64,14 +64,15 @@ int	token_init(struct token_ctx *ctx, const char *secret_path,
  *   - otherwise one key, as before key ids: every byte of the file but one
  *     final LF or CR LF (a lone final CR is part of the key), with the kid
  *     "k" + 8 hex digits of SHA-256(key).
- * A line is keyed when it starts with kid characters and a ':' and holds
- * only printable ASCII (tabs too: a random binary key is not taken for
- * one). A file whose first non-empty line is keyed must be keyed
- * throughout, and every keyed line must be valid: a typo is refused, never
- * read as one key. A key of one byte repeated, or of whitespace only, is
- * refused. Failures are KL_BAD_CONFIG naming the line, never its bytes,
- * with the keys wiped. On success fills ctx->keys and nkeys (issuer and
- * ttl untouched). For token_init and the fuzz target.
+ * A line looks keyed when it is printable ASCII (tabs too) with a ':' in
+ * it, which a random binary key hardly ever has. A file whose first
+ * non-empty line looks keyed is keyed, and each of its non-empty lines
+ * must be valid as above; in a legacy file no line may look keyed. So a
+ * typo is refused, never read as one legacy key. A key of one byte
+ * repeated, or of whitespace only, is refused. Failures are KL_BAD_CONFIG
+ * naming the line, never its bytes, with the keys wiped. On success fills
+ * ctx->keys and nkeys (issuer and ttl untouched). For token_init and the
+ * fuzz target.
  */
 int	token_keys_parse(struct token_ctx *ctx, const unsigned char *buf,
 	    size_t len, struct kl_error *err);
