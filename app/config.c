@@ -5,8 +5,9 @@
  * kind of value it takes, which says how the value is checked. The file is
  * read once at start, before any thread exists; nothing here runs per
  * request. Knows nothing of HTTP, Kakao or the store beyond the values.
- * Also reads the secret files the keys name (config_read_secret), for the
- * layers above that hold keys: the bytes are theirs to keep and wipe.
+ * Also reads the secret files the keys name (config_read_secret, or
+ * config_read_secret_raw for a file its caller parses), for the layers
+ * above that hold keys: the bytes are theirs to keep and wipe.
  */
 #include <arpa/inet.h>
 #include <sys/stat.h>
@@ -494,8 +495,8 @@ secret_is_trivial(const unsigned char *b, size_t len)
 }
 
 int
-config_read_secret(const char *what, const char *path, unsigned char *buf,
-    size_t size, size_t min, size_t *len, struct kl_error *err)
+config_read_secret_raw(const char *what, const char *path, unsigned char *buf,
+    size_t size, size_t *len, struct kl_error *err)
 {
 	struct stat	st;
 	ssize_t		n;
@@ -537,20 +538,6 @@ config_read_secret(const char *what, const char *path, unsigned char *buf,
 		    what, path, size - 1);
 		goto done;
 	}
-	if (got > 0 && buf[got - 1] == '\n')
-		got--;
-	if (got > 0 && buf[got - 1] == '\r')
-		got--;
-	if (got < min) {
-		kl_fail(err, KL_BAD_CONFIG, "%s %s: shorter than %zu bytes",
-		    what, path, min);
-		goto done;
-	}
-	if (secret_is_trivial(buf, got)) {
-		kl_fail(err, KL_BAD_CONFIG, "%s %s: every byte the same or "
-		    "whitespace: not a secret", what, path);
-		goto done;
-	}
 	*len = got;
 	rc = 0;
 done:
@@ -558,4 +545,34 @@ done:
 	if (rc == -1)
 		explicit_bzero(buf, size);
 	return rc;
+}
+
+int
+config_read_secret(const char *what, const char *path, unsigned char *buf,
+    size_t size, size_t min, size_t *len, struct kl_error *err)
+{
+	size_t	got;
+
+	*len = 0;
+	if (config_read_secret_raw(what, path, buf, size, &got, err) == -1)
+		return -1;
+	if (got > 0 && buf[got - 1] == '\n')
+		got--;
+	if (got > 0 && buf[got - 1] == '\r')
+		got--;
+	if (got < min) {
+		kl_fail(err, KL_BAD_CONFIG, "%s %s: shorter than %zu bytes",
+		    what, path, min);
+		goto fail;
+	}
+	if (secret_is_trivial(buf, got)) {
+		kl_fail(err, KL_BAD_CONFIG, "%s %s: every byte the same or "
+		    "whitespace: not a secret", what, path);
+		goto fail;
+	}
+	*len = got;
+	return 0;
+fail:
+	explicit_bzero(buf, size);
+	return -1;
 }

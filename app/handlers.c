@@ -144,7 +144,9 @@ handler_answer_login(struct handler_ctx *ctx, const struct store_user *user,
 	int	 rc = -1;
 
 	resp->user_id = user->user_id;
-	if (token_issue(ctx->token, user->user_id, now, &jwt, err) == -1)
+	if (token_issue(ctx->token, &(struct token_subject){ .user_id =
+	    user->user_id, .kakao_id = user->kakao_id, .sid = "" }, now, &jwt,
+	    err) == -1)
 		return -1;
 	answer_login(&resp->body, jwt, ctx->cfg->legacy_acess_token, user);
 	if (kl_buf_bad(&resp->body)) {

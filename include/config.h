@@ -83,4 +83,13 @@ int	config_read_secret(const char *what, const char *path,
 	    unsigned char *buf, size_t size, size_t min, size_t *len,
 	    struct kl_error *err);
 
+/* config_read_secret's file checks (a regular file, no group or world
+ * access, fewer than size bytes) and nothing else: on success *len bytes of
+ * buf are the file's, every one of them (no newline dropped, no length or
+ * content check), for a caller that parses the file itself (token.c: a
+ * key file). Ownership and wiping as for config_read_secret. */
+int	config_read_secret_raw(const char *what, const char *path,
+	    unsigned char *buf, size_t size, size_t *len,
+	    struct kl_error *err);
+
 #endif

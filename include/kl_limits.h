@@ -106,6 +106,7 @@
 #define JWT_SIG_MAX            48	/* decoded signature bytes read (HS256: 32) */
 #define MAX_JWT_KEYS            8	/* keys in jwt_secret_file; the first signs */
 #define MAX_JWT_KID            64	/* a key id: letters, digits, '.', '_', '-' */
+#define MAX_JWT_KEY_FILE  (64 * 1024)	/* jwt_secret_file bytes; 8 keyed lines of 4096-byte keys fit */
 
 /* Configuration. */
 #define MAX_CONFIG_LINE      4096

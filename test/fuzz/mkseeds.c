@@ -1,6 +1,6 @@
 /*
  * mkseeds.c: writes the seeds that only the service's own code can make:
- * a token issued by token_issue() under the harness key (fuzz_key.h), and
+ * tokens issued by token_issue() under the harness key (fuzz_key.h), and
  * user records encoded by store_record_encode(). Run by "make fuzz-seeds",
  * which writes into test/fuzz/corpus/; the files are committed, so this is
  * needed only when the key, the token format or the record format changes.
@@ -40,13 +40,26 @@ write_record(const char *dir, const char *name, const struct store_user *u)
 	write_file(dir, name, buf, (size_t)n);
 }
 
+static void
+write_jwt(const char *dir, const char *name, const struct token_ctx *ctx,
+    const struct token_subject *s, time_t now)
+{
+	struct kl_error	 e;
+	char		*jwt;
+
+	if (token_issue(ctx, s, now, &jwt, &e) == -1)
+		errx(1, "token_issue: %s", e.detail);
+	write_file(dir, name, jwt, strlen(jwt));
+	free(jwt);
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct token_ctx	ctx;
+	struct token_subject	s;
 	struct store_user	u;
-	struct kl_error		e;
-	char			dir[4096], *jwt;
+	char			dir[4096];
 	size_t			i;
 
 	if (argc != 2)
@@ -54,14 +67,15 @@ main(int argc, char *argv[])
 
 	fuzz_token_ctx(&ctx);
 	snprintf(dir, sizeof(dir), "%s/fuzz_jwt", argv[1]);
-	if (token_issue(&ctx, 42, FUZZ_JWT_NOW - 10, &jwt, &e) == -1)
-		errx(1, "token_issue: %s", e.detail);
-	write_file(dir, "issued.jwt", jwt, strlen(jwt));
-	free(jwt);
-	if (token_issue(&ctx, (uint64_t)INT64_MAX, FUZZ_JWT_NOW, &jwt, &e) == -1)
-		errx(1, "token_issue: %s", e.detail);
-	write_file(dir, "issued-max-id.jwt", jwt, strlen(jwt));
-	free(jwt);
+	memset(&s, 0, sizeof(s));
+	s.user_id = 42;
+	write_jwt(dir, "issued.jwt", &ctx, &s, FUZZ_JWT_NOW - 10);
+	s.user_id = (uint64_t)INT64_MAX;
+	write_jwt(dir, "issued-max-id.jwt", &ctx, &s, FUZZ_JWT_NOW);
+	s.user_id = 7;
+	s.kakao_id = 1855599935;
+	snprintf(s.sid, sizeof(s.sid), "0123456789abcdef0123456789abcdef");
+	write_jwt(dir, "issued-session.jwt", &ctx, &s, FUZZ_JWT_NOW - 10);
 
 	snprintf(dir, sizeof(dir), "%s/fuzz_record", argv[1]);
 	memset(&u, 0, sizeof(u));

@@ -1690,8 +1690,9 @@ static void
 tag_ctx(struct token_ctx *ctx, const char *secret)
 {
 	memset(ctx, 0, sizeof(*ctx));
-	memcpy(ctx->key, secret, strlen(secret));
-	ctx->keylen = strlen(secret);
+	memcpy(ctx->keys[0].key, secret, strlen(secret));
+	ctx->keys[0].keylen = strlen(secret);
+	ctx->nkeys = 1;
 }
 
 static void
@@ -1736,7 +1737,7 @@ test_tag(void **state)
 	    "abcdefg", "x", 1, t2, &err), 0);
 	assert_int_equal(token_tag(&a, "abcdefghijabcdefghijabcdefghijabcdefghij"
 	    "abcdefgh", "x", 1, t2, &err), -1);
-	b.keylen = 0;
+	b.keys[0].keylen = 0;
 	assert_int_equal(token_tag(&b, "code", "x", 1, t2, &err), -1);
 }
 
