@@ -115,7 +115,13 @@ store_record_decode(const unsigned char *buf, size_t len, struct store_user *u)
 	size_t	off = RECORD_HEADER;
 
 	memset(u, 0, sizeof(*u));
-	if (len < RECORD_HEADER || buf[0] != RECORD_VERSION || buf[1] > 1 ||
+	/* Every version up to ours is read (older ones upgraded here, and
+	 * written back as ours by the next login); a later one is refused,
+	 * so a worker of an older release never mangles a newer record. Only
+	 * version 1 exists yet: an environment of any release so far opens
+	 * and is read in place. */
+	if (len < RECORD_HEADER || buf[0] == 0 || buf[0] > RECORD_VERSION ||
+	    buf[1] > 1 ||
 	    buf[2] > 1 || buf[3] != 0)
 		return -1;
 	u->status = buf[1];
@@ -333,6 +339,13 @@ env_open(struct store *st, struct kl_error *err)
 	    DB_SET_LOCK_TIMEOUT)) != 0 ||
 	    (ret = st->env->set_cachesize(st->env, 0, STORE_CACHE_BYTES,
 	    1)) != 0 ||
+	    /* Logout of every session, a deletion, a sweep lock many
+	     * pages; the defaults (1,000) ran out at a few thousand
+	     * sessions of one user (ENOMEM). Takes effect when the
+	     * environment is created, as recovery does. */
+	    (ret = st->env->set_lk_max_locks(st->env, STORE_MAX_LOCKS)) != 0 ||
+	    (ret = st->env->set_lk_max_objects(st->env,
+	    STORE_MAX_LOCKS)) != 0 ||
 	    (ret = st->env->log_set_config(st->env, DB_LOG_AUTO_REMOVE,
 	    1)) != 0) {
 		kl_fail(err, KL_STORE_FAILED, "environment settings: %s",
@@ -558,6 +571,7 @@ store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
 
 struct login_arg {
 	const struct store_login	*in;
+	const struct store_session_new	*session;	/* NULL: none */
 	time_t				 now;
 	struct store_user		*u;
 	db_seq_t			 new_id;	/* kept across retries */
@@ -588,6 +602,12 @@ login_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	} else if (ret == DB_NOTFOUND) {
 		if (a->new_id == 0 && (ret = next_user_id(st, &a->new_id)) != 0)
 			return ret;
+		/* A deleted account's Kakao user logging in again: the unlink
+		 * its deletion queued would cut the new account off at Kakao.
+		 * First logins only, so the hot path pays nothing. */
+		ret = st->unlinkq->del(st->unlinkq, txn, &key, 0);
+		if (ret != 0 && ret != DB_NOTFOUND)
+			return ret;
 		memset(u, 0, sizeof(*u));
 		u->user_id = (uint64_t)a->new_id;
 		u->kakao_id = in->kakao_id;
@@ -611,14 +631,30 @@ login_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	data.size = (u_int32_t)len;
 	data.flags = 0;
 	*wrote = true;
-	return st->users->put(st->users, txn, &key, &data, 0);
+	if ((ret = st->users->put(st->users, txn, &key, &data, 0)) != 0)
+		return ret;
+	/* The session in the same transaction: a login is one commit, one
+	 * flush. */
+	if (a->session != NULL)
+		ret = session_txn_open(st, txn, a->session, u->user_id,
+		    u->kakao_id, a->now, wrote);
+	return ret;
 }
 
 int
 store_user_login(struct store *st, const struct store_login *in, time_t now,
     struct store_user *user, struct kl_error *err)
 {
-	struct login_arg	a = { .in = in, .now = now, .u = user };
+	return store_user_login_session(st, in, now, NULL, user, err);
+}
+
+int
+store_user_login_session(struct store *st, const struct store_login *in,
+    time_t now, const struct store_session_new *session,
+    struct store_user *user, struct kl_error *err)
+{
+	struct login_arg	a = { .in = in, .session = session, .now = now,
+				      .u = user };
 	int			ret;
 
 	if (in->kakao_id <= 0)

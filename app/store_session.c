@@ -437,23 +437,43 @@ struct open_arg {
 	bool				 no_user;
 };
 
-/* The user must exist with this Kakao id (its by-id read locks it). */
+/*
+ * Inside txn: is user_id an active user with this Kakao id? 0 when it is,
+ * DB_NOTFOUND when it is absent (deleted), unlinked or another Kakao id's,
+ * or a Berkeley DB error. Its by-id read locks the record, so a deletion
+ * or an unlink notice (which revoke the sessions in their own transaction)
+ * is ordered before or after, never beside.
+ */
 static int
-open_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
+user_active(struct store *st, DB_TXN *txn, uint64_t user_id, int64_t kakao_id)
 {
-	struct open_arg		*a = arg;
 	struct store_user	 u;
 	DBT			 key, data;
 	unsigned char		 kbuf[8], buf[STORE_RECORD_MAX];
 	int			 ret;
 
-	a->no_user = false;
-	user_key(&key, kbuf, a->user_id);
+	user_key(&key, kbuf, user_id);
 	key.flags = 0;
 	usermem(&data, buf, sizeof(buf));
 	ret = st->users_by_id->get(st->users_by_id, txn, &key, &data, 0);
-	if (ret == DB_NOTFOUND || (ret == 0 && (store_record_decode(buf,
-	    data.size, &u) == -1 || u.kakao_id != a->kakao_id))) {
+	if (ret != 0)
+		return ret;
+	if (store_record_decode(buf, data.size, &u) == -1 ||
+	    u.kakao_id != kakao_id || u.status != STORE_USER_ACTIVE)
+		return DB_NOTFOUND;
+	return 0;
+}
+
+/* The user must exist, active, with this Kakao id. */
+static int
+open_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
+{
+	struct open_arg		*a = arg;
+	int			 ret;
+
+	a->no_user = false;
+	if ((ret = user_active(st, txn, a->user_id, a->kakao_id)) ==
+	    DB_NOTFOUND) {
 		a->no_user = true;
 		return DB_NOTFOUND;
 	}
@@ -572,10 +592,17 @@ refresh_decide(struct store *st, DB_TXN *txn, struct refresh_arg *a,
 		    t->generation != s->generation ||
 		    s->generation == UINT32_MAX)
 			return 0;
+		/* A deleted or unlinked user's sessions are revoked with it;
+		 * one that a failure left active still refreshes nothing. */
+		if ((ret = user_active(st, txn, s->user_id, s->kakao_id)) != 0)
+			return ret == DB_NOTFOUND ? 0 : ret;
 		return refresh_rotate(st, txn, a, t, s, wrote);
 	}
 	age = (int64_t)now - (int64_t)t->rotated;
 	if (age <= window && age >= -window) {
+		if (store_session_live(st, s, now) &&
+		    (ret = user_active(st, txn, s->user_id, s->kakao_id)) != 0)
+			return ret == DB_NOTFOUND ? 0 : ret;
 		if (store_session_live(st, s, now)) {
 			out->state = STORE_REFRESH_REPEAT;
 			out->session = *s;

@@ -124,6 +124,7 @@
 #define STORE_CACHE_BYTES    (16 * 1024 * 1024)
 #define STORE_LOCK_TIMEOUT_US  500000	/* a lock wait longer than this fails */
 #define STORE_STUCK_S          10	/* no store call ended this long: restart */
+#define STORE_MAX_LOCKS     50000	/* lock table of the environment, locks and objects */
 
 /* Errors and logs. */
 #define MAX_ERROR_DETAIL      256

@@ -73,6 +73,13 @@ bool	store_ready(const struct store *st);
 int	store_user_login(struct store *st, const struct store_login *in,
 	    time_t now, struct store_user *user, struct kl_error *err);
 
+/* The same, also opening the session (store_session.h) in the login's
+ * transaction: a login is one commit. session NULL: none. */
+struct store_session_new;
+int	store_user_login_session(struct store *st, const struct store_login *in,
+	    time_t now, const struct store_session_new *session,
+	    struct store_user *user, struct kl_error *err);
+
 /* Looks a user up by Kakao id. Returns 0 when found, -1 with KL_NOT_FOUND
  * when absent, -1 with KL_STORE_FAILED on trouble. */
 int	store_user_get(struct store *st, int64_t kakao_id,
@@ -82,6 +89,58 @@ int	store_user_get(struct store *st, int64_t kakao_id,
  * results as store_user_get. */
 int	store_user_get_by_id(struct store *st, uint64_t user_id,
 	    struct store_user *user, struct kl_error *err);
+
+/*
+ * The end of an account (app/store_account.c).
+ *
+ * store_user_delete: in one transaction, removes the record of user_id (its
+ * personal data, and the Kakao id's link to it: a later login of that Kakao
+ * id is a new user), records the id as retired (the sequence never hands
+ * it out again), revokes its sessions (at most MAX_USER_SESSIONS; *more
+ * says some are left, for store_session_revoke_user) and queues an unlink
+ * of its Kakao id, first due first_retry_s from now (the caller tries at
+ * once). *was gets the record as it was. KL_NOT_FOUND: no such user.
+ *
+ * store_user_unlink: Kakao's notice that kakao_id unlinked our app: its
+ * user becomes unlinked, loses nickname, e-mail and image, and its
+ * sessions are revoked; its user id stays (a later login is active again
+ * with it). *known is false, and nothing written, for a Kakao id we do not
+ * know. A repeat changes nothing but revoking sessions opened since.
+ */
+int	store_user_delete(struct store *st, uint64_t user_id, time_t now,
+	    long first_retry_s, struct store_user *was, bool *more,
+	    struct kl_error *err);
+int	store_user_unlink(struct store *st, int64_t kakao_id, time_t now,
+	    bool *known, uint64_t *user_id, bool *more, struct kl_error *err);
+
+/* A queued unlink owed to Kakao. */
+struct store_unlink_job {
+	int64_t		kakao_id;
+	uint64_t	user_id;	/* the deleted account's, for the log */
+	time_t		queued, next_try;
+	uint32_t	attempts;	/* tries taken so far */
+};
+
+/* Takes the first due job (next_try reached, or absurdly far ahead after
+ * the clock stepped back) of at most 256 read, counts the attempt and
+ * pushes next_try back (first_retry_s doubled per attempt, at most
+ * UNLINK_MAX_RETRY_S) in the same transaction, so a process that dies while
+ * sending leaves the job for a later try. KL_NOT_FOUND: none due. */
+int	store_unlink_next(struct store *st, time_t now, long first_retry_s,
+	    struct store_unlink_job *job, struct kl_error *err);
+/* The unlink was sent (or Kakao no longer links the user): job gone. */
+int	store_unlink_done(struct store *st, int64_t kakao_id,
+	    struct kl_error *err);
+/* Tools and tests: a queued job, and when a retired id was deleted. */
+int	store_unlink_get(struct store *st, int64_t kakao_id,
+	    struct store_unlink_job *job, struct kl_error *err);
+int	store_retired_get(struct store *st, uint64_t user_id, time_t *deleted,
+	    struct kl_error *err);
+/* The queue's record format (fuzz target, tests). */
+int	store_unlink_record_encode(const struct store_unlink_job *j,
+	    unsigned char *buf, size_t size);
+int	store_unlink_record_decode(int64_t kakao_id, const unsigned char *buf,
+	    size_t len, struct store_unlink_job *j);
 
 /* Called a few times a second by one thread: opens the environment if it
  * is not open yet (at most once a second), expires lock waits that timed
