@@ -45,7 +45,8 @@
 
 /* The longest spelling of a key in base64, padded. */
 #define KEY_B64_MAX	((MAX_JWT_SECRET + 2) / 3 * 4)
-/* token_verify: no kid in the header, so any of our keys may have signed. */
+/* token_verify: no kid in the header, or one naming none of our keys, so
+ * any of our keys may have signed. */
 #define KEY_ANY		(-2)
 
 static int	key_file_parse(struct token_ctx *, const unsigned char *,
@@ -545,9 +546,10 @@ token_b64url_decode(const char *in, size_t len, unsigned char *out,
 }
 
 /* The header is a JSON object, no duplicate names, whose "alg" is the
- * string "HS256" exactly and whose "kid", when there is one, is a string
- * naming one of our keys. Returns that key's index, KEY_ANY for a header
- * without a kid, or -1. */
+ * string "HS256" exactly and whose "kid", when there is one, is a string.
+ * Returns the index of the key it names, KEY_ANY for a header without a
+ * kid or with one naming none of ours (a key renamed in the file keeps its
+ * tokens; the signature still has to be one of our keys'), or -1. */
 static int
 token_header_key(const struct token_ctx *ctx, const char *b64, size_t len)
 {
@@ -565,11 +567,14 @@ token_header_key(const struct token_ctx *ctx, const char *b64, size_t len)
 	    json_is_string(alg) && strcmp(json_string_value(alg), "HS256") == 0) {
 		if ((kid = json_object_get(hdr, "kid")) == NULL)
 			key = KEY_ANY;
-		else if (json_is_string(kid))
+		else if (json_is_string(kid)) {
 			for (i = 0; i < ctx->nkeys && key == -1; i++)
 				if (strcmp(json_string_value(kid),
 				    ctx->keys[i].kid) == 0)
 					key = i;
+			if (key == -1)
+				key = KEY_ANY;
+		}
 	}
 	json_decref(hdr);
 	free(raw);
@@ -595,7 +600,7 @@ token_mac_ok(const struct token_key *k, const char *msg, size_t len,
 
 /* header.payload.signature: the header as token_header_key() wants it and
  * the signature the HMAC-SHA256 of header.payload under the key it names;
- * without a kid, under any of ours (every key is tried, each in constant
+ * otherwise under any of ours (every key is tried, each in constant
  * time, none skipped). Returns the key's index or -1. */
 static int
 token_check_hs256(const struct token_ctx *ctx, const char *token)

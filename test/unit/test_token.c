@@ -1179,14 +1179,11 @@ test_keyed_removed_key_refused(void **state)
 	free(jwt);
 }
 
+/* A kid that is no string, or given twice: refused. */
 static void
-test_keyed_unknown_kid_refused(void **state)
+test_keyed_bad_kid_header_refused(void **state)
 {
 	static const char *headers[] = {
-		"{\"alg\":\"HS256\",\"kid\":\"kz\"}",
-		"{\"alg\":\"HS256\",\"kid\":\"KA\"}",
-		"{\"alg\":\"HS256\",\"kid\":\"ka \"}",
-		"{\"alg\":\"HS256\",\"kid\":\"\"}",
 		"{\"alg\":\"HS256\",\"kid\":5}",
 		"{\"alg\":\"HS256\",\"kid\":null}",
 		"{\"alg\":\"HS256\",\"kid\":[\"ka\"]}",
@@ -1209,6 +1206,41 @@ test_keyed_unknown_kid_refused(void **state)
 	    payload, NULL);
 	expect_verified(&ctx, jwt, 5);
 	free(jwt);
+}
+
+/* A kid naming a key, with another key's MAC: refused (the named key
+ * only). A kid naming none of ours (a key renamed in the file): any of our
+ * keys, never a foreign one. */
+static void
+test_keyed_kid_names_the_key(void **state)
+{
+	static const char *unknown[] = {
+		"{\"alg\":\"HS256\",\"kid\":\"kz\"}",
+		"{\"alg\":\"HS256\",\"kid\":\"KA\"}",
+		"{\"alg\":\"HS256\",\"kid\":\"ka \"}",
+		"{\"alg\":\"HS256\",\"kid\":\"\"}",
+		"{\"alg\":\"HS256\",\"kid\":\"../../etc/passwd\"}",
+	};
+	struct token_ctx	 ctx, other;
+	char			 payload[256], *jwt;
+	size_t			 i;
+
+	(void)state;
+	ctx_abc(&ctx);
+	ctx_from(&other, "an-unrelated-key-0123456789abcdef0123", ISSUER, TTL);
+	good_payload(payload, sizeof(payload));
+	jwt = make_signed(&ctx, 1, "{\"alg\":\"HS256\",\"kid\":\"ka\"}",
+	    payload, NULL);
+	expect_refused(&ctx, jwt, NOW);
+	free(jwt);
+	for (i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+		jwt = make_signed(&ctx, (int)(i % 3), unknown[i], payload, NULL);
+		expect_verified(&ctx, jwt, 5);
+		free(jwt);
+		jwt = make_signed(&other, 0, unknown[i], payload, NULL);
+		expect_refused(&ctx, jwt, NOW);
+		free(jwt);
+	}
 }
 
 /* A token without a kid (issued before kids) is tried under every key. */
@@ -1849,7 +1881,8 @@ main(void)
 		cmocka_unit_test(test_verify_without_key),
 		cmocka_unit_test(test_keyed_first_signs_all_verify),
 		cmocka_unit_test(test_keyed_removed_key_refused),
-		cmocka_unit_test(test_keyed_unknown_kid_refused),
+		cmocka_unit_test(test_keyed_bad_kid_header_refused),
+		cmocka_unit_test(test_keyed_kid_names_the_key),
 		cmocka_unit_test(test_keyed_no_kid_any_key),
 		cmocka_unit_test(test_keyed_refuses_bad_kid),
 		cmocka_unit_test(test_keyed_refuses_duplicate_kid),
