@@ -64,6 +64,11 @@ static const struct config_key keys[] = {
 	{ "ca_file",			F(ca_file), K_STRING, 0, 0 },
 	{ "legacy_acess_token",		F(legacy_acess_token), K_BOOL, 0, 0 },
 	{ "log_file",			F(log_file), K_STRING, 0, 0 },
+	{ "refresh_ttl",		F(refresh_ttl), K_LONG, 300, MAX_REFRESH_TTL },
+	{ "refresh_idle_ttl",		F(refresh_idle_ttl), K_LONG, 60, MAX_REFRESH_TTL },
+	{ "refresh_reuse_window",	F(refresh_reuse_window), K_LONG, 0, MAX_REFRESH_REUSE_WINDOW },
+	{ "verify_revocation",		F(verify_revocation), K_BOOL, 0, 0 },
+	{ "unlink_retry_interval",	F(unlink_retry_interval), K_LONG, 1, UNLINK_MAX_RETRY_S },
 };
 
 void
@@ -83,6 +88,10 @@ config_defaults(struct config *cfg)
 	cfg->threads = DEFAULT_THREADS;
 	cfg->upstream_timeout_ms = DEFAULT_UPSTREAM_TIMEOUT_MS;
 	cfg->upstream_connect_timeout_ms = DEFAULT_UPSTREAM_CONNECT_TIMEOUT_MS;
+	cfg->refresh_ttl = DEFAULT_REFRESH_TTL;
+	cfg->refresh_idle_ttl = DEFAULT_REFRESH_IDLE_TTL;
+	cfg->refresh_reuse_window = DEFAULT_REFRESH_REUSE_WINDOW;
+	cfg->unlink_retry_interval = UNLINK_FIRST_RETRY_S;
 }
 
 static const struct config_key *
@@ -422,6 +431,11 @@ config_check(const struct config *cfg, struct kl_error *err)
 	    cfg->kakao_rest_api_key[0] == '\0')
 		return kl_fail(err, KL_BAD_CONFIG, "kakao_client_secret_file "
 		    "is set but kakao_rest_api_key is not");
+	/* A family idle longer than it may live would never be idle. */
+	if (cfg->refresh_idle_ttl > cfg->refresh_ttl)
+		return kl_fail(err, KL_BAD_CONFIG, "refresh_idle_ttl (%ld) "
+		    "exceeds refresh_ttl (%ld)", cfg->refresh_idle_ttl,
+		    cfg->refresh_ttl);
 	/* A cap above threads could never be reached. */
 	if (cfg->kakao_max_calls > cfg->threads)
 		return kl_fail(err, KL_BAD_CONFIG, "kakao_max_calls (%d) "

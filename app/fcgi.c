@@ -153,6 +153,16 @@ static void
 write_answer(FCGX_Request *fr, const struct http_response *resp,
     const char *body, size_t len)
 {
+	/* 204: no body, so neither its type nor its length (RFC 9110). */
+	if (resp->status == 204) {
+		FCGX_FPrintF(fr->out, "Status: 204 %s\r\n"
+		    "Cache-Control: no-store\r\n", http_reason(204));
+		if (resp->headers.len > 0)
+			FCGX_PutStr(resp->headers.data, (int)resp->headers.len,
+			    fr->out);
+		FCGX_PutStr("\r\n", 2, fr->out);
+		return;
+	}
 	FCGX_FPrintF(fr->out,
 	    "Status: %d %s\r\n"
 	    "Content-Type: %s\r\n"
@@ -216,6 +226,45 @@ request_fill(FCGX_Request *fr, struct http_request *req, char *path,
 	req->authorization_count = param_count(fr->envp, "HTTP_AUTHORIZATION");
 }
 
+/* The fields a route reads: its body's, or its query's (ROUTE_BODY_PARAMS:
+ * Kakao's unlink callback sends them either way). An empty optional body
+ * is no field at all. */
+static int
+request_fields(const struct route *rt, struct http_request *req,
+    struct body_fields *fields, struct kl_error *err)
+{
+	const char	*src = req->body, *type = req->content_type;
+	size_t		 len = req->body_len;
+
+	switch (rt->body) {
+	case ROUTE_BODY_IGNORED:
+		return 0;
+	case ROUTE_BODY_FIELDS:
+		break;
+	case ROUTE_BODY_FIELDS_OPTIONAL:
+		if (len == 0) {
+			body_wipe(fields);
+			req->fields = fields;
+			return 0;
+		}
+		break;
+	case ROUTE_BODY_PARAMS:
+		if (req->method_bit == HTTP_GET || len == 0) {
+			src = req->query;
+			len = strlen(req->query);
+			type = "application/x-www-form-urlencoded";
+			if (len > rt->body_max)
+				return kl_fail(err, KL_BAD_REQUEST, "query "
+				    "over %zu bytes", rt->body_max);
+		}
+		break;
+	}
+	if (body_parse(type, len > 0 ? src : NULL, len, fields, err) == -1)
+		return -1;
+	req->fields = fields;
+	return 0;
+}
+
 /* Route, method and body: what is refused before a handler runs. A
  * route that reads fields gets them parsed into fields. */
 static int
@@ -231,13 +280,7 @@ request_admit(FCGX_Request *fr, const struct route *rt,
 	    rt->body_max, body, &req->body_len, err) == -1)
 		return -1;
 	req->body = body;
-	if (rt->body == ROUTE_BODY_FIELDS) {
-		if (body_parse(req->content_type, body, req->body_len, fields,
-		    err) == -1)
-			return -1;
-		req->fields = fields;
-	}
-	return 0;
+	return request_fields(rt, req, fields, err);
 }
 
 static void

@@ -1,12 +1,15 @@
 /*
  * handlers.c: what the route handlers share (see handlers.h): the
- * Authorization parser, and the end of every login (store, JWT, answer).
+ * Authorization parser, our Bearer JWT's check (with the session when
+ * verify_revocation is on), and the end of every login (the store's login
+ * and session in one transaction, the JWT, the refresh token, the answer).
  *
  * Owns no state between requests; everything it uses comes in struct
  * handler_ctx, which belongs to one worker thread. Never touches curl,
  * Berkeley DB, libjwt or libfcgi.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +19,7 @@
 #include "json_writer.h"
 #include "kakao.h"
 #include "store.h"
+#include "store_session.h"
 #include "token.h"
 
 static int
@@ -119,10 +123,38 @@ handler_login_from_profile(const struct kakao_profile *p,
 	in->profile_image = p->has_profile_image ? p->profile_image : NULL;
 }
 
-/* {"message":"SUCCESS","access_token":..,["acess_token":..,]"user":{..}} */
+/* What a new session needs: its sid and first refresh token, and what
+ * the store keeps of them. Wiped by session_wipe(). */
+struct new_session {
+	struct store_session_new	 n;
+	char				 sid_hex[SID_HEX_LEN + 1];
+	char				 refresh[REFRESH_TOKEN_LEN + 1];
+};
+
+static int
+session_prepare(struct handler_ctx *ctx, struct new_session *s,
+    struct kl_error *err)
+{
+	memset(s, 0, sizeof(*s));
+	if (token_sid_new(s->n.sid, s->sid_hex, err) == -1 ||
+	    token_refresh_new(s->refresh, err) == -1 ||
+	    token_tag(ctx->token, HANDLER_REFRESH_PURPOSE, s->refresh,
+	    REFRESH_TOKEN_LEN, s->n.tag, err) == -1)
+		return -1;
+	return 0;
+}
+
 static void
-answer_login(struct kl_buf *b, const char *jwt, bool legacy,
-    const struct store_user *u)
+session_wipe(struct new_session *s)
+{
+	explicit_bzero(s, sizeof(*s));
+}
+
+/* {"message":"SUCCESS","access_token":..,["acess_token":..,]
+ *  "refresh_token":..,"expires_in":..[,"user":{..}]} */
+static void
+answer_tokens(struct kl_buf *b, const char *jwt, bool legacy,
+    const char *refresh, long expires_in, const struct store_user *u)
 {
 	jw_raw(b, "{\"message\":\"SUCCESS\",\"access_token\":");
 	jw_string_or_null(b, jwt);
@@ -131,24 +163,30 @@ answer_login(struct kl_buf *b, const char *jwt, bool legacy,
 		jw_raw(b, ",\"acess_token\":");
 		jw_string_or_null(b, jwt);
 	}
-	jw_raw(b, ",\"user\":");
-	handler_write_user(b, u);
+	jw_raw(b, ",\"refresh_token\":");
+	jw_string_or_null(b, refresh);
+	jw_raw(b, ",\"expires_in\":");
+	jw_u64(b, (uint64_t)expires_in);
+	if (u != NULL) {
+		jw_raw(b, ",\"user\":");
+		handler_write_user(b, u);
+	}
 	jw_raw(b, "}");
 }
 
 int
-handler_answer_login(struct handler_ctx *ctx, const struct store_user *user,
-    time_t now, struct http_response *resp, struct kl_error *err)
+handler_answer_tokens(struct handler_ctx *ctx, const struct token_subject *s,
+    const char *refresh, const struct store_user *user, time_t now,
+    struct http_response *resp, struct kl_error *err)
 {
 	char	*jwt = NULL;
 	int	 rc = -1;
 
-	resp->user_id = user->user_id;
-	if (token_issue(ctx->token, &(struct token_subject){ .user_id =
-	    user->user_id, .kakao_id = user->kakao_id, .sid = "" }, now, &jwt,
-	    err) == -1)
+	resp->user_id = s->user_id;
+	if (token_issue(ctx->token, s, now, &jwt, err) == -1)
 		return -1;
-	answer_login(&resp->body, jwt, ctx->cfg->legacy_acess_token, user);
+	answer_tokens(&resp->body, jwt, ctx->cfg->legacy_acess_token, refresh,
+	    ctx->token->ttl, user);
 	if (kl_buf_bad(&resp->body)) {
 		kl_fail(err, KL_INTERNAL, "out of memory for the answer");
 		goto done;
@@ -156,9 +194,41 @@ handler_answer_login(struct handler_ctx *ctx, const struct store_user *user,
 	resp->status = 200;
 	rc = 0;
 done:
-	if (jwt != NULL)
-		explicit_bzero(jwt, strlen(jwt));
+	explicit_bzero(jwt, strlen(jwt));
 	free(jwt);
+	return rc;
+}
+
+static void
+subject_of(struct token_subject *s, const struct store_user *u,
+    const char *sid_hex)
+{
+	memset(s, 0, sizeof(*s));
+	s->user_id = u->user_id;
+	s->kakao_id = u->kakao_id;
+	snprintf(s->sid, sizeof(s->sid), "%s", sid_hex);
+}
+
+int
+handler_answer_login(struct handler_ctx *ctx, const struct store_user *user,
+    time_t now, struct http_response *resp, struct kl_error *err)
+{
+	struct new_session	 ns;
+	struct store_session	 opened;
+	struct token_subject	 subj;
+	int			 rc = -1;
+
+	if (session_prepare(ctx, &ns, err) == 0 &&
+	    store_session_open(ctx->store, &ns.n, user->user_id,
+	    user->kakao_id, now, &opened, err) == 0) {
+		subject_of(&subj, user, ns.sid_hex);
+		rc = handler_answer_tokens(ctx, &subj, ns.refresh, user, now,
+		    resp, err);
+	} else if (err->status == KL_NOT_FOUND)
+		/* Deleted or unlinked since the code's first answer. */
+		kl_fail(err, KL_INVALID_CODE, "the code's user is gone or "
+		    "unlinked");
+	session_wipe(&ns);
 	return rc;
 }
 
@@ -166,10 +236,119 @@ int
 handler_login_finish(struct handler_ctx *ctx, const struct store_login *in,
     struct http_response *resp, struct kl_error *err)
 {
-	struct store_user	user;
-	time_t			now = time(NULL);
+	struct new_session	 ns;
+	struct store_user	 user;
+	struct token_subject	 subj;
+	time_t			 now = time(NULL);
+	int			 rc = -1;
 
-	if (store_user_login(ctx->store, in, now, &user, err) == -1)
+	if (session_prepare(ctx, &ns, err) == 0 &&
+	    store_user_login_session(ctx->store, in, now, &ns.n, &user,
+	    err) == 0) {
+		subject_of(&subj, &user, ns.sid_hex);
+		rc = handler_answer_tokens(ctx, &subj, ns.refresh, &user, now,
+		    resp, err);
+	}
+	session_wipe(&ns);
+	return rc;
+}
+
+int
+handler_sid_parse(const char *hex, unsigned char *sid)
+{
+	size_t	i;
+	int	hi, lo;
+
+	if (hex == NULL || strlen(hex) != SID_HEX_LEN)
 		return -1;
-	return handler_answer_login(ctx, &user, now, resp, err);
+	for (i = 0; i < STORE_SID_LEN; i++) {
+		if ((hi = kl_hex_value(hex[2 * i])) < 0 ||
+		    (lo = kl_hex_value(hex[2 * i + 1])) < 0)
+			return -1;
+		sid[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/* Our JWT from "Bearer <JWT>" (only that scheme: our tokens were never
+ * sent raw). jwt holds MAX_KAKAO_TOKEN + 1 bytes. */
+static int
+bearer_jwt(const struct http_request *req, char *jwt, struct kl_error *err)
+{
+	const char	*v = req->authorization;
+	struct kl_error	 perr;
+
+	if (req->authorization_count > 1)
+		return kl_fail(err, KL_BAD_ACCESS_TOKEN, "duplicated "
+		    "Authorization");
+	while (v != NULL && (*v == ' ' || *v == '\t'))
+		v++;
+	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
+		return kl_fail(err, KL_BAD_ACCESS_TOKEN, "no Bearer token");
+	if (handler_parse_authorization(v, jwt, &perr) == -1)
+		return kl_fail(err, KL_BAD_ACCESS_TOKEN, "%s", perr.detail);
+	return 0;
+}
+
+/* With verify_revocation: the session the JWT names must be active. */
+static int
+bearer_session(struct handler_ctx *ctx, const struct token_claims *c,
+    struct kl_error *err)
+{
+	struct store_session	s;
+	unsigned char		sid[STORE_SID_LEN];
+
+	if (c->sid[0] == '\0' || handler_sid_parse(c->sid, sid) == -1)
+		return kl_fail(err, KL_BAD_ACCESS_TOKEN, "jwt names no session");
+	if (store_session_get(ctx->store, sid, &s, err) == -1) {
+		if (err->status == KL_NOT_FOUND)
+			kl_fail(err, KL_BAD_ACCESS_TOKEN, "session gone");
+		return -1;
+	}
+	if (!store_session_live(ctx->store, &s, time(NULL)) ||
+	    s.user_id != c->user_id)
+		return kl_fail(err, KL_BAD_ACCESS_TOKEN, "session revoked or "
+		    "expired");
+	return 0;
+}
+
+#define BEARER_CHALLENGE	"Bearer error=\"invalid_token\""
+
+void
+handler_bearer_challenge(struct http_response *resp)
+{
+	struct kl_error	herr;
+
+	/* A constant value: only running out of memory can fail it, and
+	 * then the 401 goes out without it. */
+	http_response_header(resp, "WWW-Authenticate", BEARER_CHALLENGE,
+	    &herr);
+}
+
+int
+handler_bearer(struct handler_ctx *ctx, const struct http_request *req,
+    struct http_response *resp, struct token_claims *claims,
+    struct kl_error *err)
+{
+	struct kl_error	 terr;
+	char		 jwt[MAX_KAKAO_TOKEN + 1];
+	int		 rc = -1;
+
+	memset(claims, 0, sizeof(*claims));
+	if (bearer_jwt(req, jwt, err) == -1)
+		goto done;
+	if (token_verify(ctx->token, jwt, time(NULL), claims, &terr) == -1) {
+		kl_fail(err, KL_BAD_ACCESS_TOKEN, "%s", terr.detail);
+		goto done;
+	}
+	resp->user_id = claims->user_id;
+	if (ctx->cfg->verify_revocation && bearer_session(ctx, claims,
+	    err) == -1)
+		goto done;
+	rc = 0;
+done:
+	if (rc == -1 && err->status == KL_BAD_ACCESS_TOKEN)
+		handler_bearer_challenge(resp);
+	explicit_bzero(jwt, sizeof(jwt));
+	return rc;
 }

@@ -111,3 +111,13 @@ kl_hex_encode(char *dst, const unsigned char *src, size_t n)
 	}
 	dst[2 * n] = '\0';
 }
+
+int
+kl_hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}

@@ -48,6 +48,7 @@
 #include "kakao_reject.h"
 #include "log.h"
 #include "store.h"
+#include "store_session.h"
 #include "token.h"
 #include "token_oidc.h"
 
@@ -93,6 +94,33 @@ struct maintainer {
 	struct store	*store;
 	atomic_bool	 stop;
 };
+
+/* The sender of queued unlinks (handlers_unlink.c), on a thread of its
+ * own: its Kakao calls may take seconds, which the maintenance thread
+ * (lock expiry, checkpoints, sweeps) must not wait for. A handler context
+ * with a Kakao client of its own (clients are never shared). */
+struct unlinker {
+	pthread_t		 thread;
+	struct handler_ctx	 ctx;
+	atomic_bool		 stop;
+};
+
+/* A pass once a second; the stop flag is looked at every 100 ms. */
+static void *
+unlinker_run(void *arg)
+{
+	struct unlinker	*u = arg;
+	struct kl_error	 kerr;
+	int		 tick;
+
+	while (!atomic_load(&u->stop)) {
+		if (handler_unlink_retry(&u->ctx, time(NULL), &kerr) == -1)
+			log_warn("unlink queue: %s", kerr.detail);
+		for (tick = 0; tick < 10 && !atomic_load(&u->stop); tick++)
+			usleep(100000);
+	}
+	return NULL;
+}
 
 /* Logs a maintenance failure when it changes, or every 30 s while it lasts,
  * so a long outage does not flood the log. */
@@ -167,12 +195,15 @@ struct process {
 	struct token_ctx	 token;
 	unsigned char		 client_secret[MAX_CLIENT_SECRET];
 	size_t			 client_secret_len;
+	unsigned char		 admin_key[MAX_ADMIN_KEY];
+	size_t			 admin_key_len;
 	struct kakao_options	 kopt;
 	struct kakao_jwks_fetcher *jwks_fetcher;
 	struct token_jwks_cache	*jwks;
 	struct store		*store;
 	struct fcgi_worker	*workers;
 	struct maintainer	 maint;
+	struct unlinker		 unlinker;
 	atomic_bool		 stop;
 	int			 kakao_cap;
 };
@@ -193,6 +224,11 @@ secrets_read(struct process *p)
 	    sizeof(p->client_secret), MIN_CLIENT_SECRET,
 	    &p->client_secret_len, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
+	if (p->cfg.kakao_admin_key_file[0] != '\0' &&
+	    config_read_secret("kakao_admin_key_file",
+	    p->cfg.kakao_admin_key_file, p->admin_key, sizeof(p->admin_key),
+	    MIN_ADMIN_KEY, &p->admin_key_len, &kerr) == -1)
+		errx(1, "%s", kerr.detail);
 }
 
 static void
@@ -201,6 +237,8 @@ secrets_wipe(struct process *p)
 	token_wipe(&p->token);
 	explicit_bzero(p->client_secret, sizeof(p->client_secret));
 	p->client_secret_len = 0;
+	explicit_bzero(p->admin_key, sizeof(p->admin_key));
+	p->admin_key_len = 0;
 }
 
 /* -t: what start-up would refuse, without starting: the config, the
@@ -259,6 +297,9 @@ kakao_setup(struct process *p)
 	o->client_secret = p->client_secret_len > 0 ?
 	    (const char *)p->client_secret : NULL;
 	o->client_secret_len = p->client_secret_len;
+	o->admin_key = p->admin_key_len > 0 ? (const char *)p->admin_key :
+	    NULL;
+	o->admin_key_len = p->admin_key_len;
 	o->timeout_ms = p->cfg.upstream_timeout_ms;
 	o->connect_timeout_ms = p->cfg.upstream_connect_timeout_ms;
 	o->ca_file = p->cfg.ca_file;
@@ -283,11 +324,39 @@ kakao_teardown(struct process *p)
 	kakao_reject_free(p->kopt.reject);
 }
 
+/* A thread's handler context: the process's shares, a Kakao client of
+ * its own (freed by the thread's owner with kakao_client_free). */
+static void
+handler_ctx_fill(struct process *p, struct handler_ctx *ctx)
+{
+	struct kl_error	kerr;
+
+	ctx->cfg = &p->cfg;
+	ctx->token = &p->token;
+	ctx->store = p->store;
+	ctx->jwks = p->jwks;
+	ctx->admin_key = p->admin_key_len > 0 ? p->admin_key : NULL;
+	ctx->admin_key_len = p->admin_key_len;
+	if ((ctx->kakao = kakao_client_new(&p->kopt, &kerr)) == NULL)
+		errx(1, "kakao client: %s", kerr.detail);
+}
+
+/* The refresh families' lifetimes, from the config, before any thread. */
+static void
+store_setup(struct process *p)
+{
+	struct store_session_policy	pol;
+
+	pol.ttl = p->cfg.refresh_ttl;
+	pol.idle_ttl = p->cfg.refresh_idle_ttl;
+	pol.reuse_window = p->cfg.refresh_reuse_window;
+	store_session_policy(p->store, &pol);
+}
+
 static void
 workers_start(struct process *p, int listen_fd)
 {
 	struct fcgi_worker	*w;
-	struct kl_error		 kerr;
 	int			 i;
 
 	if ((p->workers = calloc((size_t)p->cfg.threads,
@@ -301,12 +370,7 @@ workers_start(struct process *p, int listen_fd)
 		pthread_mutex_init(&w->state_lock, NULL);
 		if ((w->ctx = calloc(1, sizeof(*w->ctx))) == NULL)
 			err(1, "calloc");
-		w->ctx->cfg = &p->cfg;
-		w->ctx->token = &p->token;
-		w->ctx->store = p->store;
-		w->ctx->jwks = p->jwks;
-		if ((w->ctx->kakao = kakao_client_new(&p->kopt, &kerr)) == NULL)
-			errx(1, "kakao client: %s", kerr.detail);
+		handler_ctx_fill(p, w->ctx);
 		if (pthread_create(&w->thread, NULL, fcgi_worker_run, w) != 0)
 			errx(1, "pthread_create failed");
 	}
@@ -383,6 +447,7 @@ main(int argc, char *argv[])
 		errx(1, "store: %s", kerr.detail);
 	if (!store_ready(p->store))
 		log_warn("store not open yet, retrying: %s", kerr.detail);
+	store_setup(p);
 	if (fcgi_init(listen_fd) == -1)
 		errx(1, "FCGX_Init failed");
 	kakao_setup(p);
@@ -391,6 +456,10 @@ main(int argc, char *argv[])
 	p->maint.store = p->store;
 	if (pthread_create(&p->maint.thread, NULL, maintain_run,
 	    &p->maint) != 0)
+		errx(1, "pthread_create failed");
+	handler_ctx_fill(p, &p->unlinker.ctx);
+	if (pthread_create(&p->unlinker.thread, NULL, unlinker_run,
+	    &p->unlinker) != 0)
 		errx(1, "pthread_create failed");
 	log_info("started: %d threads, kakao %s, app id check %s, at most %d "
 	    "Kakao calls at once, code flow %s", p->cfg.threads,
@@ -412,6 +481,9 @@ main(int argc, char *argv[])
 	}
 	atomic_store(&p->maint.stop, true);
 	pthread_join(p->maint.thread, NULL);
+	atomic_store(&p->unlinker.stop, true);
+	pthread_join(p->unlinker.thread, NULL);
+	kakao_client_free(p->unlinker.ctx.kakao);
 	workers_join(p);
 	kakao_teardown(p);
 	store_close(p->store);

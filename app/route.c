@@ -17,8 +17,16 @@ static const struct route routes[] = {
 	  MAX_BODY, ROUTE_AUTH_NONE, handler_kakao_callback },
 	{ "/users/kakao/id-token", HTTP_POST, ROUTE_BODY_FIELDS,
 	  MAX_BODY, ROUTE_AUTH_NONE, handler_kakao_id_token },
-	{ "/users/me", HTTP_GET, ROUTE_BODY_IGNORED, MAX_BODY,
+	{ "/users/me", HTTP_GET | HTTP_DELETE, ROUTE_BODY_IGNORED, MAX_BODY,
 	  ROUTE_AUTH_BEARER, handler_users_me },
+	{ "/users/token/refresh", HTTP_POST, ROUTE_BODY_FIELDS, MAX_BODY,
+	  ROUTE_AUTH_NONE, handler_token_refresh },
+	{ "/users/logout", HTTP_POST, ROUTE_BODY_FIELDS_OPTIONAL, MAX_BODY,
+	  ROUTE_AUTH_BEARER, handler_logout },
+	{ "/users/kakao/unlink", HTTP_GET | HTTP_POST, ROUTE_BODY_PARAMS,
+	  MAX_BODY, ROUTE_AUTH_KAKAO_AK, handler_kakao_unlink },
+	{ "/auth/verify", HTTP_GET, ROUTE_BODY_IGNORED, MAX_BODY,
+	  ROUTE_AUTH_BEARER, handler_auth_verify },
 };
 
 const struct route *

@@ -50,6 +50,11 @@ struct config {
 	char			 ca_file[MAX_CONFIG_PATH];
 	bool			 legacy_acess_token;
 	char			 log_file[MAX_CONFIG_PATH];	/* "": stderr */
+	long			 refresh_ttl;		/* seconds */
+	long			 refresh_idle_ttl;	/* seconds */
+	long			 refresh_reuse_window;	/* seconds */
+	bool			 verify_revocation;	/* a store read per JWT check */
+	long			 unlink_retry_interval;	/* s; doubled per retry */
 };
 
 /* Sets every key to its default (db_home has none and stays ""). */
@@ -63,7 +68,7 @@ int	config_load(struct config *cfg, const char *path, struct kl_error *err);
 /* The rules between keys, checked by config_load after the last line:
  * the connect time-out within the whole one; kakao_app_id set, or else
  * kakao_allow_other_apps = yes (never both); a client secret only with
- * the REST API key it belongs to. */
+ * the REST API key it belongs to; refresh_idle_ttl within refresh_ttl. */
 int	config_check(const struct config *cfg, struct kl_error *err);
 
 /* Parses one "key = value" line (no newline) into cfg; used by config_load

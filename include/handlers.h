@@ -9,7 +9,12 @@
  *   app/handlers_login.c	GET/POST /users/kakao/login (a Kakao token)
  *   app/handlers_code.c	POST /users/kakao/callback (the code flow)
  *   app/handlers_id_token.c	POST /users/kakao/id-token (OpenID Connect)
- *   app/handlers_me.c		GET /users/me (who am I, with our JWT)
+ *   app/handlers_me.c		GET /users/me (who am I), DELETE /users/me
+ *				(account deletion)
+ *   app/handlers_session.c	POST /users/token/refresh, POST /users/logout
+ *   app/handlers_unlink.c	GET/POST /users/kakao/unlink (Kakao's notice),
+ *				and the retries of queued unlinks
+ *   app/handlers_verify.c	GET /auth/verify (nginx auth_request)
  */
 #ifndef KL_HANDLERS_H
 #define KL_HANDLERS_H
@@ -39,6 +44,10 @@ struct handler_ctx {
 	struct store		*store;
 	struct kakao_client	*kakao;
 	struct token_jwks_cache	*jwks;		/* the process's, shared */
+	/* kakao_admin_key_file's bytes (main's, wiped at exit); NULL when
+	 * not configured. */
+	const unsigned char	*admin_key;
+	size_t			 admin_key_len;
 };
 
 typedef int (*handler_fn)(struct handler_ctx *, const struct http_request *,
@@ -65,7 +74,50 @@ int	handler_users_me(struct handler_ctx *ctx,
 	    const struct http_request *req, struct http_response *resp,
 	    struct kl_error *err);
 
+/* handlers_session.c: POST /users/token/refresh (field refresh_token) and
+ * POST /users/logout (our JWT; optional field all=1). */
+int	handler_token_refresh(struct handler_ctx *ctx,
+	    const struct http_request *req, struct http_response *resp,
+	    struct kl_error *err);
+int	handler_logout(struct handler_ctx *ctx, const struct http_request *req,
+	    struct http_response *resp, struct kl_error *err);
+
+/* handlers_unlink.c: Kakao's unlink callback, GET or POST. */
+int	handler_kakao_unlink(struct handler_ctx *ctx,
+	    const struct http_request *req, struct http_response *resp,
+	    struct kl_error *err);
+
+/* handlers_unlink.c: sends at most UNLINK_BATCH queued unlinks that are
+ * due (the maintenance thread, once a second, with a handler_ctx of its
+ * own). Returns how many were sent or found done; -1 on a store failure
+ * (err says why). Kakao's failures leave the job queued for later. */
+int	handler_unlink_retry(struct handler_ctx *ctx, time_t now,
+	    struct kl_error *err);
+
+/* handlers_verify.c: GET /auth/verify, for nginx auth_request. */
+int	handler_auth_verify(struct handler_ctx *ctx,
+	    const struct http_request *req, struct http_response *resp,
+	    struct kl_error *err);
+
 /* handlers.c, shared by the families. */
+
+/* Our JWT from Authorization: Bearer, checked by the token layer and, with
+ * verify_revocation, against its session in the store (absent, revoked or
+ * expired: refused; a JWT without sid is refused too). Fills claims.
+ * Failures: KL_BAD_ACCESS_TOKEN, with WWW-Authenticate added to resp;
+ * KL_STORE_FAILED. */
+struct token_claims;
+int	handler_bearer(struct handler_ctx *ctx, const struct http_request *req,
+	    struct http_response *resp, struct token_claims *claims,
+	    struct kl_error *err);
+
+/* Adds WWW-Authenticate: Bearer error="invalid_token" (RFC 6750) to a 401
+ * INVALID_ACCESS_TOKEN answer. */
+void	handler_bearer_challenge(struct http_response *resp);
+
+/* The sid claim's hex into its bytes; -1 when it is not SID_HEX_LEN
+ * lowercase hex. */
+int	handler_sid_parse(const char *hex, unsigned char *sid);
 
 /* What a login records of a Kakao profile (its strings stay in p). */
 void	handler_login_from_profile(const struct kakao_profile *p,
@@ -82,15 +134,27 @@ void	handler_write_user(struct kl_buf *b, const struct store_user *u);
 int	handler_parse_authorization(const char *value, char *token,
 	    struct kl_error *err);
 
-/* The end of every login route: records the login of in (one store
- * transaction), issues our JWT and writes the login answer into resp
- * (status 200). */
+/* The end of every login route: records the login of in and opens its
+ * session (one store transaction), issues our JWT and a refresh token and
+ * writes the login answer into resp (status 200). */
 int	handler_login_finish(struct handler_ctx *ctx,
 	    const struct store_login *in, struct http_response *resp,
 	    struct kl_error *err);
 
-/* The login answer for user as stored (status 200), with a JWT issued at
- * now: handler_login_finish's second half, and a repeated code's answer. */
+/* The token_tag() purpose of refresh tokens. */
+#define HANDLER_REFRESH_PURPOSE	"refresh"
+
+/* A JWT for s issued at now, and the answer {"message":"SUCCESS",
+ * "access_token", "refresh_token", "expires_in"[, "user"]} (user NULL: no
+ * user object, as a refresh answers), status 200. */
+struct token_subject;
+int	handler_answer_tokens(struct handler_ctx *ctx,
+	    const struct token_subject *s, const char *refresh,
+	    const struct store_user *user, time_t now,
+	    struct http_response *resp, struct kl_error *err);
+
+/* The login answer for user as stored (status 200), with a session of its
+ * own opened now (a transaction): a repeated code's answer. */
 int	handler_answer_login(struct handler_ctx *ctx,
 	    const struct store_user *user, time_t now,
 	    struct http_response *resp, struct kl_error *err);

@@ -49,5 +49,7 @@ void	kl_buf_free(struct kl_buf *b, bool wipe);
 
 /* Writes n bytes of src as 2n lowercase hex digits and a NUL into dst. */
 void	kl_hex_encode(char *dst, const unsigned char *src, size_t n);
+/* The value of a lowercase hex digit (what kl_hex_encode writes), or -1. */
+int	kl_hex_value(char c);
 
 #endif

@@ -15,13 +15,17 @@
 
 enum route_body {
 	ROUTE_BODY_IGNORED = 0,	/* read (framing is checked) but unused */
-	ROUTE_BODY_FIELDS	/* a form or JSON object, parsed into fields */
+	ROUTE_BODY_FIELDS,	/* a form or JSON object, parsed into fields */
+	ROUTE_BODY_FIELDS_OPTIONAL,	/* the same, or an empty body: no fields */
+	ROUTE_BODY_PARAMS	/* GET: the query string as a form; POST: the
+				 * body's fields, or the query's when empty */
 };
 
 enum route_auth {
 	ROUTE_AUTH_NONE = 0,	/* no credentials, or the handler reads them */
 	ROUTE_AUTH_KAKAO,	/* a Kakao access token in Authorization */
-	ROUTE_AUTH_BEARER	/* our JWT, as Authorization: Bearer */
+	ROUTE_AUTH_BEARER,	/* our JWT, as Authorization: Bearer */
+	ROUTE_AUTH_KAKAO_AK	/* Kakao's admin key: KakaoAK <key> */
 };
 
 struct route {

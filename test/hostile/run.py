@@ -1086,7 +1086,7 @@ def check_fake(fake, delta):
 def allow_for(target):
     path = target.split("?")[0]
     if path == "/users/me":
-        return "GET"
+        return "GET, DELETE"
     return "POST" if path in (CALLBACK, ID_TOKEN) else "GET, POST"
 
 

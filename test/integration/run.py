@@ -39,6 +39,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import codeflow  # noqa: E402
+import sessions  # noqa: E402
 import stack  # noqa: E402
 from stack import (ISSUER, JWT_TTL, LOGIN,  # noqa: E402
                    Env, b64url_decode, free_port, procs, request)
@@ -203,6 +204,10 @@ def check_login(js, secret, kid, legacy=False):
         return "user.email_verified = %r" % u.get("email_verified"), u
     if type(u.get("login_count")) is not int or u["login_count"] < 1:
         return "user.login_count = %r" % u.get("login_count"), u
+    rt = js.get("refresh_token")
+    if not isinstance(rt, str) or len(rt) != 43:
+        return "refresh_token %r" % rt, u
+    tokens_used.add(rt)     # the log search looks for it too
     return check_jwt(tok, secret, u["id"]), u
 
 
@@ -535,6 +540,34 @@ def codeflow_setup(env):
     env.extra = list(env.codeflow_lines)
 
 
+def sessions_setup(env):
+    """The admin key file (the fake Kakao's key) and the session keys, in
+    every start from now on."""
+    path = env.path("admin.key")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, sessions.ADMIN_KEY.encode() + b"\n")
+    os.close(fd)
+    env.own(path)
+    tokens_used.add(sessions.ADMIN_KEY)
+    env.codeflow_lines += sessions.config_lines(path)
+    env.extra = list(env.codeflow_lines)
+
+
+def sessions_restart_with(env, extra, children=2):
+    env.children = children
+    env.extra = list(env.codeflow_lines) + list(extra)
+    restart(env, "sessions (%s)" % (", ".join(extra) or "as usual"),
+            "http://127.0.0.1:%d" % env.fake_port)
+
+
+def run_sessions(env):
+    t = type("T", (), {})()
+    t.report, t.expect, t.check_login = report, expect, check_login
+    t.request, t.tokens_used, t.jwts_issued = request, tokens_used, jwts_issued
+    t.restart_with = sessions_restart_with
+    sessions.run_all(env, t)
+
+
 def codeflow_restart(env, children=2, keys=True):
     env.children = children
     env.extra = list(env.codeflow_lines) if keys else []
@@ -686,6 +719,7 @@ def main():
     try:
         env.setup()
         codeflow_setup(env)
+        sessions_setup(env)
         env.start_fake()
         env.write_config("http://127.0.0.1:%d" % env.fake_port)
         env.start_service()
@@ -697,6 +731,7 @@ def main():
         run_concurrent(env)
         run_consent(env)
         run_users_me(env)
+        run_sessions(env)
         run_codeflow(env)
         run_kakao_limits(env)
         run_refused(env)

@@ -35,6 +35,7 @@ SPAWN = os.path.join(REPO, "etc", "kakao-login-spawn")
 SPAWN_CONF = os.path.join(REPO, "spawn-fcgi.conf")
 NGINX_SNIPPET = os.path.join(REPO, "etc", "nginx", "kakao-login.conf")
 NGINX_ZONES = os.path.join(REPO, "etc", "nginx", "kakao-login-zones.conf")
+NGINX_AUTH_EXAMPLE = os.path.join(REPO, "etc", "nginx", "auth-request-example.conf")
 LIGHTTPD_SNIPPET = os.path.join(REPO, "etc", "lighttpd", "kakao-login.conf")
 LIGHTTPD_LIMIT = os.path.join(REPO, "etc", "lighttpd", "kakao-login-limit.lua")
 
@@ -211,7 +212,7 @@ class Env:
         os.write(fd, self.secret)
         os.close(fd)
         self.own(self.path("jwt.secret"))
-        for d in ("nginx", "nginx/tmp", "lighttpd", "lighttpd/tmp", "www"):
+        for d in ("nginx", "nginx/tmp", "lighttpd", "lighttpd/tmp", "www", "www/private"):
             os.mkdir(self.path(d), 0o755)
         self.own(self.path("nginx", "tmp"))
         self.own(self.path("lighttpd"))
@@ -309,11 +310,14 @@ http {
     server {
         listen 127.0.0.1:%(port)d;
         server_name localhost;
+        root %(www)s;
         include %(snippet)s;
+        include %(authreq)s;
     }
 }
 """ % {"user": "user nobody nogroup;" if self.root else "", "n": n,
                 "sock": self.sock, "port": port, "snippet": NGINX_SNIPPET,
+                "www": self.path("www"), "authreq": NGINX_AUTH_EXAMPLE,
                 "wc": worker_connections,
                 "zones": UNLIMITED_ZONES if zones is None else zones})
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"

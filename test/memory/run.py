@@ -78,8 +78,10 @@ def note(text):
 
 # One kind of request per slot of a cycle of CYCLE: (kind, params builder,
 # expected statuses). Slots 0-39 are the token login, about half of them
-# good; slots 40-63 are issue 9's routes (see mix_codeflow), about half good.
-CYCLE = 64
+# good; slots 40-63 are issue 9's routes (see mix_codeflow), about half good;
+# slots 64-71 issue 10's (see mix_sessions). A step's bytes may be a function
+# of the answers so far (a refresh needs the login's refresh token).
+CYCLE = 72
 CALLBACK, ID_TOKEN = codeflow.CALLBACK, codeflow.ID_TOKEN
 FORM = "application/x-www-form-urlencoded"
 
@@ -220,10 +222,77 @@ def mix_codeflow(r, i, kid):
     return table[r]
 
 
+ADMIN_KEY = "fake-admin-key-0123456789abcdef"     # the fake's -a default
+
+
+def _answer(rs, n, key):
+    """The JSON field key of step n's answer (rs: the replies so far)."""
+    try:
+        return rs[n].json()[key]
+    except (KeyError, TypeError, ValueError, IndexError):
+        return "none"
+
+
+def _bearer_req(method, uri, jwt, body=b""):
+    return _req(method, uri=uri, auth="Bearer " + jwt, body=body)
+
+
+def mix_sessions(r, i, kid):
+    """Slots 64..71: refresh, logout, /users/me (GET, DELETE), /auth/verify,
+    the unlink callback: -> (kind, [(bytes or fn(replies), statuses)])."""
+    login = _req(auth="Bearer valid-%d" % (kid + 5000))
+    rt = lambda n: (lambda rs: _post(REFRESH, {"refresh_token": _answer(rs, n, "refresh_token")}))
+    at = lambda n, method, uri, body=b"": (
+        lambda rs: _bearer_req(method, uri, _answer(rs, n, "access_token"), body))
+    unlink = lambda key, app: (
+        fc.begin() + fc.params(fc.cgi_params(
+            "GET", UNLINK + "?app_id=%d&user_id=%d&referrer_type=UNLINK_FROM_APPS" % (app, kid),
+            "KakaoAK " + key)) + fc.stdin())
+    table = {
+        64: ("session: login, refresh, the same again (repeat), the successor",
+             [(login, {200}), (rt(0), {200}), (rt(0), {200}), (rt(1), {200})]),
+        65: ("session: login, /users/me, /auth/verify, logout, refresh after it",
+             [(login, {200}), (at(0, "GET", "/users/me"), {200}),
+              (at(0, "GET", VERIFY), {204}), (at(0, "POST", LOGOUT), {200}),
+              (rt(0), {401})]),
+        66: ("session: login, logout all=1 (form body)",
+             [(login, {200}), (lambda rs: fc.begin() + fc.params(
+                 [(n, FORM if n == "CONTENT_TYPE" else v) for n, v in fc.cgi_params(
+                     "POST", LOGOUT, "Bearer " + _answer(rs, 0, "access_token"), b"all=1")])
+                 + fc.stdin(b"all=1"), {200}), (rt(0), {401})]),
+        67: ("session: refresh with unknown, short, missing tokens",
+             [(_post(REFRESH, {"refresh_token": "A" * 43}), {401}),
+              (_post(REFRESH, {"refresh_token": "short"}), {401}),
+              (_post(REFRESH, {"other": "x"}), {401}),
+              (_post(REFRESH, b"refresh_token=%zz"), {400})]),
+        68: ("session: /auth/verify and /users/me with bad JWTs",
+             [(_req(uri=VERIFY), {401}), (_bearer_req("GET", VERIFY, "a.b.c"), {401}),
+              (_bearer_req("GET", "/users/me", "valid-%d" % kid), {401}),
+              (_req("PUT", uri=VERIFY), {405})]),
+        69: ("session: login, DELETE /users/me, /users/me after",
+             [(_req(auth="Bearer valid-%d" % (3_000_000 + i)), {200}),
+              (at(0, "DELETE", "/users/me"), {200}), (at(0, "GET", "/users/me"), {401})]),
+        70: ("session: the unlink callback, right and wrong keys",
+             [(unlink(ADMIN_KEY, stack.APP_ID), {200}), (unlink(ADMIN_KEY[:-1], stack.APP_ID), {401}),
+              (unlink(ADMIN_KEY, stack.APP_ID + 1), {401})]),
+        71: ("session: login, refresh by JSON",
+             [(login, {200}), (lambda rs: _post(REFRESH, json.dumps(
+                 {"refresh_token": _answer(rs, 0, "refresh_token")}).encode(),
+                 "application/json"), {200})]),
+    }
+    return table[r]
+
+
+REFRESH, LOGOUT, VERIFY, UNLINK = ("/users/token/refresh", "/users/logout", "/auth/verify",
+                                   "/users/kakao/unlink")
+
+
 def mix(i):
     """-> (kind, bytes, set of acceptable statuses; None = no answer expected)"""
     r = i % CYCLE
     kid = 1_000_000 + (i * 7919) % 3000
+    if r >= 64:
+        return mix_sessions(r, i, kid)
     if r >= 40:
         return mix_codeflow(r, i, kid)
     if r < 18:
@@ -278,12 +347,22 @@ def codeflow_keys(env):
     return codeflow.config_lines(path)
 
 
+def admin_key(env):
+    """The admin key file (the fake's key): deletion and the unlink callback."""
+    path = env.path("admin.key")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, ADMIN_KEY.encode() + b"\n")
+    os.close(fd)
+    env.own(path)
+    return ["kakao_admin_key_file = %s" % path]
+
+
 def memcheck(build):
     global TOKENS
     env = Env(threads=4, extra=[], fake_args=codeflow.FAKE_ARGS)
     envs.append(env)
     env.setup()
-    env.extra = codeflow_keys(env)
+    env.extra = codeflow_keys(env) + admin_key(env)
     env.start_fake()
     env.write_config("http://127.0.0.1:%d" % env.fake_port)
     TOKENS = Tokens(env.fake_port)
@@ -308,7 +387,10 @@ def memcheck(build):
         for i in range(k, MEMCHECK_N, MEMCHECK_CONC):
             m = mix(i)
             kind, steps = (m[0], m[1]) if len(m) == 2 else (m[0], [(m[1], m[2])])
+            replies = []
             for n, (data, want) in enumerate(steps):
+                if callable(data):
+                    data = data(replies)
                 try:
                     if want is None:    # libfcgi drops these: half-close, see it close
                         r = fc.exchange(env.sock, data, timeout=10, until_end=(), shut_wr=True)
@@ -318,11 +400,14 @@ def memcheck(build):
                     with lock:
                         bad.append("%s: %s" % (kind, e))
                     return
+                replies.append(r)
                 st = r.http()[0]
                 step = kind if len(steps) == 1 else "%s (step %d)" % (kind, n + 1)
                 with lock:
                     counts[st] = counts.get(st, 0) + 1
-                    if i % CYCLE >= 40:
+                    if i % CYCLE >= 64:
+                        routes["sessions"] = routes.get("sessions", 0) + 1
+                    elif i % CYCLE >= 40:
                         route = "id-token" if kind.startswith("id_token") else "callback"
                         routes[route] = routes.get(route, 0) + 1
                     if want is not None and st not in want and len(bad) < 5:
@@ -357,8 +442,9 @@ def memcheck(build):
            "; ".join(bad))
     note("memcheck: %d requests in %.1f s (%.0f/s) under valgrind; statuses %s" % (
         total, secs, total / secs, dict(sorted(counts.items(), key=lambda kv: str(kv[0])))))
-    note("memcheck: of them, issue 9's routes: %d to %s, %d to %s" % (
-        routes.get("callback", 0), CALLBACK, routes.get("id-token", 0), ID_TOKEN))
+    note("memcheck: of them, issue 9's routes: %d to %s, %d to %s; issue 10's: %d" % (
+        routes.get("callback", 0), CALLBACK, routes.get("id-token", 0), ID_TOKEN,
+        routes.get("sessions", 0)))
 
     # A request in flight at SIGTERM is finished, then the process exits.
     inflight = {}

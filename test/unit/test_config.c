@@ -939,10 +939,54 @@ test_secret_needs_rest_key(void **state)
 	assert_int_equal(config_check(&cfg, &err), 0);
 }
 
+/* Issue 10's keys: the session lifetimes and the revocation check. */
+static void
+test_session_keys(void **state)
+{
+	struct config	cfg;
+	struct kl_error	err;
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_int_equal(cfg.refresh_ttl, 30L * 86400);
+	assert_int_equal(cfg.refresh_idle_ttl, 14L * 86400);
+	assert_int_equal(cfg.refresh_reuse_window, 10);
+	assert_false(cfg.verify_revocation);
+	assert_int_equal(cfg.unlink_retry_interval, 30);
+	accept_line(&cfg, "unlink_retry_interval = 1");
+	assert_int_equal(cfg.unlink_retry_interval, 1);
+	refuse("unlink_retry_interval = 0");
+	refuse("unlink_retry_interval = 3601");
+	accept_line(&cfg, "refresh_ttl = 300");
+	assert_int_equal(cfg.refresh_ttl, 300);
+	accept_line(&cfg, "refresh_idle_ttl = 60");
+	assert_int_equal(cfg.refresh_idle_ttl, 60);
+	accept_line(&cfg, "refresh_reuse_window = 0");
+	assert_int_equal(cfg.refresh_reuse_window, 0);
+	accept_line(&cfg, "verify_revocation = yes");
+	assert_true(cfg.verify_revocation);
+	refuse("refresh_ttl = 299");
+	refuse("refresh_ttl = 31536001");
+	refuse("refresh_idle_ttl = 59");
+	refuse("refresh_reuse_window = 301");
+	refuse("refresh_reuse_window = -1");
+	refuse("verify_revocation = maybe");
+	/* Idle longer than the whole life: refused by the check. */
+	config_defaults(&cfg);
+	cfg.kakao_app_id = 1;
+	cfg.refresh_ttl = 3600;
+	cfg.refresh_idle_ttl = 3601;
+	assert_int_equal(config_check(&cfg, &err), -1);
+	assert_non_null(strstr(err.detail, "refresh_idle_ttl"));
+	cfg.refresh_idle_ttl = 3600;
+	assert_int_equal(config_check(&cfg, &err), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_blank_and_comment_lines),
 		cmocka_unit_test(test_structure_errors),
