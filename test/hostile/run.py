@@ -34,6 +34,21 @@ client secret file mode 600 and the service user's), then:
      (no code exchange for a refused row; no JWKS fetch for a jku / x5u
      one), and a listener named by every jku, x5u and kid URL must never
      get a connection.
+  1d. Issue 10's routes (run_session_routes), through nginx AND lighttpd:
+     POST /users/token/refresh, POST /users/logout, GET and DELETE
+     /users/me, GET and POST /users/kakao/unlink, GET /auth/verify, and
+     /private/ behind nginx's shipped auth_request example. Each row logs
+     in a user of its own when it needs a JWT or a refresh token. Methods
+     (405 with the route's Allow), sizes (413), hostile bodies and queries
+     (escapes, duplicates, JSON types, content types: 400), hostile refresh
+     tokens (401 INVALID_REFRESH_TOKEN), Authorization values and schemes,
+     forged JWTs (alg none, HS512 and HS384 with our key, kid naming a
+     missing key, an array, a path; expired, no exp, another iss: 401),
+     KakaoAK keys that are a prefix, longer, one byte off (401), app_id and
+     user_id spellings (401 and 400), CR / LF in values, path variants
+     (404). Some rows check after the answer: a logout revoked the
+     session's refresh token, a refused deletion left the user.
+     The service gets kakao_admin_key_file (the fake Kakao's admin key).
   2. FCGI_CASES: records written with test/hostile/fcgiclient.py straight to
      the socket, each with the answer it must get. After every case the
      worker pids (children of multiwatch, from /proc) must be unchanged and
@@ -43,7 +58,8 @@ client secret file mode 600 and the service user's), then:
   3. Survival: the worker pids are those from before the FastCGI cases, no
      worker thread spins, logins through both fronts still succeed.
   4. Logs: no token, code, verifier, nonce, id_token (by its payload and
-     signature), Kakao access or refresh token, nor the JWT or client
+     signature), Kakao access or refresh token, none of our JWTs (issued
+     or forged) nor refresh tokens, nor the admin key, the JWT or client
      secret in the service log or the front servers' logs.
 
 Prints "ok - NAME" / "not ok - NAME: WHY" per case and "N passed, M failed"
@@ -53,6 +69,9 @@ error or Ctrl-C. Python 3 standard library only.
 """
 
 import atexit
+import base64
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -436,8 +455,10 @@ def build_request(method, target, headers, body):
     return b"\r\n".join(req) + b"\r\n\r\n" + tail
 
 
-def check_http(r, exp, method, kid, allow="GET, POST"):
-    """-> None when r is the expected answer, else why."""
+def check_http(r, exp, method, kid, allow="GET, POST", success=None):
+    """-> None when r is the expected answer, else why. success: a
+    function (the JSON answer) -> why or None for a 200 SUCCESS other than
+    a login's."""
     kind, status, message = exp
     if r.status is None:
         return "no HTTP answer (%s); got %r" % (r.error, r.raw[:200])
@@ -459,7 +480,11 @@ def check_http(r, exp, method, kid, allow="GET, POST"):
         js = r.json()
         if not isinstance(js, dict) or js.get("message") != message:
             return "%s; want {\"message\":\"%s\"}" % (desc, message)
-        if message == "SUCCESS":
+        if message == "SUCCESS" and success is not None:
+            why = success(js)
+            if why:
+                return "%s; %s" % (desc, why)
+        elif message == "SUCCESS":
             tok = js.get("access_token")
             u = js.get("user") or {}
             if not isinstance(tok, str) or tok.count(".") != 2:
@@ -601,7 +626,12 @@ def good_fields(route, r):
 def pad_to(route, r, total, extra=()):
     """A good form body of exactly total bytes: the route's fields, extra,
     then pad fields (each value at most MAX_VALUE) filling it up."""
-    base = good_fields(route, r) + list(extra)
+    return pad_pairs(good_fields(route, r) + list(extra), total)
+
+
+def pad_pairs(base, total):
+    """A form body of exactly total bytes: the pairs base, then pad fields
+    (each value at most MAX_VALUE) filling it up."""
     body = form(*base)[2]
     pairs = list(base)
     i = 0
@@ -1084,10 +1114,10 @@ def check_fake(fake, delta):
 
 
 def allow_for(target):
+    """The Allow header of a route's 405 (the route table's methods)."""
     path = target.split("?")[0]
-    if path == "/users/me":
-        return "GET, DELETE"
-    return "POST" if path in (CALLBACK, ID_TOKEN) else "GET, POST"
+    return {ME: "GET, DELETE", CALLBACK: "POST", ID_TOKEN: "POST", REFRESH: "POST", LOGOUT: "POST",
+            VERIFY: "GET"}.get(path, "GET, POST")
 
 
 def send_new(env, front, port, kid, name, method, target, headers, body, exp, fake):
@@ -1183,6 +1213,1012 @@ def run_new_routes(env):
     crashed = crash_lines(log.new())
     report(not crashed, "no crash in the service log during the %d rows on the new routes" % n,
            " | ".join(crashed[:4]))
+
+
+# ------------------------------------------------------------- issue 10's routes
+#
+# POST /users/token/refresh, POST /users/logout, GET and DELETE /users/me,
+# GET and POST /users/kakao/unlink, GET /auth/verify, through both fronts,
+# and /private/ behind nginx's shipped auth_request example. Each row:
+#   (name, method, target, headers, body, expect[, after])
+# target, headers (or any header value) and body may be functions of the
+# row's Sess: a login of the row's own through the same front, made when
+# first asked for (its JWT, refresh token, user id and Kakao id), so no row
+# depends on another's. expect: as in HTTP_CASES (a dict by front; None:
+# the row is not sent through that front), VERIFY_OK (204 with the row's
+# ids) or PRIVATE_OK (the protected file, through nginx). after: (Sess) ->
+# why or None, checked once the answer is right (a logout must have
+# revoked the session, a refused deletion must have left the user).
+
+REFRESH = "/users/token/refresh"
+LOGOUT = "/users/logout"
+VERIFY = "/auth/verify"
+UNLINK = "/users/kakao/unlink"
+PRIVATE = "/private/hello.txt"          # etc/nginx/auth-request-example.conf
+PRIVATE_TEXT = b"behind auth_request\n"
+ADMIN_KEY = "fake-admin-key-0123456789abcdef"   # the fake Kakao's admin key
+AK_KEY = ADMIN_KEY.encode()
+APP_ID = stack.APP_ID
+KID_S = KID_BASE + 200000
+MAX_UNLINK = limit("MAX_UNLINK_PARAM")
+REFRESH_LEN = limit("REFRESH_TOKEN_LEN")
+MAX_TOKEN = limit("MAX_KAKAO_TOKEN")
+MAX_KID = limit("MAX_JWT_KID")
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+VERIFY_OK = ("verify", 204, None)
+PRIVATE_OK = ("private", 200, None)
+NO_JWT = APP(401, "INVALID_ACCESS_TOKEN")
+PROBE_ROW = "PROBE"         # a row whose answer is only printed (while writing a case)
+
+
+class LoginFailed(Exception):
+    pass
+
+
+def keep_jwt(t):
+    """A JWT sent or received: searched for, whole and by its parts, in
+    every log."""
+    jwts.add(t)
+    secret_token(t)
+    return t
+
+
+def keep_refresh(t):
+    tokens_sent.add(t)
+    return t
+
+
+class Sess:
+    """One row's user: a token login through the row's front, made when a
+    row first needs its JWT, refresh token or ids."""
+
+    def __init__(self, env, port, kid):
+        self.env, self.port, self.k = env, port, kid
+        self._js = None
+        self.successor = None       # the refresh token a refresh answered
+
+    def login(self):
+        if self._js is None:
+            tok = "valid-%d" % self.k
+            tokens_sent.add(tok)
+            r = http_raw(self.port, build_request("GET", LOGIN, [(b"Authorization", b"Bearer " + tok.encode())],
+                                                  None))
+            js = r.json()
+            if r.status != 200 or not isinstance(js, dict) or not isinstance(js.get("access_token"), str) \
+                    or not isinstance(js.get("refresh_token"), str):
+                raise LoginFailed("the row's login: status %s, %s" % (r.status, "fields %s" % sorted(js)
+                                                                     if isinstance(js, dict) and r.status == 200
+                                                                     else "body %r" % r.body[:160]))
+            keep_jwt(js["access_token"])
+            keep_refresh(js["refresh_token"])
+            self._js = js
+        return self
+
+    @property
+    def jwt(self):
+        return self.login()._js["access_token"]
+
+    @property
+    def rt(self):
+        return self.login()._js["refresh_token"]
+
+    @property
+    def uid(self):
+        return self.login()._js["user"]["id"]
+
+
+def jwt_decode(tok):
+    h, p = tok.split(".")[:2]
+    return json.loads(stack.b64url_decode(h)), json.loads(stack.b64url_decode(p))
+
+
+def hs(key, data, digest=hashlib.sha256):
+    return oidc.b64url(hmac.new(key, data.encode(), digest).digest())
+
+
+def forge(s, hdr=None, cl=None, digest=hashlib.sha256, key=None, sig=None, raw_hdr=None, raw_cl=None):
+    """The row's JWT with header fields hdr and claims cl set (None
+    removes one), or raw_hdr / raw_cl as its parts' bytes; signed with our
+    key (the JWT secret file's bytes) under digest, or key, or with the
+    signature sig as given."""
+    h, c = jwt_decode(s.jwt)
+    for d, upd in ((h, hdr), (c, cl)):
+        for n, v in (upd or {}).items():
+            if v is None:
+                d.pop(n, None)
+            else:
+                d[n] = v
+    head = oidc.b64url(raw_hdr) if raw_hdr is not None else b64(h)
+    body = oidc.b64url(raw_cl) if raw_cl is not None else b64(c)
+    if sig is None:
+        sig = hs(s.env.secret if key is None else key, head + "." + body, digest)
+    return keep_jwt("%s.%s.%s" % (head, body, sig))
+
+
+def real_kid(s):
+    return jwt_decode(s.jwt)[0].get("kid", "")
+
+
+def sig_of(s):
+    return s.jwt.rsplit(".", 1)[1]
+
+
+def flip(c):
+    return "A" if c != "A" else "B"
+
+
+def is_refresh_token(t):
+    return isinstance(t, str) and len(t) == REFRESH_LEN and not t.strip(B64URL)
+
+
+def success_refresh(s):
+    def check(js):
+        at, rt, ei = js.get("access_token"), js.get("refresh_token"), js.get("expires_in")
+        if not isinstance(at, str) or at.count(".") != 2:
+            return "no access_token in %r" % sorted(js)
+        keep_jwt(at)
+        if not is_refresh_token(rt):
+            return "refresh_token %r, want %d base64url characters" % (rt, REFRESH_LEN)
+        keep_refresh(rt)
+        if rt == s.rt:
+            return "the refresh token did not rotate"
+        if type(ei) is not int or ei != stack.JWT_TTL:
+            return "expires_in %r, want %d" % (ei, stack.JWT_TTL)
+        if "user" in js:
+            return "a refresh answered the user record"
+        c = jwt_decode(at)[1]
+        if c.get("id") != s.uid or c.get("kakao_id") != s.k:
+            return "the new JWT names id %r, kakao_id %r; want %r, %r" % (c.get("id"), c.get("kakao_id"),
+                                                                         s.uid, s.k)
+        s.successor = rt
+        return None
+    return check
+
+
+def success_me(s):
+    def check(js):
+        u = js.get("user") or {}
+        if js.get("access_token") is not None or js.get("refresh_token") is not None:
+            return "GET /users/me answered tokens: %r" % sorted(js)
+        if u.get("id") != s.uid or u.get("kakao_id") != s.k:
+            return "user id %r, kakao_id %r; want %r, %r" % (u.get("id"), u.get("kakao_id"), s.uid, s.k)
+        return None
+    return check
+
+
+def success_plain(js):
+    return None if js == {"message": "SUCCESS"} else "answer %r, want {\"message\":\"SUCCESS\"} only" % js
+
+
+def check_verify_ok(r, s):
+    if r.status != 204:
+        return "status %s, body %r; want 204" % (r.status, r.body[:160])
+    uids = [v for n, v in r.headers if n == "x-user-id"]
+    kids = [v for n, v in r.headers if n == "x-kakao-id"]
+    if r.body:
+        return "204 with a body: %r" % r.body[:100]
+    if uids != [str(s.uid)] or kids != [str(s.k)]:
+        return "X-User-Id %r, X-Kakao-Id %r; want [%r], [%r]" % (uids, kids, str(s.uid), str(s.k))
+    if r.header("cache-control") != "no-store":
+        return "Cache-Control %r" % r.header("cache-control")
+    return None
+
+
+def check_private_ok(r, s):
+    if r.status != 200 or r.body != PRIVATE_TEXT:
+        return "status %s, body %r; want 200 and the file" % (r.status, r.body[:160])
+    if r.header("x-user-id") != str(s.uid):
+        return "X-User-Id %r, want %d" % (r.header("x-user-id"), s.uid)
+    return None
+
+
+def check_route(r, exp, method, target, s):
+    kind, status, message = exp
+    path = target.split("?")[0]
+    if kind == "verify":
+        return check_verify_ok(r, s)
+    if kind == "private":
+        return check_private_ok(r, s)
+    if path == REFRESH:
+        success = success_refresh(s)
+    elif path == ME and method == "GET":
+        success = success_me(s)
+    else:
+        success = success_plain
+    why = check_http(r, exp, method, s.k, allow=allow_for(target), success=success)
+    if why is None and status == 401 and message == "INVALID_ACCESS_TOKEN" and \
+            not (r.header("www-authenticate") or "").startswith("Bearer"):
+        why = "401 with WWW-Authenticate %r, want Bearer" % r.header("www-authenticate")
+    return why
+
+
+def send_session(env, front, port, kid, name, method, target, headers, body, exp, after=None):
+    if isinstance(exp, dict):
+        exp = exp.get(front)
+        if exp is None:
+            return 0
+    s = Sess(env, port, kid)
+    label = "%s: %s %s: %s" % (front, method, (target if isinstance(target, str) else "?").split("?")[0][:40],
+                               name)
+    try:
+        tgt = target(s) if callable(target) else target
+        label = "%s: %s %s: %s" % (front, method, tgt.split("?")[0][:40], name)
+        hdrs = headers(s) if callable(headers) else headers
+        hdrs = [(n, (v(s) if callable(v) else v).replace(b"{k}", b"%d" % kid)) for n, v in hdrs]
+        data = body(s) if callable(body) else body
+    except LoginFailed as e:
+        report(False, label, str(e))
+        return 1
+    for n, v in hdrs:
+        if n.lower() == b"authorization":
+            remember_tokens(v)
+    r = http_raw(port, build_request(method, tgt, hdrs, data), head=(method == "HEAD"))
+    if exp == "PROBE":
+        note("%s -> status %s, Content-Type %s, body %r" % (label, r.status, r.header("content-type"),
+                                                             r.body[:100]))
+        return 1
+    try:
+        why = check_route(r, exp, method, tgt, s)
+        if why is None and after is not None:
+            why = after(s)
+    except LoginFailed as e:
+        why = str(e)
+    if why is None and exp[0] in ("front", "snippet"):
+        label += " (%s answers itself: %d)" % (front, exp[1]) if exp[0] == "front" else \
+            " (nginx error_page: %d %s)" % (exp[1], exp[2])
+    report(why is None, label, why)
+    return 1
+
+
+def session_call(s, method, target, auth=None, body=None):
+    """A plain request of an after check, through the row's front."""
+    hdrs = [(b"Authorization", auth.encode())] if auth else []
+    return http_raw(s.port, build_request(method, target, hdrs, body))
+
+
+def refresh_refused(s):
+    """After: the row's refresh token no longer refreshes."""
+    r = session_call(s, "POST", REFRESH, body=form(("refresh_token", s.rt)))
+    if r.status != 401 or (r.json() or {}).get("message") != "INVALID_REFRESH_TOKEN":
+        return "then a refresh of its token: status %s, body %r; want 401 INVALID_REFRESH_TOKEN" % (
+            r.status, r.body[:120])
+    return None
+
+
+def me_answers(status):
+    def after(s):
+        r = session_call(s, "GET", ME, "Bearer " + s.jwt)
+        if r.status != status:
+            return "then GET /users/me with its JWT: status %s, body %r; want %d" % (r.status, r.body[:120],
+                                                                                    status)
+        return None
+    return after
+
+
+def all_of(*afters):
+    def after(s):
+        for a in afters:
+            why = a(s)
+            if why:
+                return why
+        return None
+    return after
+
+
+def same_successor(s):
+    """After a refresh: the same token again (within refresh_reuse_window)
+    gets the same successor."""
+    first = s.successor
+    r = session_call(s, "POST", REFRESH, body=form(("refresh_token", s.rt)))
+    js = r.json() or {}
+    if r.status != 200 or js.get("refresh_token") != first:
+        return "then the same token again: status %s, refresh_token %s; want 200 and the same successor" % (
+            r.status, "the same" if js.get("refresh_token") == first else "another")
+    keep_jwt(js.get("access_token", ""))
+    return None
+
+
+def J(s):
+    return s.jwt.encode()
+
+
+def BJ(fn):
+    """Authorization: Bearer fn(row) (a str or bytes)."""
+    def value(s):
+        v = fn(s)
+        return b"Bearer " + (v if isinstance(v, bytes) else v.encode())
+    return [(b"Authorization", value)]
+
+
+def AJ(fn):
+    """Authorization: fn(row), as is."""
+    return [(b"Authorization", fn)]
+
+
+def AK(key):
+    return [(b"Authorization", b"KakaoAK " + key)]
+
+
+def jwt_rows(route):
+    """Our JWT and forgeries of it as Bearer on route (GET /auth/verify or
+    GET /users/me): only our own, unchanged, passes."""
+    ok = VERIFY_OK if route == VERIFY else APP(200, "SUCCESS")
+    no = NO_JWT
+    now = int(time.time())
+
+    def row(name, fn, exp=no):
+        return (name, "GET", route, BJ(fn), None, exp)
+
+    return [
+        row("our JWT (baseline)", lambda s: s.jwt, ok),
+        row("our JWT re-signed by this suite, claims unchanged (so the forgeries below are sound)",
+            lambda s: forge(s), ok),
+        row("alg none, no signature", lambda s: forge(s, {"alg": "none"}, sig="")),
+        row("alg none, the real signature kept", lambda s: forge(s, {"alg": "none"}, sig=sig_of(s))),
+        row("alg None, signed", lambda s: forge(s, {"alg": "None"})),
+        row("alg NONE, no signature", lambda s: forge(s, {"alg": "NONE"}, sig="")),
+        row("alg HS512, signed with our key", lambda s: forge(s, {"alg": "HS512"}, digest=hashlib.sha512)),
+        row("alg HS384, signed with our key", lambda s: forge(s, {"alg": "HS384"}, digest=hashlib.sha384)),
+        row("alg hs256 (lower case), signed with our key", lambda s: forge(s, {"alg": "hs256"})),
+        row("alg RS256, HMAC-signed with our key", lambda s: forge(s, {"alg": "RS256"})),
+        row("alg missing, signed with our key", lambda s: forge(s, {"alg": None})),
+        row("alg an array [HS256], signed", lambda s: forge(s, {"alg": ["HS256"]})),
+        row("alg HS256 with a NUL after it, signed", lambda s: forge(s, {"alg": "HS256\0"})),
+        # include/token.h: a token without a kid (from before key ids) is
+        # checked against every key; one naming a kid, only against that key.
+        row("kid missing (a token from before key ids), signed with our key", lambda s: forge(s, {"kid": None}),
+            ok),
+        row("kid of a key we do not have, signed with our key", lambda s: forge(s, {"kid": "no-such-key"})),
+        row("kid an array of our kid, signed", lambda s: forge(s, {"kid": [real_kid(s)]})),
+        row("kid an object, signed", lambda s: forge(s, {"kid": {"kid": real_kid(s)}})),
+        row("kid a number, signed", lambda s: forge(s, {"kid": 1})),
+        row("kid null, signed", lambda s: forge(s, raw_hdr=json.dumps(dict(jwt_decode(s.jwt)[0], kid=None)).encode())),
+        row("kid ../../../../etc/passwd, signed", lambda s: forge(s, {"kid": "../../../../etc/passwd"})),
+        row("kid the path of our own secret file, signed", lambda s: forge(s, {"kid": s.env.path("jwt.secret")})),
+        row("kid ../jwt.secret, signed", lambda s: forge(s, {"kid": "../jwt.secret"})),
+        row("kid /dev/null, signed with an empty key", lambda s: forge(s, {"kid": "/dev/null"}, key=b"")),
+        row("kid our kid and a NUL, signed", lambda s: forge(s, {"kid": real_kid(s) + "\0x"})),
+        row("kid our kid and a space, signed", lambda s: forge(s, {"kid": real_kid(s) + " "})),
+        row("kid of %d characters, signed" % (MAX_KID + 1), lambda s: forge(s, {"kid": "k" * (MAX_KID + 1)})),
+        row("kid empty, signed", lambda s: forge(s, {"kid": ""})),
+        row("kid a quote and SQL, signed", lambda s: forge(s, {"kid": "x' OR '1'='1"})),
+        row("signed with an empty key", lambda s: forge(s, key=b"")),
+        row("signed with the Kakao client secret", lambda s: forge(s, key=codeflow.CLIENT_SECRET.encode())),
+        row("signed with our key and one byte more", lambda s: forge(s, key=s.env.secret + b"x")),
+        row("exp an hour ago, signed", lambda s: forge(s, cl={"exp": now - 3600, "iat": now - 7200})),
+        row("exp missing, signed", lambda s: forge(s, cl={"exp": None})),
+        row("exp a string, signed", lambda s: forge(s, cl={"exp": str(now + 3600)})),
+        row("exp 2^64, signed", lambda s: forge(s, raw_cl=json.dumps(jwt_decode(s.jwt)[1]).encode()[:-1] +
+                                                  b',"exp":18446744073709551616}')),
+        row("iss another, signed", lambda s: forge(s, cl={"iss": "someone-else"})),
+        row("iss missing, signed", lambda s: forge(s, cl={"iss": None})),
+        row("id missing, signed", lambda s: forge(s, cl={"id": None})),
+        row("a payload that is not JSON, signed", lambda s: forge(s, raw_cl=b"not json")),
+        row("a header that is not JSON, signed", lambda s: forge(s, raw_hdr=b"not json")),
+        row("a header that is an array, signed", lambda s: forge(s, raw_hdr=b'[{"alg":"HS256"}]')),
+        row("the signature's first character changed", lambda s: s.jwt.rsplit(".", 1)[0] + "." +
+            flip(sig_of(s)[0]) + sig_of(s)[1:]),
+        row("the signature's last character changed", lambda s: s.jwt[:-1] + flip(s.jwt[-1])),
+        row("the signature cut by one character", lambda s: s.jwt[:-1]),
+        row("the signature and one character more", lambda s: s.jwt + "A"),
+        row("the signature padded with =", lambda s: s.jwt + "="),
+        row("no signature, the dot kept", lambda s: s.jwt.rsplit(".", 1)[0] + "."),
+        row("two parts", lambda s: s.jwt.rsplit(".", 1)[0]),
+        row("four parts", lambda s: s.jwt + "." + sig_of(s)),
+        row("a trailing dot", lambda s: s.jwt + "."),
+        row("a leading dot", lambda s: "." + s.jwt),
+        row("the payload of another JWT of ours (a second login) under this signature",
+            lambda s: s.jwt.split(".")[0] + "." + Sess(s.env, s.port, s.k + 5000).jwt.split(".")[1] + "." +
+            sig_of(s)),
+        row("a JWT of %d characters, signed" % (MAX_TOKEN + 1),
+            lambda s: pad_jwt(s, MAX_TOKEN + 1)),
+        row("a Kakao id_token (RS256) as Bearer", lambda s: Row(s.env, s.k).tok),
+    ]
+
+
+def pad_jwt(s, total):
+    """A JWT signed with our key, of exactly total characters (its kid
+    grown), or as near as base64url allows."""
+    t = forge(s, {"pad": ""})
+    need = total - len(t)
+    n = need * 3 // 4
+    t = forge(s, {"pad": "p" * n})
+    while len(t) < total:
+        n += 1
+        t = forge(s, {"pad": "p" * n})
+    return t
+
+
+def bearer_auth_rows(method, route, ok, body=None):
+    """Hostile Authorization values on a route that takes our JWT."""
+    no = NO_JWT
+    dup = {"nginx": FRONT(400), "lighttpd": no}     # see HTTP_CASES: nginx refuses, lighttpd joins
+
+    def row(name, headers, exp=no):
+        return (name, method, route, headers, body, exp)
+
+    return [
+        row("no Authorization", [], no),
+        row("Authorization empty", A(b""), no),
+        row("Bearer and nothing", A(b"Bearer"), no),
+        row("Bearer and only spaces", A(b"Bearer     "), no),
+        row("our JWT without a scheme", AJ(J)),
+        row("scheme bearer in lower case (case-insensitive, RFC 9110)", AJ(lambda s: b"bearer " + J(s)), ok),
+        row("Bearer Bearer <JWT>", AJ(lambda s: b"Bearer Bearer " + J(s))),
+        row("two JWTs", AJ(lambda s: b"Bearer " + J(s) + b" " + J(s))),
+        row("the JWT and a comma", AJ(lambda s: b"Bearer " + J(s) + b",x")),
+        row("the JWT quoted", AJ(lambda s: b'Bearer "' + J(s) + b'"')),
+        row("Authorization duplicated, the same JWT", BJ(J) + BJ(J), dup),
+        row("Authorization duplicated, a Kakao token, then the JWT", B(V) + BJ(J), dup),
+        row("scheme Basic", A(b"Basic " + base64.b64encode(b"user:" + AK_KEY)), no),
+        row("scheme KakaoAK with the admin key", AK(AK_KEY), no),
+        row("scheme KakaoAK with our JWT", AJ(lambda s: b"KakaoAK " + J(s))),
+        row("scheme Digest", A(b'Digest username="u", realm="kakao", nonce="abc"')),
+        row("scheme DPoP with our JWT", AJ(lambda s: b"DPoP " + J(s))),
+        row("a Kakao access token as Bearer", B(V)),
+        row("the refresh token as Bearer", BJ(lambda s: s.rt)),
+        row("a token of %d characters" % (MAX_TOKEN + 1), B(TOK_1025.encode())),
+        row("Authorization of 5000 characters", A(TOK_5000.encode())),
+        row("Authorization of 8200 characters", B(TOK_8200.encode()), {"nginx": FRONT(400), "lighttpd": FRONT(431)}),
+        row("a byte 0xff after the JWT", BJ(lambda s: J(s) + b"\xff")),
+        row("UTF-8 e acute inside the JWT", BJ(lambda s: J(s)[:20] + b"\xc3\xa9" + J(s)[20:])),
+        row("a control byte 0x01 inside the JWT", BJ(lambda s: J(s)[:20] + b"\x01" + J(s)[20:]),
+            {"nginx": no, "lighttpd": FRONT(400)}),
+        row("DEL after the JWT", BJ(lambda s: J(s) + b"\x7f"), {"nginx": no, "lighttpd": FRONT(400)}),
+        row("a tab inside the JWT", BJ(lambda s: J(s)[:20] + b"\t" + J(s)[20:])),
+        row("NUL inside the JWT", BJ(lambda s: J(s)[:20] + b"\0" + J(s)[20:]), FRONT(400)),
+        row("bare CR inside the JWT", BJ(lambda s: J(s)[:20] + b"\r" + J(s)[20:]), FRONT(400)),
+        row("%0d%0a and a header inside the JWT", BJ(lambda s: J(s) + b"%0d%0aX-User-Id:%201")),
+        # CRLF in the value: the rest is a header line of its own. The JWT
+        # is whole; the ids answered must be its own, not the client's.
+        row("CRLF after the JWT, then X-User-Id: 1 and X-Kakao-Id: 1", BJ(lambda s: J(s) + b"\r\nX-User-Id: 1\r\n"
+                                                                         b"X-Kakao-Id: 1"), ok),
+        row("X-User-Id: 1 and X-Kakao-Id: 1 sent beside our JWT", BJ(J) + [(b"X-User-Id", b"1"),
+                                                                         (b"X-Kakao-Id", b"1")], ok),
+        # nginx ends the line at a bare LF (the JWT is whole); lighttpd
+        # refuses it.
+        row("bare LF after the JWT, then junk", BJ(lambda s: J(s) + b"\njunk"),
+            {"nginx": ok, "lighttpd": FRONT(400)}),
+        row("obs-fold between Bearer and the JWT", AJ(lambda s: b"Bearer\r\n " + J(s)),
+            {"nginx": FRONT(400), "lighttpd": ok}),
+    ]
+
+
+def verify_rows():
+    ok, no = VERIFY_OK, NO_JWT
+    big = lambda n: b"x" * n     # noqa: E731
+    rows = jwt_rows(VERIFY) + bearer_auth_rows("GET", VERIFY, ok) + [
+        ("a query string", "GET", VERIFY + "?x=1", BJ(J), None, ok),
+        ("a query naming another route", "GET", VERIFY + "?/users/me", BJ(J), None, ok),
+        ("a query of 7000 bytes", "GET", VERIFY + "?q=" + "q" * 7000, BJ(J), None, ok),
+        ("a query of 9000 bytes", "GET", VERIFY + "?q=" + "q" * 9000, BJ(J), None,
+         {"nginx": FRONT(414), "lighttpd": FRONT(431)}),
+        # methods
+        ("POST", "POST", VERIFY, BJ(J), b"", APP(405, "METHOD_NOT_ALLOWED")),
+        ("PUT", "PUT", VERIFY, BJ(J), b"x", APP(405, "METHOD_NOT_ALLOWED")),
+        ("DELETE", "DELETE", VERIFY, BJ(J), None, APP(405, "METHOD_NOT_ALLOWED")),
+        ("OPTIONS", "OPTIONS", VERIFY, BJ(J), None, APP(405, "METHOD_NOT_ALLOWED")),
+        ("PATCH", "PATCH", VERIFY, BJ(J), b"x", APP(405, "METHOD_NOT_ALLOWED")),
+        ("HEAD (405, no body)", "HEAD", VERIFY, BJ(J), None, APP(405, "METHOD_NOT_ALLOWED")),
+        ("TRACE", "TRACE", VERIFY, BJ(J), None, {"nginx": FRONT(405), "lighttpd": APP(405, "METHOD_NOT_ALLOWED")}),
+        # bodies: nginx passes none to /auth/verify (its 1 MB default
+        # stops a larger one); lighttpd stops them above 1 KB and refuses
+        # any on a GET.
+        ("GET with a 500-byte body", "GET", VERIFY, BJ(J), big(500), {"nginx": ok, "lighttpd": FRONT(400)}),
+        ("POST with a 20 KB body", "POST", VERIFY, BJ(J), big(20000),
+         {"nginx": APP(405, "METHOD_NOT_ALLOWED"), "lighttpd": FRONT(413)}),
+        ("POST with a 2 MB body", "POST", VERIFY, BJ(J), big(2 * 1024 * 1024), FRONT(413)),
+        ("GET with a chunked 40 KB body", "GET", VERIFY, BJ(J), chunked(big(40 * 1024)),
+         {"nginx": ok, "lighttpd": FRONT(413)}),
+        # paths: the fronts route exactly /auth/verify; what they
+        # normalise into it the app still refuses (REQUEST_URI as sent).
+        ("path /auth/verify/", "GET", VERIFY + "/", BJ(J), None, FRONT(404)),
+        ("path /auth//verify", "GET", "/auth//verify", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path //auth/verify", "GET", "//auth/verify", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path /AUTH/verify", "GET", "/AUTH/verify", BJ(J), None, FRONT(404)),
+        ("path /auth/Verify", "GET", "/auth/Verify", BJ(J), None, FRONT(404)),
+        ("path /auth/%76erify", "GET", "/auth/%76erify", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path /auth/%2e/verify", "GET", "/auth/%2e/verify", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path /auth/./verify", "GET", "/auth/./verify", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path /auth/x/../verify", "GET", "/auth/x/../verify", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path /auth/x/%2e%2e/verify", "GET", "/auth/x/%2e%2e/verify", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path /auth/verify%2f", "GET", "/auth/verify%2f", BJ(J), None, FRONT(404)),
+        ("path /auth/verify%00", "GET", "/auth/verify%00", BJ(J), None, FRONT(400)),
+        ("path /auth/verify;x", "GET", "/auth/verify;x", BJ(J), None, FRONT(404)),
+        ("path /auth/verify.json", "GET", "/auth/verify.json", BJ(J), None, FRONT(404)),
+        ("path /users/../auth/verify", "GET", "/users/../auth/verify", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path /users/auth/verify", "GET", "/users/auth/verify", BJ(J), None, APP(404, "NOT_FOUND")),
+    ]
+    # nginx's shipped auth_request example: /private/ only with our JWT.
+    # lighttpd has no auth_request (and serves the file as any other).
+    snip = SNIPPET(401, "INVALID_ACCESS_TOKEN")
+    rows += [
+        ("auth_request: our JWT", "GET", PRIVATE, BJ(J), None, {"nginx": PRIVATE_OK}),
+        ("auth_request: no Authorization", "GET", PRIVATE, [], None, {"nginx": snip}),
+        ("auth_request: alg none", "GET", PRIVATE, BJ(lambda s: forge(s, {"alg": "none"}, sig="")), None,
+         {"nginx": snip}),
+        ("auth_request: alg HS512 signed with our key", "GET", PRIVATE,
+         BJ(lambda s: forge(s, {"alg": "HS512"}, digest=hashlib.sha512)), None, {"nginx": snip}),
+        ("auth_request: kid of a missing key", "GET", PRIVATE, BJ(lambda s: forge(s, {"kid": "no-such-key"})),
+         None, {"nginx": snip}),
+        ("auth_request: the admin key as KakaoAK", "GET", PRIVATE, AK(AK_KEY), None, {"nginx": snip}),
+        ("auth_request: X-User-Id: 1 sent without a JWT", "GET", PRIVATE, [(b"X-User-Id", b"1")], None,
+         {"nginx": snip}),
+        ("auth_request: a body of 2000 bytes with our JWT", "POST", PRIVATE, BJ(J), big(2000), {"nginx": PROBE_ROW}),
+    ]
+    return rows
+
+
+
+def me_rows():
+    ok = APP(200, "SUCCESS")
+    allow_me = APP(405, "METHOD_NOT_ALLOWED")
+    gone = all_of(me_answers(401), refresh_refused)
+    kept = me_answers(200)
+    rows = jwt_rows(ME) + bearer_auth_rows("GET", ME, ok) + [
+        ("POST", "POST", ME, BJ(J), b"", allow_me),
+        ("PUT", "PUT", ME, BJ(J), b"x", allow_me),
+        ("PATCH", "PATCH", ME, BJ(J), b"x", allow_me),
+        ("HEAD (405, no body)", "HEAD", ME, BJ(J), None, allow_me),
+        ("OPTIONS", "OPTIONS", ME, BJ(J), None, allow_me),
+        ("path /users/me/", "GET", ME + "/", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path /users//me", "GET", "/users//me", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path /users/Me", "GET", "/users/Me", BJ(J), None, APP(404, "NOT_FOUND")),
+        ("path /users/%6de", "GET", "/users/%6de", BJ(J), None, APP(404, "NOT_FOUND")),
+        # DELETE: the account goes (the fake Kakao unlinks it); every row
+        # its own user.
+        ("DELETE with our JWT", "DELETE", ME, BJ(J), None, ok, gone),
+        ("DELETE twice: the second is 401", "DELETE", ME, BJ(J), None, ok,
+         lambda s: (lambda r: None if r.status == 401 else "the second DELETE: status %s, body %r" % (
+             r.status, r.body[:120]))(session_call(s, "DELETE", ME, "Bearer " + s.jwt))),
+        ("DELETE with a body (read, ignored)", "DELETE", ME, BJ(J), form(("all", "1")), ok, gone),
+        ("DELETE with a query", "DELETE", ME + "?user_id=1", BJ(J), None, ok, gone),
+        ("DELETE with a %d-byte body: 413, the user kept" % (MAX_BODY + 1), "DELETE", ME, BJ(J),
+         b"x" * (MAX_BODY + 1), APP(413, "TOO_LARGE"), kept),
+        ("DELETE with a 40 KB body: the user kept", "DELETE", ME, BJ(J), b"x" * 40 * 1024,
+         {"nginx": SNIPPET(413, "TOO_LARGE"), "lighttpd": FRONT(413)}, kept),
+        ("DELETE, alg none: the user kept", "DELETE", ME, BJ(lambda s: forge(s, {"alg": "none"}, sig="")), None,
+         NO_JWT, kept),
+        ("DELETE, HS512 signed with our key: the user kept", "DELETE", ME,
+         BJ(lambda s: forge(s, {"alg": "HS512"}, digest=hashlib.sha512)), None, NO_JWT, kept),
+        ("DELETE, kid of a missing key: the user kept", "DELETE", ME,
+         BJ(lambda s: forge(s, {"kid": "no-such-key"})), None, NO_JWT, kept),
+        ("DELETE, exp an hour ago: the user kept", "DELETE", ME,
+         BJ(lambda s: forge(s, cl={"exp": int(time.time()) - 3600})), None, NO_JWT, kept),
+        ("DELETE, the refresh token as Bearer: the user kept", "DELETE", ME, BJ(lambda s: s.rt), None, NO_JWT,
+         kept),
+        ("DELETE, the admin key as KakaoAK: the user kept", "DELETE", ME,
+         lambda s: (s.login(), AK(AK_KEY))[1], None, NO_JWT, kept),
+        ("DELETE, Authorization duplicated: the user kept", "DELETE", ME, BJ(J) + BJ(J), None,
+         {"nginx": FRONT(400), "lighttpd": NO_JWT}, kept),
+        ("DELETE, no Authorization", "DELETE", ME, [], None, NO_JWT),
+        ("DELETE /users/me/: 404, the user kept", "DELETE", ME + "/", BJ(J), None, APP(404, "NOT_FOUND"), kept),
+    ]
+    return rows
+
+
+def logout_rows():
+    ok, bad, no = APP(200, "SUCCESS"), APP(400, "BAD_REQUEST"), NO_JWT
+    dead = refresh_refused
+    L = LOGOUT
+
+    def row(name, body, exp, after=None, headers=None):
+        r = (name, "POST", L, BJ(J) if headers is None else headers, body, exp)
+        return r + (after,) if after else r
+
+    rows = [
+        row("our JWT, an empty body: the session's refresh token is revoked", b"", ok, dead),
+        row("our JWT, no body at all", ("raw", b""), {"nginx": ok, "lighttpd": FRONT(411)}),
+        row("our JWT, all=1", form(("all", "1")), ok, dead),
+        row("our JWT, all=0", form(("all", "0")), ok, dead),
+        row("our JWT, JSON {\"all\":\"1\"}", jbody({"all": "1"}), ok, dead),
+        row("our JWT, all=%31 (\"1\" escaped)", typed(b"all=%31", FORM_CT), ok, dead),
+        row("our JWT, an unknown field beside all", form(("all", "1"), ("x", "y")), ok),
+        row("all=2", form(("all", "2")), bad),
+        row("all empty", form(("all", "")), bad),
+        row("all=yes", form(("all", "yes")), bad),
+        row("all=true", form(("all", "true")), bad),
+        row("all=01", form(("all", "01")), bad),
+        row("all=1 and a space (+)", typed(b"all=1+", FORM_CT), bad),
+        row("all=-1", form(("all", "-1")), bad),
+        row("all=1%00", typed(b"all=1%00", FORM_CT), bad),
+        row("all=1%0d%0aX-Injected:%201", typed(b"all=1%0d%0aX-Injected:%201", FORM_CT), bad),
+        row("all twice", typed(b"all=1&all=1", FORM_CT), bad),
+        row("all=2 without a JWT (the body is judged first)", form(("all", "2")), bad, headers=[]),
+        row("JSON all a number", jbody({"all": 1}), bad),
+        row("JSON all true", jbody({"all": True}), bad),
+        row("JSON all null", jbody({"all": None}), bad),
+        row("JSON all an array", jbody({"all": ["1"]}), bad),
+        row("JSON all twice", jbody(b'{"all":"1","all":"0"}'), bad),
+        row("JSON: 10,000 [ deep", jbody(b"[" * 10000), bad),
+        row("a body with %zz", typed(b"all=%zz", FORM_CT), bad),
+        row("a body with a lone %", typed(b"all=1%", FORM_CT), bad),
+        row("a body with an empty pair", typed(b"all=1&&x=1", FORM_CT), bad),
+        row("a body without a Content-Type", typed(b"all=1", None), bad),
+        row("a body as text/plain", typed(b"all=1", b"text/plain"), bad),
+        row("a body as multipart/form-data", typed(b"--x\r\nContent-Disposition: form-data; name=\"all\"\r\n\r\n1"
+                                                   b"\r\n--x--\r\n", b"multipart/form-data; boundary=x"), bad),
+        row("%d fields" % (MAX_FIELDS + 1), form(*[("f%d" % i, "v") for i in range(MAX_FIELDS + 1)]), bad),
+        row("a body of %d bytes" % (MAX_BODY + 1), typed(b"x=" + b"x" * (MAX_BODY - 1), FORM_CT),
+            APP(413, "TOO_LARGE"), me_answers(200)),
+        row("a body of 40 KB", typed(b"x" * 40 * 1024, FORM_CT),
+            {"nginx": SNIPPET(413, "TOO_LARGE"), "lighttpd": FRONT(413)}),
+        row("the refresh token in the body, no JWT", lambda s: form(("refresh_token", s.rt)), no, headers=[]),
+    ] + bearer_auth_rows("POST", L, ok, b"") + [
+        ("alg none", "POST", L, BJ(lambda s: forge(s, {"alg": "none"}, sig="")), b"", no,
+         lambda s: None if session_call(s, "POST", REFRESH, body=form(("refresh_token", s.rt))).status == 200
+         else "the refused logout revoked the session"),
+        ("HS512 signed with our key", "POST", L, BJ(lambda s: forge(s, {"alg": "HS512"}, digest=hashlib.sha512)),
+         b"", no),
+        ("exp an hour ago", "POST", L, BJ(lambda s: forge(s, cl={"exp": int(time.time()) - 3600})), b"", no),
+        ("GET", "GET", L, BJ(J), None, APP(405, "METHOD_NOT_ALLOWED")),
+        ("DELETE", "DELETE", L, BJ(J), None, APP(405, "METHOD_NOT_ALLOWED")),
+        ("PUT", "PUT", L, BJ(J), b"", APP(405, "METHOD_NOT_ALLOWED")),
+        ("HEAD (405, no body)", "HEAD", L, BJ(J), None, APP(405, "METHOD_NOT_ALLOWED")),
+        ("path /users/logout/", "POST", L + "/", BJ(J), b"", APP(404, "NOT_FOUND")),
+        ("path /users//logout", "POST", "/users//logout", BJ(J), b"", APP(404, "NOT_FOUND")),
+        ("path /users/Logout", "POST", "/users/Logout", BJ(J), b"", APP(404, "NOT_FOUND")),
+        ("path /users/logout%2f", "POST", L + "%2f", BJ(J), b"", APP(404, "NOT_FOUND")),
+        ("a query all=1 (not read: the body's fields only)", "POST", L + "?all=2", BJ(J), b"", ok),
+    ]
+    return rows
+
+
+def rt_body(fn, *extra):
+    """A form body with refresh_token fn(row) (bytes: sent raw)."""
+    return lambda s: form(("refresh_token", fn(s)), *extra)
+
+
+def rt_unused_bits(t):
+    """t with the unused low bits of its last character set: the same 32
+    bytes once decoded, another spelling."""
+    i = B64URL.index(t[-1])
+    return t[:-1] + B64URL[i | 3] if i | 3 != i else t[:-1] + B64URL[i & ~3]
+
+
+def refresh_rows():
+    ok, bad, inv = APP(200, "SUCCESS"), APP(400, "BAD_REQUEST"), APP(401, "INVALID_REFRESH_TOKEN")
+    R = REFRESH
+
+    def row(name, body, exp, after=None, method="POST", target=R, headers=()):
+        r = (name, method, target, list(headers), body, exp)
+        return r + (after,) if after else r
+
+    return [
+        row("a good form body (baseline), then the same token again: the same successor",
+            rt_body(lambda s: s.rt), ok, same_successor),
+        row("a good JSON body", lambda s: jbody({"refresh_token": s.rt}), ok),
+        row("JSON, Content-Type with charset=utf-8", lambda s: jbody({"refresh_token": s.rt},
+                                                                    b"application/json; charset=utf-8"), ok),
+        row("the token percent-encoded, every character", lambda s: typed(
+            b"refresh_token=" + b"".join(b"%%%02X" % c for c in s.rt.encode()), FORM_CT), ok),
+        row("JSON, the token's first character as \\u escape", lambda s: jbody(
+            b'{"refresh_token":"\\u%04x' % ord(s.rt[0]) + s.rt[1:].encode() + b'"}'), ok),
+        row("an unknown field beside the token", rt_body(lambda s: s.rt, ("x", "1")), ok),
+        row("the token as a chunked body", lambda s: chunked(form(("refresh_token", s.rt))[2]), ok,
+            headers=[(b"Content-Type", FORM_CT)]),
+        # refused tokens
+        row("refresh_token missing", form(("x", "1")), inv),
+        row("refresh_token empty", form(("refresh_token", "")), inv),
+        row("an empty body", typed(b"", FORM_CT), inv),
+        row("refresh_token abc", form(("refresh_token", "abc")), inv),
+        row("the token cut by one character", rt_body(lambda s: s.rt[:-1]), inv),
+        row("the token and one character more", rt_body(lambda s: s.rt + "A"), inv),
+        row("the token padded with =", rt_body(lambda s: s.rt + "="), inv),
+        row("the token with its unused last bits set (the same bytes)", rt_body(lambda s: rt_unused_bits(s.rt)),
+            inv),
+        row("the token's last character changed", rt_body(lambda s: s.rt[:-1] + flip(s.rt[-1])), inv),
+        row("the token's first character changed", rt_body(lambda s: flip(s.rt[0]) + s.rt[1:]), inv),
+        row("the token in upper case", rt_body(lambda s: s.rt.upper()), inv),
+        row("a + in place of its first character (base64, not base64url)",
+            rt_body(lambda s: "+" + s.rt[1:]), inv),
+        row("a / in place of its last character", rt_body(lambda s: s.rt[:-1] + "/"), inv),
+        row("a space inside", rt_body(lambda s: s.rt[:20] + " " + s.rt[20:]), inv),
+        row("a leading space", rt_body(lambda s: " " + s.rt), inv),
+        row("a trailing space", rt_body(lambda s: s.rt + " "), inv),
+        row("a trailing +", lambda s: typed(b"refresh_token=" + s.rt.encode() + b"+", FORM_CT), inv),
+        row("UTF-8 e acute inside", rt_body(lambda s: s.rt[:20] + "\u00e9" + s.rt[21:]), inv),
+        row("a fullwidth letter inside", rt_body(lambda s: s.rt[:20] + "\uff41" + s.rt[21:]), inv),
+        row("a random token of 43 base64url characters", rt_body(lambda s: keep_refresh(
+            "".join(secrets.choice(B64URL) for _ in range(REFRESH_LEN)))), inv),
+        row("a token of %d characters (a field's limit)" % MAX_VALUE, rt_body(lambda s: s.rt * 190 + "x" *
+                                                                             (MAX_VALUE - 190 * REFRESH_LEN)), inv),
+        row("a token of %d characters" % (MAX_VALUE + 1), rt_body(lambda s: s.rt * 190 + "x" *
+                                                                 (MAX_VALUE + 1 - 190 * REFRESH_LEN)), bad),
+        row("our JWT as the refresh token", rt_body(lambda s: s.jwt), inv),
+        row("the Kakao access token as the refresh token", rt_body(lambda s: "valid-%d" % s.k), inv),
+        row("%00 inside", lambda s: typed(b"refresh_token=" + s.rt[:20].encode() + b"%00" + s.rt[20:].encode(),
+                                          FORM_CT), bad),
+        row("a raw NUL inside", lambda s: typed(b"refresh_token=" + s.rt[:20].encode() + b"\0" +
+                                                s.rt[20:].encode(), FORM_CT), bad),
+        row("%FF inside (invalid UTF-8)", lambda s: typed(b"refresh_token=" + s.rt[:20].encode() + b"%FF" +
+                                                          s.rt[20:].encode(), FORM_CT), bad),
+        row("raw binary (0x80..0xff) inside", lambda s: typed(b"refresh_token=" + s.rt[:20].encode() +
+                                                              bytes(range(0x80, 0x100)) + s.rt[20:].encode(),
+                                                              FORM_CT), bad),
+        row("%01 inside", lambda s: typed(b"refresh_token=" + s.rt.encode() + b"%01", FORM_CT), bad),
+        row("%0d%0a and a header after it", lambda s: typed(b"refresh_token=" + s.rt.encode() +
+                                                            b"%0d%0aSet-Cookie:%20x=1", FORM_CT), bad),
+        row("JSON: \\r\\n after it", lambda s: jbody({"refresh_token": s.rt + "\r\nX: 1"}), bad),
+        row("JSON: \\u0000 after it", lambda s: jbody({"refresh_token": s.rt + "\0"}), bad),
+        row("JSON: refresh_token a number", jbody({"refresh_token": 12345678901234567890}), bad),
+        row("JSON: refresh_token an array", lambda s: jbody({"refresh_token": [s.rt]}), bad),
+        row("JSON: refresh_token an object", lambda s: jbody({"refresh_token": {"t": s.rt}}), bad),
+        row("JSON: refresh_token null", jbody({"refresh_token": None}), bad),
+        row("JSON: refresh_token true", jbody({"refresh_token": True}), bad),
+        row("JSON: refresh_token twice", lambda s: jbody(b'{"refresh_token":"%s","refresh_token":"%s"}' % (
+            s.rt.encode(), s.rt.encode())), bad),
+        row("JSON: an array of the object", lambda s: jbody([{"refresh_token": s.rt}]), bad),
+        row("JSON: trailing garbage", lambda s: jbody(json.dumps({"refresh_token": s.rt}).encode() + b"x"), bad),
+        row("JSON: a UTF-8 BOM first", lambda s: jbody(b"\xef\xbb\xbf" + json.dumps({"refresh_token": s.rt})
+                                                       .encode()), bad),
+        row("JSON: 2,600 nested objects", jbody(b'{"a":' * 2600 + b"1" + b"}" * 2600), bad),
+        # bodies
+        row("refresh_token twice, the same value", lambda s: form(("refresh_token", s.rt), ("refresh_token", s.rt)),
+            bad),
+        row("refresh_token twice, the second empty", lambda s: form(("refresh_token", s.rt), ("refresh_token", "")),
+            bad),
+        row("refresh_token twice, the second name percent-encoded", lambda s: form(
+            ("refresh_token", s.rt), (b"refresh%5Ftoken", s.rt)), bad),
+        row("a lone % at the end", lambda s: typed(form(("refresh_token", s.rt))[2] + b"&x=%", FORM_CT), bad),
+        row("%zz", lambda s: typed(form(("refresh_token", s.rt))[2] + b"&x=%zz", FORM_CT), bad),
+        row("a cut escape %4", lambda s: typed(form(("refresh_token", s.rt))[2] + b"&x=%4", FORM_CT), bad),
+        row("';' as the separator", lambda s: typed(b"x=1;refresh_token=" + s.rt.encode(), FORM_CT), bad),
+        row("an empty pair (&&)", lambda s: typed(b"x=1&&refresh_token=" + s.rt.encode(), FORM_CT), bad),
+        row("a pair without '='", lambda s: typed(form(("refresh_token", s.rt))[2] + b"&lonely", FORM_CT), bad),
+        row("%d fields" % (MAX_FIELDS + 1), lambda s: form(("refresh_token", s.rt),
+                                                           *[("f%d" % i, "v") for i in range(MAX_FIELDS)]), bad),
+        row("no Content-Type", lambda s: form(("refresh_token", s.rt), ctype=None), bad),
+        row("Content-Type text/plain", lambda s: form(("refresh_token", s.rt), ctype=b"text/plain"), bad),
+        row("Content-Type application/jsonx", lambda s: jbody({"refresh_token": s.rt}, b"application/jsonx"), bad),
+        row("Content-Type multipart/form-data", lambda s: typed(
+            b"--x\r\nContent-Disposition: form-data; name=\"refresh_token\"\r\n\r\n" + s.rt.encode() +
+            b"\r\n--x--\r\n", b"multipart/form-data; boundary=x"), bad),
+        row("a form body sent as JSON", lambda s: typed(form(("refresh_token", s.rt))[2], JSON_CT), bad),
+        row("a body of MAX_BODY + 1 bytes", lambda s: pad_pairs([("refresh_token", s.rt)], MAX_BODY + 1),
+            APP(413, "TOO_LARGE")),
+        row("a body of exactly MAX_BODY bytes", lambda s: pad_pairs([("refresh_token", s.rt)], MAX_BODY), ok),
+        row("a body of 40 KB", lambda s: pad_pairs([("refresh_token", s.rt)], 40 * 1024),
+            {"nginx": SNIPPET(413, "TOO_LARGE"), "lighttpd": FRONT(413)}),
+        row("the token as Bearer, an empty body", typed(b"", FORM_CT), inv, headers=BJ(lambda s: s.rt)),
+        row("the token in a Cookie, an empty body", typed(b"", FORM_CT), inv,
+            headers=[(b"Cookie", lambda s: b"refresh_token=" + s.rt.encode())]),
+        # methods and paths
+        row("GET", None, APP(405, "METHOD_NOT_ALLOWED"), method="GET"),
+        row("PUT with a good body", rt_body(lambda s: s.rt), APP(405, "METHOD_NOT_ALLOWED"), method="PUT"),
+        row("DELETE", None, APP(405, "METHOD_NOT_ALLOWED"), method="DELETE"),
+        row("PATCH with a good body", rt_body(lambda s: s.rt), APP(405, "METHOD_NOT_ALLOWED"), method="PATCH"),
+        row("OPTIONS (a CORS preflight)", None, APP(405, "METHOD_NOT_ALLOWED"), method="OPTIONS",
+            headers=[(b"Origin", b"https://app.example"), (b"Access-Control-Request-Method", b"POST")]),
+        row("HEAD (405, no body)", None, APP(405, "METHOD_NOT_ALLOWED"), method="HEAD"),
+        row("path with a trailing slash", rt_body(lambda s: s.rt), APP(404, "NOT_FOUND"), target=R + "/"),
+        row("path /users/token//refresh", rt_body(lambda s: s.rt), APP(404, "NOT_FOUND"),
+            target="/users/token//refresh"),
+        row("path /users/token/Refresh", rt_body(lambda s: s.rt), APP(404, "NOT_FOUND"),
+            target="/users/token/Refresh"),
+        row("path /users/token/%72efresh", rt_body(lambda s: s.rt), APP(404, "NOT_FOUND"),
+            target="/users/token/%72efresh"),
+        row("path /users/token/refresh;x", rt_body(lambda s: s.rt), APP(404, "NOT_FOUND"), target=R + ";x"),
+        row("path /users/token", rt_body(lambda s: s.rt), APP(404, "NOT_FOUND"), target="/users/token"),
+        row("path /users/token/refresh/..", rt_body(lambda s: s.rt), APP(404, "NOT_FOUND"), target=R + "/.."),
+        row("path /USERS/token/refresh", rt_body(lambda s: s.rt), FRONT(404), target=R.upper()),
+        row("a query string on the route, a good body", rt_body(lambda s: s.rt), ok, target=R + "?x=1"),
+        row("the field in the query, none in the body (never read there)", form(("x", "1")), inv,
+            target=R + "?refresh_token=not-a-token-of-ours"),
+    ]
+
+
+def uq(s, **fields):
+    """An unlink query for the row's Kakao id (unknown to the service
+    unless the row logged in), fields overriding or (None) dropping."""
+    f = {"app_id": str(APP_ID), "user_id": str(s.k), "referrer_type": "UNLINK_FROM_APPS"}
+    f.update(fields)
+    return "&".join("%s=%s" % (n, v) for n, v in f.items() if v is not None)
+
+
+def unlink_rows():
+    ok, bad, no = APP(200, "SUCCESS"), APP(400, "BAD_REQUEST"), APP(401, "UNAUTHORIZED")
+    K = AK_KEY
+    U = UNLINK
+
+    def g(name, exp, headers=None, after=None, **fields):
+        """A GET with the right key and the query uq(**fields)."""
+        r = (name, "GET", lambda s: U + "?" + uq(s, **fields), AK(K) if headers is None else headers, None, exp)
+        return r + (after,) if after else r
+
+    def p(name, body, exp, headers=None, target=U):
+        return (name, "POST", target, AK(K) if headers is None else headers, body, exp)
+
+    dup = {"nginx": FRONT(400), "lighttpd": no}
+    return [
+        g("GET, the right key, an unknown user (baseline)", ok),
+        p("POST, the fields as a form body", lambda s: typed(uq(s).encode(), FORM_CT), ok),
+        ("POST, an empty body, the fields in the query", "POST", lambda s: U + "?" + uq(s), AK(K), b"", ok),
+        ("POST, no body at all, the fields in the query", "POST", lambda s: U + "?" + uq(s), AK(K),
+         ("raw", b""), {"nginx": ok, "lighttpd": FRONT(411)}),
+        ("a logged-in user: its sessions are revoked", "GET", lambda s: (s.login(), U + "?" + uq(s))[1], AK(K),
+         None, ok, refresh_refused),
+        ("the same user twice (a repeat)", "GET", lambda s: U + "?" + uq(s), AK(K), None, ok,
+         lambda s: None if session_call(s, "GET", U + "?" + uq(s), "KakaoAK " + ADMIN_KEY).status == 200
+         else "the repeat was not 200"),
+        g("referrer_type missing", ok, referrer_type=None),
+        g("referrer_type ACCOUNT_DELETE", ok, referrer_type="ACCOUNT_DELETE"),
+        g("an unknown field beside them", ok, x="1"),
+        g("user_id 9223372036854775807 (the largest)", ok, user_id="9223372036854775807"),
+        g("a query of 7000 bytes (a pad field)", ok, pad="p" * 7000),
+        # the key: only exactly ours
+        g("no Authorization", no, headers=[]),
+        g("KakaoAK and nothing", no, headers=A(b"KakaoAK")),
+        g("KakaoAK and only spaces", no, headers=A(b"KakaoAK    ")),
+        g("the key cut by its last byte (a prefix)", no, headers=AK(K[:-1])),
+        g("the key's first half", no, headers=AK(K[:len(K) // 2])),
+        g("the key and one byte more", no, headers=AK(K + b"0")),
+        g("the key and the key again", no, headers=AK(K + K)),
+        g("the key with its last byte changed", no, headers=AK(K[:-1] + (b"e" if K[-1:] != b"e" else b"d"))),
+        g("the key with its first byte changed", no, headers=AK(b"g" + K[1:])),
+        g("the key in upper case", no, headers=AK(K.upper())),
+        # The fronts drop a header value's trailing blanks (RFC 9110's
+        # OWS): the app sees the key itself. The FastCGI cases send them.
+        g("the key and trailing spaces (dropped by the front: the key itself)", ok, headers=AK(K + b"   ")),
+        g("the key and a trailing tab (dropped by the front)", ok, headers=AK(K + b"\t")),
+        g("the key and a trailing NBSP (0xa0)", no, headers=AK(K + b"\xa0")),
+        g("the key and a trailing %20", no, headers=AK(K + b"%20")),
+        g("two spaces between KakaoAK and the key", no, headers=A(b"KakaoAK  " + K)),
+        g("a tab between KakaoAK and the key", no, headers=A(b"KakaoAK\t" + K)),
+        g("the key twice, a space between", no, headers=AK(K + b" " + K)),
+        g("the key of %d bytes, starting with the key" % (limit("MAX_ADMIN_KEY") + 1), no,
+          headers=AK(K + b"x" * (limit("MAX_ADMIN_KEY") + 1 - len(K)))),
+        g("a key of 5000 bytes", no, headers=AK(b"k" * 5000)),
+        g("a key of 8200 bytes", {"nginx": FRONT(400), "lighttpd": FRONT(431)}, headers=AK(b"k" * 8200)),
+        g("the key with a NUL inside", FRONT(400), headers=AK(K[:10] + b"\0" + K[10:])),
+        g("the key with UTF-8 inside", no, headers=AK(K[:10] + b"\xc3\xa9" + K[10:])),
+        g("the key with a control byte inside", {"nginx": no, "lighttpd": FRONT(400)},
+          headers=AK(K[:10] + b"\x01" + K[10:])),
+        g("the key, CRLF and a header line of its own (the key whole)", ok,
+          headers=AK(K + b"\r\nX-Forwarded-For: 10.0.0.1")),
+        g("the key with %0d%0a inside", no, headers=AK(K[:10] + b"%0d%0a" + K[10:])),
+        g("Authorization duplicated, the right key twice", dup, headers=AK(K) + AK(K)),
+        g("Authorization duplicated, a wrong key, then the right one", dup, headers=AK(b"x" * len(K)) + AK(K)),
+        g("the key as Bearer", no, headers=B(K)),
+        g("the key with no scheme", no, headers=A(K)),
+        g("the key as Basic", no, headers=A(b"Basic " + base64.b64encode(K))),
+        g("the key as Basic user:key", no, headers=A(b"Basic " + base64.b64encode(b"kakao:" + K))),
+        g("our JWT as Bearer", no, headers=BJ(J)),
+        g("our JWT as KakaoAK", no, headers=AJ(lambda s: b"KakaoAK " + J(s))),
+        g("scheme KakaoAk (another case) with the key", PROBE_ROW, headers=A(b"KakaoAk " + K)),
+        # app_id: only ours, spelled in decimal
+        g("app_id another app", no, app_id=str(APP_ID + 1)),
+        g("app_id 0", no, app_id="0"),
+        g("app_id negative", no, app_id="-%d" % APP_ID),
+        g("app_id of 20 digits", no, app_id="1" * 20),
+        g("app_id 2^64 + ours", no, app_id=str(2 ** 64 + APP_ID)),
+        g("app_id with a leading + (%2B)", no, app_id="%%2B%d" % APP_ID),
+        g("app_id with a leading + (a space once decoded)", no, app_id="+%d" % APP_ID),
+        g("app_id with a leading space", no, app_id="%%20%d" % APP_ID),
+        g("app_id with a trailing space", no, app_id="%d%%20" % APP_ID),
+        g("app_id in hex", no, app_id="0x%x" % APP_ID),
+        g("app_id as 4.24242e5", no, app_id="4.24242e5"),
+        g("app_id in fullwidth digits", no, app_id=q("".join(chr(0xff10 + int(c)) for c in str(APP_ID)))),
+        g("app_id missing", no, app_id=None),
+        g("app_id empty", no, app_id=""),
+        g("app_id twice (the body's rules: a duplicate)", bad, app_id="%d&app_id=%d" % (APP_ID, APP_ID)),
+        g("app_id with %00 after it", bad, app_id="%d%%00" % APP_ID),
+        g("app_id with %0d%0a and a header", bad, app_id="%d%%0d%%0aX-Injected:%%201" % APP_ID),
+        g("a wrong app_id and a wrong key", no, headers=AK(b"x" * len(K)), app_id="1"),
+        # user_id: a positive decimal int64
+        g("user_id 0", bad, user_id="0"),
+        g("user_id negative", bad, user_id="-1"),
+        g("user_id of 20 digits", bad, user_id="1" * 20),
+        g("user_id 9223372036854775808 (2^63)", bad, user_id="9223372036854775808"),
+        g("user_id with a leading + (%2B)", bad, user_id="%2B1234"),
+        g("user_id with a leading + (a space once decoded)", bad, user_id="+1234"),
+        g("user_id with a leading space", bad, user_id="%201234"),
+        g("user_id with a trailing space", bad, user_id="1234%20"),
+        g("user_id in hex", bad, user_id="0x1f"),
+        g("user_id 1e3", bad, user_id="1e3"),
+        g("user_id 12.0", bad, user_id="12.0"),
+        g("user_id in fullwidth digits", bad, user_id=q("\uff11\uff12\uff13")),
+        g("user_id missing", bad, user_id=None),
+        g("user_id empty", bad, user_id=""),
+        g("user_id twice", bad, user_id="1&user_id=2"),
+        g("user_id with %00", bad, user_id="12%0034"),
+        g("user_id with %0d%0a and a header", bad, user_id="12%0d%0aX-Injected:%201"),
+        g("user_id a JSON array", bad, user_id=q("[1]")),
+        # referrer_type: upper-case words
+        g("referrer_type in lower case", bad, referrer_type="unlink_from_apps"),
+        g("referrer_type of %d characters (the limit)" % MAX_UNLINK, ok, referrer_type="A" * MAX_UNLINK),
+        g("referrer_type of %d characters" % (MAX_UNLINK + 1), bad, referrer_type="A" * (MAX_UNLINK + 1)),
+        g("referrer_type with a space", bad, referrer_type="UNLINK%20FROM"),
+        g("referrer_type with %0d%0a and a header", bad, referrer_type="UNLINK%0d%0aX-Injected:%201"),
+        g("referrer_type empty", bad, referrer_type=""),
+        g("referrer_type with a quote", bad, referrer_type="UNLINK%22"),
+        # the query's framing: the body's rules
+        ("a query with %zz", "GET", lambda s: U + "?" + uq(s) + "&x=%zz", AK(K), None, bad),
+        ("a query with a lone %", "GET", lambda s: U + "?" + uq(s) + "&x=%", AK(K), None, bad),
+        ("a query with %FF", "GET", lambda s: U + "?" + uq(s) + "&x=%FF", AK(K), None, bad),
+        ("a query with ';' as the separator", "GET", lambda s: U + "?" + uq(s).replace("&", ";"), AK(K), None, bad),
+        ("a query with an empty pair (&&)", "GET", lambda s: U + "?" + uq(s).replace("&", "&&", 1), AK(K), None, bad),
+        ("a query with a trailing &", "GET", lambda s: U + "?" + uq(s) + "&", AK(K), None, bad),
+        ("a query with a pair without '='", "GET", lambda s: U + "?" + uq(s) + "&lonely", AK(K), None, bad),
+        ("a query of %d fields" % (MAX_FIELDS + 1), "GET",
+         lambda s: U + "?" + uq(s) + "".join("&f%d=v" % i for i in range(MAX_FIELDS - 2)), AK(K), None, bad),
+        ("a query with a %d-byte value" % (MAX_VALUE + 1), "GET",
+         lambda s: U + "?" + uq(s) + "&x=" + "%41" * (MAX_VALUE + 1), AK(K), None,
+         {"nginx": FRONT(414), "lighttpd": FRONT(431)}),
+        ("a query of 9000 bytes", "GET", lambda s: U + "?" + uq(s) + "&pad=" + "p" * 9000, AK(K), None,
+         {"nginx": FRONT(414), "lighttpd": FRONT(431)}),
+        ("no query at all", "GET", U, AK(K), None, no),
+        ("an empty query", "GET", U + "?", AK(K), None, no),
+        # POST bodies
+        p("POST: the body's fields win over the query's", lambda s: typed(uq(s).encode(), FORM_CT), ok,
+          target=U + "?app_id=1&user_id=0"),
+        ("POST: a wrong app_id in the body, the right one in the query", "POST",
+         lambda s: U + "?" + uq(s), AK(K), lambda s: typed(uq(s, app_id="1").encode(), FORM_CT), no),
+        p("POST: JSON with numbers", lambda s: jbody({"app_id": APP_ID, "user_id": s.k}), bad),
+        p("POST: a body with %zz", lambda s: typed(uq(s).encode() + b"&x=%zz", FORM_CT), bad),
+        p("POST: user_id twice", lambda s: typed(uq(s).encode() + b"&user_id=1", FORM_CT), bad),
+        p("POST: no Content-Type", lambda s: typed(uq(s).encode(), None), bad),
+        p("POST: Content-Type text/plain", lambda s: typed(uq(s).encode(), b"text/plain"), bad),
+        p("POST: %d fields" % (MAX_FIELDS + 1), lambda s: typed(uq(s).encode() + b"".join(
+            b"&f%d=v" % i for i in range(MAX_FIELDS - 2)), FORM_CT), bad),
+        p("POST: a body of MAX_BODY + 1 bytes", lambda s: pad_pairs(
+            [(n, v) for n, v in (x.split("=") for x in uq(s).split("&"))], MAX_BODY + 1), APP(413, "TOO_LARGE")),
+        p("POST: a body of 40 KB", lambda s: typed(uq(s).encode() + b"&pad=" + b"p" * 40 * 1024, FORM_CT),
+          {"nginx": SNIPPET(413, "TOO_LARGE"), "lighttpd": FRONT(413)}),
+        p("POST: a body of MAX_BODY + 1 bytes and no key", lambda s: typed(b"x" * (MAX_BODY + 1), FORM_CT),
+          APP(413, "TOO_LARGE"), headers=[]),
+        # methods and paths
+        ("PUT", "PUT", lambda s: U + "?" + uq(s), AK(K), b"", APP(405, "METHOD_NOT_ALLOWED")),
+        ("DELETE", "DELETE", lambda s: U + "?" + uq(s), AK(K), None, APP(405, "METHOD_NOT_ALLOWED")),
+        ("PATCH", "PATCH", lambda s: U + "?" + uq(s), AK(K), b"", APP(405, "METHOD_NOT_ALLOWED")),
+        ("OPTIONS", "OPTIONS", lambda s: U + "?" + uq(s), AK(K), None, APP(405, "METHOD_NOT_ALLOWED")),
+        ("HEAD (405, no body)", "HEAD", lambda s: U + "?" + uq(s), AK(K), None, APP(405, "METHOD_NOT_ALLOWED")),
+        ("path with a trailing slash", "GET", lambda s: U + "/?" + uq(s), AK(K), None, APP(404, "NOT_FOUND")),
+        ("path /users/kakao//unlink", "GET", lambda s: "/users/kakao//unlink?" + uq(s), AK(K), None,
+         APP(404, "NOT_FOUND")),
+        ("path /users/kakao/Unlink", "GET", lambda s: "/users/kakao/Unlink?" + uq(s), AK(K), None,
+         APP(404, "NOT_FOUND")),
+        ("path /users/kakao/%75nlink", "GET", lambda s: "/users/kakao/%75nlink?" + uq(s), AK(K), None,
+         APP(404, "NOT_FOUND")),
+        ("path /users/kakao/unlink%2f", "GET", lambda s: U + "%2f?" + uq(s), AK(K), None, APP(404, "NOT_FOUND")),
+        ("path /users/kakao/unlink;x", "GET", lambda s: U + ";x?" + uq(s), AK(K), None, APP(404, "NOT_FOUND")),
+        ("path /USERS/kakao/unlink", "GET", lambda s: U.upper() + "?" + uq(s), AK(K), None, FRONT(404)),
+    ]
+
+
+def session_rows():
+    return refresh_rows() + logout_rows() + me_rows() + verify_rows() + unlink_rows()
+
+
+def run_session_routes(env):
+    log = LogTail(env.service_log)
+    n = 0
+    for fi, (front, port) in enumerate(env.fronts.items()):
+        base = KID_S + fi * 20000
+        for ci, row in enumerate(session_rows()):
+            n += send_session(env, front, port, base + ci, *row)
+        ok, why = login_ok(port, base + 19000)
+        report(ok, "%s: after the rows on issue 10's routes, a login still succeeds" % front, why)
+    crashed = crash_lines(log.new())
+    report(not crashed, "no crash in the service log during the %d rows on issue 10's routes" % n,
+           " | ".join(crashed[:4]))
+
+
+def sessions_setup(env):
+    """The admin key file (the fake Kakao's key: its only line, mode 600,
+    the service user's, as the JWT secret) in the config, so the unlink
+    callback and account deletion answer; the file the auth_request
+    example protects."""
+    path = env.path("admin.key")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, AK_KEY + b"\n")
+    os.close(fd)
+    env.own(path)
+    tokens_sent.add(ADMIN_KEY)
+    env.extra.append("kakao_admin_key_file = %s" % path)
+    os.makedirs(env.path("www", "private"), 0o755, exist_ok=True)
+    with open(env.path("www", "private", "hello.txt"), "wb") as f:
+        f.write(PRIVATE_TEXT)
 
 
 # ------------------------------------------------------------- per-client limits
@@ -1508,6 +2544,153 @@ def gv(names):
     return fc.rec(fc.GET_VALUES, 0, b"".join(fc.pair(n, "") for n in names))
 
 
+# --- issue 10's routes, straight to the socket: what no front passes on
+# (trailing blanks, a NUL, a repeated Authorization param, a query or a
+# CONTENT_LENGTH over the limits). Each login is made through nginx once.
+
+_fc_sess = {}
+
+
+def fsess(env, i):
+    """The FastCGI cases' user i, logged in through nginx."""
+    if i not in _fc_sess:
+        _fc_sess[i] = Sess(env, env.fronts["nginx"], KID_FC + 300 + i).login()
+    return _fc_sess[i]
+
+
+def UQ(i, **fields):
+    f = {"app_id": str(APP_ID), "user_id": str(KID_FC + 400 + i), "referrer_type": "UNLINK_FROM_APPS"}
+    f.update(fields)
+    return UNLINK + "?" + "&".join("%s=%s" % (n, v) for n, v in f.items() if v is not None)
+
+
+def UNL(i, key, extra=(), uri=None, **fields):
+    return req(P("KakaoAK " + key, uri=uri or UQ(i, **fields), extra=extra))
+
+
+def SESS(env, i, route, method="GET", auth=None, body=b"", replace=None, drop=(), extra=()):
+    """A request to route with user i's JWT as Bearer (auth: a function
+    of the Sess for another Authorization)."""
+    s = fsess(env, i)
+    a = auth(s) if auth else "Bearer " + s.jwt
+    return req(P(a, method, route, body, replace=replace, drop=drop, extra=extra), body)
+
+
+def no_content(i):
+    """GET /auth/verify's 204: the user's ids, no Content-Type, no body."""
+    def check(r):
+        st, hdrs, body = r.http(1)
+        s = _fc_sess.get(i)
+        if st != 204 or s is None:
+            return "want 204; got %s" % r.summary()
+        if body or "content-type" in hdrs:
+            return "204 with a body or a Content-Type: %s %r" % (hdrs, body[:80])
+        if hdrs.get("x-user-id") != str(s.uid) or hdrs.get("x-kakao-id") != str(s.k):
+            return "X-User-Id %r, X-Kakao-Id %r; want %d, %d" % (hdrs.get("x-user-id"), hdrs.get("x-kakao-id"),
+                                                                 s.uid, s.k)
+        if 1 not in r.end or r.end[1][1] != fc.REQUEST_COMPLETE:
+            return "no FCGI_END_REQUEST(REQUEST_COMPLETE): %s" % r.summary()
+        return None
+    return check
+
+
+def refreshed(i):
+    def check(r):
+        why = answer(200, "SUCCESS")(r)
+        js = r.json() or {}
+        if why is None:
+            why = success_refresh(_fc_sess[i])(js)
+        return why
+    return check
+
+
+def fc_rt_body(env, i):
+    return form(("refresh_token", fsess(env, i).rt))[2]
+
+
+def max_query(i, total):
+    """An unlink query (REQUEST_URI's part after '?') of exactly total
+    bytes: the fields, then pad fields of at most MAX_VALUE bytes."""
+    base = UQ(i).split("?", 1)[1]
+    pads, j = [], 0
+    while True:
+        q_ = base + "".join("&p%d=%s" % (n, v) for n, v in pads)
+        room = total - len(q_)
+        if room <= 0:
+            break
+        name = "&p%d=" % j
+        pads.append((j, "p" * max(0, min(MAX_VALUE, room - len(name)))))
+        j += 1
+    assert len(q_) == total, (len(q_), total)
+    return UNLINK + "?" + q_
+
+
+FCGI_SESSION_CASES = [
+    ("unlink: the right key (baseline)", UNL(1, ADMIN_KEY), {}, answer(200, "SUCCESS")),
+    ("unlink: the key and 3 trailing spaces (no front passes them on)", UNL(2, ADMIN_KEY + "   "), {},
+     answer(401, "UNAUTHORIZED")),
+    ("unlink: the key and a trailing tab", UNL(3, ADMIN_KEY + "\t"), {}, answer(401, "UNAUTHORIZED")),
+    ("unlink: the key with a leading space", UNL(4, " " + ADMIN_KEY), {}, answer(401, "UNAUTHORIZED")),
+    ("unlink: a prefix of the key, a NUL, its last byte (libfcgi cuts the value at the NUL)",
+     UNL(5, ADMIN_KEY[:-1] + "\0" + ADMIN_KEY[-1]), {}, answer(401, "UNAUTHORIZED")),
+    # What a direct peer gets; both fronts refuse a NUL in a header (400).
+    ("unlink: the key, a NUL, more bytes (libfcgi cuts the value at the NUL: the key itself)",
+     UNL(6, ADMIN_KEY + "\0garbage"), {}, answer(200, "SUCCESS")),
+    ("unlink: HTTP_AUTHORIZATION twice, both the right key",
+     UNL(7, ADMIN_KEY, extra=[("HTTP_AUTHORIZATION", "KakaoAK " + ADMIN_KEY)]), {}, answer(401, "UNAUTHORIZED")),
+    ("unlink: no HTTP_AUTHORIZATION, the key in HTTP_X_AUTHORIZATION",
+     req(P(None, uri=UQ(8), extra=[("HTTP_X_AUTHORIZATION", "KakaoAK " + ADMIN_KEY)])), {},
+     answer(401, "UNAUTHORIZED")),
+    ("unlink: a query of exactly MAX_BODY bytes", UNL(9, ADMIN_KEY, uri=max_query(9, MAX_BODY)), {},
+     answer(200, "SUCCESS")),
+    ("unlink: a query of MAX_BODY + 1 bytes", UNL(10, ADMIN_KEY, uri=max_query(10, MAX_BODY + 1)), {},
+     answer(400, "BAD_REQUEST")),
+    ("unlink: POST, CONTENT_LENGTH one more than the body",
+     req(P("KakaoAK " + ADMIN_KEY, "POST", UNLINK, UQ(11).split("?")[1].encode(),
+           replace={"CONTENT_LENGTH": str(len(UQ(11).split("?")[1]) + 1)}), UQ(11).split("?")[1].encode()), {},
+     answer(400, "BAD_REQUEST")),
+    ("unlink: POST, a form body, no CONTENT_TYPE",
+     req(P("KakaoAK " + ADMIN_KEY, "POST", UNLINK, UQ(12).split("?")[1].encode(), drop=("CONTENT_TYPE",)),
+         UQ(12).split("?")[1].encode()), {}, answer(400, "BAD_REQUEST")),
+    ("unlink: POST, no body, no CONTENT_TYPE, the fields in the query",
+     req(P("KakaoAK " + ADMIN_KEY, "POST", UQ(13), b"", drop=("CONTENT_TYPE",))), {}, answer(200, "SUCCESS")),
+    ("unlink: user_id 2^64 + 1 (wraps to 1 in a 64-bit parse)", UNL(14, ADMIN_KEY, user_id=str(2 ** 64 + 1)), {},
+     answer(400, "BAD_REQUEST")),
+    ("verify: a good JWT: 204, the ids, no Content-Type, no body", lambda env: SESS(env, 1, VERIFY), {},
+     no_content(1)),
+    ("verify: HTTP_AUTHORIZATION twice, the same good JWT",
+     lambda env: SESS(env, 2, VERIFY, extra=[("HTTP_AUTHORIZATION", "Bearer " + fsess(env, 2).jwt)]), {},
+     answer(401, "INVALID_ACCESS_TOKEN")),
+    ("verify: the JWT and trailing spaces", lambda env: SESS(env, 3, VERIFY, auth=lambda s: "Bearer " + s.jwt + "  "),
+     {}, answer(401, "INVALID_ACCESS_TOKEN")),
+    ("verify: the JWT, a NUL and junk (libfcgi cuts it: the JWT itself)",
+     lambda env: SESS(env, 4, VERIFY, auth=lambda s: "Bearer " + s.jwt + "\0junk"), {}, no_content(4)),
+    ("verify: HEAD (405, Allow: GET)", lambda env: SESS(env, 5, VERIFY, "HEAD"), {},
+     answer(405, "METHOD_NOT_ALLOWED", allow="GET")),
+    ("verify: CONTENT_LENGTH 16385 (the fronts send none)",
+     lambda env: SESS(env, 6, VERIFY, replace={"CONTENT_LENGTH": "16385"}), {}, answer(413, "TOO_LARGE")),
+    ("verify: CONTENT_LENGTH -1", lambda env: SESS(env, 7, VERIFY, replace={"CONTENT_LENGTH": "-1"}), {},
+     answer(400, "BAD_REQUEST")),
+    ("verify: REQUEST_URI /auth/verify, DOCUMENT_URI /users/me (the URI decides)",
+     lambda env: SESS(env, 8, VERIFY, replace={"DOCUMENT_URI": ME, "SCRIPT_NAME": ME}), {}, no_content(8)),
+    ("me: DELETE, CONTENT_LENGTH 10^23", lambda env: SESS(env, 9, ME, "DELETE", replace={"CONTENT_LENGTH":
+                                                                                         "1" + "0" * 23}), {},
+     answer(400, "BAD_REQUEST")),
+    ("me: GET, a 60 KB HTTP_AUTHORIZATION", req(P("Bearer " + "a" * 60000, uri=ME)), {"timeout": 5},
+     answer(401, "INVALID_ACCESS_TOKEN")),
+    ("refresh: CONTENT_LENGTH one less than a good body",
+     lambda env: req(P(None, "POST", REFRESH, fc_rt_body(env, 10),
+                       replace={"CONTENT_LENGTH": str(len(fc_rt_body(env, 10)) - 1)}), fc_rt_body(env, 10)), {},
+     answer(400, "BAD_REQUEST")),
+    ("refresh: a good body in 1-byte STDIN records",
+     lambda env: fcgi_dribble(P(None, "POST", REFRESH, fc_rt_body(env, 11)), fc_rt_body(env, 11)), {},
+     refreshed(11)),
+    ("logout: a good JWT, no CONTENT_TYPE, no body", lambda env: SESS(env, 12, LOGOUT, "POST",
+                                                                      drop=("CONTENT_TYPE",)), {},
+     answer(200, "SUCCESS")),
+]
+
+
 # (name, data or callable(env) -> Reply, exchange options, check)
 FCGI_CASES = [
     ("well-formed login (baseline)", GOOD(1), {}, answer(200, "SUCCESS")),
@@ -1740,7 +2923,7 @@ FCGI_CASES = [
     ("id-token: the body in 1-byte STDIN records", lambda env: fcgi_dribble(NEW_P(ID_TOKEN, fcgi_id_body(env, 111)),
                                                                          fcgi_id_body(env, 111)), {},
      answer(200, "SUCCESS")),
-] + [
+] + FCGI_SESSION_CASES + [
     ("slowloris: 3 clients each stop after half a record header", None, {}, None),   # run_slowloris
     ("drip: as many peers as threads, 1 byte a second each", None, {}, None),       # run_drip
     ("slow body: a client stops before its STDIN", None, {}, None),                  # run_slow_body
@@ -2049,6 +3232,7 @@ def main():
     try:
         env.setup()
         codeflow_setup(env)
+        sessions_setup(env)
         env.start_fake()
         env.write_config("http://127.0.0.1:%d" % env.fake_port)
         env.start_service()
@@ -2059,6 +3243,7 @@ def main():
         run_front_limits(env)
         pids_before = worker_pids()
         run_new_routes(env)
+        run_session_routes(env)
         run_fcgi(env)
         run_survival(env, pids_before)
         run_log_bytes(env)
