@@ -1248,7 +1248,6 @@ B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 VERIFY_OK = ("verify", 204, None)
 PRIVATE_OK = ("private", 200, None)
 NO_JWT = APP(401, "INVALID_ACCESS_TOKEN")
-PROBE_ROW = "PROBE"         # a row whose answer is only printed (while writing a case)
 
 
 class LoginFailed(Exception):
@@ -2057,6 +2056,12 @@ def uq(s, **fields):
     return "&".join("%s=%s" % (n, v) for n, v in f.items() if v is not None)
 
 
+def long_word(n):
+    """An upper-case referrer_type of n characters (not a run of one
+    letter, which the log search's needles may hold)."""
+    return ("UNLINK_FROM_APPS_" * (n // 17 + 1))[:n]
+
+
 def unlink_rows():
     ok, bad, no = APP(200, "SUCCESS"), APP(400, "BAD_REQUEST"), APP(401, "UNAUTHORIZED")
     K = AK_KEY
@@ -2170,8 +2175,8 @@ def unlink_rows():
         g("user_id a JSON array", bad, user_id=q("[1]")),
         # referrer_type: upper-case words
         g("referrer_type in lower case", bad, referrer_type="unlink_from_apps"),
-        g("referrer_type of %d characters (the limit)" % MAX_UNLINK, ok, referrer_type="A" * MAX_UNLINK),
-        g("referrer_type of %d characters" % (MAX_UNLINK + 1), bad, referrer_type="A" * (MAX_UNLINK + 1)),
+        g("referrer_type of %d characters (the limit)" % MAX_UNLINK, ok, referrer_type=long_word(MAX_UNLINK)),
+        g("referrer_type of %d characters" % (MAX_UNLINK + 1), bad, referrer_type=long_word(MAX_UNLINK + 1)),
         g("referrer_type with a space", bad, referrer_type="UNLINK%20FROM"),
         g("referrer_type with %0d%0a and a header", lbad, referrer_type="UNLINK%0d%0aX-Injected:%201"),
         g("referrer_type empty", bad, referrer_type=""),
