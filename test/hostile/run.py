@@ -2148,6 +2148,7 @@ def unlink_rows():
         g("app_id in hex", no, app_id="0x%x" % APP_ID),
         g("app_id as 4.24242e5", no, app_id="4.24242e5"),
         g("app_id in fullwidth digits", no, app_id=q("".join(chr(0xff10 + int(c)) for c in str(APP_ID)))),
+        g("app_id of 5000 digits", no, app_id="4" * 5000),
         g("app_id missing", no, app_id=None),
         g("app_id empty", no, app_id=""),
         g("app_id twice (the body's rules: a duplicate)", bad, app_id="%d&app_id=%d" % (APP_ID, APP_ID)),
@@ -2173,6 +2174,9 @@ def unlink_rows():
         g("user_id with %00", lbad, user_id="12%0034"),
         g("user_id with %0d%0a and a header", lbad, user_id="12%0d%0aX-Injected:%201"),
         g("user_id a JSON array", bad, user_id=q("[1]")),
+        g("user_id of 5000 digits", bad, user_id="9" * 5000),
+        g("user_id with UTF-8 (%C3%A9)", bad, user_id="12%C3%A934"),
+        g("user_id with %FF", lbad, user_id="12%FF34"),
         # referrer_type: upper-case words
         g("referrer_type in lower case", bad, referrer_type="unlink_from_apps"),
         g("referrer_type of %d characters (the limit)" % MAX_UNLINK, ok, referrer_type=long_word(MAX_UNLINK)),
