@@ -496,8 +496,8 @@ done:
 }
 
 /* All bytes equal, or all whitespace: long enough, yet no secret. */
-static int
-secret_is_trivial(const unsigned char *b, size_t len)
+int
+config_secret_trivial(const unsigned char *b, size_t len)
 {
 	size_t	i, same = 1, space = 1;
 
@@ -579,7 +579,7 @@ config_read_secret(const char *what, const char *path, unsigned char *buf,
 		    what, path, min);
 		goto fail;
 	}
-	if (secret_is_trivial(buf, got)) {
+	if (config_secret_trivial(buf, got)) {
 		kl_fail(err, KL_BAD_CONFIG, "%s %s: every byte the same or "
 		    "whitespace: not a secret", what, path);
 		goto fail;

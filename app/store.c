@@ -477,25 +477,6 @@ store_ready(const struct store *st)
 	return atomic_load(&st->ready);
 }
 
-static void
-kakao_key(unsigned char kbuf[8], DBT *key, int64_t kakao_id)
-{
-	store_put_u64(kbuf, (uint64_t)kakao_id);
-	memset(key, 0, sizeof(*key));
-	key->data = kbuf;
-	key->size = 8;
-}
-
-/* A DBT that reads a user record into buf, which the caller owns. */
-static void
-record_dbt(DBT *data, unsigned char buf[STORE_RECORD_MAX])
-{
-	memset(data, 0, sizeof(*data));
-	data->data = buf;
-	data->ulen = STORE_RECORD_MAX;
-	data->flags = DB_DBT_USERMEM;
-}
-
 /* src, or "" when Kakao did not return the field. */
 static void
 copy_field(char *dst, size_t size, const char *src)
@@ -593,8 +574,8 @@ login_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	unsigned char			 kbuf[8], buf[STORE_RECORD_MAX];
 	int				 ret, len;
 
-	kakao_key(kbuf, &key, in->kakao_id);
-	record_dbt(&data, buf);
+	store_key8(&key, kbuf, (uint64_t)in->kakao_id);
+	store_usermem(&data, buf, sizeof(buf));
 	ret = st->users->get(st->users, txn, &key, &data, DB_RMW);
 	if (ret == 0) {
 		if (store_record_decode(buf, data.size, u) == -1)
@@ -671,6 +652,21 @@ store_user_login_session(struct store *st, const struct store_login *in,
 	return 0;
 }
 
+int
+store_get(struct store *st, DB *db, DBT *key, DBT *data)
+{
+	int	ret = 0, attempt;
+
+	store_busy_enter(st);
+	for (attempt = 0; attempt < STORE_MAX_RETRIES; attempt++) {
+		ret = db->get(db, NULL, key, data, 0);
+		if (ret != DB_LOCK_DEADLOCK && ret != DB_LOCK_NOTGRANTED)
+			break;
+	}
+	store_busy_leave(st);
+	return ret;
+}
+
 /* Both lookups end here: the record behind key in db (users, or the
  * users_by_id index, whose get returns the primary's record). */
 static int
@@ -681,10 +677,10 @@ user_read(struct store *st, DB *db, DBT *key, struct store_user *user,
 	unsigned char	buf[STORE_RECORD_MAX];
 	int		ret;
 
-	record_dbt(&data, buf);
-	store_busy_enter(st);
-	ret = db->get(db, NULL, key, &data, 0);
-	store_busy_leave(st);
+	store_usermem(&data, buf, sizeof(buf));
+	/* A deadlock victim (under load, beside a login's write) was a 500
+	 * of /users/me in memcheck: retried like a transaction. */
+	ret = store_get(st, db, key, &data);
 	if (ret == DB_NOTFOUND)
 		return kl_fail(err, KL_NOT_FOUND, "no user for this %s", what);
 	if (ret != 0)
@@ -720,7 +716,7 @@ store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
 
 	if (!store_ready(st))
 		return kl_fail(err, KL_STORE_FAILED, "store not open");
-	kakao_key(kbuf, &key, kakao_id);
+	store_key8(&key, kbuf, (uint64_t)kakao_id);
 	return user_read(st, st->users, &key, user, "Kakao id", err);
 }
 

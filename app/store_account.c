@@ -23,24 +23,6 @@
 #define RETIRED_RECORD_LEN	(4 + 2 * 8)	/* version, pad, reserved (0), deleted */
 #define UNLINK_SCAN		256	/* queue records one store_unlink_next reads */
 
-static void
-key8(unsigned char kbuf[8], DBT *key, uint64_t v)
-{
-	store_put_u64(kbuf, v);
-	memset(key, 0, sizeof(*key));
-	key->data = kbuf;
-	key->size = 8;
-}
-
-static void
-user_dbt(DBT *data, unsigned char buf[STORE_RECORD_MAX])
-{
-	memset(data, 0, sizeof(*data));
-	data->data = buf;
-	data->ulen = STORE_RECORD_MAX;
-	data->flags = DB_DBT_USERMEM;
-}
-
 int
 store_unlink_record_encode(const struct store_unlink_job *j,
     unsigned char *buf, size_t size)
@@ -111,12 +93,12 @@ delete_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	int			 ret;
 
 	a->found = a->more = false;
-	key8(sbuf, &skey, a->user_id);
+	store_key8(&skey, sbuf, a->user_id);
 	memset(&pkey, 0, sizeof(pkey));
 	pkey.data = pbuf;
 	pkey.ulen = sizeof(pbuf);
 	pkey.flags = DB_DBT_USERMEM;
-	user_dbt(&data, ubuf);
+	store_usermem(&data, ubuf, sizeof(ubuf));
 	ret = st->users_by_id->pget(st->users_by_id, txn, &skey, &pkey, &data,
 	    DB_RMW);
 	if (ret == DB_NOTFOUND)
@@ -134,7 +116,7 @@ delete_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	memset(rbuf, 0, sizeof(rbuf));
 	rbuf[0] = RETIRED_RECORD_VERSION;
 	store_put_u64(rbuf + 12, (uint64_t)(int64_t)a->now);
-	key8(rkbuf, &rkey, a->user_id);
+	store_key8(&rkey, rkbuf, a->user_id);
 	memset(&rdata, 0, sizeof(rdata));
 	rdata.data = rbuf;
 	rdata.size = sizeof(rbuf);
@@ -150,7 +132,7 @@ delete_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	job.next_try = a->first_try;
 	if (store_unlink_record_encode(&job, qbuf, sizeof(qbuf)) == -1)
 		return STORE_BAD_RECORD;
-	key8(qkbuf, &rkey, (uint64_t)job.kakao_id);
+	store_key8(&rkey, qkbuf, (uint64_t)job.kakao_id);
 	rdata.data = qbuf;
 	rdata.size = sizeof(qbuf);
 	return st->unlinkq->put(st->unlinkq, txn, &rkey, &rdata, 0);
@@ -201,8 +183,8 @@ unlink_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	int			 ret, len;
 
 	a->known = a->more = false;
-	key8(kbuf, &key, (uint64_t)a->kakao_id);
-	user_dbt(&data, buf);
+	store_key8(&key, kbuf, (uint64_t)a->kakao_id);
+	store_usermem(&data, buf, sizeof(buf));
 	ret = st->users->get(st->users, txn, &key, &data, DB_RMW);
 	if (ret == DB_NOTFOUND)
 		return 0;
@@ -356,7 +338,7 @@ done_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	unsigned char	kbuf[8];
 	int		ret;
 
-	key8(kbuf, &key, *(const uint64_t *)arg);
+	store_key8(&key, kbuf, *(const uint64_t *)arg);
 	ret = st->unlinkq->del(st->unlinkq, txn, &key, 0);
 	if (ret == 0)
 		*wrote = true;
@@ -387,14 +369,12 @@ store_unlink_get(struct store *st, int64_t kakao_id,
 	memset(job, 0, sizeof(*job));
 	if (!store_ready(st))
 		return kl_fail(err, KL_STORE_FAILED, "store not open");
-	key8(kbuf, &key, (uint64_t)kakao_id);
+	store_key8(&key, kbuf, (uint64_t)kakao_id);
 	memset(&data, 0, sizeof(data));
 	data.data = buf;
 	data.ulen = sizeof(buf);
 	data.flags = DB_DBT_USERMEM;
-	store_busy_enter(st);
-	ret = st->unlinkq->get(st->unlinkq, NULL, &key, &data, 0);
-	store_busy_leave(st);
+	ret = store_get(st, st->unlinkq, &key, &data);
 	if (ret == DB_NOTFOUND)
 		return kl_fail(err, KL_NOT_FOUND, "no unlink queued");
 	if (ret != 0)
@@ -416,14 +396,12 @@ store_retired_get(struct store *st, uint64_t user_id, time_t *deleted,
 	*deleted = 0;
 	if (!store_ready(st))
 		return kl_fail(err, KL_STORE_FAILED, "store not open");
-	key8(kbuf, &key, user_id);
+	store_key8(&key, kbuf, user_id);
 	memset(&data, 0, sizeof(data));
 	data.data = buf;
 	data.ulen = sizeof(buf);
 	data.flags = DB_DBT_USERMEM;
-	store_busy_enter(st);
-	ret = st->retired->get(st->retired, NULL, &key, &data, 0);
-	store_busy_leave(st);
+	ret = store_get(st, st->retired, &key, &data);
 	if (ret == DB_NOTFOUND)
 		return kl_fail(err, KL_NOT_FOUND, "user %llu not retired",
 		    (unsigned long long)user_id);

@@ -29,23 +29,13 @@
 #define OFF_USER	20
 #define OFF_VERIFIER	28
 
-static bool
-all_zero(const unsigned char *p, size_t n)
-{
-	unsigned char	acc = 0;
-
-	while (n-- > 0)
-		acc |= *p++;
-	return acc == 0;
-}
-
 /* The canonical forms only: one record, one encoding (fuzz round trip). */
 static bool
 record_valid(const struct store_code_record *r)
 {
 	if (r->state != STORE_CODE_R_PENDING && r->state != STORE_CODE_R_DONE)
 		return false;
-	if (!r->has_verifier && !all_zero(r->verifier, STORE_TAG_LEN))
+	if (!r->has_verifier && !store_all_zero(r->verifier, STORE_TAG_LEN))
 		return false;
 	return r->state == STORE_CODE_R_DONE ||
 	    (r->kakao_id == 0 && r->user_id == 0);

@@ -52,24 +52,6 @@ _Static_assert(T_OFF_SID == STORE_TOKEN_SID_OFF, "token sid offset");
 _Static_assert(T_OFF_SUCC + STORE_TAG_LEN == STORE_TOKEN_RECORD_LEN,
     "token len");
 
-/*
- * Token records one sweep transaction deletes at most: a family keeps every
- * token it ever had (an old one coming back is a reuse), so one family may
- * hold thousands. A family whose tokens do not fit is finished by the next
- * pass, which starts with it. (A candidate for kl_limits.h.)
- */
-#define SWEEP_TOKEN_BUDGET	(2 * SESSION_SWEEP_BATCH)
-
-static bool
-all_zero(const unsigned char *p, size_t n)
-{
-	unsigned char	acc = 0;
-
-	while (n-- > 0)
-		acc |= *p++;
-	return acc == 0;
-}
-
 /* ---- records ---- */
 
 /* The canonical forms only: one record, one encoding. */
@@ -91,9 +73,9 @@ token_valid(const struct store_token_record *r)
 {
 	if (r->state == STORE_TOKEN_CURRENT)
 		return r->rotated == 0 &&
-		    all_zero(r->successor, STORE_TAG_LEN);
+		    store_all_zero(r->successor, STORE_TAG_LEN);
 	if (r->state == STORE_TOKEN_ROTATED)
-		return !all_zero(r->successor, STORE_TAG_LEN);
+		return !store_all_zero(r->successor, STORE_TAG_LEN);
 	return false;
 }
 
@@ -274,15 +256,6 @@ user_key(DBT *key, unsigned char kbuf[8], uint64_t user_id)
 	key->flags = DB_DBT_USERMEM;	/* cursors write the key back */
 }
 
-static void
-usermem(DBT *data, unsigned char *buf, size_t size)
-{
-	memset(data, 0, sizeof(*data));
-	data->data = buf;
-	data->ulen = (u_int32_t)size;
-	data->flags = DB_DBT_USERMEM;
-}
-
 /* Cursor DBTs Berkeley DB sizes (and the caller frees): a record of
  * another size is read whole, then refused by its decoder. */
 static void
@@ -307,8 +280,13 @@ family_get(struct store *st, DB_TXN *txn, const unsigned char *sid,
 	int		ret;
 
 	fixed_key(&key, sid, STORE_SID_LEN);
-	usermem(&data, buf, sizeof(buf));
-	ret = st->sessions->get(st->sessions, txn, &key, &data, flags);
+	store_usermem(&data, buf, sizeof(buf));
+	/* Outside a transaction (store_session_get): retried if chosen as
+	 * a deadlock's victim; inside one, store_txn_run retries. */
+	if (txn == NULL)
+		ret = store_get(st, st->sessions, &key, &data);
+	else
+		ret = st->sessions->get(st->sessions, txn, &key, &data, flags);
 	if (ret == DB_BUFFER_SMALL)
 		return STORE_BAD_RECORD;
 	if (ret != 0)
@@ -344,7 +322,7 @@ token_get(struct store *st, DB_TXN *txn, const unsigned char *tag,
 	int		ret;
 
 	fixed_key(&key, tag, STORE_TAG_LEN);
-	usermem(&data, buf, sizeof(buf));
+	store_usermem(&data, buf, sizeof(buf));
 	ret = st->refresh->get(st->refresh, txn, &key, &data, flags);
 	if (ret == DB_BUFFER_SMALL)
 		return STORE_BAD_RECORD;
@@ -454,7 +432,7 @@ user_active(struct store *st, DB_TXN *txn, uint64_t user_id, int64_t kakao_id)
 
 	user_key(&key, kbuf, user_id);
 	key.flags = 0;
-	usermem(&data, buf, sizeof(buf));
+	store_usermem(&data, buf, sizeof(buf));
 	ret = st->users_by_id->get(st->users_by_id, txn, &key, &data, 0);
 	if (ret != 0)
 		return ret;
@@ -515,9 +493,7 @@ store_session_get(struct store *st, const unsigned char sid[STORE_SID_LEN],
 	memset(out, 0, sizeof(*out));
 	if (!store_ready(st))
 		return kl_fail(err, KL_STORE_FAILED, "store not open");
-	store_busy_enter(st);
 	ret = family_get(st, NULL, sid, out, 0);
-	store_busy_leave(st);
 	if (ret != 0)
 		memset(out, 0, sizeof(*out));
 	return session_result(st, ret, "session get", err);
@@ -658,7 +634,7 @@ store_session_refresh(struct store *st, const struct store_refresh_in *in,
 	if (!store_ready(st))
 		return kl_fail(err, KL_STORE_FAILED, "store not open");
 	if (in->ntags < 1 || in->ntags > MAX_REFRESH_CANDIDATES ||
-	    all_zero(in->successor, STORE_TAG_LEN))
+	    store_all_zero(in->successor, STORE_TAG_LEN))
 		return kl_fail(err, KL_STORE_FAILED, "refresh: bad input");
 	ret = store_txn_run(st, 0, true, refresh_attempt, &a);
 	if (ret == DB_KEYEXIST) {
@@ -733,11 +709,14 @@ revoke_user_collect(struct store *st, DB_TXN *txn, uint64_t user_id,
 
 	user_key(&key, kbuf, user_id);
 	realloc_dbts(&pkey, &data);
+	/* Read committed: the scan's locks go as it moves on (a user with
+	 * thousands of sessions would otherwise hold a lock per page of
+	 * them); each family found is read again under its write lock. */
 	if ((ret = st->sessions_by_user->cursor(st->sessions_by_user, txn, &c,
-	    0)) != 0)
+	    DB_READ_COMMITTED)) != 0)
 		return ret;
 	for (;; op = DB_NEXT_DUP) {
-		if ((ret = c->pget(c, &key, &pkey, &data, op | DB_RMW)) != 0)
+		if ((ret = c->pget(c, &key, &pkey, &data, op)) != 0)
 			break;
 		if (pkey.size != STORE_SID_LEN ||
 		    store_session_record_decode(data.data, data.size,
@@ -774,8 +753,15 @@ session_txn_revoke_user(struct store *st, DB_TXN *txn, uint64_t user_id,
 		return ENOMEM;
 	ret = revoke_user_collect(st, txn, user_id, max, sids, &n, more);
 	for (i = 0; ret == 0 && i < n; i++) {
-		if ((ret = family_get(st, txn, sids[i], &s, DB_RMW)) != 0)
+		if ((ret = family_get(st, txn, sids[i], &s, DB_RMW)) ==
+		    DB_NOTFOUND) {
+			ret = 0;	/* swept since the scan */
+			continue;
+		}
+		if (ret != 0)
 			break;
+		if (s.status != STORE_SESSION_ACTIVE)
+			continue;
 		family_revoke(&s, reason, now);
 		*wrote = true;
 		if ((ret = family_put(st, txn, &s, 0)) == 0)
@@ -963,7 +949,7 @@ pick_token(struct store *st, DB_TXN *txn, const DBT *data, time_t now,
 	if (store_token_record_decode(data->data, data->size, &t) == -1)
 		return 0;
 	fixed_key(&key, t.sid, STORE_SID_LEN);
-	usermem(&fdata, buf, sizeof(buf));
+	store_usermem(&fdata, buf, sizeof(buf));
 	ret = st->sessions->get(st->sessions, txn, &key, &fdata, 0);
 	if (ret == 0 || ret == DB_BUFFER_SMALL) {
 		*pick = false;
@@ -1044,7 +1030,7 @@ sweep_tokens_of(struct store *st, DB_TXN *txn, const unsigned char *sid,
 
 	*done = false;
 	memcpy(kbuf, sid, STORE_SID_LEN);
-	usermem(&key, kbuf, sizeof(kbuf));
+	store_usermem(&key, kbuf, sizeof(kbuf));
 	key.size = STORE_SID_LEN;
 	memset(&data, 0, sizeof(data));
 	data.flags = DB_DBT_REALLOC;
@@ -1080,14 +1066,14 @@ sweep_families(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	const unsigned char	*sid;
 	DBT			 key, data;
 	unsigned char		 buf[STORE_SESSION_RECORD_LEN];
-	int			 i, ret, removed = 0, budget = SWEEP_TOKEN_BUDGET;
+	int			 i, ret, removed = 0, budget = SESSION_SWEEP_TOKENS;
 	bool			 done;
 
 	a->partial = false;
 	for (i = 0; i < a->n; i++) {
 		sid = a->keys + (size_t)i * STORE_SID_LEN;
 		fixed_key(&key, sid, STORE_SID_LEN);
-		usermem(&data, buf, sizeof(buf));
+		store_usermem(&data, buf, sizeof(buf));
 		ret = st->sessions->get(st->sessions, txn, &key, &data, DB_RMW);
 		if (ret == DB_NOTFOUND)
 			continue;
@@ -1128,7 +1114,7 @@ sweep_orphans(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	for (i = 0; i < a->n; i++) {
 		fixed_key(&key, a->keys + (size_t)i * STORE_TAG_LEN,
 		    STORE_TAG_LEN);
-		usermem(&data, buf, sizeof(buf));
+		store_usermem(&data, buf, sizeof(buf));
 		ret = st->refresh->get(st->refresh, txn, &key, &data, DB_RMW);
 		if (ret == DB_NOTFOUND)
 			continue;

@@ -156,20 +156,6 @@ next_line(const unsigned char *buf, size_t len, size_t *off,
 	return true;
 }
 
-/* All bytes equal, or all whitespace: long enough, yet no secret (the
- * rule of config.c's secret_is_trivial, per key). */
-static bool
-key_is_trivial(const unsigned char *b, size_t len)
-{
-	size_t	i, same = 1, space = 1;
-
-	for (i = 0; i < len; i++) {
-		same &= b[i] == b[0];
-		space &= isspace(b[i]) != 0;
-	}
-	return same || space;
-}
-
 /* Checks a key's bytes and copies them into k. at: "" or "line N: ". */
 static int
 key_store(struct token_key *k, const unsigned char *key, size_t len,
@@ -181,7 +167,7 @@ key_store(struct token_key *k, const unsigned char *key, size_t len,
 	if (len > MAX_JWT_SECRET)
 		return kl_fail(err, KL_BAD_CONFIG, "%skey longer than %d "
 		    "bytes", at, MAX_JWT_SECRET);
-	if (key_is_trivial(key, len))
+	if (config_secret_trivial(key, len))
 		return kl_fail(err, KL_BAD_CONFIG, "%skey is every byte the "
 		    "same or whitespace: not a secret", at);
 	memcpy(k->key, key, len);

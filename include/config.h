@@ -76,8 +76,14 @@ int	config_check(const struct config *cfg, struct kl_error *err);
 int	config_parse_line(struct config *cfg, const char *line,
 	    struct kl_error *err);
 
+/* True for bytes that are long enough yet no secret: every byte the same,
+ * or all whitespace (the rule of config_read_secret, and of each key of a
+ * keyed jwt_secret_file). */
+int	config_secret_trivial(const unsigned char *b, size_t len);
+
 /* Reads the secret file path (what: its key, for messages) into buf, for
- * jwt_secret_file today and the Kakao key files later. Refused: anything
+ * the client secret and the admin key (jwt_secret_file: the _raw form
+ * below, token.c parses its lines). Refused: anything
  * but a regular file (opened O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, so a FIFO
  * or a symlink fails at once), group or world access, size bytes or more,
  * fewer than min after one trailing newline is dropped, all bytes equal or

@@ -85,6 +85,10 @@
 #define MAX_REFRESH_CANDIDATES MAX_JWT_KEYS	/* tags tried per refresh: one per key */
 #define SESSION_SWEEP_BATCH   256	/* expired or revoked families removed per pass */
 #define SESSION_SWEEP_SCAN (8 * SESSION_SWEEP_BATCH)	/* families one pass reads */
+/* Token records one sweep transaction deletes at most: a family keeps
+ * every token it had (an old one coming back is a reuse), so one may hold
+ * thousands; one that does not fit is finished by the next pass. */
+#define SESSION_SWEEP_TOKENS (2 * SESSION_SWEEP_BATCH)
 #define SESSION_REVOKED_KEEP_S 86400	/* a revoked family is kept this long (REFRESH_REUSED, logs) */
 #define MAX_USER_SESSIONS    1024	/* families revoked per logout-all transaction */
 #define UNLINK_FIRST_RETRY_S   30	/* a queued unlink is first retried after this */

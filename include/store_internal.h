@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <db.h>
 
@@ -87,6 +88,38 @@ store_get_u64(const unsigned char *p)
 	return v;
 }
 
+/* True when all n bytes are zero (a tag or pad that is not there). */
+static inline bool
+store_all_zero(const unsigned char *p, size_t n)
+{
+	unsigned char	acc = 0;
+
+	while (n-- > 0)
+		acc |= *p++;
+	return acc == 0;
+}
+
+/* A DBT keyed by the 8 big-endian bytes of v, written into kbuf (Kakao
+ * ids, user ids): for get, put and del, not for cursors. */
+static inline void
+store_key8(DBT *key, unsigned char kbuf[8], uint64_t v)
+{
+	store_put_u64(kbuf, v);
+	memset(key, 0, sizeof(*key));
+	key->data = kbuf;
+	key->size = 8;
+}
+
+/* A DBT that reads into buf (size bytes), which the caller owns. */
+static inline void
+store_usermem(DBT *data, unsigned char *buf, size_t size)
+{
+	memset(data, 0, sizeof(*data));
+	data->data = buf;
+	data->ulen = (u_int32_t)size;
+	data->flags = DB_DBT_USERMEM;
+}
+
 /*
  * One attempt of a transaction: reads and writes under txn and returns 0
  * to commit it, or a Berkeley DB error (or STORE_BAD_RECORD) to abort it.
@@ -122,6 +155,11 @@ int	session_txn_open(struct store *st, DB_TXN *txn,
 int	session_txn_revoke_user(struct store *st, DB_TXN *txn,
 	    uint64_t user_id, enum store_session_reason reason, time_t now,
 	    int max, int *count, bool *more, bool *wrote);
+
+/* A read outside any transaction (db->get with NULL txn), inside the
+ * stuck-call watch, retried like a transaction when the deadlock detector
+ * chose it (a writer's locks on the same pages): returns the get's result. */
+int	store_get(struct store *st, DB *db, DBT *key, DBT *data);
 
 /* Translates a Berkeley DB error into KL_STORE_FAILED ("what: why"), and
  * marks the process for a restart when its handles are now useless. */

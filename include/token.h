@@ -88,7 +88,9 @@ int	token_issue(const struct token_ctx *ctx, const struct token_subject *s,
 	    time_t now, char **out, struct kl_error *err);
 
 /* Checks signature (HS256 only; the key named by the header's kid, or,
- * for a token without one, any key), iss, iat, exp and the id/sub claims;
+ * for a token without one or whose kid names none of ours, any of our
+ * keys; a kid that is not a string is refused), iss, iat, exp and the
+ * id/sub claims;
  * kakao_id and sid when present. Fills claims on success. Failures are
  * KL_BAD_TOKEN. */
 int	token_verify(const struct token_ctx *ctx, const char *jwt, time_t now,
