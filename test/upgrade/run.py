@@ -17,6 +17,10 @@ nginx) and checks:
   - the session databases were created on open: the login answers a
     refresh_token, which refreshes, and its successor too;
   - /users/me with the new access_token answers the old user;
+  - a JWT in the released format (no kid, no sid, no kakao_id; minted
+    here with the same key, as the old token_issue signed it) still works
+    on /users/me and /auth/verify until it expires, and is refused once
+    verify_revocation = yes (it names no session);
   - the environment holds the new databases afterwards, and the service
     logged no recovery, panic or warning.
 What it does not do: run the OLD binary beside the new one (a rolling
@@ -25,12 +29,18 @@ fixture is what the old binary wrote, which is what a restart meets.
 Prints "ok - ..." / "not ok - ..." per check, "N passed, M failed" last.
 """
 
+import base64
 import glob
+import hashlib
+import hmac
+import http.client
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
@@ -123,6 +133,46 @@ def check_refresh(port, kid, js):
                   % js["user"]["id"], "status %d %r" % (status, raw[:200]))
 
 
+def old_jwt(secret, user_id):
+    """A JWT as 7aa131f's token_issue made them: HS256 under the whole key
+    file, claims id, sub, iat, exp, iss, jti; no kid in the header."""
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    now = int(time.time())
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = b64(json.dumps({"id": user_id, "sub": str(user_id), "iat": now,
+                           "exp": now + stack.JWT_TTL, "iss": stack.ISSUER,
+                           "jti": secrets.token_hex(16)}, separators=(",", ":")).encode())
+    mac = hmac.new(secret, ("%s.%s" % (head, body)).encode(), hashlib.sha256).digest()
+    return "%s.%s.%s" % (head, body, b64(mac))
+
+
+def auth_verify(port, jwt):
+    """-> (status, X-User-Id)"""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", "/auth/verify", headers={"Authorization": "Bearer " + jwt})
+        r = c.getresponse()
+        r.read()
+        return r.status, r.getheader("X-User-Id")
+    finally:
+        c.close()
+
+
+def check_old_jwt(env, port, user_id):
+    jwt = old_jwt(env.secret, user_id)
+    status, me, raw, _ = request(port, "GET", ME, {"Authorization": "Bearer " + jwt})
+    u = me.get("user") if isinstance(me, dict) else None
+    report(status == 200 and isinstance(u, dict) and u.get("id") == user_id,
+           "a JWT of the released format (no kid, no sid) still answers /users/me",
+           "status %d %r" % (status, raw[:200]))
+    got = auth_verify(port, jwt)
+    report(got == (204, str(user_id)),
+           "a JWT of the released format passes /auth/verify (204, X-User-Id %d)" % user_id,
+           "status, X-User-Id: %r" % (got,))
+    return jwt
+
+
 def main():
     args = sys.argv[1:]
     if args[:1] == ["--build"] and len(args) == 2:
@@ -167,11 +217,23 @@ def main():
         else:
             report(False, "refresh and /users/me for an old user", "its login failed")
 
+        jwt = check_old_jwt(env, port, old["7001"]["id"])
+
         # What store.c opens beside the users must exist now.
         want = ("sessions.db", "sessions_by_user.db", "refresh.db", "refresh_by_sid.db")
         have = set(os.listdir(env.path("db")))
         report(all(w in have for w in want), "the session databases were created on open",
                "missing: %s" % [w for w in want if w not in have])
+        env.stop_service()
+        env.extra.append("verify_revocation = yes")
+        env.write_config("http://127.0.0.1:%d" % env.fake_port)
+        env.start_service()
+        env.wait_fronts()
+        got = auth_verify(port, jwt)
+        status = request(port, "GET", ME, {"Authorization": "Bearer " + jwt})[0]
+        report(got[0] == 401 and status == 401,
+               "with verify_revocation = yes the released JWT (no session) is refused",
+               "/auth/verify %d, /users/me %d" % (got[0], status))
         env.stop_service()
         with open(env.service_log, errors="replace") as f:
             alarming = [l.strip() for l in f if re.search(r"warn|PANIC|recover|error", l, re.I)]
