@@ -284,7 +284,8 @@ def session_jwts(env):
 def session_rows(env, build, b, keys):
     """Issue 10's rows on the service of the code-flow rows (app id
     checked, keys): refresh with rotation, /auth/verify off and on
-    verify_revocation, and a location behind auth_request."""
+    verify_revocation, and a location behind auth_request. -> the refresh
+    row's "#" line."""
     # The loader runs as root: the service stops so that the log files it
     # creates are handed to the service's user before it reopens.
     env.stop_service()
@@ -297,9 +298,9 @@ def session_rows(env, build, b, keys):
                 lua_env={"TOKENS": tokens, "FIRST": str(REFRESH_WARMUP + 1),
                          "LAST": str(REFRESH_SESSIONS), "NTHREADS": "2"},
                 warmup_env={"FIRST": "1", "LAST": str(REFRESH_WARMUP)})
-    print("# refresh row: %d rotations answered 200, of the %d tokens it had" % (
-        row["requests"] - row["errors"], REFRESH_SESSIONS - REFRESH_WARMUP),
-        flush=True)
+    note = "# refresh row: %d rotations answered 200, of the %d tokens it had" % (
+        row["requests"] - row["errors"], REFRESH_SESSIONS - REFRESH_WARMUP)
+    print(note, flush=True)
     jwts = session_jwts(env)
     private = env.path("www", "private", "bench.txt")
     with open(private, "w") as f:
@@ -311,6 +312,7 @@ def session_rows(env, build, b, keys):
     restart_service(env, True, extra=keys + ["verify_revocation = yes"])
     b.run("auth_request (/auth/verify), verify_revocation, 64 clients", 64,
           lua=VERIFY_LUA, lua_env={"JWTS": jwts})
+    return note
 
 
 def mint_id_tokens(env):
@@ -436,7 +438,7 @@ def main():
         print(calls_line, flush=True)
         if not calls_ok:
             failures.append("!!! the id_token row called Kakao (see the # line above) !!!")
-        session_rows(env, build, b, keys)
+        refresh_line = session_rows(env, build, b, keys)
         restart_service(env, False, program=plumbing)
         for clients in (64, 256):
             b.run("plumbing baseline, %d clients" % clients, clients,
@@ -502,6 +504,7 @@ def main():
     lines.append("growth: p99 at 1,000,000 users / p99 at 10,000 users = %.2f" % (
         big["p99"] / small["p99"]))
     lines.append(calls_line)
+    lines.append(refresh_line)
     failures += [loud(r) for r in b.rows if r["errors"]]
     lines += failures
     lines.append("total run time %.0f s" % (time.monotonic() - started))
