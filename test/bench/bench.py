@@ -20,6 +20,15 @@ already in the store, 20% first logins) and prints one table:
     POST /users/kakao/id-token with 1,000 id_tokens minted by the fake
     beforehand, keys cached: no Kakao call per login, which the fake's
     counters confirm in a "#" line), 64 clients;
+  - sessions (issue 10): refresh with rotation (test/bench/refresh.lua:
+    POST /users/token/refresh, every request a token never presented, so
+    every one rotates: one write transaction and a JWT; the tokens come
+    from 50,000 sessions opened by build/bulkload -s beforehand), and
+    /auth/verify as nginx's auth_request asks it (test/bench/verify.lua:
+    GET with one of 200 JWTs of live sessions, 204), with
+    verify_revocation off and on, and once through a location protected
+    by auth_request (etc/nginx/auth-request-example.conf, a static file
+    behind it), 64 clients;
   - plumbing: test/bench/plumbing.c, a responder that answers at once, in
     place of the service behind the same nginx, same clients;
   - growth: p99 with 10,000 and with 1,000,000 users in the store (loaded
@@ -54,6 +63,12 @@ CODE_LUA = os.path.join(HERE, "code.lua")
 ID_TOKEN_LUA = os.path.join(HERE, "id_token.lua")
 PKCE_PAIRS = 1000           # verifier/challenge pairs handed to code.lua
 ID_TOKENS = 1000            # id_tokens minted for id_token.lua, one per user
+REFRESH_LUA = os.path.join(HERE, "refresh.lua")
+VERIFY_LUA = os.path.join(HERE, "verify.lua")
+REFRESH_SESSIONS = 50_000   # sessions opened for refresh.lua, one token each
+REFRESH_WARMUP = 10_000     # of them, the tokens the 1 s warm-up may use
+VERIFY_JWTS = 200           # access_tokens of live sessions for verify.lua
+VERIFY_TARGET = 0.8         # the issue's: /auth/verify >= 0.8 x plumbing
 POPULATION = 100_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -130,7 +145,10 @@ class Bench:
         self.scenario = 0
 
     def run(self, name, clients, pop=POPULATION, fresh=0.2, prefix="",
-            exe=None, lua=LUA, lua_env=None, before_warmup=None):
+            exe=None, lua=LUA, lua_env=None, before_warmup=None,
+            warmup_env=None):
+        """warmup_env: lua_env entries for the warm-up only (refresh.lua:
+        its own range of tokens)."""
         exe = exe or self.service
         port = self.env.fronts["nginx"]
         self.scenario += 1
@@ -138,7 +156,8 @@ class Bench:
         if before_warmup:
             before_warmup()
         # Warm-up: connections to Kakao, caches, threads.
-        wrk(port, clients, 1, pop, fresh, prefix, base, lua, lua_env)
+        wrk(port, clients, 1, pop, fresh, prefix, base, lua,
+            dict(lua_env or {}, **(warmup_env or {})))
         service = procs.procs["service"].pid
         pids = pids_of(exe, service)
         fake = pids_of(stack.FAKE, procs.procs["fake-kakao"].pid)
@@ -162,6 +181,7 @@ class Bench:
             "cpu_per_1k": (c1 - c0) / max(r["requests"], 1) * 1000,
             "fake_cpu": (f1 - f0) / wall * 100,
             "why": (r["status"], r["connect"], r["read"], r["write"], r["timeout"]),
+            "exhausted": r.get("exhausted", 0), "requests": r["requests"],
         }
         self.rows.append(row)
         print("  %-44s %s" % (name, fmt_row(row)), flush=True)
@@ -172,7 +192,10 @@ class Bench:
 
 def loud(row):
     return ("!!! ROW FAILED: %s: %d errors (non-2xx %d, connect %d, read %d, "
-            "write %d, time-out %d) !!!" % (row["name"], row["errors"], *row["why"]))
+            "write %d, time-out %d%s) !!!" % (
+                row["name"], row["errors"], *row["why"],
+                "; %d sent without a token: too few made" % row["exhausted"]
+                if row["exhausted"] else ""))
 
 
 HEADER = ("%-46s %8s %7s %7s %7s %6s %7s %7s %8s %6s" % (
@@ -212,9 +235,12 @@ def restart_service(env, app_id, program=None, extra=()):
              in (200, 400), 15, "the service behind nginx")
 
 
-def bulkload(env, build, first, count):
+def bulkload(env, build, first, count, sessions_to=None):
+    """sessions_to: a file: open one session for each of the users instead,
+    their refresh tokens written there (bulkload -s)."""
     t0 = time.monotonic()
-    subprocess.run([os.path.join(build, "bulkload"), env.path("db"),
+    opts = ["-s", env.path("jwt.secret"), sessions_to] if sessions_to else []
+    subprocess.run([os.path.join(build, "bulkload")] + opts + [env.path("db"),
                     str(first), str(count)], check=True)
     if os.geteuid() == 0:       # the service runs as nobody
         subprocess.run(["chown", "-R", "nobody:nogroup", env.path("db")], check=True)
@@ -237,6 +263,56 @@ def codeflow_files(env):
             challenge = oidc.b64url(hashlib.sha256(verifier.encode("ascii")).digest())
             f.write("%s %s\n" % (verifier, challenge))
     return codeflow.config_lines(path), pairs
+
+
+def session_jwts(env):
+    """VERIFY_JWTS access_tokens of fresh logins through the service (each
+    a live session), users spread over the population. -> file."""
+    path = env.path("jwts.txt")
+    step = POPULATION // VERIFY_JWTS
+    with open(path, "w") as f:
+        for i in range(VERIFY_JWTS):
+            status, js, raw, _ = request(
+                env.fronts["nginx"], "GET", LOGIN,
+                {"Authorization": "Bearer valid-%d" % (1 + i * step)})
+            if status != 200 or not isinstance(js, dict) or "access_token" not in js:
+                raise RuntimeError("login for a JWT: %d %r" % (status, raw[:200]))
+            f.write(js["access_token"] + "\n")
+    return path
+
+
+def session_rows(env, build, b, keys):
+    """Issue 10's rows on the service of the code-flow rows (app id
+    checked, keys): refresh with rotation, /auth/verify off and on
+    verify_revocation, and a location behind auth_request. -> the refresh
+    row's "#" line."""
+    # The loader runs as root: the service stops so that the log files it
+    # creates are handed to the service's user before it reopens.
+    env.stop_service()
+    tokens = env.path("refresh-tokens.txt")
+    t_load = bulkload(env, build, 1, REFRESH_SESSIONS, sessions_to=tokens)
+    print("# opened %d sessions for the refresh row in %.1f s" % (
+        REFRESH_SESSIONS, t_load), flush=True)
+    restart_service(env, True, extra=keys)
+    row = b.run("refresh, rotation, 64 clients", 64, lua=REFRESH_LUA,
+                lua_env={"TOKENS": tokens, "FIRST": str(REFRESH_WARMUP + 1),
+                         "LAST": str(REFRESH_SESSIONS), "NTHREADS": "2"},
+                warmup_env={"FIRST": "1", "LAST": str(REFRESH_WARMUP)})
+    note = "# refresh row: %d rotations answered 200, of the %d tokens it had" % (
+        row["requests"] - row["errors"], REFRESH_SESSIONS - REFRESH_WARMUP)
+    print(note, flush=True)
+    jwts = session_jwts(env)
+    private = env.path("www", "private", "bench.txt")
+    with open(private, "w") as f:
+        f.write("behind auth_request\n")
+    b.run("auth_request (/auth/verify), 64 clients", 64, lua=VERIFY_LUA,
+          lua_env={"JWTS": jwts})
+    b.run("auth_request, /private/ file behind it, 64 clients", 64,
+          lua=VERIFY_LUA, lua_env={"JWTS": jwts, "URI": "/private/bench.txt"})
+    restart_service(env, True, extra=keys + ["verify_revocation = yes"])
+    b.run("auth_request (/auth/verify), verify_revocation, 64 clients", 64,
+          lua=VERIFY_LUA, lua_env={"JWTS": jwts})
+    return note
 
 
 def mint_id_tokens(env):
@@ -362,6 +438,7 @@ def main():
         print(calls_line, flush=True)
         if not calls_ok:
             failures.append("!!! the id_token row called Kakao (see the # line above) !!!")
+        refresh_line = session_rows(env, build, b, keys)
         restart_service(env, False, program=plumbing)
         for clients in (64, 256):
             b.run("plumbing baseline, %d clients" % clients, clients,
@@ -409,8 +486,17 @@ def main():
     base = {r["clients"]: r["rps"] for r in b.rows if r["name"].startswith("plumbing")}
     lines += ["", "ratios to the plumbing baseline at the same clients:"]
     for r in b.rows:
-        if r["name"].startswith(("login", "code flow", "id_token")):
+        if r["name"].startswith(("login", "code flow", "id_token", "refresh",
+                                 "auth_request, ")):
             lines.append("  %-44s %.2f" % (r["name"], r["rps"] / base[r["clients"]]))
+    lines.append("  /auth/verify against the issue's target (>= %.1f x plumbing):"
+                 % VERIFY_TARGET)
+    for r in b.rows:
+        if r["name"].startswith("auth_request (/auth/verify)"):
+            ratio = r["rps"] / base[r["clients"]]
+            lines.append("  %-44s %.2f: %s" % (
+                r["name"], ratio,
+                "met" if ratio >= VERIFY_TARGET else "below the target"))
     lines.append("  50 ms rows against 0.85 x clients / 0.05 s:")
     for r in b.rows:
         if "50 ms" in r["name"]:
@@ -418,6 +504,7 @@ def main():
     lines.append("growth: p99 at 1,000,000 users / p99 at 10,000 users = %.2f" % (
         big["p99"] / small["p99"]))
     lines.append(calls_line)
+    lines.append(refresh_line)
     failures += [loud(r) for r in b.rows if r["errors"]]
     lines += failures
     lines.append("total run time %.0f s" % (time.monotonic() - started))

@@ -26,6 +26,14 @@ and tears it down again.  Cases:
                                  and 200 again once the disk is back
   5. graceful stop               SIGTERM while slow logins are in flight:
                                  all get 200, exit 0, clean environment
+  6. refresh storm, kills        50 sessions, each refreshed 3 at once by
+                                 its own client and chained to the
+                                 successor, while a worker is kill -9'd
+                                 every 2 s: the 3 get one successor, no
+                                 acknowledged rotation is lost (no 401), and
+                                 the store (db5.3_dump) holds exactly one
+                                 current token per family, the chain's last,
+                                 its generation the rotations acknowledged
 
 Prints "ok - NAME" or "not ok - NAME: WHY" per case, "# ..." notes, and
 "N passed, M failed" last; exits 1 on any failure.  Everything it started
@@ -36,7 +44,10 @@ Python 3 standard library only.
 
 import atexit
 import collections
+import concurrent.futures
 import errno
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -84,10 +95,11 @@ class Stack:
     exit from the with block (or by the global cleanup)."""
 
     def __init__(self, children=2, threads=8, durability="sync", extra=(),
-                 before_service=None):
+                 before_service=None, worker_connections=256):
         self.env = Env(children=children, threads=threads, durability=durability,
                        extra=extra)
         self.before_service = before_service
+        self.worker_connections = worker_connections
         self.mounts = []
 
     def __enter__(self):
@@ -99,7 +111,7 @@ class Stack:
         env.start_fake()
         env.write_config(self.fake_url())
         env.start_service()
-        env.start_nginx()
+        env.start_nginx(worker_connections=self.worker_connections)
         env.wait_fronts()
         return self
 
@@ -975,6 +987,220 @@ def case_graceful_stop():
                "%s" % alarming[:4])
 
 
+# ------------------------------------------------------------- 6. refresh storm
+
+REFRESH = "/users/token/refresh"
+STORM_SESSIONS = 50
+STORM_AT_ONCE = 3           # refreshes of one token sent together
+STORM_WINDOW = 60           # refresh_reuse_window: retries stay inside it
+SESSION_REC = 8 + 16 + 6 * 8       # store_session.h's layouts
+TOKEN_REC = 8 + 16 + 3 * 8 + 32
+
+
+def refresh_tag(secret, token):
+    """The store's key for a refresh token: token_tag(ctx, "refresh", ...)
+    = HMAC-SHA256 under HMAC-SHA256(key, "kakao-login tag refresh")."""
+    key = hmac.new(secret, b"kakao-login tag refresh", hashlib.sha256).digest()
+    return hmac.new(key, token.encode(), hashlib.sha256).digest()
+
+
+def jwt_claims(jwt):
+    return json.loads(stack.b64url_decode(jwt.split(".")[1]))
+
+
+def db_dump(env, name):
+    """-> [(key bytes, value bytes)] of a database of the live environment."""
+    out = subprocess.run(["db5.3_dump", "-h", env.path("db"), name],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError("db5.3_dump %s: %s" % (name, out.stderr.strip()))
+    body = out.stdout.split("HEADER=END\n", 1)[1].split("DATA=END", 1)[0]
+    vals = [bytes.fromhex(l.strip()) for l in body.splitlines() if l.startswith(" ")]
+    return list(zip(vals[0::2], vals[1::2]))
+
+
+def decode_token_rec(v):
+    """store_session.h: version, state, pad (2), generation, sid, issued,
+    rotated, expires, successor."""
+    if len(v) != TOKEN_REC:
+        raise ValueError("token record of %d bytes" % len(v))
+    return {"version": v[0], "state": v[1], "generation": int.from_bytes(v[4:8], "big"),
+            "sid": v[8:24].hex(), "successor": v[48:80]}
+
+
+def decode_session_rec(v):
+    """store_session.h: version, status, reason, pad, generation, sid, user
+    id, kakao id, created, last used, expires, revoked at."""
+    if len(v) != SESSION_REC:
+        raise ValueError("session record of %d bytes" % len(v))
+    return {"version": v[0], "status": v[1], "reason": v[2],
+            "generation": int.from_bytes(v[4:8], "big"), "sid": v[8:24].hex(),
+            "user_id": int.from_bytes(v[24:32], "big")}
+
+
+class Chain:
+    """One session refreshed by its own client: STORM_AT_ONCE refreshes of
+    the current token at once, then on to the successor they were given.
+    A step without a 200 (killed worker, 502) is sent again with the same
+    token, which the reuse window answers with the same successor."""
+
+    def __init__(self, kid, js):
+        self.kid = kid
+        self.token = js["refresh_token"]
+        self.sid = jwt_claims(js["access_token"]).get("sid")
+        self.rotations = 0
+        self.bad = []           # violations: 401s, two successors, wrong bodies
+        self.answers = collections.Counter()    # (status, message) -> n
+
+    def one(self, port, token):
+        try:
+            st, js, raw, _ = request(port, "POST", REFRESH, None,
+                                     ("refresh_token=" + token).encode(), timeout=10)
+        except (OSError, http.client.HTTPException) as e:
+            return 0, None, type(e).__name__.encode()
+        return st, js, raw
+
+    def step(self, pool, port):
+        futs = [pool.submit(self.one, port, self.token) for _ in range(STORM_AT_ONCE)]
+        got = [f.result() for f in futs]
+        succ = set()
+        for st, js, raw in got:
+            msg = js.get("message") if isinstance(js, dict) else None
+            self.answers[(st, msg if st else raw.decode())] += 1
+            if st == 200:
+                rt = js.get("refresh_token") if isinstance(js, dict) else None
+                at = js.get("access_token") if isinstance(js, dict) else None
+                if not isinstance(rt, str) or len(rt) != 43 or not isinstance(at, str):
+                    self.bad.append("200 without tokens: %r" % raw[:120])
+                elif jwt_claims(at).get("sid") != self.sid:
+                    self.bad.append("200 with a JWT of another session")
+                else:
+                    succ.add(rt)
+            elif st == 0 or (st >= 500 and isinstance(msg, str)):
+                pass            # a killed worker: sent again
+            else:
+                self.bad.append("generation %d: status %d %r" % (
+                    self.rotations, st, raw[:100]))
+        if len(succ) > 1:
+            self.bad.append("generation %d: %d different successors for one token"
+                            % (self.rotations, len(succ)))
+        if len(succ) == 1:
+            self.token = succ.pop()
+            self.rotations += 1
+            return True
+        return False
+
+    def run(self, pool, port, stopping):
+        while not stopping.is_set() and len(self.bad) < 5:
+            if not self.step(pool, port):
+                time.sleep(0.05)
+
+
+def case_refresh_storm():
+    children, threads = 2, 8
+    kids = [KID_BASE + 600_000 + i for i in range(STORM_SESSIONS)]
+    # 150 clients at once, each also an upstream connection: nginx's
+    # default 256 per worker would drop some (a fault of the test's nginx).
+    with Stack(children, threads, "sync",
+               extra=("refresh_reuse_window = %d" % STORM_WINDOW,),
+               worker_connections=1024) as st:
+        chains = []
+        for kid in kids:
+            status, js, raw, _ = login(st.port, "valid-%d" % kid)
+            if status != 200 or not isinstance(js, dict) or \
+                    not isinstance(js.get("refresh_token"), str):
+                report(False, "refresh storm: logins", "status %d %r" % (status, raw[:200]))
+                return
+            chains.append(Chain(kid, js))
+        stopping = threading.Event()
+        pool = concurrent.futures.ThreadPoolExecutor(STORM_SESSIONS * STORM_AT_ONCE)
+        ts = [threading.Thread(target=c.run, args=(pool, st.port, stopping), daemon=True)
+              for c in chains]
+        for t in ts:
+            t.start()
+        time.sleep(1.0)
+        kills = []
+        for _ in range(5):
+            ws = st.workers()
+            if ws and kill9(random.choice(ws)):
+                kills.append(time.monotonic())
+            time.sleep(2.0)
+        back = wait_until(lambda: len(st.workers()) == children, 10)
+        time.sleep(1.0)
+        stopping.set()
+        for t in ts:
+            t.join(30)
+        hung = sum(1 for t in ts if t.is_alive())
+        pool.shutdown(wait=False)
+        answers = collections.Counter()
+        for c in chains:
+            answers.update(c.answers)
+        rots = [c.rotations for c in chains]
+        note("refresh storm: %d rotations acknowledged (per session %d .. %d); answers %s"
+             % (sum(rots), min(rots), max(rots),
+                ", ".join("%s %s x%d" % (s, m, n) for (s, m), n in sorted(answers.items(), key=str))))
+        bad = [(c.kid, b) for c in chains for b in c.bad]
+        report(len(kills) == 5 and bool(back) and not hung,
+               "refresh storm: 5 workers killed, restarted, no client stuck",
+               "%d kills, workers %s, %d chains stuck" % (len(kills), st.workers(), hung))
+        report(not bad, "refresh storm: concurrent refreshes of a token get one successor, "
+               "no acknowledged token refused (401), only 200 or 5xx JSON",
+               "%d violations: %s" % (len(bad), bad[:4]))
+        noanswer = sum(n for (s, _), n in answers.items() if s == 0)
+        report(not noanswer, "refresh storm: every request is answered (no reset, no time-out)",
+               "%d without an answer" % noanswer)
+        report(min(rots) >= 3, "refresh storm: every session kept rotating (at least 3 "
+               "rotations each, %d in all)" % sum(rots), "rotations per session: %s" % rots)
+
+        # The store, after the storm: one current token per family.
+        try:
+            tokens = [(k, decode_token_rec(v)) for k, v in db_dump(st.env, "refresh.db")]
+            sessions = {r["sid"]: r for r in
+                        (decode_session_rec(v) for _, v in db_dump(st.env, "sessions.db"))}
+            by_sid = db_dump(st.env, "refresh_by_sid.db")
+        except (RuntimeError, ValueError, IndexError) as e:
+            report(False, "refresh storm: the store dumps and decodes", str(e))
+            return
+        current = collections.defaultdict(list)
+        for tag, r in tokens:
+            if r["state"] == 1:         # STORE_TOKEN_CURRENT
+                current[r["sid"]].append(tag)
+        two = {sid: len(t) for sid, t in current.items() if len(t) > 1}
+        report(not two, "refresh storm: no family has two current tokens (%d token "
+               "records, %d families)" % (len(tokens), len(sessions)),
+               "families with several: %s" % list(two.items())[:4])
+        index = sorted((k.hex(), v.hex()) for k, v in by_sid)
+        primary = sorted((r["sid"], tag.hex()) for tag, r in tokens)
+        report(index == primary, "refresh storm: refresh_by_sid indexes exactly the token records",
+               "%d index entries, %d records" % (len(index), len(primary)))
+        wrong = []
+        secret = st.env.secret
+        for c in chains:
+            s = sessions.get(c.sid)
+            cur = current.get(c.sid, [])
+            if s is None:
+                wrong.append("Kakao id %d: no family %s" % (c.kid, c.sid))
+            elif s["status"] != 1 or s["generation"] != c.rotations:
+                wrong.append("Kakao id %d: family status %d, generation %d, %d rotations "
+                             "acknowledged" % (c.kid, s["status"], s["generation"], c.rotations))
+            elif cur != [refresh_tag(secret, c.token)]:
+                wrong.append("Kakao id %d: the current record is not the last acknowledged "
+                             "token's" % c.kid)
+        report(not wrong, "refresh storm: per family the current token is the last one "
+               "acknowledged, its generation the rotations acknowledged",
+               "%d wrong: %s" % (len(wrong), wrong[:3]))
+
+        # Without kills, every chain's last token still refreshes.
+        lost = []
+        for c in chains:
+            status, js, raw = c.one(st.port, c.token)
+            if status != 200 or not isinstance(js, dict) or \
+                    js.get("refresh_token") in (None, c.token):
+                lost.append("Kakao id %d: %d %r" % (c.kid, status, raw[:80]))
+        report(not lost, "refresh storm: afterwards every session's last acknowledged "
+               "token refreshes (%d)" % len(chains), "%d refused: %s" % (len(lost), lost[:3]))
+
+
 # ------------------------------------------------------------- main
 
 CASES = [
@@ -983,6 +1209,7 @@ CASES = [
     ("Kakao misbehaving", case_kakao_faults),
     ("disk trouble", case_disk),
     ("graceful stop", case_graceful_stop),
+    ("refresh storm", case_refresh_storm),
 ]
 
 
