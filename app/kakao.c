@@ -4,7 +4,8 @@
  *
  * Owns one curl multi handle and two kapi easy handles per worker thread
  * (profile and token info), reused for every request so connections stay
- * alive; the kauth handle beside them is kakao_auth.c's, the curl plumbing
+ * alive; the kauth handle beside them is kakao_auth.c's, the admin handle
+ * (unlink with the admin key) kakao_admin.c's, the curl plumbing
  * and the process-wide share handle (DNS, TLS sessions) kakao_http.c's. A
  * client belongs to one thread. Before a call it asks the reject cache
  * (kakao_reject.c) and takes a slot of the gate (kakao_gate.c); both are
