@@ -642,6 +642,18 @@ store_session_refresh(struct store *st, const struct store_refresh_in *in,
 		return kl_fail(err, KL_STORE_FAILED, "refresh: the successor "
 		    "is already recorded; nothing written");
 	}
+	/*
+	 * A repeat writes nothing, but it answers a rotation another
+	 * request committed, whose log may still be only in memory (with
+	 * sync, commits are flushed after the gate, by their own thread):
+	 * a crash then would lose a successor already answered here (make
+	 * faults, refresh storm, found on a clean clone). Flush it first.
+	 */
+	if (ret == 0 && out->state == STORE_REFRESH_REPEAT && st->sync) {
+		store_busy_enter(st);
+		ret = st->env->log_flush(st->env, NULL);
+		store_busy_leave(st);
+	}
 	if (ret != 0)
 		refresh_out_reset(out);
 	return session_result(st, ret, "refresh", err);
