@@ -53,6 +53,7 @@ int
 handler_readyz(struct handler_ctx *ctx, const struct http_request *req,
     struct http_response *resp, struct kl_error *err)
 {
+	struct kl_error		perr;
 	enum store_health	h;
 
 	(void)req;
@@ -64,10 +65,11 @@ handler_readyz(struct handler_ctx *ctx, const struct http_request *req,
 		resp->reason = handler_ready_reason(STORE_HEALTH_NOT_OPEN);
 		return kl_fail(err, KL_NOT_READY, "no store");
 	}
-	h = store_probe(ctx->store, kl_mono_ms(), READYZ_CACHE_MS, err);
+	kl_error_clear(&perr);
+	h = store_probe(ctx->store, kl_mono_ms(), READYZ_CACHE_MS, &perr);
 	if (h != STORE_HEALTH_OK) {
 		resp->reason = handler_ready_reason((int)h);
-		return kl_fail(err, KL_NOT_READY, "%s", err->detail);
+		return kl_fail(err, KL_NOT_READY, "%s", perr.detail);
 	}
 	if (kl_buf_puts(&resp->body, "{\"message\":\"READY\"}") == -1)
 		return kl_fail(err, KL_INTERNAL, "out of memory for the answer");

@@ -15,6 +15,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,27 +242,69 @@ test_probe_write_refused(void **state)
 	expect_ok(fx->st, T0);
 }
 
-/* A probe that hangs (the lock held by a thread stuck in a write): the
- * others answer the last result until it is twice max_age_ms old, then
- * SLOW; before any result, they wait max_age_ms for one, then SLOW. */
+/* A thread standing in for a prober stuck in a write: holds the probe
+ * lock until told to let go. */
+struct holder {
+	struct store	*st;
+	pthread_t	 thread;
+	sem_t		 held, release;
+};
+
+static void *
+holder_run(void *arg)
+{
+	struct holder	*h = arg;
+
+	pthread_mutex_lock(&h->st->probe_lock);
+	sem_post(&h->held);
+	while (sem_wait(&h->release) == -1)
+		;
+	pthread_mutex_unlock(&h->st->probe_lock);
+	return NULL;
+}
+
+static void
+hold(struct holder *h, struct store *st)
+{
+	h->st = st;
+	sem_init(&h->held, 0, 0);
+	sem_init(&h->release, 0, 0);
+	assert_int_equal(pthread_create(&h->thread, NULL, holder_run, h), 0);
+	while (sem_wait(&h->held) == -1)
+		;
+}
+
+static void
+let_go(struct holder *h)
+{
+	sem_post(&h->release);
+	pthread_join(h->thread, NULL);
+	sem_destroy(&h->held);
+	sem_destroy(&h->release);
+}
+
+/* A probe that hangs: the others answer the last result until it is
+ * twice max_age_ms old, then SLOW; before any result, they wait
+ * max_age_ms for one, then SLOW. */
 static void
 test_probe_hung_is_slow(void **state)
 {
 	struct fixture	*fx = *state;
+	struct holder	 h;
 	struct kl_error	 err;
 
-	assert_int_equal(pthread_mutex_lock(&fx->st->probe_lock), 0);
+	hold(&h, fx->st);
 	assert_int_equal(store_probe(fx->st, T0, 50, &err), STORE_HEALTH_SLOW);
-	assert_int_equal(pthread_mutex_unlock(&fx->st->probe_lock), 0);
+	let_go(&h);
 	assert_int_equal(count(fx->st), 0);
 	expect_ok(fx->st, T0);
-	assert_int_equal(pthread_mutex_lock(&fx->st->probe_lock), 0);
+	hold(&h, fx->st);
 	assert_int_equal(store_probe(fx->st, T0 + 2 * AGE - 1, AGE, &err),
 	    STORE_HEALTH_OK);
 	assert_int_equal(store_probe(fx->st, T0 + 2 * AGE, AGE, &err),
 	    STORE_HEALTH_SLOW);
 	assert_int_equal(err.status, KL_STORE_FAILED);
-	assert_int_equal(pthread_mutex_unlock(&fx->st->probe_lock), 0);
+	let_go(&h);
 	expect_ok(fx->st, T0 + 2 * AGE);
 	assert_int_equal(count(fx->st), 2);
 }
