@@ -2273,7 +2273,9 @@ def health_rows():
             # queries: ignored, within the fronts' limits
             ("a query string", "GET", path + "?x=1", [], None, ok),
             ("a query naming another route", "GET", path + "?/users/me", [], None, ok),
-            ("a query with %00 and %0d%0a", "GET", path + "?a=%00&b=%0d%0aX-Y:%201", [], None, ok),
+            # lighttpd refuses %00, %0d%0a in a query itself.
+            ("a query with %00 and %0d%0a", "GET", path + "?a=%00&b=%0d%0aX-Y:%201", [], None,
+             {"nginx": ok, "lighttpd": FRONT(400)}),
             ("a query of 7000 bytes", "GET", path + "?q=" + "q" * 7000, [], None, ok),
             ("a query of 9000 bytes", "GET", path + "?q=" + "q" * 9000, [], None,
              {"nginx": FRONT(414), "lighttpd": FRONT(431)}),
@@ -2285,7 +2287,7 @@ def health_rows():
             ("PATCH", "PATCH", path, [], b"x", no),
             ("HEAD (405, no body)", "HEAD", path, [], None, no),
             ("TRACE", "TRACE", path, [], None, {"nginx": FRONT(405), "lighttpd": no}),
-            ("method BREW", "BREW", path, [], None, no),
+            ("unknown method BREW", "BREW", path, [], None, {"nginx": no, "lighttpd": FRONT(501)}),
             # bodies: nginx passes none here; lighttpd stops them above
             # 1 KB and refuses any on a GET.
             ("GET with a 500-byte body", "GET", path, [], big(500), {"nginx": ok, "lighttpd": FRONT(400)}),
