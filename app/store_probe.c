@@ -15,7 +15,6 @@
  * HTTP. Thread-safe: one prober at a time under st->probe_lock, results
  * in atomics.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
