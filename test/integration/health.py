@@ -3,12 +3,13 @@
 write, cached per process), their methods and queries, that neither calls
 Kakao, that a burst of /readyz costs a bounded number of store writes, and
 readiness during a broken database: db_home the service user cannot open
--> /readyz 503 NOT_READY "store not open" while /healthz stays 200, then
-repaired -> /readyz 200 again without a restart (the store retries opening
-every second).
+(while the service runs, then its worker killed, so the one multiwatch
+starts cannot open it) -> /readyz 503 NOT_READY "store not open" while
+/healthz stays 200, then repaired -> /readyz 200 again without a restart
+(the store retries opening every second).
 
 Called by run.py (run_all(env, t)); t carries run.py's report, expect,
-request and restart(env, name).
+request, tokens_used and restart(env, name, children=2).
 """
 
 import concurrent.futures
@@ -16,6 +17,7 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -164,22 +166,43 @@ def wait_ready(env, t, secs):
     return None
 
 
+def kill_worker(env, t):
+    """kill -9 the one worker; -> the pid multiwatch starts in its place,
+    once the fronts reach it (/healthz 200)."""
+    old = stack.worker_pids()
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    new = []
+
+    def replaced():
+        new[:] = [p for p in stack.worker_pids() if p not in old]
+        return new and all(t.request(port, "GET", HEALTHZ, timeout=2)[0] == 200
+                           for port in env.fronts.values())
+    stack.wait_for(replaced, 15, "multiwatch to restart the worker")
+    return old, new
+
+
 def run_broken_db(env, t):
-    env.stop_service()
+    """One worker; db_home made unopenable for the service user while it
+    runs (a start would be refused by the spawn script's checks), then the
+    worker killed: the one multiwatch starts in its place cannot open the
+    environment, keeps running, and retries every second."""
+    t.restart(env, "health (one worker, broken db_home)", children=1)
+    why = answer_is(t.request(env.fronts["nginx"], "GET", READYZ), 200, {"message": "READY"})
+    t.report(why is None, "one worker: /readyz 200 READY before", why or "")
     break_db(env)
     try:
-        env.start_service()
-        env.wait_fronts()       # a login without a token: 400, no store
+        old, new = kill_worker(env, t)
         for front, port in env.fronts.items():
             got = t.request(port, "GET", READYZ)
             why = answer_is(got, 503, {"message": "NOT_READY", "reason": "store not open"})
             if why is None and env.path("db") in got[2].decode("utf-8", "replace"):
                 why = "the answer names db_home"
-            t.report(why is None, "%s: db_home not openable: /readyz 503 NOT_READY, reason "
-                     "\"store not open\"" % front, why or "")
+            t.report(why is None, "%s: db_home not openable (worker %s restarted as %s): /readyz 503 "
+                     "NOT_READY, reason \"store not open\"" % (front, old, new), why or "")
             why = answer_is(t.request(port, "GET", HEALTHZ), 200, {"message": "OK"})
             t.report(why is None, "%s: db_home not openable: /healthz still 200 OK" % front, why or "")
-            tok = "valid-%d" % (int(time.time()) % 100000 + 7_000_000)
+            tok = "valid-%d" % (int(time.time()) % 100000 + 7_000_000 + len(front))
             t.tokens_used.add(tok)
             why = t.expect("", t.request(port, "GET", LOGIN, {"Authorization": "Bearer " + tok}),
                            500, "INTERNAL_ERROR")
@@ -190,6 +213,8 @@ def run_broken_db(env, t):
     took = wait_ready(env, t, 15)
     t.report(took is not None, "db_home repaired: /readyz 200 READY through both fronts again, "
              "without a restart (%.1f s)" % (took or 0), "not READY within 15 s")
+    t.report(stack.worker_pids() == new, "db_home repaired: the same worker serves (pid %s)" % new,
+             "workers now %s" % stack.worker_pids())
     tok = "valid-%d" % (int(time.time()) % 100000 + 7_100_000)
     t.tokens_used.add(tok)
     got = t.request(env.fronts["nginx"], "GET", LOGIN, {"Authorization": "Bearer " + tok})

@@ -583,8 +583,8 @@ def run_codeflow(env):
     codeflow.run_all(env, t)
 
 
-def health_restart(env, name):
-    env.children = 2
+def health_restart(env, name, children=2):
+    env.children = children
     env.extra = list(env.codeflow_lines)
     restart(env, name, "http://127.0.0.1:%d" % env.fake_port)
 
