@@ -124,6 +124,7 @@ def run_burst(env, t, n=200):
     """n concurrent /readyz: all READY, and the store wrote at most one
     probe per process per READYZ_CACHE_MS (and one each to begin with)."""
     ports = list(env.fronts.values())
+    time.sleep(CACHE_MS / 1000.0 + 0.2)     # the earlier probes' results expire
     before = probe_count(env)
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
