@@ -824,8 +824,8 @@ def readyz_phase(st, label, break_disk, fix_disk):
         if first is not None:
             seen.append((got[0], reason))
         time.sleep(0.05)
-    note("%s: %s; /readyz answers after the first 503: %s" % (
-        label, what, dict(collections.Counter(seen))))
+    note("%s: %s; the first 503 after %s s; /readyz answers from then: %s" % (
+        label, what, "%.2f" % first[0] if first else "-", dict(collections.Counter(seen))))
     report(first is not None and first[0] <= cache_ms / 1000.0 + 1.0 and
            first[1] == {"message": "NOT_READY", "reason": "store not writable"},
            "%s: /readyz 503 NOT_READY \"store not writable\" within %d ms + 1 s of the disk "
