@@ -179,14 +179,24 @@ write_answer(FCGX_Request *fr, const struct http_response *resp,
 	FCGX_PutStr(body, (int)len, fr->out);
 }
 
-/* The failure's answer: its status and message from error.c's table, the
- * header lines the handler added, and Allow on a 405. */
+/* A reason phrase goes into the JSON unescaped: lower-case letters and
+ * spaces only, or it is left out. */
+static bool
+reason_ok(const char *r)
+{
+	return r != NULL && r[0] != '\0' && strlen(r) < 64 &&
+	    strspn(r, "abcdefghijklmnopqrstuvwxyz ") == strlen(r);
+}
+
+/* The failure's answer: its status and message from error.c's table (and
+ * the handler's reason phrase, if any), the header lines the handler
+ * added, and Allow on a 405. */
 static void
 write_failure(FCGX_Request *fr, const struct route *rt,
     struct http_response *resp, const struct kl_error *err)
 {
 	struct kl_error	 herr;
-	char		 msg[64], allow[64];
+	char		 msg[160], allow[64];
 	int		 n;
 
 	resp->status = error_http_status(err->status);
@@ -195,8 +205,13 @@ write_failure(FCGX_Request *fr, const struct route *rt,
 		http_method_list(rt->methods, allow, sizeof(allow));
 		http_response_header(resp, "Allow", allow, &herr);
 	}
-	n = snprintf(msg, sizeof(msg), "{\"message\":\"%s\"}",
-	    error_message(err->status));
+	if (reason_ok(resp->reason))
+		n = snprintf(msg, sizeof(msg), "{\"message\":\"%s\","
+		    "\"reason\":\"%s\"}", error_message(err->status),
+		    resp->reason);
+	else
+		n = snprintf(msg, sizeof(msg), "{\"message\":\"%s\"}",
+		    error_message(err->status));
 	write_answer(fr, resp, msg, (size_t)n);
 }
 

@@ -27,6 +27,10 @@ static const struct route routes[] = {
 	  MAX_BODY, ROUTE_AUTH_KAKAO_AK, handler_kakao_unlink },
 	{ "/auth/verify", HTTP_GET, ROUTE_BODY_IGNORED, MAX_BODY,
 	  ROUTE_AUTH_BEARER, handler_auth_verify },
+	{ "/healthz", HTTP_GET, ROUTE_BODY_IGNORED, MAX_BODY,
+	  ROUTE_AUTH_NONE, handler_healthz },
+	{ "/readyz", HTTP_GET, ROUTE_BODY_IGNORED, MAX_BODY,
+	  ROUTE_AUTH_NONE, handler_readyz },
 };
 
 const struct route *

@@ -13,6 +13,8 @@
  *   unlinkq.db, retired.db
  *                   unlinks owed to Kakao, deleted accounts' ids
  *                   (app/store_account.c)
+ *   probe.db        one record the readiness probe rewrites
+ *                   (app/store_probe.c)
  * A database this release added is created when an environment of an older
  * one lacks it: nothing else changes, so that environment opens in place.
  * Every process opens the environment with DB_REGISTER | DB_RECOVER: when a
@@ -273,12 +275,15 @@ env_close(struct store *st)
 		st->unlinkq->close(st->unlinkq, 0);
 	if (st->retired != NULL)
 		st->retired->close(st->retired, 0);
+	if (st->probe != NULL)
+		st->probe->close(st->probe, 0);
 	if (st->env != NULL)
 		st->env->close(st->env, 0);
 	st->seq = NULL;
 	st->users_by_id = st->users = st->seqdb = st->codes = NULL;
 	st->sessions_by_user = st->sessions = NULL;
 	st->refresh_by_sid = st->refresh = st->unlinkq = st->retired = NULL;
+	st->probe = NULL;
 	st->env = NULL;
 }
 
@@ -387,6 +392,8 @@ env_open(struct store *st, struct kl_error *err)
 	    store_open_db(st, &st->unlinkq, "unlinkq.db", DB_BTREE, false,
 	    err) == -1 ||
 	    store_open_db(st, &st->retired, "retired.db", DB_BTREE, false,
+	    err) == -1 ||
+	    store_open_db(st, &st->probe, "probe.db", DB_BTREE, false,
 	    err) == -1)
 		goto fail;
 	/* The sessions' indexes came with their primaries, so no primary
@@ -432,6 +439,7 @@ store_new(struct store **out, const char *home,
 		return kl_fail(err, KL_STORE_FAILED, "sem_init: %s",
 		    strerror(errno));
 	}
+	pthread_mutex_init(&st->probe_lock, NULL);
 	st->durability = durability;
 	st->sync = durability == DURABILITY_SYNC;
 	st->policy.ttl = DEFAULT_REFRESH_TTL;
@@ -468,6 +476,7 @@ store_close(struct store *st)
 		return;
 	env_close(st);
 	sem_destroy(&st->gate);
+	pthread_mutex_destroy(&st->probe_lock);
 	free(st);
 }
 

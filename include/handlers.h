@@ -15,6 +15,8 @@
  *   app/handlers_unlink.c	GET/POST /users/kakao/unlink (Kakao's notice),
  *				and the retries of queued unlinks
  *   app/handlers_verify.c	GET /auth/verify (nginx auth_request)
+ *   app/handlers_health.c	GET /healthz (liveness), GET /readyz
+ *				(readiness)
  */
 #ifndef KL_HANDLERS_H
 #define KL_HANDLERS_H
@@ -98,6 +100,20 @@ int	handler_unlink_retry(struct handler_ctx *ctx, time_t now,
 int	handler_auth_verify(struct handler_ctx *ctx,
 	    const struct http_request *req, struct http_response *resp,
 	    struct kl_error *err);
+
+/* handlers_health.c: GET /healthz, 200 {"message":"OK"} with no
+ * dependency at all; GET /readyz, 200 {"message":"READY"} when the config
+ * is loaded and the store proved a write (store_probe), else
+ * KL_NOT_READY with resp->reason set. */
+int	handler_healthz(struct handler_ctx *ctx,
+	    const struct http_request *req, struct http_response *resp,
+	    struct kl_error *err);
+int	handler_readyz(struct handler_ctx *ctx,
+	    const struct http_request *req, struct http_response *resp,
+	    struct kl_error *err);
+/* The fixed reason phrase /readyz answers for a store health (an enum
+ * store_health); NULL for STORE_HEALTH_OK. */
+const char	*handler_ready_reason(int health);
 
 /* handlers.c, shared by the families. */
 

@@ -54,6 +54,10 @@ struct http_response {
 	struct kl_buf	 body;
 	struct kl_buf	 headers;	/* "Name: value\r\n" lines */
 	const char	*content_type;	/* NULL: JSON */
+	/* A failure's fixed reason phrase (a string constant of lower-case
+	 * letters and spaces, naming no path, key or secret), answered as
+	 * "reason" beside the message; NULL: none. */
+	const char	*reason;
 	uint64_t	 user_id;	/* for the log; 0: none */
 	long		 upstream_us;	/* for the log */
 };

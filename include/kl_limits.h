@@ -130,6 +130,11 @@
 #define STORE_STUCK_S          10	/* no store call ended this long: restart */
 #define STORE_MAX_LOCKS     50000	/* lock table of the environment, locks and objects */
 
+/* Health (app/handlers_health.c, app/store_probe.c). A readiness answer
+ * rests on a write the store proved at most this long ago: a storm of
+ * probes costs each process one small write (and one flush) per period. */
+#define READYZ_CACHE_MS      1000
+
 /* Errors and logs. */
 #define MAX_ERROR_DETAIL      256
 #define MAX_LOG_LINE         2048

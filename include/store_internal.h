@@ -10,6 +10,7 @@
 #ifndef KL_STORE_INTERNAL_H
 #define KL_STORE_INTERNAL_H
 
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -44,6 +45,7 @@ struct store {
 	DB			*refresh_by_sid;	/* secondary */
 	DB			*unlinkq;	/* kakao id -> queued unlink */
 	DB			*retired;	/* user id -> deletion */
+	DB			*probe;		/* readiness probe (store_probe.c) */
 	DB_SEQUENCE		*seq;
 	/* Set before the threads start (store_session_policy), then
 	 * read-only. */
@@ -62,6 +64,14 @@ struct store {
 	unsigned char		 token_sweep_from[STORE_TAG_LEN];
 	sem_t			 gate;	/* transactions in flight, this process */
 	atomic_bool		 needs_restart;
+	/* store_probe()'s cache: one probe at a time under probe_lock, the
+	 * last result (and when, on the caller's ms clock) readable without
+	 * it; the detail only under it. */
+	pthread_mutex_t		 probe_lock;
+	atomic_bool		 probe_done;
+	atomic_int		 probe_health;
+	atomic_llong		 probe_at;
+	char			 probe_detail[MAX_ERROR_DETAIL];
 	atomic_int		 busy;		/* calls inside Berkeley DB */
 	atomic_llong		 progress;	/* when one last ended, seconds */
 };

@@ -23,7 +23,9 @@ and tears it down again.  Cases:
   4. disk trouble (root only)    db_home on a tmpfs that fills up, and on an
                                  ext4 loop filesystem forced read-only, during
                                  a load: 500 INTERNAL_ERROR, answered quickly,
-                                 and 200 again once the disk is back
+                                 and 200 again once the disk is back; and
+                                 read-only without a load: /readyz 503
+                                 within READYZ_CACHE_MS, 200 after repair
   5. graceful stop               SIGTERM while slow logins are in flight:
                                  all get 200, exit 0, clean environment
   6. refresh storm, kills        50 sessions, each refreshed 3 at once by
@@ -800,6 +802,52 @@ def disk_phase(st, label, break_disk, fix_disk, ro=False):
     return n_broken
 
 
+def readyz_phase(st, label, break_disk, fix_disk):
+    """No load: /readyz is 200; the disk breaks under the idle service;
+    /readyz turns 503 NOT_READY within READYZ_CACHE_MS (plus a second of
+    slack for the two processes' caches and the probe), the first reason
+    "store not writable" (the probe's own write found it), and stays 503;
+    the disk comes back: /readyz 200 again, while /healthz stays 200."""
+    with open(os.path.join(stack.REPO, "include", "kl_limits.h")) as f:
+        cache_ms = int(re.search(r"#define\s+READYZ_CACHE_MS\s+(\d+)", f.read()).group(1))
+    ready = [request(st.port, "GET", "/readyz")[0] for _ in range(10)]
+    report(ready == [200] * 10, "%s: /readyz 200 READY before" % label, "statuses %s" % ready)
+    t_break = time.monotonic()
+    what = break_disk()
+    seen, first, healthz = [], None, set()
+    while time.monotonic() - t_break < cache_ms / 1000.0 + 3.0:
+        got = request(st.port, "GET", "/readyz", timeout=5)
+        healthz.add(request(st.port, "GET", "/healthz", timeout=5)[0])
+        reason = got[1].get("reason") if isinstance(got[1], dict) else None
+        if got[0] == 503 and first is None:
+            first = (time.monotonic() - t_break, got[1])
+        if first is not None:
+            seen.append((got[0], reason))
+        time.sleep(0.05)
+    note("%s: %s; the first 503 after %s s; /readyz answers from then: %s" % (
+        label, what, "%.2f" % first[0] if first else "-", dict(collections.Counter(seen))))
+    report(first is not None and first[0] <= cache_ms / 1000.0 + 1.0 and
+           first[1] == {"message": "NOT_READY", "reason": "store not writable"},
+           "%s: /readyz 503 NOT_READY \"store not writable\" within %d ms + 1 s of the disk "
+           "going read-only, with no login to notice it" % (label, cache_ms),
+           "first 503: %r" % (first,))
+    late = [x for x in seen[-20:] if x[0] != 503]
+    report(first is not None and len(seen) >= 20 and not late,
+           "%s: /readyz stays 503 while read-only (reasons %s)" % (
+               label, sorted({r for _, r in seen})), "%d answers, not 503: %r" % (len(seen), late[:3]))
+    report(healthz == {200}, "%s: /healthz 200 throughout" % label, "statuses %s" % sorted(healthz))
+    t_fix = time.monotonic()
+    fix_what = fix_disk()
+
+    def ready_again():
+        return all(request(st.port, "GET", "/readyz", timeout=5)[0] == 200 for _ in range(20))
+    back = wait_until(ready_again, 20, 0.2)
+    report(bool(back), "%s: /readyz 200 READY again once the disk is back (%.1f s; %s)" % (
+        label, time.monotonic() - t_fix, fix_what),
+        "not READY within 20 s; workers %s; service log: %s" % (
+            st.workers(), st.log_tail(0, r"store|Read-only|started", 6)))
+
+
 def nobody_ids():
     return pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
 
@@ -896,6 +944,10 @@ def case_disk():
                 return "lazy umount, e2fsck of a copy (rc %d), copy mounted at db_home as %s" % (
                     r.returncode, img["dev"])
             disk_phase(st, "db_home on ext4 forced read-only", make_ro, bring_back, ro=True)
+        # Readiness alone, on a fresh stack: nothing but /readyz notices.
+        with Stack(2, 4, "sync", before_service=mount_ext4) as st:
+            db = st.env.path("db")
+            readyz_phase(st, "readiness, db_home on ext4 forced read-only", make_ro, bring_back)
     except RuntimeError as e:
         report(False, "db_home on ext4 forced read-only", "setup: %s" % e)
 

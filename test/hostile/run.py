@@ -49,6 +49,10 @@ client secret file mode 600 and the service user's), then:
      (404). Some rows check after the answer: a logout revoked the
      session's refresh token, a refused deletion left the user.
      The service gets kakao_admin_key_file (the fake Kakao's admin key).
+  1e. Issue 11's GET /healthz and GET /readyz (run_health_routes), through
+     nginx AND lighttpd: methods (405 with Allow: GET, HEAD included),
+     queries, bodies, headers (every kind of credential ignored), the
+     params limit, path variants (exact match, as sent).
   2. FCGI_CASES: records written with test/hostile/fcgiclient.py straight to
      the socket, each with the answer it must get. After every case the
      worker pids (children of multiwatch, from /proc) must be unchanged and
@@ -1117,7 +1121,7 @@ def allow_for(target):
     """The Allow header of a route's 405 (the route table's methods)."""
     path = target.split("?")[0]
     return {ME: "GET, DELETE", CALLBACK: "POST", ID_TOKEN: "POST", REFRESH: "POST", LOGOUT: "POST",
-            VERIFY: "GET"}.get(path, "GET, POST")
+            VERIFY: "GET", HEALTHZ: "GET", READYZ: "GET"}.get(path, "GET, POST")
 
 
 def send_new(env, front, port, kid, name, method, target, headers, body, exp, fake):
@@ -2246,6 +2250,100 @@ def session_rows():
     return refresh_rows() + logout_rows() + me_rows() + verify_rows() + unlink_rows()
 
 
+# ------------------------------------------------------------- issue 11's health routes
+#
+# GET /healthz and GET /readyz through nginx AND lighttpd: methods (405
+# with Allow: GET), query strings, bodies, headers (credentials of every
+# kind are ignored, never checked), path variants. Rows as session_rows';
+# none needs a login.
+
+HEALTHZ, READYZ = "/healthz", "/readyz"
+
+
+def health_rows():
+    rows = []
+    for path, msg in ((HEALTHZ, "OK"), (READYZ, "READY")):
+        ok = APP(200, msg)
+        no = APP(405, "METHOD_NOT_ALLOWED")
+        NORMALISED = APP(404, "NOT_FOUND")
+        big = lambda n: b"x" * n     # noqa: E731
+        name = path[1:]
+        rows += [
+            ("plain GET", "GET", path, [], None, ok),
+            # queries: ignored, within the fronts' limits
+            ("a query string", "GET", path + "?x=1", [], None, ok),
+            ("a query naming another route", "GET", path + "?/users/me", [], None, ok),
+            # lighttpd refuses %00, %0d%0a in a query itself.
+            ("a query with %00 and %0d%0a", "GET", path + "?a=%00&b=%0d%0aX-Y:%201", [], None,
+             {"nginx": ok, "lighttpd": FRONT(400)}),
+            ("a query of 7000 bytes", "GET", path + "?q=" + "q" * 7000, [], None, ok),
+            ("a query of 9000 bytes", "GET", path + "?q=" + "q" * 9000, [], None,
+             {"nginx": FRONT(414), "lighttpd": FRONT(431)}),
+            # methods
+            ("POST", "POST", path, [], b"", no),
+            ("PUT", "PUT", path, [], b"x", no),
+            ("DELETE", "DELETE", path, [], None, no),
+            ("OPTIONS", "OPTIONS", path, [], None, no),
+            ("PATCH", "PATCH", path, [], b"x", no),
+            ("HEAD (405, no body)", "HEAD", path, [], None, no),
+            ("TRACE", "TRACE", path, [], None, {"nginx": FRONT(405), "lighttpd": no}),
+            ("unknown method BREW", "BREW", path, [], None, {"nginx": no, "lighttpd": FRONT(501)}),
+            # bodies: nginx passes none here; lighttpd stops them above
+            # 1 KB and refuses any on a GET.
+            ("GET with a 500-byte body", "GET", path, [], big(500), {"nginx": ok, "lighttpd": FRONT(400)}),
+            ("POST with a 20 KB body", "POST", path, [], big(20000),
+             {"nginx": no, "lighttpd": FRONT(413)}),
+            ("POST with a 2 MB body", "POST", path, [], big(2 * 1024 * 1024), FRONT(413)),
+            ("GET with a chunked 40 KB body", "GET", path, [], chunked(big(40 * 1024)),
+             {"nginx": ok, "lighttpd": FRONT(400)}),
+            # headers: credentials are not looked at
+            ("a Kakao token as Authorization", "GET", path, B(V), None, ok),
+            ("Authorization: KakaoAK with the admin key", "GET", path, AK(AK_KEY), None, ok),
+            ("Authorization of 5000 chars", "GET", path, A(TOK_5000.encode()), None, ok),
+            ("Authorization of 8200 chars", "GET", path, B(TOK_8200.encode()), None,
+             {"nginx": FRONT(400), "lighttpd": FRONT(431)}),
+            ("a cookie, an Origin, X-Forwarded-For", "GET", path,
+             [(b"Cookie", b"sid=1; a=b"), (b"Origin", b"https://evil.example"),
+              (b"X-Forwarded-For", b"10.0.0.1, 10.0.0.2")], None, ok),
+            ("Content-Type: application/json on a GET", "GET", path, [(b"Content-Type", b"application/json")],
+             None, ok),
+            ("a header with UTF-8 and 0xff", "GET", path, [(b"X-Note", b"caf\xc3\xa9 \xff")], None, ok),
+            ("%d request headers (under MAX_FCGI_PARAMS)" % (MAX_PARAMS - 60), "GET", path,
+             [(b"X-H%d" % i, b"v") for i in range(MAX_PARAMS - 60)], None, ok),
+            ("%d request headers (over MAX_FCGI_PARAMS)" % (MAX_PARAMS + 88), "GET", path,
+             [(b"X-H%d" % i, b"v") for i in range(MAX_PARAMS + 88)], None,
+             {"nginx": SNIPPET(502, "INTERNAL_ERROR"), "lighttpd": FRONT(500)}),
+            # paths: matched exactly as sent
+            ("path /%s/" % name, "GET", path + "/", [], None, FRONT(404)),
+            ("path //%s" % name, "GET", "/" + path, [], None, NORMALISED),
+            ("path /%s (upper case)" % name.upper(), "GET", path.upper(), [], None, FRONT(404)),
+            ("path /%%%02x%s" % (ord(name[0]), name[1:]), "GET", "/%%%02x%s" % (ord(name[0]), name[1:]), [],
+             None, NORMALISED),
+            ("path /./%s" % name, "GET", "/." + path, [], None, NORMALISED),
+            ("path /x/../%s" % name, "GET", "/x/.." + path, [], None, NORMALISED),
+            ("path /%s%%00" % name, "GET", path + "%00", [], None, FRONT(400)),
+            ("path /%s;x" % name, "GET", path + ";x", [], None, FRONT(404)),
+            ("path /%s.json" % name, "GET", path + ".json", [], None, FRONT(404)),
+            ("path /users/../%s" % name, "GET", "/users/.." + path, [], None, NORMALISED),
+            ("path /users%s" % path, "GET", "/users" + path, [], None, APP(404, "NOT_FOUND")),
+        ]
+    return rows
+
+
+def run_health_routes(env):
+    log = LogTail(env.service_log)
+    n = 0
+    for fi, (front, port) in enumerate(env.fronts.items()):
+        base = KID_S + 50000 + fi * 1000
+        for ci, row in enumerate(health_rows()):
+            n += send_session(env, front, port, base + ci, *row)
+        ok, why = login_ok(port, base + 900)
+        report(ok, "%s: after the rows on /healthz and /readyz, a login still succeeds" % front, why)
+    crashed = crash_lines(log.new())
+    report(not crashed, "no crash in the service log during the %d rows on /healthz and /readyz" % n,
+           " | ".join(crashed[:4]))
+
+
 def run_session_routes(env):
     log = LogTail(env.service_log)
     n = 0
@@ -3301,6 +3399,7 @@ def main():
         pids_before = worker_pids()
         run_new_routes(env)
         run_session_routes(env)
+        run_health_routes(env)
         run_fcgi(env)
         run_survival(env, pids_before)
         run_log_bytes(env)

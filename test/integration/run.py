@@ -39,6 +39,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import codeflow  # noqa: E402
+import health  # noqa: E402
 import sessions  # noqa: E402
 import stack  # noqa: E402
 from stack import (ISSUER, JWT_TTL, LOGIN,  # noqa: E402
@@ -582,6 +583,19 @@ def run_codeflow(env):
     codeflow.run_all(env, t)
 
 
+def health_restart(env, name, children=2):
+    env.children = children
+    env.extra = list(env.codeflow_lines)
+    restart(env, name, "http://127.0.0.1:%d" % env.fake_port)
+
+
+def run_health(env):
+    t = type("T", (), {})()
+    t.report, t.expect, t.request = report, expect, request
+    t.tokens_used, t.restart = tokens_used, health_restart
+    health.run_all(env, t)
+
+
 def forge_jwt(secret, claims, alg="HS256"):
     """Our kind of JWT, signed with secret (or alg none, unsigned)."""
     enc = lambda o: base64.urlsafe_b64encode(json.dumps(o).encode()).rstrip(b"=").decode()
@@ -736,6 +750,7 @@ def main():
         run_kakao_limits(env)
         run_refused(env)
         run_persistence(env, k, last)
+        run_health(env)
         run_logs(env)
     except KeyboardInterrupt:
         report(False, "run", "interrupted")

@@ -220,7 +220,7 @@ def main():
         jwt = check_old_jwt(env, port, old["7001"]["id"])
 
         # What store.c opens beside the users must exist now.
-        want = ("sessions.db", "sessions_by_user.db", "refresh.db", "refresh_by_sid.db")
+        want = ("sessions.db", "sessions_by_user.db", "refresh.db", "refresh_by_sid.db", "probe.db")
         have = set(os.listdir(env.path("db")))
         report(all(w in have for w in want), "the session databases were created on open",
                "missing: %s" % [w for w in want if w not in have])
