@@ -27,6 +27,8 @@ static const struct route routes[] = {
 	  MAX_BODY, ROUTE_AUTH_KAKAO_AK, handler_kakao_unlink },
 	{ "/auth/verify", HTTP_GET, ROUTE_BODY_IGNORED, MAX_BODY,
 	  ROUTE_AUTH_BEARER, handler_auth_verify },
+	{ "/metrics", HTTP_GET, ROUTE_BODY_IGNORED, MAX_BODY, ROUTE_AUTH_NONE,
+	  handler_metrics },
 };
 
 const struct route *
@@ -45,4 +47,10 @@ route_table(size_t *count)
 {
 	*count = sizeof(routes) / sizeof(routes[0]);
 	return routes;
+}
+
+size_t
+route_slot(const struct route *rt)
+{
+	return rt == NULL ? 0 : (size_t)(rt - routes) + 1;
 }

@@ -15,6 +15,7 @@
  *   app/handlers_unlink.c	GET/POST /users/kakao/unlink (Kakao's notice),
  *				and the retries of queued unlinks
  *   app/handlers_verify.c	GET /auth/verify (nginx auth_request)
+ *   app/handlers_metrics.c	GET /metrics (Prometheus text)
  */
 #ifndef KL_HANDLERS_H
 #define KL_HANDLERS_H
@@ -96,6 +97,12 @@ int	handler_unlink_retry(struct handler_ctx *ctx, time_t now,
 
 /* handlers_verify.c: GET /auth/verify, for nginx auth_request. */
 int	handler_auth_verify(struct handler_ctx *ctx,
+	    const struct http_request *req, struct http_response *resp,
+	    struct kl_error *err);
+
+/* handlers_metrics.c: GET /metrics, the shared counters as Prometheus
+ * text; 503 METRICS_UNAVAILABLE when this process has no shared region. */
+int	handler_metrics(struct handler_ctx *ctx,
 	    const struct http_request *req, struct http_response *resp,
 	    struct kl_error *err);
 

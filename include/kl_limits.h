@@ -130,6 +130,11 @@
 #define STORE_STUCK_S          10	/* no store call ended this long: restart */
 #define STORE_MAX_LOCKS     50000	/* lock table of the environment, locks and objects */
 
+/* Metrics (app/metrics.c). */
+#define METRICS_MAX_ROUTES     32	/* route slots in the shared region, "other" included */
+#define METRICS_TEXT_MAX  (64 * 1024)	/* bytes of one /metrics answer */
+#define METRICS_OPEN_TRIES      4	/* replaced regions raced before giving up */
+
 /* Errors and logs. */
 #define MAX_ERROR_DETAIL      256
 #define MAX_LOG_LINE         2048

@@ -48,6 +48,8 @@ static const struct row design_table[] = {
 	{ KL_BAD_REFRESH,	 "KL_BAD_REFRESH",	 401, "INVALID_REFRESH_TOKEN" },
 	{ KL_REFRESH_REUSED,	 "KL_REFRESH_REUSED",	 401, "REFRESH_REUSED" },
 	{ KL_UNAUTHORIZED,	 "KL_UNAUTHORIZED",	 401, "UNAUTHORIZED" },
+	/* issue 11's: GET /metrics without the shared region. */
+	{ KL_METRICS_UNAVAILABLE, "KL_METRICS_UNAVAILABLE", 503, "METRICS_UNAVAILABLE" },
 };
 
 static void
