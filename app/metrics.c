@@ -180,6 +180,33 @@ count_start(struct region *r)
 		;
 }
 
+/* Writes the whole file as zeros: a sparse file (ftruncate) would let a
+ * counter's first add on a full disk kill the process with SIGBUS. */
+static int
+region_fill(int fd)
+{
+	static const char	zero[4096];
+	size_t			off, n;
+	ssize_t			w;
+
+	for (off = 0; off < sizeof(struct region); off += (size_t)w) {
+		n = sizeof(struct region) - off;
+		if (n > sizeof(zero))
+			n = sizeof(zero);
+		if ((w = pwrite(fd, zero, n, (off_t)off)) <= 0) {
+			if (w == -1 && errno == EINTR) {
+				w = 0;
+				continue;
+			}
+			if (w == 0)
+				errno = ENOSPC;
+			(void)ftruncate(fd, 0);	/* not a region: try again */
+			return -1;
+		}
+	}
+	return fdatasync(fd);
+}
+
 /*
  * One try at mapping path. Returns the region, or NULL: with *stale set
  * when the file was of another layout (now unlinked) or was replaced while
@@ -218,8 +245,8 @@ region_map(const char *path, uint64_t fp, bool *stale, struct kl_error *err)
 	}
 	if (st.st_size != 0 && st.st_size != (off_t)sizeof(struct region))
 		goto replace;
-	if (st.st_size == 0 && ftruncate(fd, sizeof(struct region)) == -1) {
-		kl_fail(err, KL_INTERNAL, "metrics: size %s: %s", path,
+	if (st.st_size == 0 && region_fill(fd) == -1) {
+		kl_fail(err, KL_INTERNAL, "metrics: write %s: %s", path,
 		    strerror(errno));
 		goto done;
 	}
@@ -231,7 +258,7 @@ region_map(const char *path, uint64_t fp, bool *stale, struct kl_error *err)
 	}
 	r = p;
 	if (st.st_size == 0) {
-		/* ftruncate zeroed the counters. */
+		/* region_fill zeroed the counters. */
 		r->layout = METRICS_LAYOUT;
 		r->size = (uint32_t)sizeof(struct region);
 		r->fingerprint = fp;
