@@ -6,8 +6,9 @@
  * header of magic, layout version, size and a fingerprint of everything
  * the layout depends on: the route table's paths, the status list, the
  * buckets), mapped MAP_SHARED by every process. The first process creates
- * it (under flock, so the others wait and then join it); a process that
- * finds another layout (an upgrade) unlinks that file, while holding its
+ * it under flock (the others wait, then join it), written in full rather
+ * than sparse, so that no add can meet a full disk; a process that finds
+ * another layout (an upgrade) unlinks that file, while holding its
  * lock, and makes a new one, so counts start again from zero and the old
  * file's processes count into an unlinked file until they are restarted.
  * The counters live in the file: they survive restarts of every process,
