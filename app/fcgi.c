@@ -30,6 +30,7 @@
 #include "kl_error.h"
 #include "kl_limits.h"
 #include "log.h"
+#include "metrics.h"
 #include "route.h"
 
 int
@@ -300,7 +301,7 @@ request_admit(FCGX_Request *fr, const struct route *rt,
 
 static void
 request_log(const struct http_request *req, const struct http_response *resp,
-    int rc, const struct kl_error *err, const struct timespec *t0)
+    int rc, const struct kl_error *err, long duration_us)
 {
 	struct log_request	lr;
 
@@ -311,7 +312,7 @@ request_log(const struct http_request *req, const struct http_response *resp,
 	lr.message = rc == 0 ? "SUCCESS" : error_message(err->status);
 	lr.detail = rc == 0 ? "" : err->detail;
 	lr.user_id = resp->user_id;
-	lr.duration_us = kl_elapsed_us(t0);
+	lr.duration_us = duration_us;
 	lr.upstream_us = resp->upstream_us;
 	log_request(&lr);
 }
@@ -327,6 +328,7 @@ serve(struct fcgi_worker *w, FCGX_Request *fr, char *body,
 	struct kl_error		 err;
 	struct timespec		 t0;
 	char			 path[MAX_PATH_LEN];
+	long			 us;
 	int			 rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -342,7 +344,9 @@ serve(struct fcgi_worker *w, FCGX_Request *fr, char *body,
 		    resp.body.len);
 	else
 		write_failure(fr, rt, &resp, &err);
-	request_log(&req, &resp, rc, &err, &t0);
+	us = kl_elapsed_us(&t0);
+	metrics_request(route_slot(rt), resp.status, us);
+	request_log(&req, &resp, rc, &err, us);
 	http_response_free(&resp);
 	/* The next request must not find this one's body (codes, tokens). */
 	explicit_bzero(body, req.body_len);

@@ -259,8 +259,13 @@ kakao_profile_fetch(struct kakao_client *kc, const char *token,
 	if (kakao_reject_check(kc->reject, token, len, &remembered))
 		return kl_fail(err, remembered, "Kakao refused this token "
 		    "lately (remembered)");
-	if (kakao_gate_enter(kc->gate, err) == -1)
+	if (kakao_gate_enter(kc->gate, err) == -1) {
+		metrics_kakao(METRICS_KAKAO_USER_ME, METRICS_KAKAO_BUSY, -1);
+		if (check_app)
+			metrics_kakao(METRICS_KAKAO_TOKEN_INFO,
+			    METRICS_KAKAO_BUSY, -1);
 		return -1;
+	}
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (call_start(kc, &kc->profile, token, err) == -1)
@@ -269,6 +274,9 @@ kakao_profile_fetch(struct kakao_client *kc, const char *token,
 		goto done;
 	if (kakao_call_run(kc->multi, err) == -1)
 		goto done;
+	kakao_call_count(&kc->profile, METRICS_KAKAO_USER_ME);
+	if (check_app)
+		kakao_call_count(&kc->info, METRICS_KAKAO_TOKEN_INFO);
 
 	if (check_app) {
 		info_rc = kakao_call_outcome(&kc->info, "token info",

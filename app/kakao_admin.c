@@ -220,6 +220,7 @@ unlink_run(struct kakao_client *kc, int64_t target_id, bool *already,
 		goto done;
 	}
 	if (kakao_call_run(kc->multi, err) == 0) {
+		kakao_call_count(c, METRICS_KAKAO_UNLINK);
 		if (answer_not_linked(c)) {
 			*already = true;
 			rc = 0;
@@ -254,8 +255,10 @@ kakao_user_unlink(struct kakao_client *kc, int64_t target_id, bool *already,
 	if (target_id <= 0)
 		return kl_fail(err, KL_BAD_REQUEST, "unlink: target id %"
 		    PRId64 " not positive", target_id);
-	if (kakao_gate_enter(kc->gate, err) == -1)
+	if (kakao_gate_enter(kc->gate, err) == -1) {
+		metrics_kakao(METRICS_KAKAO_UNLINK, METRICS_KAKAO_BUSY, -1);
 		return -1;
+	}
 	rc = unlink_run(kc, target_id, already, err);
 	kakao_gate_leave(kc->gate);
 	return rc;

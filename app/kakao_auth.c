@@ -452,11 +452,14 @@ exchange_run(struct kakao_client *kc, const struct kl_buf *form,
 		kl_fail(err, KL_INTERNAL, "curl: cannot start transfer");
 		goto done;
 	}
-	if (kakao_call_run(kc->multi, err) == 0 &&
-	    kakao_call_outcome(c, "code exchange", kakao_auth_error_classify,
+	if (kakao_call_run(kc->multi, err) == -1)
+		goto remove;
+	kakao_call_count(c, METRICS_KAKAO_OAUTH_TOKEN);
+	if (kakao_call_outcome(c, "code exchange", kakao_auth_error_classify,
 	    err) == 0 &&
 	    kakao_token_answer_parse(c->body.data, c->body.len, out, err) == 0)
 		rc = 0;
+remove:
 	curl_multi_remove_handle(kc->multi, c->easy);
 done:
 	/* The form is about to be wiped: the handle must not point at it. */
@@ -484,8 +487,11 @@ kakao_code_exchange(struct kakao_client *kc,
 	if (request_check(rq, err) == -1 || form_build(kc, rq, &form,
 	    err) == -1)
 		goto done;
-	if (kakao_gate_enter(kc->gate, err) == -1)
+	if (kakao_gate_enter(kc->gate, err) == -1) {
+		metrics_kakao(METRICS_KAKAO_OAUTH_TOKEN, METRICS_KAKAO_BUSY,
+		    -1);
 		goto done;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = exchange_run(kc, &form, out, err);
 	kakao_gate_leave(kc->gate);
@@ -543,6 +549,7 @@ kakao_jwks_fetch(void *fetcher, char **body, size_t *len,
 	c = &f->call;
 	kakao_call_reset(c);
 	kakao_call_perform(c);
+	kakao_call_count(c, METRICS_KAKAO_JWKS);
 	if (kakao_call_outcome(c, "jwks", jwks_error_classify, err) == 0) {
 		*len = c->body.len;
 		if ((*body = kl_buf_take(&c->body)) == NULL) {

@@ -222,3 +222,24 @@ kakao_call_outcome(const struct kakao_call *c, const char *what,
 		    err);
 	return 0;
 }
+
+void
+kakao_call_count(const struct kakao_call *c, enum metrics_kakao_endpoint ep)
+{
+	enum metrics_kakao_outcome	o;
+	curl_off_t			us = 0;
+
+	if (c->result == CURLE_OPERATION_TIMEDOUT)
+		o = METRICS_KAKAO_TIMEOUT;
+	else if (c->result != CURLE_OK)
+		o = METRICS_KAKAO_ERROR;
+	else if (c->http_status == 200)
+		o = METRICS_KAKAO_OK;
+	else if (c->http_status >= 400 && c->http_status < 500 &&
+	    c->http_status != 429)
+		o = METRICS_KAKAO_REFUSED;
+	else
+		o = METRICS_KAKAO_ERROR;
+	curl_easy_getinfo(c->easy, CURLINFO_TOTAL_TIME_T, &us);
+	metrics_kakao(ep, o, (long)us);
+}

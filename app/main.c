@@ -47,6 +47,8 @@
 #include "kakao_gate.h"
 #include "kakao_reject.h"
 #include "log.h"
+#include "metrics.h"
+#include "route.h"
 #include "store.h"
 #include "store_session.h"
 #include "token.h"
@@ -353,6 +355,28 @@ store_setup(struct process *p)
 	store_session_policy(p->store, &pol);
 }
 
+/* The shared counters in db_home, slots named by the route table. A
+ * region that cannot be made does not stop the start: /metrics answers
+ * 503 and the counts stay in this process. */
+static void
+metrics_setup(struct process *p)
+{
+	const struct route	*rt;
+	const char		*names[METRICS_MAX_ROUTES];
+	struct kl_error		 kerr;
+	size_t			 i, n;
+	bool			 replaced;
+
+	rt = route_table(&n);
+	for (i = 0; i < n && i < METRICS_MAX_ROUTES; i++)
+		names[i] = rt[i].path;
+	if (metrics_open(p->cfg.db_home, names, n, &replaced, &kerr) == -1)
+		log_warn("%s; /metrics answers 503", kerr.detail);
+	else if (replaced)
+		log_info("metrics: a region of another layout was replaced; "
+		    "counts start from zero");
+}
+
 static void
 workers_start(struct process *p, int listen_fd)
 {
@@ -448,6 +472,7 @@ main(int argc, char *argv[])
 	if (!store_ready(p->store))
 		log_warn("store not open yet, retrying: %s", kerr.detail);
 	store_setup(p);
+	metrics_setup(p);
 	if (fcgi_init(listen_fd) == -1)
 		errx(1, "FCGX_Init failed");
 	kakao_setup(p);

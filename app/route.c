@@ -31,6 +31,8 @@ static const struct route routes[] = {
 	  ROUTE_AUTH_NONE, handler_healthz },
 	{ "/readyz", HTTP_GET, ROUTE_BODY_IGNORED, MAX_BODY,
 	  ROUTE_AUTH_NONE, handler_readyz },
+	{ "/metrics", HTTP_GET, ROUTE_BODY_IGNORED, MAX_BODY, ROUTE_AUTH_NONE,
+	  handler_metrics },
 };
 
 const struct route *
@@ -49,4 +51,10 @@ route_table(size_t *count)
 {
 	*count = sizeof(routes) / sizeof(routes[0]);
 	return routes;
+}
+
+size_t
+route_slot(const struct route *rt)
+{
+	return rt == NULL ? 0 : (size_t)(rt - routes) + 1;
 }

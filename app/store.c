@@ -46,6 +46,7 @@
 
 #include "log.h"
 #include "kl_clock.h"
+#include "metrics.h"
 #include "store.h"
 #include "store_code.h"
 #include "store_internal.h"
@@ -193,6 +194,7 @@ store_fail(struct store *st, int ret, const char *what, struct kl_error *err)
 	if (ret == DB_RUNRECOVERY || ret == EIO || ret == EROFS ||
 	    ret == ENOSPC || ret == EDQUOT)
 		atomic_store(&st->needs_restart, true);
+	metrics_store_failure();
 	return kl_fail(err, KL_STORE_FAILED, "%s: %s", what, db_strerror(ret));
 }
 
@@ -544,6 +546,7 @@ store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
 			    DB_TXN_NOSYNC : 0);
 		if (ret != DB_LOCK_DEADLOCK && ret != DB_LOCK_NOTGRANTED)
 			break;
+		metrics_store_retry();
 	}
 	sem_post(&st->gate);
 	/*
@@ -658,6 +661,30 @@ store_user_login_session(struct store *st, const struct store_login *in,
 		    (long long)in->kakao_id);
 	if (ret != 0)
 		return store_fail(st, ret, "user login", err);
+	/* A first login's id, not one a retry found already taken. */
+	if (a.new_id != 0 && user->user_id == (uint64_t)a.new_id)
+		metrics_user_created();
+	return 0;
+}
+
+int
+store_user_ids_reserved(struct store *st, uint64_t *n, struct kl_error *err)
+{
+	DB_SEQUENCE_STAT	*sp = NULL;
+	int			 ret;
+
+	*n = 0;
+	if (!store_ready(st))
+		return kl_fail(err, KL_STORE_FAILED, "store not open");
+	store_busy_enter(st);
+	ret = st->seq->stat(st->seq, &sp, 0);
+	store_busy_leave(st);
+	if (ret != 0)
+		return store_fail(st, ret, "sequence stat", err);
+	/* st_current is the first id no process has reserved yet. */
+	if (sp->st_current > 1)
+		*n = (uint64_t)(sp->st_current - 1);
+	free(sp);
 	return 0;
 }
 
@@ -671,6 +698,7 @@ store_get(struct store *st, DB *db, DBT *key, DBT *data)
 		ret = db->get(db, NULL, key, data, 0);
 		if (ret != DB_LOCK_DEADLOCK && ret != DB_LOCK_NOTGRANTED)
 			break;
+		metrics_store_retry();
 	}
 	store_busy_leave(st);
 	return ret;

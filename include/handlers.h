@@ -17,6 +17,7 @@
  *   app/handlers_verify.c	GET /auth/verify (nginx auth_request)
  *   app/handlers_health.c	GET /healthz (liveness), GET /readyz
  *				(readiness)
+ *   app/handlers_metrics.c	GET /metrics (Prometheus text)
  */
 #ifndef KL_HANDLERS_H
 #define KL_HANDLERS_H
@@ -114,6 +115,11 @@ int	handler_readyz(struct handler_ctx *ctx,
 /* The fixed reason phrase /readyz answers for a store health (an enum
  * store_health); NULL for STORE_HEALTH_OK. */
 const char	*handler_ready_reason(int health);
+/* handlers_metrics.c: GET /metrics, the shared counters as Prometheus
+ * text; 503 METRICS_UNAVAILABLE when this process has no shared region. */
+int	handler_metrics(struct handler_ctx *ctx,
+	    const struct http_request *req, struct http_response *resp,
+	    struct kl_error *err);
 
 /* handlers.c, shared by the families. */
 

@@ -23,6 +23,7 @@
 #include "kl_buf.h"
 #include "kl_error.h"
 #include "kl_limits.h"
+#include "metrics.h"
 
 struct kakao_call {
 	CURL			*easy;
@@ -94,6 +95,12 @@ void	kakao_call_perform(struct kakao_call *c);
  * the size cap, transport errors, then classify() for any other status. */
 int	kakao_call_outcome(const struct kakao_call *c, const char *what,
 	    kakao_classify_fn *classify, struct kl_error *err);
+
+/* Counts a finished transfer of c in the metrics as a call to ep: its
+ * outcome from the transfer and HTTP status alone (what Kakao did, not
+ * what we made of the answer), its time as curl measured it. */
+void	kakao_call_count(const struct kakao_call *c,
+	    enum metrics_kakao_endpoint ep);
 
 /* kakao_auth.c: sets up kc->auth and kc->auth_conf from opt (nothing when
  * the code flow is not configured). */

@@ -134,6 +134,10 @@
  * rests on a write the store proved at most this long ago: a storm of
  * probes costs each process one small write (and one flush) per period. */
 #define READYZ_CACHE_MS      1000
+/* Metrics (app/metrics.c). */
+#define METRICS_MAX_ROUTES     32	/* route slots in the shared region, "other" included */
+#define METRICS_TEXT_MAX  (64 * 1024)	/* bytes of one /metrics answer */
+#define METRICS_OPEN_TRIES      4	/* replaced regions raced before giving up */
 
 /* Errors and logs. */
 #define MAX_ERROR_DETAIL      256

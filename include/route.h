@@ -40,6 +40,10 @@ struct route {
 /* The route of path, or NULL. */
 const struct route	*route_find(const char *path);
 
+/* The route's metrics slot: its index in the table plus one; 0 for NULL
+ * (no route), so a client cannot make label values. */
+size_t			 route_slot(const struct route *rt);
+
 /* The table, for tests and the README check. */
 const struct route	*route_table(size_t *count);
 

@@ -90,6 +90,13 @@ int	store_user_get(struct store *st, int64_t kakao_id,
 int	store_user_get_by_id(struct store *st, uint64_t user_id,
 	    struct store_user *user, struct kl_error *err);
 
+/* The user ids the sequence has handed out to processes (the metrics'
+ * users gauge): one read of the sequence's record, no scan. Every user has
+ * one of them; each process reserves STORE_SEQ_CACHE at a time and loses
+ * the unused ones when it stops, and deleted users' ids stay counted. */
+int	store_user_ids_reserved(struct store *st, uint64_t *n,
+	    struct kl_error *err);
+
 /*
  * The end of an account (app/store_account.c).
  *

@@ -53,6 +53,11 @@ client secret file mode 600 and the service user's), then:
      nginx AND lighttpd: methods (405 with Allow: GET, HEAD included),
      queries, bodies, headers (every kind of credential ignored), the
      params limit, path variants (exact match, as sent).
+  1f. Issue 11's GET /metrics (run_metrics_route), through nginx AND
+     lighttpd: methods (405 with Allow: GET), queries (ignored: never a
+     label), paths (404), and a peer other than this host (sent from
+     127.0.0.2): refused 403 by the shipped snippets, while the login
+     still answers it.
   2. FCGI_CASES: records written with test/hostile/fcgiclient.py straight to
      the socket, each with the answer it must get. After every case the
      worker pids (children of multiwatch, from /proc) must be unchanged and
@@ -388,12 +393,14 @@ class Resp:
             return None
 
 
-def http_raw(port, data, timeout=10, head=False):
+def http_raw(port, data, timeout=10, head=False, source=None):
     """Sends data on a fresh connection, reads to the close (every request
-    says Connection: close). -> Resp"""
+    says Connection: close). source: the local address to send from
+    (another loopback address plays a remote peer). -> Resp"""
     r = Resp()
     try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                     source_address=(source, 0) if source else None)
     except OSError as e:
         r.error = "connect: %s" % e
         return r
@@ -2470,6 +2477,82 @@ def run_lighttpd_limit(env):
            "status %r" % r.status)
 
 
+# ------------------------------------------------------------- GET /metrics
+#
+# Issue 11's /metrics through both fronts: methods, queries (a query can
+# never become a label value), paths, and a peer that is not this host
+# (sent from 127.0.0.2, which the shipped snippets do not allow).
+
+METRICS = "/metrics"
+METRICS_OK = ("metrics", 200, None)
+NOT_LOCAL = "127.0.0.2"
+METRICS_CASES = [
+    ("GET /metrics", "GET", METRICS, None, METRICS_OK),
+    ("GET /metrics?x=1", "GET", METRICS + "?x=1", None, METRICS_OK),
+    ("GET /metrics?route=evil&status=999 (no label from a query)", "GET",
+     METRICS + "?route=evil&status=999", None, METRICS_OK),
+    ("GET /metrics?%00%0a", "GET", METRICS + "?%00%0a", None,
+     {"nginx": METRICS_OK, "lighttpd": FRONT(400)}),
+    ("HEAD /metrics", "HEAD", METRICS, None, APP(405, "METHOD_NOT_ALLOWED")),
+    ("POST /metrics", "POST", METRICS, None, APP(405, "METHOD_NOT_ALLOWED")),
+    ("PUT /metrics", "PUT", METRICS, None, APP(405, "METHOD_NOT_ALLOWED")),
+    ("DELETE /metrics", "DELETE", METRICS, None, APP(405, "METHOD_NOT_ALLOWED")),
+    ("OPTIONS /metrics", "OPTIONS", METRICS, None, APP(405, "METHOD_NOT_ALLOWED")),
+    ("path /metrics/", "GET", METRICS + "/", None, FRONT(404)),
+    ("path /Metrics", "GET", "/Metrics", None, FRONT(404)),
+    ("path /metrics.txt", "GET", "/metrics.txt", None, FRONT(404)),
+    ("path /users/../metrics (the app matches what was sent)", "GET",
+     "/users/../metrics", None, APP(404, "NOT_FOUND")),
+    ("peer 127.0.0.2: GET /metrics refused by the snippet", "GET", METRICS,
+     NOT_LOCAL, {"nginx": SNIPPET(403, "FORBIDDEN"), "lighttpd": FRONT(403)}),
+    ("peer 127.0.0.2: GET /metrics?x=1 refused", "GET", METRICS + "?x=1",
+     NOT_LOCAL, {"nginx": SNIPPET(403, "FORBIDDEN"), "lighttpd": FRONT(403)}),
+    ("peer 127.0.0.2: POST /metrics refused", "POST", METRICS, NOT_LOCAL,
+     {"nginx": SNIPPET(403, "FORBIDDEN"), "lighttpd": FRONT(403)}),
+]
+
+
+def check_metrics_text(r):
+    """-> None when r is a good /metrics answer, else why."""
+    ct = r.header("content-type") or ""
+    if r.status != 200:
+        return "status %r, body %r" % (r.status, r.body[:120])
+    if not ct.startswith("text/plain; version=0.0.4"):
+        return "Content-Type %r" % ct
+    if r.header("cache-control") != "no-store":
+        return "Cache-Control %r" % r.header("cache-control")
+    text = r.body.decode("utf-8", "replace")
+    if not text.startswith("# HELP kakao_login_") or not text.endswith("\n"):
+        return "body %r" % text[:80]
+    if "evil" in text:
+        return "a query's bytes reached the text"
+    return None
+
+
+def run_metrics_route(env):
+    for front, port in env.fronts.items():
+        for name, method, target, source, exp in METRICS_CASES:
+            if isinstance(exp, dict):
+                exp = exp[front]
+            data = build_request(method, target, [], b"" if method == "POST" else None)
+            r = http_raw(port, data, head=(method == "HEAD"), source=source)
+            label = "%s: metrics: %s" % (front, name)
+            if exp == METRICS_OK:
+                why = check_metrics_text(r)
+            else:
+                why = check_http(r, exp, method, 0, allow="GET")
+                if why is None and exp[0] != "app":
+                    label += " (%s answers itself: %d)" % (front, exp[1]) \
+                        if exp[0] == "front" else " (nginx error_page: %d %s)" % exp[1:]
+            report(why is None, label, why)
+    # A peer that is not this host still reaches the login: only /metrics
+    # is limited.
+    for front, port in env.fronts.items():
+        r = http_raw(port, build_request("GET", LOGIN, [], None), source=NOT_LOCAL)
+        report(r.status == 400, "%s: metrics: peer 127.0.0.2 still reaches the login"
+               % front, "status %r" % r.status)
+
+
 def run_front_limits(env):
     run_nginx_limit(env)
     run_lighttpd_limit(env)
@@ -3400,6 +3483,7 @@ def main():
         run_new_routes(env)
         run_session_routes(env)
         run_health_routes(env)
+        run_metrics_route(env)
         run_fcgi(env)
         run_survival(env, pids_before)
         run_log_bytes(env)

@@ -40,6 +40,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import codeflow  # noqa: E402
 import health  # noqa: E402
+import metrics  # noqa: E402
 import sessions  # noqa: E402
 import stack  # noqa: E402
 from stack import (ISSUER, JWT_TTL, LOGIN,  # noqa: E402
@@ -576,6 +577,13 @@ def codeflow_restart(env, children=2, keys=True):
             "http://127.0.0.1:%d" % env.fake_port)
 
 
+def run_metrics(env):
+    t = type("T", (), {})()
+    t.report, t.request = report, request
+    t.tokens_used, t.jwts_issued = tokens_used, jwts_issued
+    metrics.run_all(env, t)
+
+
 def run_codeflow(env):
     t = type("T", (), {})()
     t.report, t.expect, t.check_login = report, expect, check_login
@@ -743,6 +751,7 @@ def main():
         run_table(env)
         k, last = run_identity(env)
         run_concurrent(env)
+        run_metrics(env)
         run_consent(env)
         run_users_me(env)
         run_sessions(env)

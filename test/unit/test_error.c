@@ -50,6 +50,8 @@ static const struct row design_table[] = {
 	{ KL_UNAUTHORIZED,	 "KL_UNAUTHORIZED",	 401, "UNAUTHORIZED" },
 	/* issue 11's: readiness. */
 	{ KL_NOT_READY,		 "KL_NOT_READY",	 503, "NOT_READY" },
+	/* issue 11's: GET /metrics without the shared region. */
+	{ KL_METRICS_UNAVAILABLE, "KL_METRICS_UNAVAILABLE", 503, "METRICS_UNAVAILABLE" },
 };
 
 static void

@@ -32,6 +32,7 @@
 #include "kakao_gate.h"
 #include "kakao_reject.h"
 #include "kl_clock.h"
+#include "metrics.h"
 #include "store.h"
 #include "token.h"
 
@@ -792,6 +793,47 @@ test_login_busy_when_gate_full(void **state)
 	kakao_gate_free(g);
 }
 
+/* GET /metrics: 503 without the shared region; with it, the text, which
+ * counts the login just made and reads the users gauge from the store. */
+static void
+test_metrics_route(void **state)
+{
+	static const char *const routes[] = { "/users/kakao/login" };
+	struct login_fixture	*fx = *state;
+	struct http_request	 req;
+	struct http_response	 resp;
+	struct kl_error		 err;
+	bool			 replaced;
+
+	memset(&req, 0, sizeof(req));
+	req.method = "GET";
+	req.path = "/metrics";
+	memset(&resp, 0, sizeof(resp));
+	if (!metrics_shared()) {
+		assert_int_equal(handler_metrics(&fx->ctx, &req, &resp, &err),
+		    -1);
+		assert_int_equal(err.status, KL_METRICS_UNAVAILABLE);
+		http_response_free(&resp);
+	}
+	assert_int_equal(metrics_open(fx->home, routes, 1, &replaced, &err),
+	    0);
+	fake_kapi_set(&fx->kapi, 200, "{\"id\":1855599000}");
+	if (call_login(fx, "Bearer kakao-token-m", &resp, &err) != 0)
+		fail_msg("login failed: %s", err.detail);
+	http_response_free(&resp);
+	memset(&resp, 0, sizeof(resp));
+	assert_int_equal(handler_metrics(&fx->ctx, &req, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	assert_string_equal(resp.content_type,
+	    "text/plain; version=0.0.4; charset=utf-8");
+	assert_non_null(strstr(resp.body.data, "\nkakao_login_users 16\n"));
+	assert_non_null(strstr(resp.body.data,
+	    "\nkakao_login_users_created_total 1\n"));
+	assert_non_null(strstr(resp.body.data, "\nkakao_login_kakao_requests_"
+	    "total{endpoint=\"/v2/user/me\",outcome=\"ok\"} 1\n"));
+	http_response_free(&resp);
+}
+
 int
 main(void)
 {
@@ -824,6 +866,8 @@ main(void)
 		    test_login_remembers_rejected_token, login_setup,
 		    login_teardown),
 		cmocka_unit_test_setup_teardown(test_login_busy_when_gate_full,
+		    login_setup, login_teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_route,
 		    login_setup, login_teardown),
 	};
 
