@@ -130,6 +130,11 @@
 #define STORE_STUCK_S          10	/* no store call ended this long: restart */
 #define STORE_MAX_LOCKS     50000	/* lock table of the environment, locks and objects */
 
+/* The admin tool. */
+#define ADMIN_BATCH            64	/* users read per short transaction */
+#define ADMIN_LIST_DEFAULT    100	/* users list without --limit */
+#define ADMIN_LIST_MAX    1000000	/* users list --limit at most */
+
 /* Errors and logs. */
 #define MAX_ERROR_DETAIL      256
 #define MAX_LOG_LINE         2048
