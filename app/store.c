@@ -243,7 +243,7 @@ store_open_db(struct store *st, DB **db, const char *file, DBTYPE type,
 		return kl_fail(err, KL_STORE_FAILED, "%s: %s", file,
 		    db_strerror(ret));
 	ret = (*db)->open(*db, NULL, file, NULL, type,
-	    DB_CREATE | DB_AUTO_COMMIT | DB_THREAD, 0660);
+	    (st->join ? 0 : DB_CREATE) | DB_AUTO_COMMIT | DB_THREAD, 0660);
 	if (ret != 0)
 		return kl_fail(err, KL_STORE_FAILED, "%s: %s", file,
 		    db_strerror(ret));
@@ -256,6 +256,8 @@ env_close(struct store *st)
 {
 	if (st->seq != NULL)
 		st->seq->close(st->seq, 0);
+	if (st->users_by_id_raw != NULL)
+		st->users_by_id_raw->close(st->users_by_id_raw, 0);
 	/* The secondary closes before its primary. */
 	if (st->users_by_id != NULL)
 		st->users_by_id->close(st->users_by_id, 0);
@@ -282,6 +284,7 @@ env_close(struct store *st)
 	if (st->env != NULL)
 		st->env->close(st->env, 0);
 	st->seq = NULL;
+	st->users_by_id_raw = NULL;
 	st->users_by_id = st->users = st->seqdb = st->codes = NULL;
 	st->sessions_by_user = st->sessions = NULL;
 	st->refresh_by_sid = st->refresh = st->unlinkq = st->retired = NULL;
@@ -331,7 +334,7 @@ env_open(struct store *st, struct kl_error *err)
 	u_int32_t	flags;
 	int		ret = 0;
 
-	if (mkdir(st->home, 0750) == -1 && errno != EEXIST)
+	if (!st->join && mkdir(st->home, 0750) == -1 && errno != EEXIST)
 		return kl_fail(err, KL_STORE_FAILED, "mkdir %s: %s", st->home,
 		    strerror(errno));
 	if ((ret = db_env_create(&st->env, 0)) != 0) {
@@ -368,10 +371,19 @@ env_open(struct store *st, struct kl_error *err)
 		    db_strerror(ret));
 		goto fail;
 	}
-	flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
-	    DB_INIT_MPOOL | DB_THREAD | DB_REGISTER | DB_RECOVER;
+	/* A tool joins a running environment: registered, so a tool that
+	 * dies is recovered like a worker, but it never runs recovery itself
+	 * (that would make every worker restart) and creates nothing. */
+	flags = DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL |
+	    DB_THREAD | DB_REGISTER;
+	if (!st->join)
+		flags |= DB_CREATE | DB_RECOVER;
 	if ((ret = st->env->open(st->env, st->home, flags, 0660)) != 0) {
 		kl_fail(err, KL_STORE_FAILED, "%s: %s", st->home,
+		    ret == DB_RUNRECOVERY ? "the environment needs recovery (a "
+		    "process died in it): the service's workers restart and "
+		    "run it; try again in a few seconds" : ret == ENOENT ?
+		    "no environment here (the service creates it)" :
 		    db_strerror(ret));
 		goto fail;
 	}
@@ -410,6 +422,12 @@ env_open(struct store *st, struct kl_error *err)
 		    db_strerror(ret));
 		goto fail;
 	}
+	/* A tool reads the index as it is (user id -> Kakao id) through a
+	 * handle of its own: through the associated one a read also locks
+	 * the user's record, index before record, the reverse of a login. */
+	if (st->join && store_open_db(st, &st->users_by_id_raw,
+	    "users_by_id.db", DB_BTREE, false, err) == -1)
+		goto fail;
 	if ((ret = seq_open(st)) != 0) {
 		kl_fail(err, KL_STORE_FAILED, "sequence open: %s",
 		    db_strerror(ret));
@@ -421,9 +439,9 @@ fail:
 	return -1;
 }
 
-int
-store_new(struct store **out, const char *home,
-    enum config_durability durability, struct kl_error *err)
+static int
+store_make(struct store **out, const char *home,
+    enum config_durability durability, bool join, struct kl_error *err)
 {
 	struct store	*st;
 
@@ -444,6 +462,7 @@ store_new(struct store **out, const char *home,
 	pthread_mutex_init(&st->probe_lock, NULL);
 	st->durability = durability;
 	st->sync = durability == DURABILITY_SYNC;
+	st->join = join;
 	st->policy.ttl = DEFAULT_REFRESH_TTL;
 	st->policy.idle_ttl = DEFAULT_REFRESH_IDLE_TTL;
 	st->policy.reuse_window = DEFAULT_REFRESH_REUSE_WINDOW;
@@ -458,10 +477,18 @@ store_new(struct store **out, const char *home,
 }
 
 int
-store_open(struct store **out, const char *home,
+store_new(struct store **out, const char *home,
     enum config_durability durability, struct kl_error *err)
 {
-	if (store_new(out, home, durability, err) == -1)
+	return store_make(out, home, durability, false, err);
+}
+
+/* store_make() that fails unless the environment opened. */
+static int
+store_make_ready(struct store **out, const char *home,
+    enum config_durability durability, bool join, struct kl_error *err)
+{
+	if (store_make(out, home, durability, join, err) == -1)
 		return -1;
 	if (!store_ready(*out)) {
 		store_close(*out);
@@ -469,6 +496,20 @@ store_open(struct store **out, const char *home,
 		return -1;
 	}
 	return 0;
+}
+
+int
+store_join(struct store **out, const char *home,
+    enum config_durability durability, struct kl_error *err)
+{
+	return store_make_ready(out, home, durability, true, err);
+}
+
+int
+store_open(struct store **out, const char *home,
+    enum config_durability durability, struct kl_error *err)
+{
+	return store_make_ready(out, home, durability, false, err);
 }
 
 void

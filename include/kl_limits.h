@@ -138,6 +138,10 @@
 #define METRICS_MAX_ROUTES     32	/* route slots in the shared region, "other" included */
 #define METRICS_TEXT_MAX  (64 * 1024)	/* bytes of one /metrics answer */
 #define METRICS_OPEN_TRIES      4	/* replaced regions raced before giving up */
+/* The admin tool. */
+#define ADMIN_BATCH            64	/* users read per short transaction */
+#define ADMIN_LIST_DEFAULT    100	/* users list without --limit */
+#define ADMIN_LIST_MAX    1000000	/* users list --limit at most */
 
 /* Errors and logs. */
 #define MAX_ERROR_DETAIL      256

@@ -61,6 +61,15 @@ int	store_new(struct store **out, const char *home,
 int	store_open(struct store **out, const char *home,
 	    enum config_durability durability, struct kl_error *err);
 
+/* Joins the environment a running service (or none) keeps at home, for a
+ * tool: never runs recovery and creates nothing, so the workers notice
+ * nothing; fails when home holds no environment, or one that needs
+ * recovery (the service's next start runs it). Registered like a worker:
+ * a tool killed half-way is recovered as a dead worker is. store_maintain()
+ * is not for a joined store. *out is freed by store_close(). */
+int	store_join(struct store **out, const char *home,
+	    enum config_durability durability, struct kl_error *err);
+
 /* Closes the databases and the environment; only once no thread uses the
  * store any more. Accepts NULL. */
 void	store_close(struct store *st);

@@ -31,12 +31,14 @@ struct store {
 	char			 home[MAX_CONFIG_PATH];
 	enum config_durability	 durability;
 	bool			 sync;	/* flush the log before a write returns */
+	bool			 join;	/* a tool: no recovery, no creation */
 	/* Opened by store_new() or, later, by store_maintain(); workers
 	 * touch them only once ready is set, and nothing closes them while
 	 * the process serves: a broken environment means a restart. */
 	DB_ENV			*env;
 	DB			*users;
 	DB			*users_by_id;
+	DB			*users_by_id_raw;	/* a tool's: not associated */
 	DB			*seqdb;
 	DB			*codes;
 	DB			*sessions;	/* sid -> family */
