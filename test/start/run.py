@@ -16,7 +16,8 @@ temporary directory. Cases:
   - as root with -u nobody: the log file is created by nobody (opened after
     the privilege drop) and the running process is not dumpable (its /proc
     entry belongs to root although it runs as nobody);
-  - as root without -u (or with -u root) the start and -t are refused;
+  - as root without -u (or with -u root) the start and -t are refused, and
+    so is the spawn script with FCGI_USER empty (exit 1, before spawn-fcgi);
   - -t refuses a db_home the user cannot write, a file in it the user cannot
     write, a missing db_home it cannot create, a log_file directory it
     cannot write, and creates nothing; an http:// Kakao URL is accepted
@@ -324,6 +325,27 @@ def case_root_refused(d):
            "exit %s: %s" % (rc, out.strip()))
 
 
+def case_spawn_as_root(d):
+    """The spawn script as root with FCGI_USER empty: its -t check refuses
+    (the service would serve as root), so it exits 1 before spawn-fcgi."""
+    if not ROOT:
+        report(True, "the spawn script as root without FCGI_USER exits 1 (skipped: not root)")
+        return
+    conf = d.config(["kakao_app_id = 1"], "spawn-root.conf")
+    env = dict(os.environ, SPAWN_FCGI_CONF=os.path.join(REPO, "spawn-fcgi.conf"),
+               FCGI_SOCKET=d.path("spawn-root.sock"), FCGI_PROGRAM=SERVICE,
+               KAKAO_LOGIN_CONF=conf, FCGI_USER="", FCGI_GROUP="")
+    try:
+        r = subprocess.run([os.path.join(REPO, "etc", "kakao-login-spawn")], env=env,
+                           capture_output=True, text=True, timeout=10)
+        rc, err = r.returncode, r.stderr
+    except subprocess.TimeoutExpired:
+        rc, err = None, "still running after 10 s (spawn-fcgi started?)"
+    report(rc == 1 and "as root" in err and not os.path.exists(d.path("spawn-root.sock")),
+           "the spawn script as root with FCGI_USER empty exits 1, saying why, before "
+           "spawn-fcgi binds", "exit %s: %s" % (rc, err.strip()[-300:]))
+
+
 def case_db_home(d):
     """-t checks db_home as the service's user, without joining it."""
     def conf_for(home, name):
@@ -437,7 +459,7 @@ def main():
         for case in (case_sample, case_allow_other_apps_check, case_fifo_secret,
                      case_log_missing_dir, case_allow_other_apps_warns,
                      case_log_symlink, case_drop, case_check_as_user,
-                     case_root_refused, case_db_home, case_log_unwritable_dir,
+                     case_root_refused, case_spawn_as_root, case_db_home, case_log_unwritable_dir,
                      case_http_warns, case_help_version):
             try:
                 case(d)
