@@ -196,9 +196,12 @@ def case_prefix(tmp):
         sc = f.read()
     report("ExecStart=%s/sbin/kakao-login-spawn\n" % prefix in u and
            "FCGI_PROGRAM=%s/sbin/kakao-login\n" % prefix in u and
-           "/usr/local/sbin/" not in u and
+           "/usr/local/" not in u and
+           "/usr/local/" not in open(os.path.join(prefix, "share", "man", "man8",
+                                                  "kakao-login.8")).read() and
            "FCGI_PROGRAM:=%s/sbin/kakao-login}" % prefix in sc,
-           "the installed unit and spawn-fcgi.conf name the installed programs",
+           "the installed unit, spawn-fcgi.conf and kakao-login(8) name the installed "
+           "programs and paths",
            "unit ExecStart/FCGI_PROGRAM: %s" % re.findall(r"^(?:ExecStart|Environment=FCGI_PROGRAM)=.*", u, re.M))
     if shutil.which("systemd-analyze") is None:
         report(True, "systemd-analyze verify on the unit (skipped: systemd-analyze missing)")
