@@ -443,6 +443,26 @@ config_check(const struct config *cfg, struct kl_error *err)
 	return 0;
 }
 
+/* Allowed, but said at every start and by -t. Static strings. */
+int
+config_warnings(const struct config *cfg, const char **out, int max)
+{
+	int	n = 0;
+
+	if (cfg->kakao_allow_other_apps && n < max)
+		out[n++] = "kakao_allow_other_apps = yes: no app id check, a "
+		    "token any other Kakao app obtained logs its owner in here";
+	/* config_check allows http:// to loopback only: a local fake Kakao
+	 * or gateway, never Kakao itself. */
+	if (strncmp(cfg->kakao_api_url, "http://", 7) == 0 && n < max)
+		out[n++] = "kakao_api_url is http://: access tokens and "
+		    "profiles travel unencrypted; use https:// for Kakao";
+	if (strncmp(cfg->kakao_auth_url, "http://", 7) == 0 && n < max)
+		out[n++] = "kakao_auth_url is http://: codes, the client secret "
+		    "and the JWKS travel unencrypted; use https:// for Kakao";
+	return n;
+}
+
 int
 config_load(struct config *cfg, const char *path, struct kl_error *err)
 {

@@ -21,6 +21,7 @@
 
 #include "kl_error.h"
 #include "kl_limits.h"
+#include "kl_path.h"
 #include "log.h"
 
 static int log_fd = STDERR_FILENO;
@@ -78,7 +79,6 @@ log_check(const char *path, struct kl_error *err)
 {
 	char		 dir[MAX_CONFIG_PATH];
 	struct stat	 st;
-	char		*slash;
 	int		 fd;
 
 	if (path == NULL || path[0] == '\0')
@@ -90,14 +90,8 @@ log_check(const char *path, struct kl_error *err)
 		return 0;
 	}
 	/* Not there yet: its directory must let us create it. */
-	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+	if (kl_path_parent(dir, sizeof(dir), path) == -1)
 		return kl_fail(err, KL_BAD_CONFIG, "log_file: path too long");
-	if ((slash = strrchr(dir, '/')) == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
 	if (stat(dir, &st) == -1)
 		return kl_fail(err, KL_BAD_CONFIG, "log_file %s: directory %s: "
 		    "%s", path, dir, strerror(errno));

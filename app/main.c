@@ -4,10 +4,11 @@
  *
  * Owns the process: options, configuration, the log, the signing key, the
  * store, the worker threads and the signals. Order at start: config, the
- * socket (-s, perhaps as root), the privilege drop (-u), then, as the
- * service's user: non-dumpable, the log file, the key, the store. Start-up
- * failures are fatal and say why; after start, a failure inside one request
- * only fails that request. Never parses requests.
+ * socket (-s, perhaps as root), the privilege drop (-u), the refusal to
+ * go on as root, then, as the service's user: non-dumpable, the log file,
+ * the key, the store. Start-up failures are fatal and say why;
+ * after start, a failure inside one request only fails that request.
+ * Never parses requests.
  *
  * Signals: SIGTERM, SIGINT and SIGUSR1 stop accepting, let requests in
  * flight finish, close the store cleanly and exit 0. They are blocked in
@@ -28,6 +29,7 @@
 
 #include <err.h>
 #include <errno.h>
+#include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -50,6 +52,7 @@
 #include "metrics.h"
 #include "route.h"
 #include "store.h"
+#include "store_home.h"
 #include "store_session.h"
 #include "token.h"
 #include "token_oidc.h"
@@ -62,15 +65,72 @@
  * environment's locks are never woken: give the others a moment only. */
 #define PANIC_DRAIN_S	2
 
-#define OTHER_APPS_WARNING "kakao_allow_other_apps = yes: no app id check, " \
-	"a token any other Kakao app obtained logs its owner in here"
+/* The GNUmakefile's VERSION, with `git describe` when built from a clone. */
+#ifndef KL_VERSION
+#define KL_VERSION	"unknown"
+#endif
 
+#define USAGE	"usage: kakao-login [-htV] [-c config] [-s socket] [-u user]\n"
+
+/* What the command line asked for; filled by options_parse(). */
+struct options {
+	const char	*conf;		/* -c, else $KAKAO_LOGIN_CONF */
+	const char	*sock;		/* -s: bind it ourselves */
+	const char	*user;		/* -u: drop to this user */
+	int		 check;		/* -t */
+};
+
+/* A usage error: the usage line on stderr, exit 2. */
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: kakao-login [-t] [-c config] [-s socket] "
-	    "[-u user]\n");
+	fputs(USAGE, stderr);
 	exit(2);
+}
+
+/* --help: usage and options on stdout, exit 0. */
+static void
+help(void)
+{
+	fputs(USAGE
+	    "  -c config  the configuration file (else $KAKAO_LOGIN_CONF)\n"
+	    "  -s socket  bind this Unix socket (development; spawn-fcgi hands\n"
+	    "             the socket over as fd 0 otherwise)\n"
+	    "  -u user    drop to this user after binding (required as root)\n"
+	    "  -t         check the configuration, keys, log_file and db_home\n"
+	    "             as the service's user, then exit\n"
+	    "  -h, --help     this text\n"
+	    "  -V, --version  the version\n"
+	    "See kakao-login(8) and kakao-login.conf(5).\n", stdout);
+	exit(0);
+}
+
+static void
+options_parse(int argc, char *argv[], struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "help",	no_argument,	NULL,	'h' },
+		{ "version",	no_argument,	NULL,	'V' },
+		{ NULL,		0,		NULL,	0 }
+	};
+	int	ch;
+
+	memset(o, 0, sizeof(*o));
+	o->conf = getenv("KAKAO_LOGIN_CONF");
+	while ((ch = getopt_long(argc, argv, "c:hs:tu:V", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c': o->conf = optarg; break;
+		case 'h': help(); break;
+		case 's': o->sock = optarg; break;
+		case 't': o->check = 1; break;
+		case 'u': o->user = optarg; break;
+		case 'V': printf("kakao-login %s\n", KL_VERSION); exit(0);
+		default: usage();
+		}
+	}
+	if (optind != argc || o->conf == NULL || o->conf[0] == '\0')
+		usage();
 }
 
 static void
@@ -89,6 +149,33 @@ drop_privileges(const char *user)
 	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
 	    setuid(pw->pw_uid) == -1)
 		err(1, "cannot become %s", user);
+}
+
+/* Requests are never served as root, whatever started us: a flaw in a
+ * parser would then own the host. There is no option to allow it. */
+static void
+refuse_root(const char *what)
+{
+	if (getuid() == 0 || geteuid() == 0)
+		errx(1, "%s as root: refused; give -u USER, or start it under "
+		    "spawn-fcgi -u USER (FCGI_USER in spawn-fcgi.conf)", what);
+}
+
+/* What the config allows but must be said: on stderr for -t (conf names
+ * the file), else in the log. */
+static void
+warnings_say(const struct config *cfg, const char *conf)
+{
+	const char	*warn[CONFIG_MAX_WARNINGS];
+	int		 i, n;
+
+	n = config_warnings(cfg, warn, CONFIG_MAX_WARNINGS);
+	for (i = 0; i < n; i++) {
+		if (conf != NULL)
+			fprintf(stderr, "%s: warning: %s\n", conf, warn[i]);
+		else
+			log_warn("%s", warn[i]);
+	}
 }
 
 struct maintainer {
@@ -243,9 +330,10 @@ secrets_wipe(struct process *p)
 	p->admin_key_len = 0;
 }
 
-/* -t: what start-up would refuse, without starting: the config, the
- * secrets and the log file, as the user the service runs as (-u, or the
- * user who runs -t). */
+/* -t: what start-up would refuse, without starting: root, the config,
+ * the secrets, the log file and db_home, as the user the service runs as
+ * (-u, or the user who runs -t). The environment itself is not joined:
+ * that would run recovery under the live workers. */
 static int
 check_only(struct process *p, const char *conf, const char *user)
 {
@@ -253,12 +341,13 @@ check_only(struct process *p, const char *conf, const char *user)
 
 	if (user != NULL)
 		drop_privileges(user);
+	refuse_root("the service would serve requests");
 	secrets_read(p);
 	secrets_wipe(p);
-	if (log_check(p->cfg.log_file, &kerr) == -1)
+	if (log_check(p->cfg.log_file, &kerr) == -1 ||
+	    store_check_home(p->cfg.db_home, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
-	if (p->cfg.kakao_allow_other_apps)
-		fprintf(stderr, "%s: warning: %s\n", conf, OTHER_APPS_WARNING);
+	warnings_say(&p->cfg, conf);
 	printf("%s: configuration ok\n", conf);
 	return 0;
 }
@@ -421,34 +510,22 @@ main(int argc, char *argv[])
 {
 	static struct process	 proc;
 	struct process		*p = &proc;
+	struct options		 opt;
 	struct kl_error		 kerr;
 	sigset_t		 stopset;
-	const char		*conf = getenv("KAKAO_LOGIN_CONF");
-	const char		*sock = NULL, *user = NULL;
-	int			 ch, listen_fd = 0, exit_code, busy;
-	int			 check = 0;
+	int			 listen_fd = 0, exit_code, busy;
 
-	while ((ch = getopt(argc, argv, "c:s:tu:")) != -1) {
-		switch (ch) {
-		case 'c': conf = optarg; break;
-		case 's': sock = optarg; break;
-		case 't': check = 1; break;
-		case 'u': user = optarg; break;
-		default: usage();
-		}
-	}
-	if (optind != argc || conf == NULL)
-		usage();
-
+	options_parse(argc, argv, &opt);
 	config_defaults(&p->cfg);
-	if (config_load(&p->cfg, conf, &kerr) == -1)
+	if (config_load(&p->cfg, opt.conf, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
-	if (check)
-		return check_only(p, conf, user);
-	if (sock != NULL && (listen_fd = fcgi_listen(sock, 128)) < 0)
-		err(1, "cannot listen on %s", sock);
-	if (user != NULL)
-		drop_privileges(user);
+	if (opt.check)
+		return check_only(p, opt.conf, opt.user);
+	if (opt.sock != NULL && (listen_fd = fcgi_listen(opt.sock, 128)) < 0)
+		err(1, "cannot listen on %s", opt.sock);
+	if (opt.user != NULL)
+		drop_privileges(opt.user);
+	refuse_root("serving requests");
 	/* After the drop, which resets it: a core dump would hold the signing
 	 * key and users' Kakao tokens. */
 	if (prctl(PR_SET_DUMPABLE, 0) == -1 || prctl(PR_GET_DUMPABLE) != 0)
@@ -457,8 +534,6 @@ main(int argc, char *argv[])
 	 * would be the service's log. */
 	if (log_open(p->cfg.log_file, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
-	if (geteuid() == 0)
-		log_warn("running as root: use spawn-fcgi -u or -u user");
 	secrets_read(p);
 	signals_setup(&stopset);
 
@@ -491,8 +566,7 @@ main(int argc, char *argv[])
 	    p->cfg.kakao_api_url, p->cfg.kakao_app_id ? "on" : "off",
 	    p->kakao_cap, p->cfg.kakao_rest_api_key[0] &&
 	    p->cfg.n_redirect_uris ? "on" : "off");
-	if (p->cfg.kakao_allow_other_apps)
-		log_warn("%s", OTHER_APPS_WARNING);
+	warnings_say(&p->cfg, NULL);
 
 	exit_code = watch(&stopset, p->store);
 

@@ -71,6 +71,13 @@ int	config_load(struct config *cfg, const char *path, struct kl_error *err);
  * the REST API key it belongs to; refresh_idle_ttl within refresh_ttl. */
 int	config_check(const struct config *cfg, struct kl_error *err);
 
+/* What is allowed but must be said, at every start (the log) and by -t
+ * (stderr): kakao_allow_other_apps = yes, an http:// kakao_api_url or
+ * kakao_auth_url. Fills out with at most max static strings (none to
+ * free); returns how many. */
+#define CONFIG_MAX_WARNINGS	4
+int	config_warnings(const struct config *cfg, const char **out, int max);
+
 /* Parses one "key = value" line (no newline) into cfg; used by config_load
  * and the fuzz target. Blank and comment lines are accepted. */
 int	config_parse_line(struct config *cfg, const char *line,

@@ -21,9 +21,10 @@
 #include "kl_buf.h"
 #include "kl_error.h"
 
-/* build_info's version label; the build may define its own. */
+/* build_info's version label: the GNUmakefile's VERSION, passed to
+ * metrics.o as to main.o. */
 #ifndef KL_VERSION
-#define KL_VERSION	"1.0.0"
+#define KL_VERSION	"unknown"
 #endif
 
 /* The region's file inside db_home. */

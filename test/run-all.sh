@@ -17,9 +17,10 @@ rm -f "$log.out"
 
 # Each suite ends with "N passed, M failed"; one that ends otherwise
 # (crashed) counts as failed.
-for suite in start integration hostile upgrade admin; do
+for suite in start install integration hostile upgrade admin; do
 	case $suite in
-	start) echo "# start (the binary alone: -t, files, privileges)" ;;
+	start) echo "# start (the binary alone: -t, files, privileges, options)" ;;
+	install) echo "# install (make install/uninstall, manuals, the systemd unit)" ;;
 	upgrade) echo "# upgrade (a released store, db5.3_load'ed, under the new binary)" ;;
 	admin) echo "# admin (kakao-login-admin on the live environment, under logins)" ;;
 	*) echo "# $suite (real nginx, lighttpd, spawn-fcgi, multiwatch)" ;;

@@ -982,6 +982,42 @@ test_session_keys(void **state)
 	assert_int_equal(config_check(&cfg, &err), 0);
 }
 
+/* One more line over cfg (accept_line starts from the defaults). */
+static void
+add_line(struct config *cfg, const char *line)
+{
+	struct kl_error	err;
+
+	if (config_parse_line(cfg, line, &err) != 0)
+		fail_msg("refused: \"%s\": %s", line, err.detail);
+}
+
+/* Allowed but said: other apps, and cleartext to a loopback "Kakao". */
+static void
+test_warnings(void **state)
+{
+	const char	*w[CONFIG_MAX_WARNINGS];
+	struct config	 cfg;
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_int_equal(config_warnings(&cfg, w, CONFIG_MAX_WARNINGS), 0);
+	add_line(&cfg, "kakao_api_url = http://127.0.0.1:8081");
+	assert_int_equal(config_warnings(&cfg, w, CONFIG_MAX_WARNINGS), 1);
+	assert_non_null(strstr(w[0], "kakao_api_url is http://"));
+	add_line(&cfg, "kakao_auth_url = http://localhost:8081");
+	add_line(&cfg, "kakao_allow_other_apps = yes");
+	assert_int_equal(config_warnings(&cfg, w, CONFIG_MAX_WARNINGS), 3);
+	assert_non_null(strstr(w[0], "kakao_allow_other_apps = yes"));
+	assert_non_null(strstr(w[2], "kakao_auth_url is http://"));
+	/* Never more than the caller has room for. */
+	assert_int_equal(config_warnings(&cfg, w, 2), 2);
+	add_line(&cfg, "kakao_api_url = https://kapi.kakao.com");
+	add_line(&cfg, "kakao_auth_url = https://kauth.kakao.com");
+	add_line(&cfg, "kakao_allow_other_apps = no");
+	assert_int_equal(config_warnings(&cfg, w, CONFIG_MAX_WARNINGS), 0);
+}
+
 int
 main(void)
 {
@@ -1017,6 +1053,7 @@ main(void)
 		cmocka_unit_test(test_app_keys),
 		cmocka_unit_test(test_oidc_keys),
 		cmocka_unit_test(test_secret_needs_rest_key),
+		cmocka_unit_test(test_warnings),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
