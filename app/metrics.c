@@ -117,6 +117,11 @@ struct region {
 	counter			users_created;
 };
 
+#ifndef KL_VERSION
+#define KL_VERSION	"unknown"
+#endif
+const char		 metrics_version[] = KL_VERSION;
+
 static struct region	 private_region;
 static struct region	*rg = &private_region;
 static const char	*route_names[METRICS_MAX_ROUTES] = { "other" };
@@ -500,7 +505,8 @@ render_service(struct kl_buf *b, const struct metrics_gauges *g)
 {
 	head(b, "kakao_login_build_info", "gauge", "The version of the "
 	    "process that answered this scrape.");
-	put(b, "kakao_login_build_info{version=\"%s\"} 1\n", KL_VERSION);
+	put(b, "kakao_login_build_info{version=\"%s\"} 1\n",
+	    metrics_version);
 	head(b, "kakao_login_metrics_created_seconds", "gauge", "When these "
 	    "counters began (Unix time): they survive restarts.");
 	put(b, "kakao_login_metrics_created_seconds %" PRIu64 "\n",

@@ -21,11 +21,10 @@
 #include "kl_buf.h"
 #include "kl_error.h"
 
-/* build_info's version label: the GNUmakefile's VERSION, passed to
- * metrics.o as to main.o. */
-#ifndef KL_VERSION
-#define KL_VERSION	"unknown"
-#endif
+/* build_info's version label: the GNUmakefile's VERSION, compiled into
+ * metrics.o (as into main.o) and only there, so every user of this header
+ * reads the one string. */
+extern const char	metrics_version[];
 
 /* The region's file inside db_home. */
 #define METRICS_FILE	"metrics.region"
