@@ -903,6 +903,13 @@ def case_disk():
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError("mkfs.ext4: %s" % r.stderr.strip())
+        # The mount point itself is root's and not writable by the service,
+        # as on a host set up with care: while the disk is unmounted (the
+        # repair below), a worker that restarts then cannot create a fresh,
+        # empty environment in the bare directory (seen in CI: users
+        # created anew from id 1 in the gap, then hidden by the mount).
+        os.chown(db, 0, 0)
+        os.chmod(db, 0o755)
         mount_img(st, db, img["path"])
 
     def mount_img(st, db, image):
