@@ -36,9 +36,9 @@ FUZZ_RENAME   := --redefine-sym accept=fcgi_guard_accept \
                  --redefine-sym FCGX_Accept_r=fcgi_lib_FCGX_Accept_r
 FUZZ_LIBS     := $(FUZZ_FCGI_LIB) -lm -lcurl -ljansson -ljwt -ldb-5.3 -lcrypto \
                  -pthread
-# All of app/ but main.c and fcgi.c (the harnesses drive the guard and the
-# parsers directly).
-FUZZ_LAYERS   := $(filter-out main fcgi,$(patsubst app/%.c,%,$(wildcard app/*.c)))
+# All of app/ but main.c, admin.c (the admin tool's main) and fcgi.c
+# (the harnesses drive the guard and the parsers directly).
+FUZZ_LAYERS   := $(filter-out main admin fcgi,$(patsubst app/%.c,%,$(wildcard app/*.c)))
 FUZZ_OBJS     := $(FUZZ_LAYERS:%=$(FUZZ_B)/obj/%.o)
 FUZZ_HDRS     := $(wildcard include/*.h)
 FUZZ_NAMES    := $(patsubst $(FUZZ_DIR)/%.c,%,$(wildcard $(FUZZ_DIR)/fuzz_*.c))
