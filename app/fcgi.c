@@ -25,6 +25,7 @@
 #include "body.h"
 #include "fcgi.h"
 #include "fcgi_guard.h"
+#include "fcgi_reqid.h"
 #include "http.h"
 #include "kl_clock.h"
 #include "kl_error.h"
@@ -150,14 +151,16 @@ fcgi_read_body(FCGX_Stream *in, const char *cl, size_t max, char *buf,
 	return 0;
 }
 
+/* Every answer names its request id (fcgi_reqid.c: plain bytes only). */
 static void
-write_answer(FCGX_Request *fr, const struct http_response *resp,
-    const char *body, size_t len)
+write_answer(FCGX_Request *fr, const char *rid,
+    const struct http_response *resp, const char *body, size_t len)
 {
 	/* 204: no body, so neither its type nor its length (RFC 9110). */
 	if (resp->status == 204) {
 		FCGX_FPrintF(fr->out, "Status: 204 %s\r\n"
-		    "Cache-Control: no-store\r\n", http_reason(204));
+		    "Cache-Control: no-store\r\n"
+		    "X-Request-Id: %s\r\n", http_reason(204), rid);
 		if (resp->headers.len > 0)
 			FCGX_PutStr(resp->headers.data, (int)resp->headers.len,
 			    fr->out);
@@ -169,10 +172,11 @@ write_answer(FCGX_Request *fr, const struct http_response *resp,
 	    "Content-Type: %s\r\n"
 	    "Content-Length: %lu\r\n"
 	    "Cache-Control: no-store\r\n"
-	    "X-Content-Type-Options: nosniff\r\n",
+	    "X-Content-Type-Options: nosniff\r\n"
+	    "X-Request-Id: %s\r\n",
 	    resp->status, http_reason(resp->status),
 	    resp->content_type ? resp->content_type :
-	    "application/json; charset=utf-8", (unsigned long)len);
+	    "application/json; charset=utf-8", (unsigned long)len, rid);
 	if (resp->headers.len > 0)
 		FCGX_PutStr(resp->headers.data, (int)resp->headers.len,
 		    fr->out);
@@ -193,7 +197,7 @@ reason_ok(const char *r)
  * the handler's reason phrase, if any), the header lines the handler
  * added, and Allow on a 405. */
 static void
-write_failure(FCGX_Request *fr, const struct route *rt,
+write_failure(FCGX_Request *fr, const char *rid, const struct route *rt,
     struct http_response *resp, const struct kl_error *err)
 {
 	struct kl_error	 herr;
@@ -213,14 +217,14 @@ write_failure(FCGX_Request *fr, const struct route *rt,
 	else
 		n = snprintf(msg, sizeof(msg), "{\"message\":\"%s\"}",
 		    error_message(err->status));
-	write_answer(fr, resp, msg, (size_t)n);
+	write_answer(fr, rid, resp, msg, (size_t)n);
 }
 
 /* The request as the handlers see it. Strings point into fr's params and
  * path[], valid until FCGX_Finish_r. */
 static void
-request_fill(FCGX_Request *fr, struct http_request *req, char *path,
-    size_t path_size)
+request_fill(FCGX_Request *fr, struct fcgi_reqid *ids, struct http_request *req,
+    char *path, size_t path_size, char *rid)
 {
 	const char	*uri, *q;
 
@@ -240,6 +244,9 @@ request_fill(FCGX_Request *fr, struct http_request *req, char *path,
 		req->client_addr = "";
 	req->authorization = FCGX_GetParam("HTTP_AUTHORIZATION", fr->envp);
 	req->authorization_count = param_count(fr->envp, "HTTP_AUTHORIZATION");
+	req->request_id = fcgi_reqid_pick(ids,
+	    FCGX_GetParam("HTTP_X_REQUEST_ID", fr->envp),
+	    param_count(fr->envp, "HTTP_X_REQUEST_ID"), rid);
 }
 
 /* The fields a route reads: its body's, or its query's (ROUTE_BODY_PARAMS:
@@ -306,6 +313,8 @@ request_log(const struct http_request *req, const struct http_response *resp,
 	struct log_request	lr;
 
 	memset(&lr, 0, sizeof(lr));
+	lr.request_id = req->request_id;
+	lr.client = req->client_addr;
 	lr.method = req->method;
 	lr.path = req->path;
 	lr.status = resp->status;
@@ -317,33 +326,33 @@ request_log(const struct http_request *req, const struct http_response *resp,
 	log_request(&lr);
 }
 
-/* Serves one accepted request. body and fields are the worker's. */
+/* Serves one accepted request. ids, body and fields are the worker's. */
 static void
-serve(struct fcgi_worker *w, FCGX_Request *fr, char *body,
-    struct body_fields *fields)
+serve(struct fcgi_worker *w, FCGX_Request *fr, struct fcgi_reqid *ids,
+    char *body, struct body_fields *fields)
 {
 	const struct route	*rt;
 	struct http_request	 req;
 	struct http_response	 resp;
 	struct kl_error		 err;
 	struct timespec		 t0;
-	char			 path[MAX_PATH_LEN];
+	char			 path[MAX_PATH_LEN], rid[FCGI_REQID_SIZE];
 	long			 us;
 	int			 rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	kl_error_clear(&err);
 	memset(&resp, 0, sizeof(resp));
-	request_fill(fr, &req, path, sizeof(path));
+	request_fill(fr, ids, &req, path, sizeof(path), rid);
 	rt = route_find(path);
 	if ((rc = request_admit(fr, rt, &req, body, fields, &err)) == 0)
 		rc = rt->fn(w->ctx, &req, &resp, &err);
 
 	if (rc == 0)
-		write_answer(fr, &resp, resp.body.data ? resp.body.data : "",
-		    resp.body.len);
+		write_answer(fr, rid, &resp, resp.body.data ?
+		    resp.body.data : "", resp.body.len);
 	else
-		write_failure(fr, rt, &resp, &err);
+		write_failure(fr, rid, rt, &resp, &err);
 	us = kl_elapsed_us(&t0);
 	metrics_request(route_slot(rt), resp.status, us);
 	request_log(&req, &resp, rc, &err, us);
@@ -367,6 +376,7 @@ fcgi_worker_run(void *arg)
 {
 	struct fcgi_worker	*w = arg;
 	struct body_fields	*fields;
+	struct fcgi_reqid	 ids;
 	FCGX_Request		 fr;
 	char			*body;
 	int			 rc;
@@ -382,6 +392,7 @@ fcgi_worker_run(void *arg)
 		set_state(w, WORKER_DONE);
 		return NULL;
 	}
+	fcgi_reqid_init(&ids);
 	while (!atomic_load(w->stop)) {
 		set_state(w, WORKER_IDLE);
 		if (atomic_load(w->stop))
@@ -395,7 +406,7 @@ fcgi_worker_run(void *arg)
 			}
 			continue;
 		}
-		serve(w, &fr, body, fields);
+		serve(w, &fr, &ids, body, fields);
 		FCGX_Finish_r(&fr);
 	}
 	FCGX_Free(&fr, 1);

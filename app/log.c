@@ -271,19 +271,21 @@ void
 log_request(const struct log_request *r)
 {
 	char	buf[MAX_LOG_LINE], method[LOG_METHOD_FIELD];
-	char	path[LOG_PATH_FIELD];
+	char	path[LOG_PATH_FIELD], rid[LOG_ID_FIELD], client[LOG_ID_FIELD];
 	char	detail[MAX_ERROR_DETAIL * 4];
 	size_t	n;
 	int	m;
 
+	log_field(rid, sizeof(rid), r->request_id, LOG_ESCAPE_SPACE);
+	log_field(client, sizeof(client), r->client, LOG_ESCAPE_SPACE);
 	log_field(method, sizeof(method), r->method, LOG_ESCAPE_SPACE);
 	log_field(path, sizeof(path), r->path, LOG_ESCAPE_SPACE);
 	log_field(detail, sizeof(detail), r->detail ? r->detail : "", 0);
 	n = log_stamp(buf, sizeof(buf));
 	m = snprintf(buf + n, sizeof(buf) - n,
-	    " req pid=%ld method=%s path=%s status=%d message=%s user=%llu "
-	    "ms=%.3f upstream_ms=%.3f detail=\"%s\"", (long)getpid(), method,
-	    path, r->status, r->message, (unsigned long long)r->user_id,
+	    " req pid=%ld id=%s client=%s method=%s path=%s status=%d "
+	    "message=%s user=%llu ms=%.3f upstream_ms=%.3f detail=\"%s\"",
+	    (long)getpid(), rid, client, method, path, r->status, r->message, (unsigned long long)r->user_id,
 	    r->duration_us / 1000.0, r->upstream_us / 1000.0, detail);
 	if (m > 0)
 		n += (size_t)m;

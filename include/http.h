@@ -36,6 +36,7 @@ struct http_request {
 	const char	*cookie;		/* NULL: absent */
 	const char	*origin;		/* NULL: absent */
 	const char	*client_addr;		/* REMOTE_ADDR */
+	const char	*request_id;		/* fcgi_reqid.c: plain bytes */
 	const char	*authorization;		/* NULL: absent */
 	int		 authorization_count;	/* > 1: duplicated header */
 	const char	*body;

@@ -15,6 +15,7 @@
 #define MAX_BODY            16384	/* request body; larger is 413 */
 #define MAX_PATH_LEN         1024	/* DOCUMENT_URI / SCRIPT_NAME */
 #define MAX_FCGI_PARAM      65535	/* a FastCGI param's name or value */
+#define MAX_REQUEST_ID         64	/* a front's X-Request-Id; longer: ours */
 
 /* FastCGI (app/fcgi_guard.c). nginx and lighttpd send a whole buffered
  * request at once: ~20 params of a few KB (their header limits are 32 KB
@@ -148,5 +149,6 @@
 #define MAX_LOG_LINE         2048
 #define LOG_METHOD_FIELD       64	/* bytes of the escaped method logged */
 #define LOG_PATH_FIELD        512	/* bytes of the escaped path logged */
+#define LOG_ID_FIELD  (MAX_REQUEST_ID * 4 + 1)	/* request id, client address */
 
 #endif

@@ -30,6 +30,8 @@ void	log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 struct log_request {
+	const char	*request_id;	/* NULL: "-" */
+	const char	*client;	/* the front's REMOTE_ADDR */
 	const char	*method;
 	const char	*path;
 	int		 status;

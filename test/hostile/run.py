@@ -2351,6 +2351,79 @@ def run_health_routes(env):
            " | ".join(crashed[:4]))
 
 
+# ------------------------------------------------------------- issue 11's request ids
+#
+# X-Request-Id through nginx AND lighttpd: a plain one (letters, digits,
+# "-_.:+/=@", 1 .. MAX_REQUEST_ID bytes) is answered and logged as sent;
+# anything else is replaced by one made here (32 hex digits), never echoed
+# and never written to the log. Each hostile value carries a marker the log
+# is searched for. A value a front refuses itself (400) is fine too, as
+# long as it is not echoed.
+
+MAX_REQUEST_ID = limit("MAX_REQUEST_ID")
+MADE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def request_id_rows(mark):
+    m = mark.encode()
+    keep, made = "keep", "made"
+    return [
+        ("plain", [m + b"-abc"], keep),
+        ("every allowed punctuation", [m + b"-_.:+/=@Z9"], keep),
+        # filled with the marker: a run of one letter is some token's.
+        ("%d bytes" % MAX_REQUEST_ID, [(m * 64)[:MAX_REQUEST_ID]], keep),
+        ("%d bytes" % (MAX_REQUEST_ID + 1), [(m * 64)[:MAX_REQUEST_ID + 1]], made),
+        ("4000 bytes", [(m * 400)[:4000]], made),
+        ("empty", [b""], made),
+        ("a space and a forged field", [m + b" status=200 user=1"], made),
+        ("quotes and a backslash", [m + b"\"x\\y"], made),
+        ("a comma list", [m + b"-1, " + m + b"-2"], made),
+        ("two headers", [m + b"-1", m + b"-2"], made),
+        ("UTF-8", [m + "\ud55c\uae00".encode()], made),
+        ("a 0xff byte", [m + b"\xff"], made),
+        ("an escape sequence", [m + b"\x1b[31m"], made),
+        ("HTML", [m + b"<script>alert(1)</script>"], made),
+        ("a tab", [m + b"\tx"], made),
+        ("a percent-encoded CR LF", [m + b"%0d%0aX-Evil:%201"], made),
+    ]
+
+
+def check_request_id(r, sent, want):
+    got = [v for n, v in r.headers if n == "x-request-id"]
+    if r.status == 400 and want == "made" and not any(sent[0].decode("latin-1") in v for v in got):
+        return None     # the front refused it, without echoing it
+    if r.status != 200:
+        return "status %s %s" % (r.status, r.error or "")
+    if len(got) != 1:
+        return "X-Request-Id headers %r" % got
+    if want == "keep":
+        return None if got[0] == sent[0].decode() else "answered %r" % got[0]
+    return None if MADE_ID.match(got[0]) else "answered %r, not a made id" % got[0]
+
+
+def run_request_ids(env):
+    for front, port in env.fronts.items():
+        log = LogTail(env.service_log)
+        mark = "rq%s%d" % (front[:2], os.getpid())
+        n = 0   # rows the service answered (a front may refuse one)
+        for name, values, want in request_id_rows(mark):
+            hdrs = [(b"X-Request-Id", v) for v in values]
+            r = http_raw(port, build_request("GET", HEALTHZ, hdrs, None))
+            why = check_request_id(r, values, want)
+            report(why is None, "%s: X-Request-Id %s -> %s" % (front, name, want), why or "")
+            n += r.status == 200
+        time.sleep(0.3)
+        text = log.new()
+        kept = [ln for ln in text.splitlines() if " id=%s" % mark in ln]
+        report(len(kept) == 3, "%s: the three plain ids, and only they, are in the log" % front,
+               "%d lines: %s" % (len(kept), " | ".join(kept[:4])))
+        stray = [ln for ln in text.splitlines() if mark in ln and " id=%s" % mark not in ln]
+        report(not stray, "%s: no hostile X-Request-Id reaches the log" % front, " | ".join(stray[:3]))
+        reqs = [ln for ln in text.splitlines() if " req " in ln and "path=/healthz" in ln]
+        report(len(reqs) == n, "%s: one log line per request the service answered" % front,
+               "%d lines for %d answers" % (len(reqs), n))
+
+
 def run_session_routes(env):
     log = LogTail(env.service_log)
     n = 0
@@ -3483,6 +3556,7 @@ def main():
         run_new_routes(env)
         run_session_routes(env)
         run_health_routes(env)
+        run_request_ids(env)
         run_metrics_route(env)
         run_fcgi(env)
         run_survival(env, pids_before)

@@ -691,6 +691,61 @@ def run_persistence(env, k, before):
                before["id"], before["login_count"], u["id"], u["login_count"]))
 
 
+def send_with_ids(port, ids):
+    """GET /healthz with an X-Request-Id header per value of ids ->
+    (status, the answer's X-Request-Id values)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        c.putrequest("GET", "/healthz")
+        for v in ids:
+            c.putheader("X-Request-Id", v)
+        c.endheaders()
+        r = c.getresponse()
+        r.read()
+        return r.status, r.headers.get_all("X-Request-Id") or []
+    finally:
+        c.close()
+
+
+def log_line_with(env, needle, secs=3.0):
+    """The service log's request line holding needle, waiting a little."""
+    end = time.monotonic() + secs
+    while True:
+        with open(env.service_log, "rb") as f:
+            for ln in f.read().decode("utf-8", "replace").splitlines():
+                if " req " in ln and needle in ln:
+                    return ln
+        if time.monotonic() > end:
+            return None
+        time.sleep(0.05)
+
+
+def run_request_ids(env):
+    """Issue 11 item 6: every answer and its log line carry one request id:
+    the front's X-Request-Id when it is plain, else one made here; and the
+    client address as the front passed it."""
+    made = re.compile(r"^[0-9a-f]{32}$")
+    for name, port in sorted(env.fronts.items()):
+        sent = "it-%s-%d" % (name, os.getpid())
+        st, got = send_with_ids(port, [sent])
+        ln = log_line_with(env, " id=%s " % sent)
+        report(st == 200 and got == [sent] and ln is not None and
+               (" id=%s client=127.0.0.1 method=GET path=/healthz status=200 " % sent) in ln,
+               "%s: the front's X-Request-Id is answered and logged with the client address" % name,
+               "%d %r, log %r" % (st, got, ln))
+        seen = set()
+        for ids, what in (([], "none sent"), (["a b\"c"], "one with a space and a quote"),
+                          (["x" * 65], "one of 65 bytes"), (["dup-1", "dup-2"], "two sent")):
+            st, got = send_with_ids(port, ids)
+            rid = got[0] if len(got) == 1 else ""
+            ln = log_line_with(env, " id=%s " % rid) if rid else None
+            report(st == 200 and made.match(rid) is not None and rid not in seen and
+                   ln is not None and not any(v in ln for v in ids),
+                   "%s: X-Request-Id %s -> one made here, answered and logged" % (name, what),
+                   "%d %r, log %r" % (st, got, ln))
+            seen.add(rid)
+
+
 def run_logs(env):
     logs = {"service": env.service_log,
             "nginx access": env.path("nginx", "access.log"),
@@ -760,6 +815,7 @@ def main():
         run_refused(env)
         run_persistence(env, k, last)
         run_health(env)
+        run_request_ids(env)
         run_logs(env)
     except KeyboardInterrupt:
         report(False, "run", "interrupted")

@@ -113,6 +113,8 @@ static void
 base_request(struct log_request *r)
 {
 	memset(r, 0, sizeof(*r));
+	r->request_id = "0123456789abcdef0123456789abcdef";
+	r->client = "203.0.113.7";
 	r->method = "POST";
 	r->path = "/users/kakao/login";
 	r->status = 200;
@@ -156,6 +158,8 @@ test_request_is_one_line(void **state)
 	base_request(&r);
 	log_request(&r);
 	buf = read_lines(fx->path, 1);
+	assert_non_null(strstr(buf,
+	    " id=0123456789abcdef0123456789abcdef client=203.0.113.7 "));
 	assert_non_null(strstr(buf, " method=POST "));
 	assert_non_null(strstr(buf, " path=/users/kakao/login "));
 	assert_non_null(strstr(buf, " status=200 "));
@@ -228,6 +232,27 @@ test_null_path_and_method(void **state)
 	buf = read_lines(fx->path, 1);
 	assert_non_null(strstr(buf, " path=- "));
 	assert_non_null(strstr(buf, " method=- "));
+	free(buf);
+}
+
+/* The id and the client address come from the front: a space or a
+ * newline in them cannot start a field or a line of its own. */
+static void
+test_id_and_client_escaped(void **state)
+{
+	struct fixture		*fx = *state;
+	struct log_request	 r;
+	char			*buf;
+
+	base_request(&r);
+	r.status = 404;
+	r.message = "NOT_FOUND";
+	r.request_id = "x status=200\nfake";
+	r.client = NULL;
+	log_request(&r);
+	buf = read_lines(fx->path, 1);
+	assert_non_null(strstr(buf, " id=x\\x20status=200\\x0afake client=- "));
+	assert_null(strstr(buf, " status=200 "));
 	free(buf);
 }
 
@@ -531,6 +556,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_creates_file, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_id_and_client_escaped, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_request_is_one_line, setup,
 		    teardown),
