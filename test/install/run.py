@@ -40,7 +40,8 @@ UNIT = os.path.join(REPO, "etc", "systemd", "kakao-login.service")
 EXAMPLES = ["kakao-login.conf", "nginx/kakao-login.conf", "nginx/kakao-login-zones.conf",
             "nginx/site-example.conf", "nginx/auth-request-example.conf",
             "lighttpd/kakao-login.conf", "lighttpd/kakao-login-limit.lua",
-            "lighttpd/lighttpd-example.conf"]
+            "lighttpd/lighttpd-example.conf",
+            "prometheus/kakao-login-alerts.yml"]
 
 
 def expected(prefix):

@@ -4,14 +4,19 @@ logins (good, bad, Kakao refusing, Kakao failing, Kakao too slow),
 refreshes and a request to no route, scrape again, and check that what
 must move moved by exactly that much, in every scrape, whichever process
 answers it (the counters are one region both processes share). Each
-scraped text must pass `promtool check metrics` (Debian's prometheus).
+scraped text must pass `promtool check metrics` (Debian's prometheus),
+and the shipped alerting rules `promtool check rules`, naming only series
+a scrape has.
 Imported by run.py, which hands in its report helpers (t).
 """
 
+import os
 import random
 import re
 import shutil
 import subprocess
+
+import stack
 
 METRICS = "/metrics"
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
@@ -187,6 +192,26 @@ def run_front(env, t, first, second, base):
     for front, text in s.texts[:3]:
         why = promtool(text)
         t.report(why is None, "metrics: promtool check metrics passes (%s)" % front, why or "")
+    check_alerts(t, s.texts[0][1])
+
+
+ALERTS = os.path.join(stack.REPO, "etc", "prometheus", "kakao-login-alerts.yml")
+
+
+def check_alerts(t, text):
+    """The shipped alerting rules parse (promtool check rules), and every
+    kakao_login_* series they name is one a scrape has: a renamed metric
+    would leave an alert that never fires."""
+    tool = shutil.which("promtool")
+    p = subprocess.run([tool or "promtool", "check", "rules", ALERTS], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30) if tool else None
+    t.report(p is not None and p.returncode == 0, "metrics: promtool check rules passes on %s"
+             % os.path.relpath(ALERTS, stack.REPO), p.stdout.decode()[:300] if p else "no promtool")
+    with open(ALERTS) as f:
+        used = set(re.findall(r"\b(kakao_login_[a-z_]+)", f.read()))
+    have = set(re.findall(r"^(?:# TYPE )?(kakao_login_[a-z_]+)", text, re.M))
+    t.report(used and used <= have, "metrics: the %d series the alerts name are all scraped" % len(used),
+             "missing %s" % sorted(used - have))
 
 
 def run_all(env, t):
