@@ -39,6 +39,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -500,39 +501,49 @@ render_kakao(struct kl_buf *b)
 		    "endpoint", endpoint_names[e], &rg->kakao_time[e]);
 }
 
+/* The region's single counters, rendered in this order. */
+static const struct scalar {
+	const char	*name;
+	const char	*type;
+	const char	*help;
+	size_t		 off;		/* of its counter in struct region */
+} scalars[] = {
+	{ "kakao_login_metrics_created_seconds", "gauge", "When these "
+	    "counters began (Unix time): they survive restarts.",
+	    offsetof(struct region, created) },
+	{ "kakao_login_process_starts_total", "counter", "Service processes "
+	    "started since the counters began.",
+	    offsetof(struct region, starts) },
+	{ "kakao_login_process_last_start_time_seconds", "gauge", "When the "
+	    "most recently started service process started (Unix time).",
+	    offsetof(struct region, last_start) },
+	{ "kakao_login_store_retries_total", "counter", "Store transactions "
+	    "and reads retried after a deadlock or lock time-out.",
+	    offsetof(struct region, store_retries) },
+	{ "kakao_login_store_failures_total", "counter", "Store calls that "
+	    "failed with a storage error (answered 500).",
+	    offsetof(struct region, store_failures) },
+	{ "kakao_login_users_created_total", "counter", "Users created by a "
+	    "first login since the counters began.",
+	    offsetof(struct region, users_created) },
+};
+
 static void
 render_service(struct kl_buf *b, const struct metrics_gauges *g)
 {
+	const struct scalar	*sc;
+	size_t			 i;
+
 	head(b, "kakao_login_build_info", "gauge", "The version of the "
 	    "process that answered this scrape.");
 	put(b, "kakao_login_build_info{version=\"%s\"} 1\n",
 	    metrics_version);
-	head(b, "kakao_login_metrics_created_seconds", "gauge", "When these "
-	    "counters began (Unix time): they survive restarts.");
-	put(b, "kakao_login_metrics_created_seconds %" PRIu64 "\n",
-	    get(&rg->created));
-	head(b, "kakao_login_process_starts_total", "counter", "Service "
-	    "processes started since the counters began.");
-	put(b, "kakao_login_process_starts_total %" PRIu64 "\n",
-	    get(&rg->starts));
-	head(b, "kakao_login_process_last_start_time_seconds", "gauge",
-	    "When the most recently started service process started (Unix "
-	    "time).");
-	put(b, "kakao_login_process_last_start_time_seconds %" PRIu64 "\n",
-	    get(&rg->last_start));
-	head(b, "kakao_login_store_retries_total", "counter", "Store "
-	    "transactions and reads retried after a deadlock or lock "
-	    "time-out.");
-	put(b, "kakao_login_store_retries_total %" PRIu64 "\n",
-	    get(&rg->store_retries));
-	head(b, "kakao_login_store_failures_total", "counter", "Store calls "
-	    "that failed with a storage error (answered 500).");
-	put(b, "kakao_login_store_failures_total %" PRIu64 "\n",
-	    get(&rg->store_failures));
-	head(b, "kakao_login_users_created_total", "counter", "Users created "
-	    "by a first login since the counters began.");
-	put(b, "kakao_login_users_created_total %" PRIu64 "\n",
-	    get(&rg->users_created));
+	for (i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++) {
+		sc = &scalars[i];
+		head(b, sc->name, sc->type, sc->help);
+		put(b, "%s %" PRIu64 "\n", sc->name,
+		    get((counter *)((char *)rg + sc->off)));
+	}
 	if (g != NULL && g->users_known) {
 		head(b, "kakao_login_users", "gauge", "User ids reserved from "
 		    "the store's sequence: every user has one; ahead of the "
