@@ -11,8 +11,14 @@
  * Never parses requests.
  *
  * Signals: SIGTERM, SIGINT and SIGUSR1 stop accepting, let requests in
- * flight finish, close the store cleanly and exit 0. They are blocked in
- * every thread and taken by the main thread with sigtimedwait(). SIGUSR2 is
+ * flight finish, close the store cleanly and exit 0. SIGHUP reloads in
+ * place: the new config and its files are checked first (a bad one is
+ * logged and the running one stays), then the process stops the same way
+ * and executes itself again, same pid, same listening socket, so the new
+ * config and a reopened log file apply to everything at once and no
+ * request is lost (connections wait in the socket's backlog; other
+ * processes of the group go on accepting). They are blocked in every
+ * thread and taken by the main thread with sigtimedwait(). SIGUSR2 is
  * only used inside the process, to wake workers blocked in accept().
  *
  * Threads: the workers (fcgi.c), one maintenance thread that keeps the
@@ -27,12 +33,15 @@
 #include <sys/prctl.h>
 #include <sys/types.h>
 
+#include <linux/close_range.h>
+
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +78,17 @@
 #ifndef KL_VERSION
 #define KL_VERSION	"unknown"
 #endif
+
+/* A re-executed process finds its -s socket here, not bound again: the
+ * connections waiting in its backlog stay. */
+#define LISTEN_FD_ENV	"KAKAO_LOGIN_LISTEN_FD"
+
+/* What watch() saw. */
+enum watch_event {
+	WATCH_STOP,		/* a stop signal: exit 0 */
+	WATCH_RESTART,		/* the store needs a fresh process: exit 1 */
+	WATCH_RELOAD		/* SIGHUP */
+};
 
 #define USAGE	"usage: kakao-login [-htV] [-c config] [-s socket] [-u user]\n"
 
@@ -146,6 +166,10 @@ drop_privileges(const char *user)
 
 	if ((pw = getpwnam(user)) == NULL)
 		errx(1, "no user %s", user);
+	/* Re-executed on SIGHUP: the drop happened before. */
+	if (getuid() != 0 && getuid() == pw->pw_uid &&
+	    geteuid() == pw->pw_uid && getgid() == pw->pw_gid)
+		return;
 	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
 	    setuid(pw->pw_uid) == -1)
 		err(1, "cannot become %s", user);
@@ -234,23 +258,24 @@ maintain_run(void *arg)
 	return NULL;
 }
 
-/* Waits for a stop signal or for the store to need a restart. Returns the
- * exit code: 0 after a signal, 1 when the process must be replaced. Does
- * not return when the store is stuck: then the process exits at once. */
-static int
+/* Waits for a signal or for the store to need a restart. Does not
+ * return when the store is stuck: then the process exits at once. */
+static enum watch_event
 watch(const sigset_t *stopset, struct store *store)
 {
 	struct timespec	tick = { 0, WATCH_TICK_NS };
 	int		sig;
 
 	for (;;) {
-		if ((sig = sigtimedwait(stopset, NULL, &tick)) > 0) {
+		if ((sig = sigtimedwait(stopset, NULL, &tick)) == SIGHUP)
+			return WATCH_RELOAD;
+		if (sig > 0) {
 			log_info("signal %d: finishing requests in flight", sig);
-			return 0;
+			return WATCH_STOP;
 		}
 		if (store_needs_restart(store)) {
 			log_warn("store handles unusable: restarting");
-			return 1;
+			return WATCH_RESTART;
 		}
 		if (store_stuck(store, STORE_STUCK_S)) {
 			log_warn("no store call ended for %d s (a killed "
@@ -297,27 +322,42 @@ struct process {
 	int			 kakao_cap;
 };
 
-/* The secrets the config names: the JWT key, and Kakao's client secret
- * when the code flow uses one (the bytes stay in p until exit). */
-static void
-secrets_read(struct process *p)
+/* A start-up failure once the log is open: in the log too, since under
+ * spawn-fcgi standard error may be nobody's. */
+static void __attribute__((format(printf, 2, 3), noreturn))
+fatal(const struct process *p, const char *fmt, ...)
 {
-	struct kl_error	kerr;
+	char	msg[MAX_ERROR_DETAIL * 2];
+	va_list	ap;
 
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->cfg.log_file[0] != '\0')
+		log_warn("cannot start: %s", msg);
+	errx(1, "%s", msg);
+}
+
+/* The secrets the config names: the JWT key, and Kakao's client secret
+ * when the code flow uses one (the bytes stay in p until secrets_wipe). */
+static int
+secrets_read(struct process *p, struct kl_error *err)
+{
 	if (token_init(&p->token, p->cfg.jwt_secret_file, p->cfg.jwt_issuer,
-	    p->cfg.jwt_ttl, &kerr) == -1)
-		errx(1, "%s", kerr.detail);
+	    p->cfg.jwt_ttl, err) == -1)
+		return -1;
 	if (p->cfg.kakao_client_secret_file[0] != '\0' &&
 	    config_read_secret("kakao_client_secret_file",
 	    p->cfg.kakao_client_secret_file, p->client_secret,
 	    sizeof(p->client_secret), MIN_CLIENT_SECRET,
-	    &p->client_secret_len, &kerr) == -1)
-		errx(1, "%s", kerr.detail);
+	    &p->client_secret_len, err) == -1)
+		return -1;
 	if (p->cfg.kakao_admin_key_file[0] != '\0' &&
 	    config_read_secret("kakao_admin_key_file",
 	    p->cfg.kakao_admin_key_file, p->admin_key, sizeof(p->admin_key),
-	    MIN_ADMIN_KEY, &p->admin_key_len, &kerr) == -1)
-		errx(1, "%s", kerr.detail);
+	    MIN_ADMIN_KEY, &p->admin_key_len, err) == -1)
+		return -1;
+	return 0;
 }
 
 static void
@@ -342,7 +382,8 @@ check_only(struct process *p, const char *conf, const char *user)
 	if (user != NULL)
 		drop_privileges(user);
 	refuse_root("the service would serve requests");
-	secrets_read(p);
+	if (secrets_read(p, &kerr) == -1)
+		errx(1, "%s", kerr.detail);
 	secrets_wipe(p);
 	if (log_check(p->cfg.log_file, &kerr) == -1 ||
 	    store_check_home(p->cfg.db_home, &kerr) == -1)
@@ -403,7 +444,7 @@ kakao_setup(struct process *p)
 	    (p->jwks_fetcher = kakao_jwks_fetcher_new(o, &kerr)) == NULL ||
 	    (p->jwks = token_jwks_cache_new(kakao_jwks_fetch, p->jwks_fetcher,
 	    &kerr)) == NULL)
-		errx(1, "%s", kerr.detail);
+		fatal(p, "%s", kerr.detail);
 }
 
 static void
@@ -429,7 +470,7 @@ handler_ctx_fill(struct process *p, struct handler_ctx *ctx)
 	ctx->admin_key = p->admin_key_len > 0 ? p->admin_key : NULL;
 	ctx->admin_key_len = p->admin_key_len;
 	if ((ctx->kakao = kakao_client_new(&p->kopt, &kerr)) == NULL)
-		errx(1, "kakao client: %s", kerr.detail);
+		fatal(p, "kakao client: %s", kerr.detail);
 }
 
 /* The refresh families' lifetimes, from the config, before any thread. */
@@ -485,7 +526,7 @@ workers_start(struct process *p, int listen_fd)
 			err(1, "calloc");
 		handler_ctx_fill(p, w->ctx);
 		if (pthread_create(&w->thread, NULL, fcgi_worker_run, w) != 0)
-			errx(1, "pthread_create failed");
+			fatal(p, "pthread_create failed");
 	}
 }
 
@@ -505,6 +546,92 @@ workers_join(struct process *p)
 	p->workers = NULL;
 }
 
+/* SIGHUP: would the file at conf start this process as it runs? The same
+ * checks as -t (config, keys, log_file, db_home), into a scratch process
+ * that is wiped and freed here; db_home may not change, since the other
+ * processes of the group keep theirs until they reload. */
+static int
+reload_check(const struct process *p, const char *conf, struct kl_error *err)
+{
+	struct process	*n;
+	int		 rc = -1;
+
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		return kl_fail(err, KL_INTERNAL, "out of memory");
+	config_defaults(&n->cfg);
+	if (config_load(&n->cfg, conf, err) == 0 &&
+	    secrets_read(n, err) == 0 &&
+	    log_check(n->cfg.log_file, err) == 0 &&
+	    store_check_home(n->cfg.db_home, err) == 0) {
+		if (strcmp(n->cfg.db_home, p->cfg.db_home) != 0)
+			kl_fail(err, KL_BAD_CONFIG, "db_home changed: that "
+			    "needs a restart of the whole group");
+		else
+			rc = 0;
+	}
+	secrets_wipe(n);
+	free(n);
+	return rc;
+}
+
+/* Waits for a stop, or for a SIGHUP with a config that passes
+ * reload_check(). Returns what ends the process's run. */
+static enum watch_event
+watch_reloads(const struct process *p, const sigset_t *stopset,
+    const char *conf)
+{
+	struct kl_error		kerr;
+	enum watch_event	ev;
+
+	while ((ev = watch(stopset, p->store)) == WATCH_RELOAD) {
+		if (reload_check(p, conf, &kerr) == 0) {
+			log_info("SIGHUP: %s checked; finishing requests in "
+			    "flight, then starting again in place", conf);
+			break;
+		}
+		log_warn("SIGHUP: %s refused, the running config stays: %s",
+		    conf, kerr.detail);
+	}
+	return ev;
+}
+
+/* After a clean stop on SIGHUP: the same program, arguments and pid,
+ * keeping the listening socket (fd 0 from spawn-fcgi, or the -s one,
+ * named in LISTEN_FD_ENV) and nothing else. Returns only on failure. */
+static void
+reexec(char *argv[], int listen_fd)
+{
+	char	fd[16];
+
+	if (listen_fd > 2) {
+		snprintf(fd, sizeof(fd), "%d", listen_fd);
+		setenv(LISTEN_FD_ENV, fd, 1);
+		close_range(3, (unsigned)listen_fd - 1, 0);
+		close_range((unsigned)listen_fd + 1, ~0U, 0);
+	} else
+		close_range(3, ~0U, 0);
+	execv("/proc/self/exe", argv);
+	warn("SIGHUP: cannot execute myself again");
+}
+
+/* -s: the socket bound by the process this one replaced, or a new one. */
+static int
+listen_setup(const char *sock)
+{
+	const char	*inherited = getenv(LISTEN_FD_ENV);
+	int		 fd;
+
+	if (inherited != NULL) {
+		fd = atoi(inherited);
+		unsetenv(LISTEN_FD_ENV);
+		if (fd > 2)
+			return fd;
+	}
+	if ((fd = fcgi_listen(sock, 128)) < 0)
+		err(1, "cannot listen on %s", sock);
+	return fd;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -513,6 +640,7 @@ main(int argc, char *argv[])
 	struct options		 opt;
 	struct kl_error		 kerr;
 	sigset_t		 stopset;
+	enum watch_event	 ev;
 	int			 listen_fd = 0, exit_code, busy;
 
 	options_parse(argc, argv, &opt);
@@ -521,8 +649,8 @@ main(int argc, char *argv[])
 		errx(1, "%s", kerr.detail);
 	if (opt.check)
 		return check_only(p, opt.conf, opt.user);
-	if (opt.sock != NULL && (listen_fd = fcgi_listen(opt.sock, 128)) < 0)
-		err(1, "cannot listen on %s", opt.sock);
+	if (opt.sock != NULL)
+		listen_fd = listen_setup(opt.sock);
 	if (opt.user != NULL)
 		drop_privileges(opt.user);
 	refuse_root("serving requests");
@@ -534,33 +662,34 @@ main(int argc, char *argv[])
 	 * would be the service's log. */
 	if (log_open(p->cfg.log_file, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
-	secrets_read(p);
+	if (secrets_read(p, &kerr) == -1)
+		fatal(p, "%s", kerr.detail);
 	signals_setup(&stopset);
 
 	if (kakao_global_init(&kerr) == -1)
-		errx(1, "%s", kerr.detail);
+		fatal(p, "%s", kerr.detail);
 	/* A store that cannot open yet (disk full, recovery pending) does not
 	 * stop the start: logins answer 500 until it opens. */
 	if (store_new(&p->store, p->cfg.db_home, p->cfg.db_durability,
 	    &kerr) == -1)
-		errx(1, "store: %s", kerr.detail);
+		fatal(p, "store: %s", kerr.detail);
 	if (!store_ready(p->store))
 		log_warn("store not open yet, retrying: %s", kerr.detail);
 	store_setup(p);
 	metrics_setup(p);
 	if (fcgi_init(listen_fd) == -1)
-		errx(1, "FCGX_Init failed");
+		fatal(p, "FCGX_Init failed");
 	kakao_setup(p);
 	atomic_init(&p->stop, false);
 	workers_start(p, listen_fd);
 	p->maint.store = p->store;
 	if (pthread_create(&p->maint.thread, NULL, maintain_run,
 	    &p->maint) != 0)
-		errx(1, "pthread_create failed");
+		fatal(p, "pthread_create failed");
 	handler_ctx_fill(p, &p->unlinker.ctx);
 	if (pthread_create(&p->unlinker.thread, NULL, unlinker_run,
 	    &p->unlinker) != 0)
-		errx(1, "pthread_create failed");
+		fatal(p, "pthread_create failed");
 	log_info("started: %d threads, kakao %s, app id check %s, at most %d "
 	    "Kakao calls at once, code flow %s", p->cfg.threads,
 	    p->cfg.kakao_api_url, p->cfg.kakao_app_id ? "on" : "off",
@@ -568,7 +697,8 @@ main(int argc, char *argv[])
 	    p->cfg.n_redirect_uris ? "on" : "off");
 	warnings_say(&p->cfg, NULL);
 
-	exit_code = watch(&stopset, p->store);
+	ev = watch_reloads(p, &stopset, opt.conf);
+	exit_code = ev == WATCH_RESTART ? 1 : 0;
 
 	atomic_store(&p->stop, true);
 	busy = drain(p->workers, p->cfg.threads,
@@ -588,7 +718,12 @@ main(int argc, char *argv[])
 	store_close(p->store);
 	kakao_global_cleanup();
 	secrets_wipe(p);
-	log_info("stopped");
+	log_info(ev == WATCH_RELOAD ? "stopped, to start again in place" :
+	    "stopped");
 	log_close();
+	if (ev == WATCH_RELOAD) {
+		reexec(argv, listen_fd);
+		exit_code = 1;	/* multiwatch starts a fresh one */
+	}
 	return exit_code;
 }

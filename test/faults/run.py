@@ -155,9 +155,10 @@ class Stack:
     # processes -------------------------------------------------------
 
     def leader(self):
-        """pid of spawn-fcgi, which exec()ed multiwatch."""
+        """pid of multiwatch (spawn-fcgi -n became it), the spawn script's
+        child."""
         p = procs.procs.get("service")
-        return p.pid if p is not None and p.poll() is None else None
+        return stack.multiwatch_pid() if p is not None and p.poll() is None else None
 
     def workers(self):
         """Live kakao-login children of multiwatch, found through /proc."""

@@ -23,6 +23,7 @@ Prints "ok - ..." / "not ok - ..." per case and "N passed, M failed" last.
 """
 
 import filecmp
+import fnmatch
 import os
 import re
 import shutil
@@ -57,6 +58,9 @@ def expected(prefix):
     }
     for e in EXAMPLES:
         files["%s/share/kakao-login/examples/%s" % (p, e)] = 0o644
+    # logrotate reads /etc/logrotate.d; a staging PREFIX gets its own etc/.
+    rot = "etc" if prefix == "/usr/local" else "%s/etc" % p
+    files["%s/logrotate.d/kakao-login" % rot] = 0o644
     return files
 
 
@@ -172,12 +176,33 @@ def case_destdir(tmp):
     report("\ndefault_conf=/etc/kakao-login/spawn-fcgi.conf\n" in text and syntax.returncode == 0,
            "the installed spawn script reads /etc/kakao-login/spawn-fcgi.conf by default "
            "(and parses)", "sh -n: %s" % syntax.stderr.strip())
+    check_logrotate(os.path.join(dest, "etc", "logrotate.d", "kakao-login"), tmp)
     rc, out = make("uninstall", "DESTDIR=" + dest)
     left = tree(dest)
     ours = [d for d in dirs(dest) if "kakao-login" in d]
     report(rc == 0 and not left and not ours,
            "make uninstall DESTDIR=... removes every file, and the kakao-login directories",
            "exit %d, files left %s, directories left %s: %s" % (rc, sorted(left), ours, out[-300:]))
+
+
+def check_logrotate(path, tmp):
+    """logrotate -d (debug: reads, rotates nothing) finds no error in the
+    installed file, and it rotates what the sample config logs to."""
+    tool = shutil.which("logrotate") or "/usr/sbin/logrotate"
+    if not os.access(tool, os.X_OK):
+        report(False, "logrotate -d on the installed file", "logrotate missing (make deps)")
+        return
+    r = subprocess.run([tool, "-d", "-s", os.path.join(tmp, "logrotate.state"), path],
+                       capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    with open(os.path.join(REPO, "etc", "kakao-login.conf")) as f:
+        m = re.search(r"(?m)^#?log_file = (\S+)", f.read())
+    with open(path) as f:
+        globs = re.findall(r"(?m)^(/\S+) \{", f.read())
+    report(r.returncode == 0 and "error" not in out.lower() and m is not None and
+           any(fnmatch.fnmatch(m.group(1), g) for g in globs),
+           "logrotate -d passes on the installed file, which names the sample log_file",
+           "exit %d: %s; log_file %s, globs %s" % (r.returncode, out[-400:], m and m.group(1), globs))
 
 
 def case_prefix(tmp):

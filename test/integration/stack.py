@@ -110,22 +110,37 @@ class Procs:
 procs = Procs()
 
 
-def worker_pids():
-    """Live children of the spawn group's multiwatch: the service's worker
-    processes (from /proc/PID/stat, readable even for a non-dumpable one)."""
-    mw = procs.procs["service"].pid
+def _children(ppid):
+    """[(pid, comm)] of the live children of ppid (from /proc/PID/stat,
+    readable even for a non-dumpable process)."""
     out = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
         try:
             with open("/proc/%s/stat" % p) as f:
-                st = f.read().rsplit(")", 1)[1].split()
+                head, rest = f.read().rsplit(")", 1)
         except OSError:
             continue
-        if int(st[1]) == mw and st[0] != "Z":
-            out.append(int(p))
-    return sorted(out)
+        st = rest.split()
+        if int(st[1]) == ppid and st[0] != "Z":
+            out.append((int(p), head.split("(", 1)[1]))
+    return out
+
+
+def multiwatch_pid(name="service"):
+    """The spawn script's multiwatch (spawn-fcgi -n became it), its child."""
+    for pid, comm in _children(procs.procs[name].pid):
+        if comm == "multiwatch":
+            return pid
+    return None
+
+
+def worker_pids(name="service"):
+    """Live children of the spawn group's multiwatch: the service's worker
+    processes."""
+    mw = multiwatch_pid(name)
+    return sorted(pid for pid, _ in _children(mw)) if mw else []
 
 
 def free_port():
