@@ -167,7 +167,7 @@ def unmounted(env, port, backup, answered):
         f.seek(start)
         log = f.read()
     report(not started and "holds no environment" in log and
-           "is db_home's disk mounted?" in log,
+           "disk mounted?" in log,
            "unmounted db_home: the service does not start, and its log says why",
            "started %s, log %r" % (started, log[-400:]))
     st, js = readyz(port)

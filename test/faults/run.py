@@ -866,7 +866,7 @@ def unmounted_phase(st, db, remount):
     except RuntimeError:
         started = False
     lines = st.log_tail(start, r"holds no environment", 2)
-    report(not started and lines and "is db_home's disk mounted?" in lines[-1] and
+    report(not started and lines and "disk mounted?" in lines[-1] and
            not any(n.endswith(".db") for n in os.listdir(db)),
            "%s: the start is refused, the log says the mark's ids have no environment, "
            "nothing created" % label,
