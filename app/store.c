@@ -347,7 +347,7 @@ env_exists(const struct store *st)
 }
 
 /*
- * Before the environment opens: the mark opened and share-locked (a
+ * Before the environment opens: the mark opened and locked (a
  * restore holds it exclusively), and a missing environment refused while
  * the mark says ids were handed out: db_home's disk not mounted, or its
  * files lost. Creating a fresh one would hand those ids out again.
@@ -357,7 +357,12 @@ mark_before_open(struct store *st, struct kl_error *err)
 {
 	uint64_t	mark;
 
-	if (store_mark_lock(&st->mark, LOCK_SH | LOCK_NB, err) == -1)
+	/* Shared for an existing environment; exclusive, waited for, while
+	 * none exists: the first processes of a fresh service then create it
+	 * one after the other (two creating the sequence at once had
+	 * Berkeley DB log "Sequence create failed"). */
+	if (store_mark_lock(&st->mark, env_exists(st) ? LOCK_SH | LOCK_NB :
+	    LOCK_EX, err) == -1)
 		return -1;
 	if (store_mark_get(&st->mark, &mark, err) == -1)
 		goto fail;
