@@ -676,25 +676,48 @@ copy_field(char *dst, size_t size, const char *src)
 }
 
 /*
- * The next user id, outside any transaction. Ids come from this process's
- * block, STORE_SEQ_CACHE taken from the sequence at once by its own small
- * transaction. The block is flushed to the log, whatever db_durability
- * says (a block lost in a crash would hand the same ids out again, and a
- * token already issued for one user would then name another), and the id
- * mark raised to its end, before any id of it is used: so the mark is
- * never below an id answered, and a restored environment, moved past it,
- * never hands one out again. A mark that cannot be written keeps the block
- * unused (retried by the next first login) and fails this one
- * (STORE_MARK_FAILED): no id the mark does not cover.
+ * User ids come from this process's block, STORE_SEQ_CACHE taken from the
+ * sequence at once by its own small transaction. The block is flushed to
+ * the log, whatever db_durability says (a block lost in a crash would hand
+ * the same ids out again, and a token already issued for one user would
+ * then name another), and the id mark raised to its end, before any id of
+ * it is used: so the mark is never below an id answered, and a restored
+ * environment, moved past it, never hands one out again.
+ *
+ * next_user_id, inside a login's transaction, only takes an id of a
+ * marked block; with none (or another thread refilling) it returns
+ * STORE_NEED_IDS, the login's transaction ends, and id_refill does the
+ * flush and the mark's fsync outside any transaction, so no page lock is
+ * held across them.
  */
 static int
 next_user_id(struct store *st, db_seq_t *id)
+{
+	int	ret = STORE_NEED_IDS;
+
+	if (pthread_mutex_trylock(&st->id_lock) != 0)
+		return ret;
+	if (!st->id_unmarked && st->id_next <= st->id_end) {
+		*id = st->id_next++;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&st->id_lock);
+	return ret;
+}
+
+/* Outside any transaction: a new block if this one is used up, the mark
+ * raised over it, and an id of it for the caller. A mark that cannot be
+ * written keeps the block unused (the next first login tries again) and
+ * fails this one (STORE_MARK_FAILED): no id the mark does not cover. */
+static int
+id_refill(struct store *st, db_seq_t *id)
 {
 	struct kl_error	merr;
 	db_seq_t	start;
 	int		ret = 0;
 
 	pthread_mutex_lock(&st->id_lock);
+	store_busy_enter(st);
 	if (st->id_next > st->id_end) {
 		if ((ret = st->seq->get(st->seq, NULL, STORE_SEQ_CACHE, &start,
 		    DB_TXN_NOSYNC)) != 0 ||
@@ -716,6 +739,7 @@ next_user_id(struct store *st, db_seq_t *id)
 	}
 	*id = st->id_next++;
 out:
+	store_busy_leave(st);
 	pthread_mutex_unlock(&st->id_lock);
 	return ret;
 }
@@ -859,6 +883,10 @@ store_user_login_session(struct store *st, const struct store_login *in,
 	if (!store_ready(st))
 		return kl_fail(err, KL_STORE_FAILED, "store not open");
 	ret = store_txn_run(st, 0, true, login_attempt, &a);
+	/* A first login found no marked id: one is taken outside the
+	 * transaction, and the login runs again with it. */
+	if (ret == STORE_NEED_IDS && (ret = id_refill(st, &a.new_id)) == 0)
+		ret = store_txn_run(st, 0, true, login_attempt, &a);
 	if (ret == STORE_BAD_RECORD)
 		return kl_fail(err, KL_STORE_FAILED, "user record for kakao "
 		    "id %lld does not encode or decode",

@@ -29,6 +29,9 @@
 #define STORE_BAD_RECORD	(-29999)
 /* The id mark could not be raised (st->mark_err says why): no new id. */
 #define STORE_MARK_FAILED	(-29998)
+/* A first login's transaction found no marked user id: it ends, and one
+ * is taken outside it (app/store.c). */
+#define STORE_NEED_IDS		(-29997)
 
 struct store {
 	char			 home[MAX_CONFIG_PATH];

@@ -317,34 +317,43 @@ test_restore_refused_while_open(void **state)
 	struct kl_error			 err;
 	struct store			*st;
 	long				 pid;
-	int				 p[2], status;
+	int				 p[2], q[2], status;
 	pid_t				 child;
 	char				 c;
 
 	st = open_ok(fx->home);
 	store_close(st);
 	assert_int_equal(pipe(p), 0);
+	assert_int_equal(pipe(q), 0);
 	if ((child = fork()) == 0) {
 		struct store	*cst;
 		struct kl_error	 cerr;
 
-		if (store_open(&cst, fx->home, DURABILITY_NOSYNC, &cerr) != 0)
+		if (store_open(&cst, fx->home, DURABILITY_NOSYNC, &cerr) != 0) {
+			fprintf(stderr, "child: %s\n", cerr.detail);
 			_exit(1);
+		}
+		close(q[1]);
 		(void)write(p[1], "x", 1);
-		(void)read(p[0], &c, 1);	/* until the parent closes */
+		(void)read(q[0], &c, 1);	/* until the parent closes q */
 		store_close(cst);
 		_exit(0);
 	}
 	close(p[1]);
-	assert_int_equal(read(p[0], &c, 1), 1);
+	close(q[0]);
+	if (read(p[0], &c, 1) != 1) {
+		waitpid(child, &status, 0);
+		fail_msg("the child did not open the store: status %#x", status);
+	}
 	assert_int_equal(store_home_in_use(fx->home, &pid, &err), 0);
 	assert_int_equal(pid, child);
 	assert_int_equal(store_restore(fx->home, NULL, DURABILITY_NOSYNC,
 	    &info, &err), -1);
 	assert_int_equal(err.status, KL_NOT_READY);
 	assert_non_null(strstr(err.detail, "stop the service"));
-	kill(child, SIGTERM);
-	waitpid(child, &status, 0);
+	close(q[1]);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	close(p[0]);
 }
 
