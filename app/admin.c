@@ -9,7 +9,8 @@
  * makes there (a log file at a checkpoint) is one the service cannot
  * write. Links no FastCGI or handler object. Single-threaded.
  *
- * Exit codes: 0 done; 1 failed (store, config, I/O); 2 usage; 3 not found.
+ * Exit codes: 0 done; 1 failed (store, config, I/O); 2 usage; 3 not found;
+ * 4 the service has the environment open (restore, init).
  */
 #include <sys/stat.h>
 
@@ -27,20 +28,13 @@
 
 #include <jansson.h>
 
+#include "admin.h"
 #include "config.h"
 #include "kl_limits.h"
 #include "log.h"
 #include "store.h"
 #include "store_admin.h"
 
-#define EXIT_USAGE	2
-#define EXIT_NOT_FOUND	3
-
-struct admin {
-	struct config	 cfg;
-	struct store	*st;
-	bool		 json;
-};
 
 /* Set by SIGINT, SIGTERM, SIGHUP: the command stops between batches and
  * the store is closed cleanly. */
@@ -76,7 +70,9 @@ usage_text(FILE *f)
 	    "  users count\n"
 	    "  stats\n"
 	    "  checkpoint\n"
-	    "exit: 0 done, 1 failed, 2 usage, 3 not found\n");
+	    "  backup DIR\n"
+	    "  restore DIR | init    (the service stopped)\n"
+	    "exit: 0 done, 1 failed, 2 usage, 3 not found, 4 service running\n");
 }
 
 static void __attribute__((noreturn))
@@ -416,6 +412,9 @@ static const struct command commands[] = {
 	{ "users", "count", "", cmd_users_count },
 	{ "stats", NULL, "", cmd_stats },
 	{ "checkpoint", NULL, "", cmd_checkpoint },
+	{ "backup", NULL, "DIR", admin_cmd_backup },
+	{ "restore", NULL, "DIR", admin_cmd_restore },
+	{ "init", NULL, "", admin_cmd_init },
 };
 
 /* The command argv names, and how many words it took (*used). */
@@ -513,8 +512,8 @@ main(int argc, char *argv[])
 		errx(1, "%s", kerr.detail);
 	signals_setup();
 	become_owner(a->cfg.db_home);
-	if (store_join(&a->st, a->cfg.db_home, a->cfg.db_durability,
-	    &kerr) == -1)
+	if (admin_cmd_joins(cmd->fn) && store_join(&a->st, a->cfg.db_home,
+	    a->cfg.db_durability, &kerr) == -1)
 		errx(1, "%s", kerr.detail);
 	joined = a->st;
 	atexit(close_joined);

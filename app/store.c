@@ -4,7 +4,12 @@
  * Owns the environment and its databases:
  *   users.db        btree, kakao id (8 bytes, big-endian) -> user record
  *   users_by_id.db  secondary index, user id (8 bytes, big-endian) -> kakao id
- *   seq.db          the DB_SEQUENCE that hands out user ids
+ *   seq.db          the DB_SEQUENCE that hands out user ids, a block of
+ *                   STORE_SEQ_CACHE at a time per process, each block
+ *                   covered by the id mark (app/store_mark.c) before
+ *                   its first id is used; at open the sequence is moved
+ *                   past the mark, and a missing environment is not
+ *                   created while the mark says ids were handed out
  *   codes.db        code-exchange records (app/store_code.c owns their
  *                   format and logic; this file only opens the database)
  *   sessions.db, sessions_by_user.db, refresh.db, refresh_by_sid.db
@@ -33,10 +38,12 @@
  * Thread-safe: handles are opened with DB_THREAD, and each call uses its own
  * DBTs and transaction.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -311,9 +318,9 @@ seq_open(struct store *st)
 			st->seq = NULL;
 			return ret;
 		}
-		if ((ret = st->seq->initial_value(st->seq, 1)) == 0 &&
-		    (ret = st->seq->set_cachesize(st->seq,
-		    STORE_SEQ_CACHE)) == 0)
+		/* No cache of Berkeley DB's: next_user_id() takes blocks
+		 * itself, so that it knows when one starts (the mark). */
+		if ((ret = st->seq->initial_value(st->seq, 1)) == 0)
 			ret = st->seq->open(st->seq, NULL, &key,
 			    DB_CREATE | DB_THREAD);
 		if (ret == 0)
@@ -327,6 +334,108 @@ seq_open(struct store *st)
 	return ret;
 }
 
+/* True when home holds the user id sequence's database: an environment
+ * that handed out ids, not one about to be created. */
+static bool
+env_exists(const struct store *st)
+{
+	char		path[MAX_CONFIG_PATH + 8];
+	struct stat	sb;
+
+	snprintf(path, sizeof(path), "%s/seq.db", st->home);
+	return stat(path, &sb) == 0;
+}
+
+/*
+ * Before the environment opens: the mark opened and locked (a
+ * restore holds it exclusively), and a missing environment refused while
+ * the mark says ids were handed out: db_home's disk not mounted, or its
+ * files lost. Creating a fresh one would hand those ids out again.
+ */
+static int
+mark_before_open(struct store *st, struct kl_error *err)
+{
+	uint64_t	mark;
+
+	/* Shared for an existing environment; exclusive, waited for, while
+	 * none exists: the first processes of a fresh service then create it
+	 * one after the other (two creating the sequence at once had
+	 * Berkeley DB log "Sequence create failed"). */
+	if (store_mark_lock(&st->mark, env_exists(st) ? LOCK_SH | LOCK_NB :
+	    LOCK_EX, err) == -1)
+		return -1;
+	if (store_mark_get(&st->mark, &mark, err) == -1)
+		goto fail;
+	if (mark > 0 && !st->allow_new && !env_exists(st)) {
+		kl_fail(err, KL_STORE_FAILED, "%s holds no environment, but "
+		    "the id mark %s says user ids up to %llu were handed out: "
+		    "is db_home's disk mounted? If the data is lost, restore "
+		    "a backup (kakao-login-admin restore DIR) or start empty "
+		    "past the mark (kakao-login-admin init)", st->home,
+		    st->mark.path, (unsigned long long)mark);
+		goto fail;
+	}
+	return 0;
+fail:
+	store_mark_unlock(&st->mark);
+	return -1;
+}
+
+/* Moves the sequence on by n ids, in chunks get's int32 delta takes. */
+static int
+seq_skip(struct store *st, uint64_t n)
+{
+	db_seq_t	v;
+	int		ret = 0;
+
+	while (n > 0 && ret == 0) {
+		int32_t	d = n > INT32_MAX ? INT32_MAX : (int32_t)n;
+
+		ret = st->seq->get(st->seq, NULL, d, &v, 0);
+		n -= (uint64_t)d;
+	}
+	return ret;
+}
+
+/*
+ * After it opened, under mark_before_open()'s lock: a sequence behind the
+ * mark (a restored, imported or re-created environment) moves past it;
+ * a mark behind the sequence (none yet: a host of an older release) is
+ * raised to the sequence's last reserved id. Unlocks.
+ */
+static int
+mark_after_open(struct store *st, struct kl_error *err)
+{
+	DB_SEQUENCE_STAT	*sp = NULL;
+	uint64_t		 mark, cur;
+	int			 ret;
+
+	if (store_mark_get(&st->mark, &mark, err) == -1)
+		goto fail;
+	if ((ret = st->seq->stat(st->seq, &sp, 0)) != 0) {
+		kl_fail(err, KL_STORE_FAILED, "sequence stat: %s",
+		    db_strerror(ret));
+		goto fail;
+	}
+	cur = sp->st_current > 0 ? (uint64_t)sp->st_current : 1;
+	free(sp);
+	if (cur <= mark) {
+		if ((ret = seq_skip(st, mark + 1 - cur)) != 0 ||
+		    (ret = st->env->log_flush(st->env, NULL)) != 0) {
+			kl_fail(err, KL_STORE_FAILED, "sequence past the id "
+			    "mark: %s", db_strerror(ret));
+			goto fail;
+		}
+		log_info("store: user ids continue after %llu (id mark %s)",
+		    (unsigned long long)mark, st->mark.path);
+	}
+	store_mark_unlock(&st->mark);
+	return cur - 1 > mark ? store_mark_raise(&st->mark, cur - 1, err) : 0;
+fail:
+	store_mark_unlock(&st->mark);
+	return -1;
+}
+
 /* Opens the environment and the databases; on failure closes them again. */
 static int
 env_open(struct store *st, struct kl_error *err)
@@ -337,6 +446,8 @@ env_open(struct store *st, struct kl_error *err)
 	if (!st->join && mkdir(st->home, 0750) == -1 && errno != EEXIST)
 		return kl_fail(err, KL_STORE_FAILED, "mkdir %s: %s", st->home,
 		    strerror(errno));
+	if (!st->join && mark_before_open(st, err) == -1)
+		return -1;
 	if ((ret = db_env_create(&st->env, 0)) != 0) {
 		st->env = NULL;
 		kl_fail(err, KL_STORE_FAILED, "db_env_create: %s",
@@ -433,15 +544,22 @@ env_open(struct store *st, struct kl_error *err)
 		    db_strerror(ret));
 		goto fail;
 	}
+	if (!st->join && mark_after_open(st, err) == -1) {
+		env_close(st);
+		return -1;
+	}
 	return 0;
 fail:
+	if (!st->join)
+		store_mark_unlock(&st->mark);
 	env_close(st);
 	return -1;
 }
 
 static int
 store_make(struct store **out, const char *home,
-    enum config_durability durability, bool join, struct kl_error *err)
+    enum config_durability durability, bool join,
+    const struct store_mark *held, struct kl_error *err)
 {
 	struct store	*st;
 
@@ -454,15 +572,26 @@ store_make(struct store **out, const char *home,
 		free(st);
 		return kl_fail(err, KL_STORE_FAILED, "db_home too long");
 	}
+	if (store_mark_init(&st->mark, st->home, err) == -1) {
+		free(st);
+		return -1;
+	}
 	if (sem_init(&st->gate, 0, STORE_MAX_ACTIVE) == -1) {
 		free(st);
 		return kl_fail(err, KL_STORE_FAILED, "sem_init: %s",
 		    strerror(errno));
 	}
 	pthread_mutex_init(&st->probe_lock, NULL);
+	pthread_mutex_init(&st->id_lock, NULL);
+	st->id_next = 1;	/* above id_end: no block yet */
 	st->durability = durability;
 	st->sync = durability == DURABILITY_SYNC;
 	st->join = join;
+	if (held != NULL) {
+		st->mark = *held;	/* its fd stays the caller's */
+		st->mark.held = true;
+		st->allow_new = true;
+	}
 	st->policy.ttl = DEFAULT_REFRESH_TTL;
 	st->policy.idle_ttl = DEFAULT_REFRESH_IDLE_TTL;
 	st->policy.reuse_window = DEFAULT_REFRESH_REUSE_WINDOW;
@@ -480,15 +609,16 @@ int
 store_new(struct store **out, const char *home,
     enum config_durability durability, struct kl_error *err)
 {
-	return store_make(out, home, durability, false, err);
+	return store_make(out, home, durability, false, NULL, err);
 }
 
 /* store_make() that fails unless the environment opened. */
 static int
 store_make_ready(struct store **out, const char *home,
-    enum config_durability durability, bool join, struct kl_error *err)
+    enum config_durability durability, bool join,
+    const struct store_mark *held, struct kl_error *err)
 {
-	if (store_make(out, home, durability, join, err) == -1)
+	if (store_make(out, home, durability, join, held, err) == -1)
 		return -1;
 	if (!store_ready(*out)) {
 		store_close(*out);
@@ -502,14 +632,22 @@ int
 store_join(struct store **out, const char *home,
     enum config_durability durability, struct kl_error *err)
 {
-	return store_make_ready(out, home, durability, true, err);
+	return store_make_ready(out, home, durability, true, NULL, err);
 }
 
 int
 store_open(struct store **out, const char *home,
     enum config_durability durability, struct kl_error *err)
 {
-	return store_make_ready(out, home, durability, false, err);
+	return store_make_ready(out, home, durability, false, NULL, err);
+}
+
+int
+store_open_restored(struct store **out, const char *home,
+    enum config_durability durability, const struct store_mark *held,
+    struct kl_error *err)
+{
+	return store_make_ready(out, home, durability, false, held, err);
 }
 
 void
@@ -520,6 +658,7 @@ store_close(struct store *st)
 	env_close(st);
 	sem_destroy(&st->gate);
 	pthread_mutex_destroy(&st->probe_lock);
+	pthread_mutex_destroy(&st->id_lock);
 	free(st);
 }
 
@@ -537,23 +676,71 @@ copy_field(char *dst, size_t size, const char *src)
 }
 
 /*
- * The next user id, outside any transaction: the sequence hands out ids
- * from a cache of STORE_SEQ_CACHE, refilled by its own small transaction.
- * The refill is flushed to disk before any id of the new block is used,
- * whatever db_durability says: a refill lost in a crash would hand the same
- * ids out again, and a token already issued for one user would then name
- * another.
+ * User ids come from this process's block, STORE_SEQ_CACHE taken from the
+ * sequence at once by its own small transaction. The block is flushed to
+ * the log, whatever db_durability says (a block lost in a crash would hand
+ * the same ids out again, and a token already issued for one user would
+ * then name another), and the id mark raised to its end, before any id of
+ * it is used: so the mark is never below an id answered, and a restored
+ * environment, moved past it, never hands one out again.
+ *
+ * next_user_id, inside a login's transaction, only takes an id of a
+ * marked block; with none (or another thread refilling) it returns
+ * STORE_NEED_IDS, the login's transaction ends, and id_refill does the
+ * flush and the mark's fsync outside any transaction, so no page lock is
+ * held across them.
  */
 static int
 next_user_id(struct store *st, db_seq_t *id)
 {
-	int	ret;
+	int	ret = STORE_NEED_IDS;
 
-	if ((ret = st->seq->get(st->seq, NULL, 1, id, DB_TXN_NOSYNC)) != 0)
+	if (pthread_mutex_trylock(&st->id_lock) != 0)
 		return ret;
-	/* Blocks start at 1, 1 + STORE_SEQ_CACHE, ...: a refill. */
-	if ((*id - 1) % STORE_SEQ_CACHE == 0)
-		ret = st->env->log_flush(st->env, NULL);
+	if (!st->id_unmarked && st->id_next <= st->id_end) {
+		*id = st->id_next++;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&st->id_lock);
+	return ret;
+}
+
+/* Outside any transaction: a new block if this one is used up, the mark
+ * raised over it, and an id of it for the caller. A mark that cannot be
+ * written keeps the block unused (the next first login tries again) and
+ * fails this one (STORE_MARK_FAILED): no id the mark does not cover. */
+static int
+id_refill(struct store *st, db_seq_t *id)
+{
+	struct kl_error	merr;
+	db_seq_t	start;
+	int		ret = 0;
+
+	pthread_mutex_lock(&st->id_lock);
+	store_busy_enter(st);
+	if (st->id_next > st->id_end) {
+		if ((ret = st->seq->get(st->seq, NULL, STORE_SEQ_CACHE, &start,
+		    DB_TXN_NOSYNC)) != 0 ||
+		    (ret = st->env->log_flush(st->env, NULL)) != 0)
+			goto out;
+		st->id_next = start;
+		st->id_end = start + STORE_SEQ_CACHE - 1;
+		st->id_unmarked = true;
+	}
+	if (st->id_unmarked) {
+		if (store_mark_raise(&st->mark, (uint64_t)st->id_end,
+		    &merr) == -1) {
+			snprintf(st->mark_err, sizeof(st->mark_err), "%s",
+			    merr.detail);
+			ret = STORE_MARK_FAILED;
+			goto out;
+		}
+		st->id_unmarked = false;
+	}
+	*id = st->id_next++;
+out:
+	store_busy_leave(st);
+	pthread_mutex_unlock(&st->id_lock);
 	return ret;
 }
 
@@ -696,10 +883,22 @@ store_user_login_session(struct store *st, const struct store_login *in,
 	if (!store_ready(st))
 		return kl_fail(err, KL_STORE_FAILED, "store not open");
 	ret = store_txn_run(st, 0, true, login_attempt, &a);
+	/* A first login found no marked id: one is taken outside the
+	 * transaction, and the login runs again with it. */
+	if (ret == STORE_NEED_IDS && (ret = id_refill(st, &a.new_id)) == 0)
+		ret = store_txn_run(st, 0, true, login_attempt, &a);
 	if (ret == STORE_BAD_RECORD)
 		return kl_fail(err, KL_STORE_FAILED, "user record for kakao "
 		    "id %lld does not encode or decode",
 		    (long long)in->kakao_id);
+	if (ret == STORE_MARK_FAILED) {
+		metrics_store_failure();
+		pthread_mutex_lock(&st->id_lock);
+		kl_fail(err, KL_STORE_FAILED, "new user: no id handed out, "
+		    "the id mark was not raised: %s", st->mark_err);
+		pthread_mutex_unlock(&st->id_lock);
+		return -1;
+	}
 	if (ret != 0)
 		return store_fail(st, ret, "user login", err);
 	/* A first login's id, not one a retry found already taken. */

@@ -21,6 +21,41 @@
 #include "kl_limits.h"
 #include "kl_path.h"
 #include "store_home.h"
+#include "store_mark.h"
+
+/* The id mark beside home (store_mark.h): writable, or creatable, by this
+ * user, and not saying ids were handed out from an environment that is
+ * not there (db_home's disk not mounted: the service would refuse). */
+static int
+check_mark(const char *home, struct kl_error *err)
+{
+	char		 path[MAX_CONFIG_PATH], dir[MAX_CONFIG_PATH];
+	char		 seq[MAX_CONFIG_PATH + 8];
+	struct stat	 st;
+	uint64_t	 mark;
+	bool		 exists;
+
+	if (store_mark_peek(home, &mark, &exists, err) == -1) {
+		err->status = KL_BAD_CONFIG;
+		return -1;
+	}
+	if (store_mark_path(path, sizeof(path), home) == -1 ||
+	    kl_path_parent(dir, sizeof(dir), path) == -1)
+		return kl_fail(err, KL_BAD_CONFIG, "db_home: path too long");
+	if (exists ? access(path, R_OK | W_OK) == -1 :
+	    access(dir, W_OK | X_OK) == -1)
+		return kl_fail(err, KL_BAD_CONFIG, "id mark %s: uid %ld may "
+		    "not %s it", path, (long)geteuid(), exists ? "write" :
+		    "create");
+	snprintf(seq, sizeof(seq), "%s/seq.db", home);
+	if (mark > 0 && stat(seq, &st) == -1)
+		return kl_fail(err, KL_BAD_CONFIG, "db_home %s holds no "
+		    "environment, but the id mark %s says user ids up to %llu "
+		    "were handed out: is its disk mounted? (restore a backup "
+		    "or run kakao-login-admin init)", home, path,
+		    (unsigned long long)mark);
+	return 0;
+}
 
 /* home missing: the store's mkdir (one level) needs its parent. */
 static int
@@ -55,7 +90,8 @@ store_check_home(const char *home, struct kl_error *err)
 		return kl_fail(err, KL_BAD_CONFIG, "db_home: path too long");
 	if (stat(home, &st) == -1) {
 		if (errno == ENOENT)
-			return check_parent(home, err);
+			return check_parent(home, err) == -1 ? -1 :
+			    check_mark(home, err);
 		return kl_fail(err, KL_BAD_CONFIG, "db_home %s: %s", home,
 		    strerror(errno));
 	}
@@ -89,7 +125,7 @@ store_check_home(const char *home, struct kl_error *err)
 			goto out;
 		}
 	}
-	rc = 0;
+	rc = check_mark(home, err);
 out:
 	closedir(d);
 	return rc;

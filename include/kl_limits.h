@@ -125,7 +125,7 @@
 /* Store. */
 #define STORE_MAX_RETRIES       8	/* deadlock retries per transaction */
 #define STORE_MAX_ACTIVE        2	/* transactions in flight per process */
-#define STORE_SEQ_CACHE        16	/* user ids a process reserves at once */
+#define STORE_SEQ_CACHE        16	/* user ids a process reserves at once: one id mark write each */
 #define STORE_CACHE_BYTES    (16 * 1024 * 1024)
 #define STORE_LOCK_TIMEOUT_US  500000	/* a lock wait longer than this fails */
 #define STORE_STUCK_S          10	/* no store call ended this long: restart */

@@ -20,18 +20,36 @@
 #include <db.h>
 
 #include "store.h"
+#include "store_mark.h"
 #include "store_session.h"
 
 /* An attempt's own failure: a record that does not encode or decode.
  * Outside Berkeley DB's error range (-30999 .. -30800) and errno's
  * (positive), so a real EINVAL from Berkeley DB stays what it is. */
 #define STORE_BAD_RECORD	(-29999)
+/* The id mark could not be raised (st->mark_err says why): no new id. */
+#define STORE_MARK_FAILED	(-29998)
+/* A first login's transaction found no marked user id: it ends, and one
+ * is taken outside it (app/store.c). */
+#define STORE_NEED_IDS		(-29997)
 
 struct store {
 	char			 home[MAX_CONFIG_PATH];
 	enum config_durability	 durability;
 	bool			 sync;	/* flush the log before a write returns */
 	bool			 join;	/* a tool: no recovery, no creation */
+	/* A restore or init (app/store_backup.c): a new environment despite
+	 * a mark that says ids were handed out. */
+	bool			 allow_new;
+	/* The id mark (store_mark.h; not a joined store's), and the block of
+	 * ids this process hands out: id_next .. id_end, taken from the
+	 * sequence STORE_SEQ_CACHE at a time; none is used before the mark
+	 * covers id_end (id_unmarked clear). All under id_lock. */
+	struct store_mark	 mark;
+	pthread_mutex_t		 id_lock;
+	int64_t			 id_next, id_end;
+	bool			 id_unmarked;
+	char			 mark_err[MAX_ERROR_DETAIL];
 	/* Opened by store_new() or, later, by store_maintain(); workers
 	 * touch them only once ready is set, and nothing closes them while
 	 * the process serves: a broken environment means a restart. */
@@ -182,5 +200,15 @@ int	store_fail(struct store *st, int ret, const char *what,
  * ended. Every call into Berkeley DB is bracketed by these. */
 void	store_busy_enter(struct store *st);
 void	store_busy_leave(struct store *st);
+
+/*
+ * A restore's or init's open (app/store_backup.c): the environment in home
+ * is created if missing despite the mark, and the sequence moves past the
+ * mark, whose exclusive lock the caller holds
+ * on held's file (which stays the caller's to close).
+ */
+int	store_open_restored(struct store **out, const char *home,
+	    enum config_durability durability, const struct store_mark *held,
+	    struct kl_error *err);
 
 #endif

@@ -17,12 +17,13 @@ rm -f "$log.out"
 
 # Each suite ends with "N passed, M failed"; one that ends otherwise
 # (crashed) counts as failed.
-for suite in start install integration hostile upgrade admin reload; do
+for suite in start install integration hostile upgrade admin backup reload; do
 	case $suite in
 	start) echo "# start (the binary alone: -t, files, privileges, options)" ;;
 	install) echo "# install (make install/uninstall, manuals, the systemd unit)" ;;
 	upgrade) echo "# upgrade (a released store, db5.3_load'ed, under the new binary)" ;;
 	admin) echo "# admin (kakao-login-admin on the live environment, under logins)" ;;
+	backup) echo "# backup (backup under logins, restore, no user id reuse, an unmounted db_home)" ;;
 	reload) echo "# reload (SIGHUP in place, log rotation, rolling restart, the spawn script's exit)" ;;
 	*) echo "# $suite (real nginx, lighttpd, spawn-fcgi, multiwatch)" ;;
 	esac

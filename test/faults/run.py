@@ -853,6 +853,34 @@ def nobody_ids():
     return pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
 
 
+def unmounted_phase(st, db, remount):
+    label = "db_home unmounted, mount point writable"
+    ids = [login(st.port, "valid-%d" % (KID_BASE + 700_000 + i))[1]["user"]["id"]
+           for i in range(20)]
+    st.env.stop_service()
+    umount(db)
+    st.mounts.remove(db)
+    start = st.log_size()
+    try:
+        st.env.start_service()
+        started = True
+    except RuntimeError:
+        started = False
+    lines = st.log_tail(start, r"holds no environment", 2)
+    report(not started and lines and "disk mounted?" in lines[-1] and
+           not any(n.endswith(".db") for n in os.listdir(db)),
+           "%s: the start is refused, the log says the mark's ids have no environment, "
+           "nothing created" % label,
+           "started %s, log %s, files %s" % (started, lines, os.listdir(db)))
+    procs.stop("service")
+    remount()
+    st.env.start_service()
+    r = login(st.port, "valid-%d" % (KID_BASE + 700_100))
+    report(r[0] == 200 and r[1]["user"]["id"] > max(ids),
+           "%s: mounted again, the service starts and ids go on (%s > %d)" % (
+               label, r[1].get("user", {}).get("id") if r[0] == 200 else r[0], max(ids)), str(r[:2]))
+
+
 def case_disk():
     if not ROOT:
         report(True, "disk trouble # SKIP needs root (mounts)")
@@ -895,7 +923,7 @@ def case_disk():
     # bring it back: lazy unmount, e2fsck, mount again at the same place.
     img = {}
 
-    def mount_ext4(st):
+    def mount_ext4(st, careful=True):
         db = st.env.path("db")
         img["path"] = st.env.path("db.img")
         with open(img["path"], "wb") as f:
@@ -909,8 +937,9 @@ def case_disk():
         # repair below), a worker that restarts then cannot create a fresh,
         # empty environment in the bare directory (seen in CI: users
         # created anew from id 1 in the gap, then hidden by the mount).
-        os.chown(db, 0, 0)
-        os.chmod(db, 0o755)
+        if careful:
+            os.chown(db, 0, 0)
+            os.chmod(db, 0o755)
         mount_img(st, db, img["path"])
 
     def mount_img(st, db, image):
@@ -956,6 +985,12 @@ def case_disk():
         with Stack(2, 4, "sync", before_service=mount_ext4) as st:
             db = st.env.path("db")
             readyz_phase(st, "readiness, db_home on ext4 forced read-only", make_ro, bring_back)
+        # Unmounted, on a careless host (the mount point the service's
+        # own): the id mark beside db_home still keeps the service from
+        # creating an environment from id 1 in the bare directory.
+        with Stack(2, 4, "sync", before_service=lambda s: mount_ext4(s, careful=False)) as st:
+            unmounted_phase(st, st.env.path("db"), lambda: mount_img(st, st.env.path("db"),
+                                                                     img["path"]))
     except RuntimeError as e:
         report(False, "db_home on ext4 forced read-only", "setup: %s" % e)
 

@@ -38,7 +38,7 @@ FUZZ_LIBS     := $(FUZZ_FCGI_LIB) -lm -lcurl -ljansson -ljwt -ldb-5.3 -lcrypto \
                  -pthread
 # All of app/ but main.c, admin.c (the admin tool's main) and fcgi.c
 # (the harnesses drive the guard and the parsers directly).
-FUZZ_LAYERS   := $(filter-out main admin fcgi,$(patsubst app/%.c,%,$(wildcard app/*.c)))
+FUZZ_LAYERS   := $(filter-out main admin admin_backup fcgi,$(patsubst app/%.c,%,$(wildcard app/*.c)))
 FUZZ_OBJS     := $(FUZZ_LAYERS:%=$(FUZZ_B)/obj/%.o)
 FUZZ_HDRS     := $(wildcard include/*.h)
 FUZZ_NAMES    := $(patsubst $(FUZZ_DIR)/%.c,%,$(wildcard $(FUZZ_DIR)/fuzz_*.c))

@@ -227,6 +227,11 @@ class Env:
             os.chmod(self.dir, 0o711)
         os.mkdir(self.path("db"), 0o700)
         self.own(self.path("db"))
+        # The user id mark beside db_home (README: Backup and restore):
+        # made by the installer when db_home's parent is not the service's,
+        # as self.dir is not when root runs the suites.
+        os.close(os.open(self.path("db.idmark"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+        self.own(self.path("db.idmark"))
         fd = os.open(self.path("jwt.secret"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.write(fd, self.secret)
         os.close(fd)

@@ -68,6 +68,14 @@ class Dir:
         os.mkdir(self.path("db"), 0o700)
         self.own(self.secret)
         self.own(self.path("db"))
+        self.mark(self.path("db"))
+
+    def mark(self, home):
+        """The id mark beside home, as an installer makes it when the
+        service may not create files in home's parent (this directory)."""
+        p = home + ".idmark"
+        os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+        self.own(p)
 
     def mkdir(self, name, mode):
         """A directory of nobody's when root (of ours otherwise)."""
@@ -380,8 +388,19 @@ def case_db_home(d):
            "-t accepts a missing db_home the service may create, and creates nothing",
            "exit %s, exists %s: %s" % (rc, os.path.exists(new), out.strip()))
 
+    # The id mark beside db_home: -t refuses one the user could not create.
+    if ROOT:
+        nomark = d.mkdir("db-nomark", 0o700)
+        rc, out = check(conf_for(nomark, "db-nomark.conf"))
+        report(rc == 1 and "id mark" in out and "db-nomark.idmark" in out,
+               "-t refuses an id mark beside db_home the service's user could not create",
+               "exit %s: %s" % (rc, out.strip()))
+    else:
+        report(True, "-t refuses an id mark it could not create # SKIP needs root")
+
     # The environment is not joined: -t on an empty db_home leaves it empty.
     empty = d.mkdir("db-empty", 0o700)
+    d.mark(empty)
     rc, out = check(conf_for(empty, "db-empty.conf"))
     left = os.listdir(empty)
     report(rc == 0 and not left,

@@ -10,7 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Removes dir and everything below it (a suite's mkdtemp() directory). */
+/* Removes dir and everything below it (a suite's mkdtemp() directory),
+ * and the store's id mark beside it ("<dir>.idmark", store_mark.h). */
 static void
 remove_tree(const char *dir)
 {
@@ -29,6 +30,8 @@ remove_tree(const char *dir)
 	}
 	closedir(d);
 	rmdir(dir);
+	snprintf(path, sizeof(path), "%s.idmark", dir);
+	unlink(path);
 }
 
 #endif
