@@ -9,7 +9,14 @@
  * makes there (a log file at a checkpoint) is one the service cannot
  * write. Links no FastCGI or handler object. Single-threaded.
  *
- * Exit codes: 0 done; 1 failed (store, config, I/O); 2 usage; 3 not found.
+ * Writes go through the store's own functions (a deletion is exactly
+ * DELETE /users/me's transaction; the service's maintenance thread sends
+ * the unlink it queues: the tool never calls Kakao), each a short
+ * transaction that the deadlock detector sacrifices before a login's.
+ *
+ * Exit codes: 0 done; 1 failed (store, config, I/O); 2 usage; 3 not found;
+ * 4 users import refused lines (the others were imported); 5 verify found
+ * problems.
  */
 #include <sys/stat.h>
 
@@ -28,13 +35,17 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "kl_buf.h"
 #include "kl_limits.h"
 #include "log.h"
 #include "store.h"
 #include "store_admin.h"
+#include "store_session.h"
 
 #define EXIT_USAGE	2
 #define EXIT_NOT_FOUND	3
+#define EXIT_REFUSED	4
+#define EXIT_PROBLEMS	5
 
 struct admin {
 	struct config	 cfg;
@@ -74,9 +85,17 @@ usage_text(FILE *f)
 	    "  users show ID | users show --kakao KAKAO_ID\n"
 	    "  users list [--after ID] [--limit N]\n"
 	    "  users count\n"
+	    "  users deactivate ID | users activate ID\n"
+	    "  users delete ID\n"
+	    "  users export\n"
+	    "  users import [FILE | -]\n"
+	    "  sessions list USER_ID\n"
+	    "  sessions revoke SID | sessions revoke --user USER_ID\n"
 	    "  stats\n"
+	    "  verify\n"
 	    "  checkpoint\n"
-	    "exit: 0 done, 1 failed, 2 usage, 3 not found\n");
+	    "exit: 0 done, 1 failed, 2 usage, 3 not found, 4 import lines "
+	    "refused,\n      5 verify found problems\n");
 }
 
 static void __attribute__((noreturn))
@@ -114,7 +133,8 @@ parse_id(const char *s, uint64_t max, const char *what)
 static const char *
 status_name(enum store_user_status s)
 {
-	return s == STORE_USER_UNLINKED ? "unlinked" : "active";
+	return s == STORE_USER_UNLINKED ? "unlinked" :
+	    s == STORE_USER_DEACTIVATED ? "deactivated" : "active";
 }
 
 /* t as UTC ISO 8601 into buf (at least 21 bytes); "" for 0. */
@@ -314,7 +334,7 @@ cmd_users_list(struct admin *a, int argc, char **argv)
 }
 
 struct counts {
-	uint64_t	total, active, unlinked, max_id;
+	uint64_t	total, active, unlinked, deactivated, max_id;
 };
 
 static int
@@ -326,6 +346,8 @@ count_one(struct admin *a, const struct store_user *u, void *arg)
 	c->total++;
 	if (u->status == STORE_USER_UNLINKED)
 		c->unlinked++;
+	else if (u->status == STORE_USER_DEACTIVATED)
+		c->deactivated++;
 	else
 		c->active++;
 	c->max_id = u->user_id;
@@ -372,11 +394,12 @@ cmd_stats(struct admin *a, int argc, char **argv)
 	if (store_disk_usage(a->st, &d, &kerr) == -1)
 		return failed(&kerr);
 	if (a->json)
-		return print_json(json_pack("{s:{s:I,s:I,s:I},s:I,"
+		return print_json(json_pack("{s:{s:I,s:I,s:I,s:I},s:I,"
 		    "s:{s:I,s:i},s:{s:I,s:i}}",
 		    "users", "total", (json_int_t)c.total,
 		    "active", (json_int_t)c.active,
 		    "unlinked", (json_int_t)c.unlinked,
+		    "deactivated", (json_int_t)c.deactivated,
 		    "highest_user_id", (json_int_t)c.max_id,
 		    "databases", "bytes", (json_int_t)d.db_bytes,
 		    "files", (int)d.db_files,
@@ -385,12 +408,14 @@ cmd_stats(struct admin *a, int argc, char **argv)
 	return printf("users.total      %" PRIu64 "\n"
 	    "users.active     %" PRIu64 "\n"
 	    "users.unlinked   %" PRIu64 "\n"
+	    "users.deactivated %" PRIu64 "\n"
 	    "highest_user_id  %" PRIu64 "\n"
 	    "databases.bytes  %" PRIu64 "\n"
 	    "databases.files  %u\n"
 	    "logs.bytes       %" PRIu64 "\n"
 	    "logs.files       %u\n",
-	    c.total, c.active, c.unlinked, c.max_id, d.db_bytes, d.db_files,
+	    c.total, c.active, c.unlinked, c.deactivated, c.max_id,
+	    d.db_bytes, d.db_files,
 	    d.log_bytes, d.log_files) < 0 ? 1 : 0;
 }
 
@@ -410,11 +435,563 @@ cmd_checkpoint(struct admin *a, int argc, char **argv)
 	return puts("checkpoint done") == EOF ? 1 : 0;
 }
 
+/* Exit 3 with the message for KL_NOT_FOUND, else 1. */
+static int
+failed_or_missing(const struct kl_error *err)
+{
+	if (err->status == KL_NOT_FOUND) {
+		fprintf(stderr, "kakao-login-admin: %s\n", err->detail);
+		return EXIT_NOT_FOUND;
+	}
+	return failed(err);
+}
+
+/* The one ID argument of a command, or usage. */
+static uint64_t
+one_id(int argc, char **argv, const char *what)
+{
+	if (argc != 1)
+		usage(what);
+	return parse_id(argv[0], INT64_MAX, what);
+}
+
+static int
+set_deactivated(struct admin *a, int argc, char **argv, bool on)
+{
+	struct store_user	u;
+	struct kl_error		kerr;
+	uint64_t		id;
+	int			revoked;
+
+	id = one_id(argc, argv, on ? "users deactivate: one user ID" :
+	    "users activate: one user ID");
+	if (store_user_deactivate(a->st, id, on, time(NULL), &u, &revoked,
+	    &kerr) == -1)
+		return failed_or_missing(&kerr);
+	if (a->json)
+		return print_json(json_pack("{s:I,s:s,s:i}", "user_id",
+		    (json_int_t)id, "status", status_name(u.status),
+		    "sessions_revoked", revoked)) == -1 ? 1 : 0;
+	return printf("user %" PRIu64 ": %s, %d sessions revoked\n", id,
+	    status_name(u.status), revoked) < 0 ? 1 : 0;
+}
+
+static int
+cmd_users_deactivate(struct admin *a, int argc, char **argv)
+{
+	return set_deactivated(a, argc, argv, true);
+}
+
+static int
+cmd_users_activate(struct admin *a, int argc, char **argv)
+{
+	return set_deactivated(a, argc, argv, false);
+}
+
+/* DELETE /users/me's transaction; the unlink it queues is due at once, and
+ * the service's maintenance thread sends it. */
+static int
+cmd_users_delete(struct admin *a, int argc, char **argv)
+{
+	struct store_user	was;
+	struct kl_error		kerr;
+	uint64_t		id;
+	bool			more = false;
+	int			n = 0;
+
+	id = one_id(argc, argv, "users delete: one user ID");
+	/* As the route: deleted here but still linked at Kakao is no
+	 * deletion, and only a service with the admin key sends unlinks. */
+	if (a->cfg.kakao_admin_key_file[0] == '\0') {
+		fprintf(stderr, "kakao-login-admin: users delete needs "
+		    "kakao_admin_key_file in the config: the service sends "
+		    "the unlink to Kakao with it\n");
+		return 1;
+	}
+	if (store_user_delete(a->st, id, time(NULL), 0, &was, &more,
+	    &kerr) == -1)
+		return failed_or_missing(&kerr);
+	if (more && store_session_revoke_user(a->st, id, STORE_REVOKE_DELETED,
+	    time(NULL), &n, &kerr) == -1)
+		return failed(&kerr);
+	if (a->json)
+		return print_json(json_pack("{s:I,s:I,s:s,s:s}", "user_id",
+		    (json_int_t)id, "kakao_id", (json_int_t)was.kakao_id,
+		    "status", "deleted", "unlink", "queued")) == -1 ? 1 : 0;
+	return printf("user %" PRIu64 " (Kakao id %" PRId64 "): deleted, id "
+	    "retired, sessions revoked; the unlink is queued for the service "
+	    "to send\n", id, was.kakao_id) < 0 ? 1 : 0;
+}
+
+static const char *
+reason_name(enum store_session_reason r)
+{
+	switch (r) {
+	case STORE_REVOKE_NONE:		return "";
+	case STORE_REVOKE_LOGOUT:	return "logout";
+	case STORE_REVOKE_REUSE:	return "reuse";
+	case STORE_REVOKE_DELETED:	return "deleted";
+	case STORE_REVOKE_UNLINKED:	return "unlinked";
+	case STORE_REVOKE_ADMIN:	return "admin";
+	}
+	return "other";
+}
+
+static void
+sid_hex(const unsigned char *sid, char *out)
+{
+	static const char	hex[] = "0123456789abcdef";
+	size_t			i;
+
+	for (i = 0; i < STORE_SID_LEN; i++) {
+		out[2 * i] = hex[sid[i] >> 4];
+		out[2 * i + 1] = hex[sid[i] & 15];
+	}
+	out[2 * STORE_SID_LEN] = '\0';
+}
+
+/* A sid as the JWT's sid claim spells it: 32 hex digits, or usage. */
+static void
+sid_parse(const char *s, unsigned char *sid)
+{
+	size_t	i;
+	int	hi, lo;
+
+	if (strlen(s) != 2 * STORE_SID_LEN)
+		usage("sessions revoke: SID is 32 hex digits");
+	for (i = 0; i < STORE_SID_LEN; i++) {
+		if ((hi = kl_hex_value(s[2 * i])) < 0 ||
+		    (lo = kl_hex_value(s[2 * i + 1])) < 0)
+			usage("sessions revoke: SID is 32 hex digits");
+		sid[i] = (unsigned char)(hi << 4 | lo);
+	}
+}
+
+/* What a session shows: never a token or its hash. */
+static int
+print_session(const struct admin *a, const struct store_session *s)
+{
+	char	sid[2 * STORE_SID_LEN + 1], c[32], u[32], e[32], r[32];
+
+	sid_hex(s->sid, sid);
+	if (a->json)
+		return print_json(json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,"
+		    "s:s,s:i}", "sid", sid, "user_id", (json_int_t)s->user_id,
+		    "status", s->status == STORE_SESSION_ACTIVE ? "active" :
+		    "revoked", "reason", reason_name(s->reason),
+		    "created", iso_time(s->created, c, sizeof(c)),
+		    "last_used", iso_time(s->last_used, u, sizeof(u)),
+		    "expires", iso_time(s->expires, e, sizeof(e)),
+		    "revoked_at", iso_time(s->revoked_at, r, sizeof(r)),
+		    "rotations", (int)s->generation));
+	return printf("%s\t%s%s%s\t%s\t%s\t%s\n", sid,
+	    s->status == STORE_SESSION_ACTIVE ? "active" : "revoked",
+	    s->reason != STORE_REVOKE_NONE ? ":" : "", reason_name(s->reason),
+	    iso_time(s->created, c, sizeof(c)),
+	    iso_time(s->last_used, u, sizeof(u)),
+	    iso_time(s->expires, e, sizeof(e))) < 0 ? -1 : 0;
+}
+
+static int
+cmd_sessions_list(struct admin *a, int argc, char **argv)
+{
+	struct store_session	*s;
+	struct kl_error		 kerr;
+	uint64_t		 id;
+	int			 n = 0, i, ret = 0;
+
+	id = one_id(argc, argv, "sessions list: one USER_ID");
+	if ((s = calloc(ADMIN_SESSIONS_MAX, sizeof(*s))) == NULL)
+		errx(1, "out of memory");
+	if (store_session_list(a->st, id, s, ADMIN_SESSIONS_MAX, &n,
+	    &kerr) == -1)
+		ret = failed(&kerr);
+	for (i = 0; ret == 0 && i < n; i++)
+		if (print_session(a, &s[i]) == -1)
+			ret = 1;
+	free(s);
+	return ret;
+}
+
+static int
+cmd_sessions_revoke(struct admin *a, int argc, char **argv)
+{
+	struct store_session	s;
+	struct kl_error		kerr;
+	unsigned char		sid[STORE_SID_LEN];
+	uint64_t		id;
+	int			n = 0;
+
+	if (argc == 2 && strcmp(argv[0], "--user") == 0) {
+		id = parse_id(argv[1], INT64_MAX,
+		    "sessions revoke --user: not a user id");
+		if (store_session_revoke_user(a->st, id, STORE_REVOKE_ADMIN,
+		    time(NULL), &n, &kerr) == -1)
+			return failed(&kerr);
+	} else if (argc == 1) {
+		sid_parse(argv[0], sid);
+		if (store_session_get(a->st, sid, &s, &kerr) == -1 ||
+		    store_session_revoke(a->st, sid, s.user_id,
+		    STORE_REVOKE_ADMIN, time(NULL), &kerr) == -1)
+			return failed_or_missing(&kerr);
+		id = s.user_id;
+		n = s.status == STORE_SESSION_ACTIVE ? 1 : 0;
+	} else
+		usage("sessions revoke: SID, or --user USER_ID");
+	if (a->json)
+		return print_json(json_pack("{s:I,s:i}", "user_id",
+		    (json_int_t)id, "sessions_revoked", n)) == -1 ? 1 : 0;
+	return printf("user %" PRIu64 ": %d sessions revoked\n", id, n) < 0 ?
+	    1 : 0;
+}
+
+static int
+export_one(struct admin *a, const struct store_user *u, void *arg)
+{
+	(void)a;
+	(void)arg;
+	return print_json(user_json(u));
+}
+
+/* Every user as users list --json prints it: the record's every field. */
+static int
+cmd_users_export(struct admin *a, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0)
+		usage("users export takes no arguments (it writes to stdout)");
+	return each_user(a, 0, UINT64_MAX, export_one, NULL);
+}
+
+/* An export's time: "" for none, else exactly what iso_time() writes. */
+static int
+parse_time(const char *s, time_t *t)
+{
+	struct tm	tm;
+	char		back[32];
+	const char	*end;
+
+	*t = 0;
+	if (*s == '\0')
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL ||
+	    *end != '\0')
+		return -1;
+	*t = timegm(&tm);
+	return strcmp(iso_time(*t, back, sizeof(back)), s) == 0 ? 0 : -1;
+}
+
+/* A text field of an export: null, or a string of at most max bytes. */
+static int
+parse_text(json_t *v, char *out, size_t max)
+{
+	const char	*s;
+
+	out[0] = '\0';
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) > max)
+		return -1;
+	s = json_string_value(v);
+	if (strlen(s) != json_string_length(v))
+		return -1;
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+/* One line of an export into *u, or -1 with the reason in why. */
+static int
+parse_user_line(const char *line, size_t len, struct store_user *u,
+    char *why, size_t whysize)
+{
+	json_error_t	 jerr;
+	json_t		*o, *v;
+	const char	*k, *st, *c, *up, *l;
+	json_int_t	 uid, kid, count;
+	int		 verified, ret = -1;
+
+	memset(u, 0, sizeof(*u));
+	if ((o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr)) ==
+	    NULL) {
+		snprintf(why, whysize, "not JSON: %s", jerr.text);
+		return -1;
+	}
+	json_object_foreach(o, k, v) {
+		if (strcmp(k, "user_id") && strcmp(k, "kakao_id") &&
+		    strcmp(k, "status") && strcmp(k, "nickname") &&
+		    strcmp(k, "email") && strcmp(k, "email_verified") &&
+		    strcmp(k, "profile_image") && strcmp(k, "created") &&
+		    strcmp(k, "updated") && strcmp(k, "last_login") &&
+		    strcmp(k, "login_count")) {
+			snprintf(why, whysize, "unknown field");
+			goto done;
+		}
+	}
+	if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:I,s:I,s:s,s:o,s:o,s:b,"
+	    "s:o,s:s,s:s,s:s,s:I}", "user_id", &uid, "kakao_id", &kid,
+	    "status", &st, "nickname", &v, "email", &v, "email_verified",
+	    &verified, "profile_image", &v, "created", &c, "updated", &up,
+	    "last_login", &l, "login_count", &count) == -1) {
+		snprintf(why, whysize, "not a user of users export: %s",
+		    jerr.text);
+		goto done;
+	}
+	if (uid < 1 || (uint64_t)uid > ADMIN_IMPORT_MAX_ID || kid < 1 ||
+	    count < 0) {
+		snprintf(why, whysize, "user_id 1 .. %llu, kakao_id and "
+		    "login_count positive", (unsigned long long)
+		    ADMIN_IMPORT_MAX_ID);
+		goto done;
+	}
+	u->user_id = (uint64_t)uid;
+	u->kakao_id = (int64_t)kid;
+	u->login_count = (uint64_t)count;
+	u->email_verified = verified != 0;
+	if (strcmp(st, "active") == 0)
+		u->status = STORE_USER_ACTIVE;
+	else if (strcmp(st, "unlinked") == 0)
+		u->status = STORE_USER_UNLINKED;
+	else if (strcmp(st, "deactivated") == 0)
+		u->status = STORE_USER_DEACTIVATED;
+	else {
+		snprintf(why, whysize, "status is active, unlinked or "
+		    "deactivated");
+		goto done;
+	}
+	if (parse_text(json_object_get(o, "nickname"), u->nickname,
+	    MAX_NICKNAME) == -1 ||
+	    parse_text(json_object_get(o, "email"), u->email,
+	    MAX_EMAIL) == -1 ||
+	    parse_text(json_object_get(o, "profile_image"), u->profile_image,
+	    MAX_PROFILE_IMAGE) == -1) {
+		snprintf(why, whysize, "nickname, email, profile_image: null "
+		    "or a string within its limit");
+		goto done;
+	}
+	if (parse_time(c, &u->created) == -1 ||
+	    parse_time(up, &u->updated) == -1 ||
+	    parse_time(l, &u->last_login) == -1) {
+		snprintf(why, whysize, "times are \"YYYY-MM-DDTHH:MM:SSZ\" "
+		    "or \"\"");
+		goto done;
+	}
+	ret = 0;
+done:
+	json_decref(o);
+	return ret;
+}
+
+struct import_run {
+	struct store_import	*imp;
+	struct store_user	 batch[ADMIN_BATCH];
+	unsigned long		 line[ADMIN_BATCH];
+	size_t			 n;
+	uint64_t		 lines, added, unchanged, kept, refused;
+};
+
+static const char *
+refusal(enum store_import_result r)
+{
+	switch (r) {
+	case STORE_IMPORT_KAKAO_TAKEN:
+		return "its Kakao id is another user id here";
+	case STORE_IMPORT_RETIRED:
+		return "its user id was deleted here (retired)";
+	case STORE_IMPORT_ID_TAKEN:
+		return "its user id is another Kakao id's here";
+	case STORE_IMPORT_ID_HANDED_OUT:
+		return "its user id is one the sequence handed out here "
+		    "before (only ids above the highest handed out can be "
+		    "imported)";
+	default:
+		return "";
+	}
+}
+
+static int
+import_flush(struct admin *a, struct import_run *r)
+{
+	enum store_import_result	res[ADMIN_BATCH];
+	struct kl_error			kerr;
+	size_t				i;
+
+	if (r->n == 0)
+		return 0;
+	if (store_user_import(a->st, r->imp, r->batch, r->n, res, &kerr) == -1)
+		return failed(&kerr);
+	for (i = 0; i < r->n; i++)
+		switch (res[i]) {
+		case STORE_IMPORT_ADDED:
+			r->added++;
+			break;
+		case STORE_IMPORT_UNCHANGED:
+			r->unchanged++;
+			break;
+		case STORE_IMPORT_KEPT:
+			r->kept++;
+			break;
+		default:
+			r->refused++;
+			fprintf(stderr, "kakao-login-admin: line %lu: user "
+			    "%" PRIu64 " (Kakao id %" PRId64 ") refused: %s\n",
+			    r->line[i], r->batch[i].user_id,
+			    r->batch[i].kakao_id, refusal(res[i]));
+		}
+	r->n = 0;
+	return 0;
+}
+
+/* Reads f line by line into batches. 0, or an exit code. */
+static int
+import_lines(struct admin *a, struct import_run *r, FILE *f)
+{
+	static char	line[ADMIN_IMPORT_LINE + 2];
+	char		why[200];
+	size_t		len;
+	unsigned long	no = 0;
+	int		ch, ret;
+
+	while (!stop && fgets(line, sizeof(line), f) != NULL) {
+		no++;
+		len = strlen(line);
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(f)) {
+			while ((ch = getc(f)) != EOF && ch != '\n')
+				;
+			r->lines++;
+			r->refused++;
+			fprintf(stderr, "kakao-login-admin: line %lu: refused: "
+			    "longer than %d bytes\n", no, ADMIN_IMPORT_LINE);
+			continue;
+		}
+		if (strspn(line, " \t\r") == len)
+			continue;
+		r->lines++;
+		if (parse_user_line(line, len, &r->batch[r->n], why,
+		    sizeof(why)) == -1) {
+			r->refused++;
+			fprintf(stderr, "kakao-login-admin: line %lu: refused: "
+			    "%s\n", no, why);
+			continue;
+		}
+		r->line[r->n++] = no;
+		if (r->n == ADMIN_BATCH && (ret = import_flush(a, r)) != 0)
+			return ret;
+	}
+	if (ferror(f)) {
+		warn("reading the import");
+		return 1;
+	}
+	if (stop) {
+		fprintf(stderr, "kakao-login-admin: interrupted (what was "
+		    "imported stays; import the file again to finish)\n");
+		return 1;
+	}
+	return import_flush(a, r);
+}
+
+static int
+cmd_users_import(struct admin *a, int argc, char **argv)
+{
+	static struct import_run	 r;
+	struct kl_error			 kerr;
+	FILE				*f = stdin;
+	int				 ret;
+
+	if (argc > 1)
+		usage("users import: one FILE, or - (standard input)");
+	if (argc == 1 && strcmp(argv[0], "-") != 0 &&
+	    (f = fopen(argv[0], "r")) == NULL) {
+		warn("%s", argv[0]);
+		return 1;
+	}
+	if (store_import_begin(a->st, &r.imp, &kerr) == -1)
+		ret = failed(&kerr);
+	else
+		ret = import_lines(a, &r, f);
+	store_import_end(r.imp);
+	if (f != stdin)
+		fclose(f);
+	if (ret != 0)
+		return ret;
+	if (a->json)
+		ret = print_json(json_pack("{s:I,s:I,s:I,s:I,s:I}", "lines",
+		    (json_int_t)r.lines, "imported", (json_int_t)r.added,
+		    "unchanged", (json_int_t)r.unchanged, "kept",
+		    (json_int_t)r.kept, "refused", (json_int_t)r.refused));
+	else
+		ret = printf("%" PRIu64 " lines: %" PRIu64 " imported, %"
+		    PRIu64 " unchanged, %" PRIu64 " kept (changed since), %"
+		    PRIu64 " refused\n", r.lines, r.added, r.unchanged, r.kept,
+		    r.refused) < 0 ? -1 : 0;
+	if (ret == -1)
+		return 1;
+	return r.refused > 0 ? EXIT_REFUSED : 0;
+}
+
+static int
+cmd_verify(struct admin *a, int argc, char **argv)
+{
+	static struct store_verify	v;
+	struct kl_error			kerr;
+	json_t				*probs;
+	uint64_t			i;
+	int				ret;
+
+	(void)argv;
+	if (argc != 0)
+		usage("verify takes no arguments");
+	if (store_verify(a->st, &v, &stop, &kerr) == -1)
+		return failed(&kerr);
+	if (a->json) {
+		if ((probs = json_array()) == NULL)
+			return 1;
+		for (i = 0; i < v.problems && i < STORE_VERIFY_KEEP; i++)
+			json_array_append_new(probs, json_string(v.problem[i]));
+		ret = print_json(json_pack("{s:b,s:I,s:o,s:{s:I,s:I,s:I,s:I,"
+		    "s:I,s:I,s:I,s:I,s:I,s:I}}", "ok", v.problems == 0,
+		    "problems", (json_int_t)v.problems, "first_problems",
+		    probs, "checked", "users", (json_int_t)v.users,
+		    "unlinked", (json_int_t)v.unlinked,
+		    "deactivated", (json_int_t)v.deactivated,
+		    "users_by_id", (json_int_t)v.index,
+		    "sessions", (json_int_t)v.sessions,
+		    "active_sessions", (json_int_t)v.active_sessions,
+		    "refresh_tokens", (json_int_t)v.tokens,
+		    "orphan_tokens", (json_int_t)v.orphan_tokens,
+		    "unlinks_queued", (json_int_t)v.unlinks,
+		    "retired", (json_int_t)v.retired));
+	} else {
+		for (i = 0; i < v.problems && i < STORE_VERIFY_KEEP; i++)
+			printf("problem: %s\n", v.problem[i]);
+		ret = printf("%" PRIu64 " users (%" PRIu64 " index entries), %"
+		    PRIu64 " sessions (%" PRIu64 " active), %" PRIu64
+		    " refresh tokens (%" PRIu64 " orphans, swept later), %"
+		    PRIu64 " unlinks queued, %" PRIu64 " ids retired: %s\n",
+		    v.users, v.index, v.sessions, v.active_sessions, v.tokens,
+		    v.orphan_tokens, v.unlinks, v.retired, v.problems == 0 ?
+		    "ok" : "PROBLEMS") < 0 ? -1 : 0;
+	}
+	if (ret == -1)
+		return 1;
+	return v.problems == 0 ? 0 : EXIT_PROBLEMS;
+}
+
 static const struct command commands[] = {
 	{ "users", "show", "ID | --kakao KAKAO_ID", cmd_users_show },
 	{ "users", "list", "[--after ID] [--limit N]", cmd_users_list },
 	{ "users", "count", "", cmd_users_count },
+	{ "users", "deactivate", "ID", cmd_users_deactivate },
+	{ "users", "activate", "ID", cmd_users_activate },
+	{ "users", "delete", "ID", cmd_users_delete },
+	{ "users", "export", "", cmd_users_export },
+	{ "users", "import", "[FILE | -]", cmd_users_import },
+	{ "sessions", "list", "USER_ID", cmd_sessions_list },
+	{ "sessions", "revoke", "SID | --user USER_ID", cmd_sessions_revoke },
 	{ "stats", NULL, "", cmd_stats },
+	{ "verify", NULL, "", cmd_verify },
 	{ "checkpoint", NULL, "", cmd_checkpoint },
 };
 

@@ -194,9 +194,12 @@ unlink_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 		return STORE_BAD_RECORD;
 	a->known = true;
 	a->user_id = u.user_id;
-	if (u.status != STORE_USER_UNLINKED || u.nickname[0] != '\0' ||
+	/* A deactivated user stays deactivated: a later login must not
+	 * bring it back, as it brings an unlinked one back. */
+	if (u.status == STORE_USER_ACTIVE || u.nickname[0] != '\0' ||
 	    u.email[0] != '\0' || u.profile_image[0] != '\0') {
-		u.status = STORE_USER_UNLINKED;
+		if (u.status == STORE_USER_ACTIVE)
+			u.status = STORE_USER_UNLINKED;
 		u.nickname[0] = u.email[0] = u.profile_image[0] = '\0';
 		u.email_verified = false;
 		u.updated = a->now;

@@ -26,6 +26,8 @@
  * Outside Berkeley DB's error range (-30999 .. -30800) and errno's
  * (positive), so a real EINVAL from Berkeley DB stays what it is. */
 #define STORE_BAD_RECORD	(-29999)
+/* A login attempt's refusal: the user is deactivated (nothing written). */
+#define STORE_USER_REFUSED	(-29998)
 
 struct store {
 	char			 home[MAX_CONFIG_PATH];
