@@ -312,44 +312,35 @@ store_import_end(struct store_import *imp)
 	free(imp);
 }
 
-/* Moves the sequence past max: every id up to max is then one no process
- * will be handed. The ids taken this way are the import's ([lo, hi)) as
- * long as they follow each other; a worker's refill between two takes
- * starts a new range. The move is flushed before any id of it is used, as
- * a worker's refill is. */
+/*
+ * Moves the sequence past max inside txn, the batch's own transaction: the
+ * batch's users and the sequence's move commit together or not at all, so
+ * a tool killed mid-import leaves no id reserved without its user. The
+ * sequence's record is locked last, after every users read of the batch,
+ * and only until the commit: a worker refilling its block waits that long,
+ * never while we wait on it. *from gets where the sequence stood: every id
+ * from there up to max is the batch's, none a process was handed.
+ */
 static int
-import_reserve(struct store *st, struct store_import *imp, uint64_t max)
+import_reserve(DB_TXN *txn, struct store_import *imp, uint64_t max,
+    uint64_t *from)
 {
-	DB_SEQUENCE_STAT	*sp;
-	db_seq_t		 v;
-	uint64_t		 cur, d;
-	int			 ret;
+	db_seq_t	v;
+	uint64_t	next, d;
+	int		ret;
 
-	for (;;) {
-		store_busy_enter(st);
-		ret = imp->seq->stat(imp->seq, &sp, 0);
-		store_busy_leave(st);
-		if (ret != 0)
-			return ret;
-		cur = sp->st_current > 0 ? (uint64_t)sp->st_current : 1;
-		free(sp);
-		if (cur > max)
-			return 0;
-		d = max - cur + 1;
+	if ((ret = imp->seq->get(imp->seq, txn, 1, &v, 0)) != 0)
+		return ret;
+	*from = (uint64_t)v;
+	for (next = (uint64_t)v + 1; next <= max; next += d) {
+		d = max - next + 1;
 		if (d > UINT32_MAX)
 			d = UINT32_MAX;
-		store_busy_enter(st);
-		ret = imp->seq->get(imp->seq, NULL, (u_int32_t)d, &v,
-		    DB_TXN_NOSYNC);
-		if (ret == 0)
-			ret = st->env->log_flush(st->env, NULL);
-		store_busy_leave(st);
-		if (ret != 0)
+		if ((ret = imp->seq->get(imp->seq, txn, (u_int32_t)d, &v,
+		    0)) != 0)
 			return ret;
-		if ((uint64_t)v != imp->hi)
-			imp->lo = (uint64_t)v;
-		imp->hi = (uint64_t)v + d;
 	}
+	return 0;
 }
 
 struct import_arg {
@@ -357,23 +348,35 @@ struct import_arg {
 	const struct store_user		*users;
 	size_t				 n;
 	enum store_import_result	*res;
+	uint64_t			 lo, hi;	/* this attempt's reserve */
 };
 
-/* One line's user, inside the batch's transaction. */
+/* Ours: reserved by an earlier batch of this import, or by this one. */
+static bool
+import_ours(const struct import_arg *a, uint64_t id)
+{
+	return (id >= a->imp->lo && id < a->imp->hi) ||
+	    (id >= a->lo && id < a->hi);
+}
+
+/* A result before the writes: the user is new here (pending a check of
+ * its id against the sequence). */
+#define IMPORT_PENDING	(-1)
+
+/* One line's user, read inside the batch's transaction: its final result,
+ * or IMPORT_PENDING. */
 static int
-import_one(struct store *st, DB_TXN *txn, struct store_import *imp,
-    const struct store_user *u, enum store_import_result *res, bool *wrote)
+import_classify(struct store *st, DB_TXN *txn, const struct store_user *u,
+    const unsigned char *mine, int len, int *res)
 {
 	struct store_user	 was;
-	DBT			 key, data, ikey, idata;
+	DBT			 key, data, ikey;
 	unsigned char		 kbuf[8], ibuf[8], buf[STORE_RECORD_MAX];
-	unsigned char		 mine[STORE_RECORD_MAX];
-	int			 ret, len;
+	int			 ret;
 
-	if ((len = store_record_encode(u, mine, sizeof(mine))) == -1)
-		return STORE_BAD_RECORD;
 	store_key8(&key, kbuf, (uint64_t)u->kakao_id);
 	store_usermem(&data, buf, sizeof(buf));
+	/* DB_RMW also locks the place of a missing key, as a login does. */
 	ret = st->users->get(st->users, txn, &key, &data, DB_RMW);
 	if (ret == 0) {
 		if (store_record_decode(buf, data.size, &was) == -1)
@@ -390,54 +393,96 @@ import_one(struct store *st, DB_TXN *txn, struct store_import *imp,
 	if (ret != DB_NOTFOUND)
 		return ret;
 	store_key8(&ikey, ibuf, u->user_id);
-	store_usermem(&idata, buf, sizeof(buf));
-	ret = st->retired->get(st->retired, txn, &ikey, &idata, 0);
+	store_usermem(&data, buf, sizeof(buf));
+	ret = st->retired->get(st->retired, txn, &ikey, &data, 0);
 	if (ret == 0 || ret == DB_BUFFER_SMALL) {
 		*res = STORE_IMPORT_RETIRED;
 		return 0;
 	}
 	if (ret != DB_NOTFOUND)
 		return ret;
-	store_usermem(&idata, buf, sizeof(buf));
-	ret = st->users_by_id->get(st->users_by_id, txn, &ikey, &idata, 0);
+	store_usermem(&data, buf, sizeof(buf));
+	ret = st->users_by_id->get(st->users_by_id, txn, &ikey, &data, 0);
 	if (ret == 0 || ret == DB_BUFFER_SMALL) {
 		*res = STORE_IMPORT_ID_TAKEN;
 		return 0;
 	}
 	if (ret != DB_NOTFOUND)
 		return ret;
-	if (u->user_id < imp->lo || u->user_id >= imp->hi) {
-		*res = STORE_IMPORT_ID_HANDED_OUT;
-		return 0;
-	}
+	*res = IMPORT_PENDING;
+	return 0;
+}
+
+/* A new user written, as a first login would leave it. */
+static int
+import_write(struct store *st, DB_TXN *txn, const struct store_user *u,
+    unsigned char *mine, int len, bool *wrote)
+{
+	DBT		key, data;
+	unsigned char	kbuf[8];
+	int		ret;
+
+	store_key8(&key, kbuf, (uint64_t)u->kakao_id);
 	/* As a first login does: an unlink queued by an earlier deletion of
 	 * this Kakao user would cut the imported account off at Kakao. */
+	*wrote = true;
 	ret = st->unlinkq->del(st->unlinkq, txn, &key, 0);
 	if (ret != 0 && ret != DB_NOTFOUND)
 		return ret;
 	memset(&data, 0, sizeof(data));
 	data.data = mine;
 	data.size = (u_int32_t)len;
-	*wrote = true;
-	if ((ret = st->users->put(st->users, txn, &key, &data,
-	    DB_NOOVERWRITE)) != 0)
-		return ret;
-	*res = STORE_IMPORT_ADDED;
-	return 0;
+	return st->users->put(st->users, txn, &key, &data, DB_NOOVERWRITE);
 }
 
+/* Reads every line's place, then (locked last) moves the sequence past
+ * the new ids no earlier batch of this import reserved, then writes. */
 static int
 import_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 {
 	struct import_arg	*a = arg;
+	unsigned char		(*rec)[STORE_RECORD_MAX];
+	int			 len[ADMIN_BATCH], r[ADMIN_BATCH];
+	uint64_t		 max = 0, from;
 	size_t			 i;
-	int			 ret;
+	int			 ret = 0;
 
-	for (i = 0; i < a->n; i++)
-		if ((ret = import_one(st, txn, a->imp, &a->users[i],
-		    &a->res[i], wrote)) != 0)
-			return ret;
-	return 0;
+	a->lo = a->hi = 0;
+	if ((rec = malloc(ADMIN_BATCH * sizeof(*rec))) == NULL)
+		return ENOMEM;
+	for (i = 0; i < a->n && ret == 0; i++) {
+		if ((len[i] = store_record_encode(&a->users[i], rec[i],
+		    sizeof(rec[i]))) == -1)
+			ret = STORE_BAD_RECORD;
+		else
+			ret = import_classify(st, txn, &a->users[i], rec[i],
+			    len[i], &r[i]);
+		if (ret == 0 && r[i] == IMPORT_PENDING &&
+		    !import_ours(a, a->users[i].user_id) &&
+		    a->users[i].user_id > max)
+			max = a->users[i].user_id;
+	}
+	if (ret == 0 && max > 0 &&
+	    (ret = import_reserve(txn, a->imp, max, &from)) == 0) {
+		a->lo = from;
+		a->hi = max + 1 > from + 1 ? max + 1 : from + 1;
+	}
+	for (i = 0; i < a->n && ret == 0; i++) {
+		if (r[i] != IMPORT_PENDING) {
+			a->res[i] = (enum store_import_result)r[i];
+			continue;
+		}
+		/* An id below the sequence, not ours: a process may hold it. */
+		if (!import_ours(a, a->users[i].user_id)) {
+			a->res[i] = STORE_IMPORT_ID_HANDED_OUT;
+			continue;
+		}
+		if ((ret = import_write(st, txn, &a->users[i], rec[i], len[i],
+		    wrote)) == 0)
+			a->res[i] = STORE_IMPORT_ADDED;
+	}
+	free(rec);
+	return ret;
 }
 
 int
@@ -445,8 +490,7 @@ store_user_import(struct store *st, struct store_import *imp,
     const struct store_user *users, size_t n, enum store_import_result *res,
     struct kl_error *err)
 {
-	struct import_arg	a = { imp, users, n, res };
-	uint64_t		max = 0;
+	struct import_arg	a = { imp, users, n, res, 0, 0 };
 	size_t			i;
 	int			ret;
 
@@ -458,19 +502,23 @@ store_user_import(struct store *st, struct store_import *imp,
 		if (users[i].user_id == 0 || users[i].kakao_id <= 0 ||
 		    users[i].user_id > ADMIN_IMPORT_MAX_ID)
 			return kl_fail(err, KL_STORE_FAILED, "import: bad ids");
-		if (users[i].user_id > max)
-			max = users[i].user_id;
 	}
 	if (n == 0)
 		return 0;
-	if ((ret = import_reserve(st, imp, max)) != 0)
-		return store_fail(st, ret, "user id sequence", err);
 	ret = store_txn_run(st, 0, true, import_attempt, &a);
 	if (ret == STORE_BAD_RECORD)
 		return kl_fail(err, KL_STORE_FAILED, "import: a record does not "
 		    "encode or decode");
 	if (ret != 0)
 		return store_fail(st, ret, "user import", err);
+	/* Committed: the range is the import's for its later batches (one
+	 * range, grown while batches follow each other, as an export's
+	 * sorted ids do). */
+	if (a.hi > a.lo) {
+		if (a.lo != imp->hi)
+			imp->lo = a.lo;
+		imp->hi = a.hi;
+	}
 	return 0;
 }
 
@@ -642,9 +690,10 @@ index_at(struct store *st, uint64_t id, int64_t *k)
  * writer changes meanwhile is looked at twice before it counts. */
 static int
 verify_user(struct store *st, struct store_verify *v, const unsigned char *key,
-    u_int32_t klen, const unsigned char *data, u_int32_t dlen, uint64_t seq)
+    u_int32_t klen, const unsigned char *data, u_int32_t dlen, uint64_t *seq)
 {
 	struct store_user	u, again;
+	struct kl_error		kerr;
 	unsigned char		kb[8], rb[64];
 	u_int32_t		len;
 	int64_t			k;
@@ -667,10 +716,16 @@ verify_user(struct store *st, struct store_verify *v, const unsigned char *key,
 		    (long long)u.kakao_id);
 		return 0;
 	}
-	if (u.user_id >= seq)
+	/* A process's refill since the walk began? Read it again. */
+	if (u.user_id >= *seq) {
+		if (store_user_ids_reserved(st, seq, &kerr) == -1)
+			return EIO;
+		(*seq)++;
+	}
+	if (u.user_id >= *seq)
 		problem(v, "user %llu: above the ids the sequence handed out "
 		    "(%llu): a later login could get it",
-		    (unsigned long long)u.user_id, (unsigned long long)seq);
+		    (unsigned long long)u.user_id, (unsigned long long)*seq);
 	store_put_u64(kb, u.user_id);
 	ret = read_exact(st, st->retired, kb, 8, rb, sizeof(rb), &len);
 	if (ret == 0)
@@ -749,7 +804,7 @@ verify_session(struct store *st, struct store_verify *v,
 	struct store_user	 u;
 	struct kl_error		 kerr;
 	DBT			 skey, pkey, pdata;
-	unsigned char		 kb[8];
+	unsigned char		 kb[8], pk[STORE_SID_LEN], pd[8];
 	int64_t			 k;
 	int			 ret;
 
@@ -764,11 +819,15 @@ verify_session(struct store *st, struct store_verify *v,
 	memset(&skey, 0, sizeof(skey));
 	skey.data = kb;
 	skey.size = 8;
+	/* DB_THREAD: both DBTs the get writes say whose memory it is. */
+	memcpy(pk, s.sid, STORE_SID_LEN);
 	memset(&pkey, 0, sizeof(pkey));
-	pkey.data = s.sid;
-	pkey.size = STORE_SID_LEN;
-	memset(&pdata, 0, sizeof(pdata));
-	pdata.flags = DB_DBT_PARTIAL;	/* the match only, no data */
+	pkey.data = pk;
+	pkey.size = pkey.ulen = STORE_SID_LEN;
+	pkey.flags = DB_DBT_USERMEM;
+	store_usermem(&pdata, pd, sizeof(pd));
+	pdata.flags |= DB_DBT_PARTIAL;	/* the match only, no data */
+	pdata.dlen = 0;
 	store_busy_enter(st);
 	ret = st->sessions_by_user->pget(st->sessions_by_user, NULL, &skey,
 	    &pkey, &pdata, DB_GET_BOTH);
@@ -862,7 +921,7 @@ enum walk { W_USERS, W_INDEX, W_SESSIONS, W_TOKENS, W_QUEUE, W_RETIRED };
 
 static int
 verify_walk(struct store *st, struct store_verify *v, struct scan *s,
-    enum walk w, uint64_t seq, volatile sig_atomic_t *stop)
+    enum walk w, uint64_t *seq, volatile sig_atomic_t *stop)
 {
 	size_t	i;
 	int	ret = 0;
@@ -932,7 +991,7 @@ store_verify(struct store *st, struct store_verify *v,
 	for (w = W_USERS; w <= W_RETIRED && ret == 0; w++) {
 		memset(s, 0, sizeof(*s));
 		s->db = dbs[w];
-		ret = verify_walk(st, v, s, (enum walk)w, seq, stop);
+		ret = verify_walk(st, v, s, (enum walk)w, &seq, stop);
 		if (ret != 0 && ret != EINTR)
 			store_fail(st, ret, names[w], err);
 	}

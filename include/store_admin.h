@@ -58,9 +58,10 @@ int	store_user_deactivate(struct store *st, uint64_t user_id, bool on,
 /*
  * users import: records as they were exported, ids kept. One import is
  * begun, fed batches, and ended (store_import_end frees it, accepts NULL).
- * store_user_import first moves the user id sequence past the batch's
- * highest id (so no process is ever handed an imported id), then decides
- * each user in one transaction:
+ * store_user_import decides each user of a batch in one transaction,
+ * which also moves the user id sequence past the batch's new ids (so no
+ * process is ever handed an imported id, and a tool killed mid-import
+ * leaves no id reserved without its user):
  *   ADDED      new here: written as given;
  *   UNCHANGED  this Kakao id is this user id already, byte for byte;
  *   KEPT       this Kakao id is this user id, with other fields (logged in
@@ -69,8 +70,9 @@ int	store_user_deactivate(struct store *st, uint64_t user_id, bool on,
  *   RETIRED      the user id was deleted here (retired.db)  } refused,
  *   ID_TAKEN     the user id is another Kakao id's here     } nothing
  *   ID_HANDED_OUT the user id is below what the sequence    } written
- *                had handed out before the import (a worker
- *                may hold it): only ids above are importable
+ *                had handed out, and not by this import (a
+ *                worker may hold it): only ids above are
+ *                importable
  * res[i] is users[i]'s; at most ADMIN_BATCH users, ids 1 ..
  * ADMIN_IMPORT_MAX_ID (other ids: KL_STORE_FAILED, nothing written).
  */
