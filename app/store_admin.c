@@ -192,44 +192,39 @@ static int
 deactivate_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 {
 	struct deactivate_arg	*a = arg;
-	DBT			 skey, pkey, data;
-	unsigned char		 sbuf[8], pbuf[8], buf[STORE_RECORD_MAX];
+	DBT			 pkey, data;
+	unsigned char		 pbuf[8], buf[STORE_RECORD_MAX];
+	u_int32_t		 n;
 	int			 ret, len;
 	enum store_user_status	 want;
 
 	a->found = a->more = false;
 	a->revoked = 0;
-	store_key8(&skey, sbuf, a->user_id);
-	memset(&pkey, 0, sizeof(pkey));
-	pkey.data = pbuf;
-	pkey.ulen = sizeof(pbuf);
-	pkey.flags = DB_DBT_USERMEM;
-	store_usermem(&data, buf, sizeof(buf));
-	ret = st->users_by_id->pget(st->users_by_id, txn, &skey, &pkey, &data,
-	    DB_RMW);
+	ret = store_user_by_id_rmw(st, txn, a->user_id, pbuf, buf, sizeof(buf),
+	    a->u, &n);
 	if (ret == DB_NOTFOUND)
 		return 0;
 	if (ret != 0)
 		return ret;
-	if (store_record_decode(buf, data.size, a->u) == -1)
-		return STORE_BAD_RECORD;
 	a->found = true;
+	memset(&pkey, 0, sizeof(pkey));
+	pkey.data = pbuf;
+	pkey.size = 8;
+	memset(&data, 0, sizeof(data));
+	data.data = buf;
+	/* Only a deactivation is undone: activating an unlinked user leaves
+	 * it unlinked. */
 	want = a->on ? STORE_USER_DEACTIVATED : STORE_USER_ACTIVE;
 	if ((a->u->status == STORE_USER_DEACTIVATED) != a->on) {
-		/* Activation leaves an unlinked user unlinked. */
-		if (a->on || a->u->status == STORE_USER_DEACTIVATED) {
-			a->u->status = want;
-			a->u->updated = a->now;
-			if ((len = store_record_encode(a->u, buf,
-			    sizeof(buf))) == -1)
-				return STORE_BAD_RECORD;
-			data.size = (u_int32_t)len;
-			data.flags = 0;
-			*wrote = true;
-			if ((ret = st->users->put(st->users, txn, &pkey, &data,
-			    0)) != 0)
-				return ret;
-		}
+		a->u->status = want;
+		a->u->updated = a->now;
+		if ((len = store_record_encode(a->u, buf, sizeof(buf))) == -1)
+			return STORE_BAD_RECORD;
+		data.size = (u_int32_t)len;
+		*wrote = true;
+		if ((ret = st->users->put(st->users, txn, &pkey, &data,
+		    0)) != 0)
+			return ret;
 	}
 	if (!a->on)
 		return 0;
@@ -376,8 +371,11 @@ import_classify(struct store *st, DB_TXN *txn, const struct store_user *u,
 
 	store_key8(&key, kbuf, (uint64_t)u->kakao_id);
 	store_usermem(&data, buf, sizeof(buf));
-	/* DB_RMW also locks the place of a missing key, as a login does. */
-	ret = st->users->get(st->users, txn, &key, &data, DB_RMW);
+	/* Read committed: a batch of users already here (a re-import) holds
+	 * no lock a login of them would wait on. A first login of a Kakao id
+	 * committed between this read and our write meets our put's
+	 * DB_NOOVERWRITE, and the line is read again (import_attempt). */
+	ret = st->users->get(st->users, txn, &key, &data, DB_READ_COMMITTED);
 	if (ret == 0) {
 		if (store_record_decode(buf, data.size, &was) == -1)
 			return STORE_BAD_RECORD;
@@ -394,7 +392,8 @@ import_classify(struct store *st, DB_TXN *txn, const struct store_user *u,
 		return ret;
 	store_key8(&ikey, ibuf, u->user_id);
 	store_usermem(&data, buf, sizeof(buf));
-	ret = st->retired->get(st->retired, txn, &ikey, &data, 0);
+	ret = st->retired->get(st->retired, txn, &ikey, &data,
+	    DB_READ_COMMITTED);
 	if (ret == 0 || ret == DB_BUFFER_SMALL) {
 		*res = STORE_IMPORT_RETIRED;
 		return 0;
@@ -402,7 +401,8 @@ import_classify(struct store *st, DB_TXN *txn, const struct store_user *u,
 	if (ret != DB_NOTFOUND)
 		return ret;
 	store_usermem(&data, buf, sizeof(buf));
-	ret = st->users_by_id->get(st->users_by_id, txn, &ikey, &data, 0);
+	ret = st->users_by_id->get(st->users_by_id, txn, &ikey, &data,
+	    DB_READ_COMMITTED);
 	if (ret == 0 || ret == DB_BUFFER_SMALL) {
 		*res = STORE_IMPORT_ID_TAKEN;
 		return 0;
@@ -477,9 +477,18 @@ import_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 			a->res[i] = STORE_IMPORT_ID_HANDED_OUT;
 			continue;
 		}
-		if ((ret = import_write(st, txn, &a->users[i], rec[i], len[i],
-		    wrote)) == 0)
+		ret = import_write(st, txn, &a->users[i], rec[i], len[i], wrote);
+		if (ret == 0)
 			a->res[i] = STORE_IMPORT_ADDED;
+		else if (ret == DB_KEYEXIST &&
+		    (ret = import_classify(st, txn, &a->users[i], rec[i],
+		    len[i], &r[i])) == 0) {
+			/* Logged in meanwhile: here now, as any other. */
+			if (r[i] == IMPORT_PENDING)
+				ret = DB_KEYEXIST;
+			else
+				a->res[i] = (enum store_import_result)r[i];
+		}
 	}
 	free(rec);
 	return ret;
