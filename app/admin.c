@@ -254,6 +254,17 @@ failed(const struct kl_error *err)
 	return 1;
 }
 
+/* Exit 3 with the message for KL_NOT_FOUND, else 1. */
+static int
+failed_or_missing(const struct kl_error *err)
+{
+	if (err->status == KL_NOT_FOUND) {
+		fprintf(stderr, "kakao-login-admin: %s\n", err->detail);
+		return EXIT_NOT_FOUND;
+	}
+	return failed(err);
+}
+
 static int
 cmd_users_show(struct admin *a, int argc, char **argv)
 {
@@ -270,12 +281,8 @@ cmd_users_show(struct admin *a, int argc, char **argv)
 		    &kerr);
 	else
 		usage("users show: one ID, or --kakao KAKAO_ID");
-	if (ret == -1 && kerr.status == KL_NOT_FOUND) {
-		fprintf(stderr, "kakao-login-admin: %s\n", kerr.detail);
-		return EXIT_NOT_FOUND;
-	}
 	if (ret == -1)
-		return failed(&kerr);
+		return failed_or_missing(&kerr);
 	return print_user(a, &u) == -1 ? 1 : 0;
 }
 
@@ -433,17 +440,6 @@ cmd_checkpoint(struct admin *a, int argc, char **argv)
 		return print_json(json_pack("{s:s}", "checkpoint", "done")) ==
 		    -1 ? 1 : 0;
 	return puts("checkpoint done") == EOF ? 1 : 0;
-}
-
-/* Exit 3 with the message for KL_NOT_FOUND, else 1. */
-static int
-failed_or_missing(const struct kl_error *err)
-{
-	if (err->status == KL_NOT_FOUND) {
-		fprintf(stderr, "kakao-login-admin: %s\n", err->detail);
-		return EXIT_NOT_FOUND;
-	}
-	return failed(err);
 }
 
 /* The one ID argument of a command, or usage. */
@@ -707,7 +703,7 @@ parse_user_line(const char *line, size_t len, struct store_user *u,
 {
 	json_error_t	 jerr;
 	json_t		*o, *v;
-	const char	*k, *st, *c, *up, *l;
+	const char	*st, *c, *up, *l;
 	json_int_t	 uid, kid, count;
 	int		 verified, ret = -1;
 
@@ -717,17 +713,7 @@ parse_user_line(const char *line, size_t len, struct store_user *u,
 		snprintf(why, whysize, "not JSON: %s", jerr.text);
 		return -1;
 	}
-	json_object_foreach(o, k, v) {
-		if (strcmp(k, "user_id") && strcmp(k, "kakao_id") &&
-		    strcmp(k, "status") && strcmp(k, "nickname") &&
-		    strcmp(k, "email") && strcmp(k, "email_verified") &&
-		    strcmp(k, "profile_image") && strcmp(k, "created") &&
-		    strcmp(k, "updated") && strcmp(k, "last_login") &&
-		    strcmp(k, "login_count")) {
-			snprintf(why, whysize, "unknown field");
-			goto done;
-		}
-	}
+	/* Strict: every field, and no other. */
 	if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:I,s:I,s:s,s:o,s:o,s:b,"
 	    "s:o,s:s,s:s,s:s,s:I}", "user_id", &uid, "kakao_id", &kid,
 	    "status", &st, "nickname", &v, "email", &v, "email_verified",
