@@ -419,7 +419,7 @@ def corrupt_and_verify(env):
 def fresh_import(env1, exported):
     """Imports exported (users export of env1) into a fresh environment
     under a fresh service."""
-    env = Env(children=2, threads=4, durability="sync")
+    env = Env(children=2, threads=4, durability="sync", extra=env1.extra)
     env.setup()
     env.fake_port = env1.fake_port
     env.write_config("http://127.0.0.1:%d" % env.fake_port)
@@ -486,7 +486,7 @@ def fresh_import(env1, exported):
 
     # Killed mid-import: the service serves on, a second import finishes.
     big = env.path("big.jsonl")
-    nbig = 30_000
+    nbig = 150_000
     base_id = top + 100_000
     with open(big, "w") as f:
         for i in range(nbig):
@@ -497,7 +497,7 @@ def fresh_import(env1, exported):
     envv.pop("KAKAO_LOGIN_CONF", None)
     p = subprocess.Popen([ADMIN, "-c", env.conf, "--json", "users", "import", big],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=envv)
-    time.sleep(0.8)
+    time.sleep(1.0)
     p.kill()
     p.communicate()
     c1, o1, _ = admin(env, "--json", "stats")
