@@ -39,6 +39,7 @@
 #include "kl_limits.h"
 #include "log.h"
 #include "store.h"
+#include "admin_user.h"
 #include "store_admin.h"
 #include "store_session.h"
 
@@ -130,56 +131,6 @@ parse_id(const char *s, uint64_t max, const char *what)
 	return parse_num(s, 1, max, what);
 }
 
-static const char *
-status_name(enum store_user_status s)
-{
-	return s == STORE_USER_UNLINKED ? "unlinked" :
-	    s == STORE_USER_DEACTIVATED ? "deactivated" : "active";
-}
-
-/* t as UTC ISO 8601 into buf (at least 21 bytes); "" for 0. */
-static const char *
-iso_time(time_t t, char *buf, size_t size)
-{
-	struct tm	tm;
-
-	if (t == 0 || gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		buf[0] = '\0';
-	return buf;
-}
-
-/* A JSON string, or null for "" (no such field). New reference. */
-static json_t *
-json_field(const char *s)
-{
-	json_t	*v;
-
-	if (*s == '\0' || (v = json_string(s)) == NULL)
-		return json_null();
-	return v;
-}
-
-/* The user as a JSON object; the caller json_decref()s it. */
-static json_t *
-user_json(const struct store_user *u)
-{
-	char	c[32], up[32], l[32];
-
-	return json_pack("{s:I,s:I,s:s,s:o,s:o,s:b,s:o,s:s,s:s,s:s,s:I}",
-	    "user_id", (json_int_t)u->user_id,
-	    "kakao_id", (json_int_t)u->kakao_id,
-	    "status", status_name(u->status),
-	    "nickname", json_field(u->nickname),
-	    "email", json_field(u->email),
-	    "email_verified", u->email_verified,
-	    "profile_image", json_field(u->profile_image),
-	    "created", iso_time(u->created, c, sizeof(c)),
-	    "updated", iso_time(u->updated, up, sizeof(up)),
-	    "last_login", iso_time(u->last_login, l, sizeof(l)),
-	    "login_count", (json_int_t)u->login_count);
-}
-
 /* One JSON value on one line of stdout; takes the reference. */
 static int
 print_json(json_t *v)
@@ -211,7 +162,7 @@ print_user(const struct admin *a, const struct store_user *u)
 	char	im[4 * MAX_PROFILE_IMAGE + 1], c[32], up[32], l[32];
 
 	if (a->json)
-		return print_json(user_json(u));
+		return print_json(admin_user_json(u));
 	return printf("user_id:        %" PRIu64 "\n"
 	    "kakao_id:       %" PRId64 "\n"
 	    "status:         %s\n"
@@ -222,13 +173,13 @@ print_user(const struct admin *a, const struct store_user *u)
 	    "updated:        %s\n"
 	    "last_login:     %s\n"
 	    "login_count:    %" PRIu64 "\n",
-	    u->user_id, u->kakao_id, status_name(u->status),
+	    u->user_id, u->kakao_id, admin_user_status_name(u->status),
 	    safe(u->nickname, n, sizeof(n)), safe(u->email, e, sizeof(e)),
 	    *u->email == '\0' ? "" : u->email_verified ? " (verified)" :
 	    " (not verified)", safe(u->profile_image, im, sizeof(im)),
-	    iso_time(u->created, c, sizeof(c)),
-	    iso_time(u->updated, up, sizeof(up)),
-	    iso_time(u->last_login, l, sizeof(l)), u->login_count) < 0 ?
+	    admin_iso_time(u->created, c, sizeof(c)),
+	    admin_iso_time(u->updated, up, sizeof(up)),
+	    admin_iso_time(u->last_login, l, sizeof(l)), u->login_count) < 0 ?
 	    -1 : 0;
 }
 
@@ -239,10 +190,10 @@ print_user_line(const struct admin *a, const struct store_user *u)
 	char	n[4 * MAX_NICKNAME + 1], l[32];
 
 	if (a->json)
-		return print_json(user_json(u));
+		return print_json(admin_user_json(u));
 	return printf("%" PRIu64 "\t%" PRId64 "\t%s\t%" PRIu64 "\t%s\t%s\n",
-	    u->user_id, u->kakao_id, status_name(u->status), u->login_count,
-	    *iso_time(u->last_login, l, sizeof(l)) ? l : "-",
+	    u->user_id, u->kakao_id, admin_user_status_name(u->status), u->login_count,
+	    *admin_iso_time(u->last_login, l, sizeof(l)) ? l : "-",
 	    safe(u->nickname, n, sizeof(n))) < 0 ? -1 : 0;
 }
 
@@ -466,10 +417,10 @@ set_deactivated(struct admin *a, int argc, char **argv, bool on)
 		return failed_or_missing(&kerr);
 	if (a->json)
 		return print_json(json_pack("{s:I,s:s,s:i}", "user_id",
-		    (json_int_t)id, "status", status_name(u.status),
+		    (json_int_t)id, "status", admin_user_status_name(u.status),
 		    "sessions_revoked", revoked)) == -1 ? 1 : 0;
 	return printf("user %" PRIu64 ": %s, %d sessions revoked\n", id,
-	    status_name(u.status), revoked) < 0 ? 1 : 0;
+	    admin_user_status_name(u.status), revoked) < 0 ? 1 : 0;
 }
 
 static int
@@ -575,17 +526,17 @@ print_session(const struct admin *a, const struct store_session *s)
 		    "s:s,s:i}", "sid", sid, "user_id", (json_int_t)s->user_id,
 		    "status", s->status == STORE_SESSION_ACTIVE ? "active" :
 		    "revoked", "reason", reason_name(s->reason),
-		    "created", iso_time(s->created, c, sizeof(c)),
-		    "last_used", iso_time(s->last_used, u, sizeof(u)),
-		    "expires", iso_time(s->expires, e, sizeof(e)),
-		    "revoked_at", iso_time(s->revoked_at, r, sizeof(r)),
+		    "created", admin_iso_time(s->created, c, sizeof(c)),
+		    "last_used", admin_iso_time(s->last_used, u, sizeof(u)),
+		    "expires", admin_iso_time(s->expires, e, sizeof(e)),
+		    "revoked_at", admin_iso_time(s->revoked_at, r, sizeof(r)),
 		    "rotations", (int)s->generation));
 	return printf("%s\t%s%s%s\t%s\t%s\t%s\n", sid,
 	    s->status == STORE_SESSION_ACTIVE ? "active" : "revoked",
 	    s->reason != STORE_REVOKE_NONE ? ":" : "", reason_name(s->reason),
-	    iso_time(s->created, c, sizeof(c)),
-	    iso_time(s->last_used, u, sizeof(u)),
-	    iso_time(s->expires, e, sizeof(e))) < 0 ? -1 : 0;
+	    admin_iso_time(s->created, c, sizeof(c)),
+	    admin_iso_time(s->last_used, u, sizeof(u)),
+	    admin_iso_time(s->expires, e, sizeof(e))) < 0 ? -1 : 0;
 }
 
 static int
@@ -646,7 +597,7 @@ export_one(struct admin *a, const struct store_user *u, void *arg)
 {
 	(void)a;
 	(void)arg;
-	return print_json(user_json(u));
+	return print_json(admin_user_json(u));
 }
 
 /* Every user as users list --json prints it: the record's every field. */
@@ -657,115 +608,6 @@ cmd_users_export(struct admin *a, int argc, char **argv)
 	if (argc != 0)
 		usage("users export takes no arguments (it writes to stdout)");
 	return each_user(a, 0, UINT64_MAX, export_one, NULL);
-}
-
-/* An export's time: "" for none, else exactly what iso_time() writes. */
-static int
-parse_time(const char *s, time_t *t)
-{
-	struct tm	tm;
-	char		back[32];
-	const char	*end;
-
-	*t = 0;
-	if (*s == '\0')
-		return 0;
-	memset(&tm, 0, sizeof(tm));
-	if ((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL ||
-	    *end != '\0')
-		return -1;
-	*t = timegm(&tm);
-	return strcmp(iso_time(*t, back, sizeof(back)), s) == 0 ? 0 : -1;
-}
-
-/* A text field of an export: null, or a string of at most max bytes. */
-static int
-parse_text(json_t *v, char *out, size_t max)
-{
-	const char	*s;
-
-	out[0] = '\0';
-	if (json_is_null(v))
-		return 0;
-	if (!json_is_string(v) || json_string_length(v) > max)
-		return -1;
-	s = json_string_value(v);
-	if (strlen(s) != json_string_length(v))
-		return -1;
-	memcpy(out, s, strlen(s) + 1);
-	return 0;
-}
-
-/* One line of an export into *u, or -1 with the reason in why. */
-static int
-parse_user_line(const char *line, size_t len, struct store_user *u,
-    char *why, size_t whysize)
-{
-	json_error_t	 jerr;
-	json_t		*o, *v;
-	const char	*st, *c, *up, *l;
-	json_int_t	 uid, kid, count;
-	int		 verified, ret = -1;
-
-	memset(u, 0, sizeof(*u));
-	if ((o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr)) ==
-	    NULL) {
-		snprintf(why, whysize, "not JSON: %s", jerr.text);
-		return -1;
-	}
-	/* Strict: every field, and no other. */
-	if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:I,s:I,s:s,s:o,s:o,s:b,"
-	    "s:o,s:s,s:s,s:s,s:I}", "user_id", &uid, "kakao_id", &kid,
-	    "status", &st, "nickname", &v, "email", &v, "email_verified",
-	    &verified, "profile_image", &v, "created", &c, "updated", &up,
-	    "last_login", &l, "login_count", &count) == -1) {
-		snprintf(why, whysize, "not a user of users export: %s",
-		    jerr.text);
-		goto done;
-	}
-	if (uid < 1 || (uint64_t)uid > ADMIN_IMPORT_MAX_ID || kid < 1 ||
-	    count < 0) {
-		snprintf(why, whysize, "user_id 1 .. %llu, kakao_id and "
-		    "login_count positive", (unsigned long long)
-		    ADMIN_IMPORT_MAX_ID);
-		goto done;
-	}
-	u->user_id = (uint64_t)uid;
-	u->kakao_id = (int64_t)kid;
-	u->login_count = (uint64_t)count;
-	u->email_verified = verified != 0;
-	if (strcmp(st, "active") == 0)
-		u->status = STORE_USER_ACTIVE;
-	else if (strcmp(st, "unlinked") == 0)
-		u->status = STORE_USER_UNLINKED;
-	else if (strcmp(st, "deactivated") == 0)
-		u->status = STORE_USER_DEACTIVATED;
-	else {
-		snprintf(why, whysize, "status is active, unlinked or "
-		    "deactivated");
-		goto done;
-	}
-	if (parse_text(json_object_get(o, "nickname"), u->nickname,
-	    MAX_NICKNAME) == -1 ||
-	    parse_text(json_object_get(o, "email"), u->email,
-	    MAX_EMAIL) == -1 ||
-	    parse_text(json_object_get(o, "profile_image"), u->profile_image,
-	    MAX_PROFILE_IMAGE) == -1) {
-		snprintf(why, whysize, "nickname, email, profile_image: null "
-		    "or a string within its limit");
-		goto done;
-	}
-	if (parse_time(c, &u->created) == -1 ||
-	    parse_time(up, &u->updated) == -1 ||
-	    parse_time(l, &u->last_login) == -1) {
-		snprintf(why, whysize, "times are \"YYYY-MM-DDTHH:MM:SSZ\" "
-		    "or \"\"");
-		goto done;
-	}
-	ret = 0;
-done:
-	json_decref(o);
-	return ret;
 }
 
 struct import_run {
@@ -855,7 +697,7 @@ import_lines(struct admin *a, struct import_run *r, FILE *f)
 		if (strspn(line, " \t\r") == len)
 			continue;
 		r->lines++;
-		if (parse_user_line(line, len, &r->batch[r->n], why,
+		if (admin_user_parse(line, len, &r->batch[r->n], why,
 		    sizeof(why)) == -1) {
 			r->refused++;
 			fprintf(stderr, "kakao-login-admin: line %lu: refused: "
