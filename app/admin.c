@@ -15,8 +15,8 @@
  * transaction that the deadlock detector sacrifices before a login's.
  *
  * Exit codes: 0 done; 1 failed (store, config, I/O); 2 usage; 3 not found;
- * 4 users import refused lines (the others were imported); 5 verify found
- * problems.
+ * 4 users import refused lines (the others were imported). verify exits 1
+ * when it finds problems, with the report on stdout.
  */
 #include <sys/stat.h>
 
@@ -46,7 +46,7 @@
 #define EXIT_USAGE	2
 #define EXIT_NOT_FOUND	3
 #define EXIT_REFUSED	4
-#define EXIT_PROBLEMS	5
+#define EXIT_PROBLEMS	1	/* verify: the report says which */
 
 struct admin {
 	struct config	 cfg;
@@ -96,7 +96,7 @@ usage_text(FILE *f)
 	    "  verify\n"
 	    "  checkpoint\n"
 	    "exit: 0 done, 1 failed, 2 usage, 3 not found, 4 import lines "
-	    "refused,\n      5 verify found problems\n");
+	    "refused\n      (verify: 1 and the report when it finds problems)\n");
 }
 
 static void __attribute__((noreturn))

@@ -32,7 +32,7 @@ and the suite checks:
     runs without a hand (the next tool exits 1 saying so, the workers
     restart and recover); within 30 s a tool joins again and counts the
     same users, and logins answer 200.
-  - verify finds a record that does not decode (exit 5);
+  - verify finds a record that does not decode (exit 1 and the report);
   - on a fresh environment under a fresh service: users import of the
     export reproduces every user byte for byte (users export, users show
     --json), a second import changes nothing and says so; conflicting
@@ -408,12 +408,12 @@ def corrupt_and_verify(env):
         return
     code, out, err = admin(env, "--json", "verify", timeout=120)
     r = jone(out)
-    report(code == 5 and r.get("ok") is False and r.get("problems", 0) >= 1 and
+    report(code == 1 and r.get("ok") is False and r.get("problems", 0) >= 1 and
            any("does not decode" in x for x in r.get("first_problems", [])),
-           "verify finds a record that does not decode: exit 5 and the problem", out[:400])
+           "verify finds a record that does not decode: exit 1 and the problem", out[:400])
     code, out, err = admin(env, "verify", timeout=120)
-    report(code == 5 and "problem: users.db: a record that does not decode" in out and
-           "PROBLEMS" in out, "verify (text): the problem line, exit 5", out[:400])
+    report(code == 1 and "problem: users.db: a record that does not decode" in out and
+           "PROBLEMS" in out, "verify (text): the problem line, exit 1", out[:400])
 
 
 def fresh_import(env1, exported):
