@@ -9,8 +9,15 @@
  * makes there (a log file at a checkpoint) is one the service cannot
  * write. Links no FastCGI or handler object. Single-threaded.
  *
- * Exit codes: 0 done; 1 failed (store, config, I/O); 2 usage; 3 not found;
- * 4 the service has the environment open (restore, init).
+ * Writes go through the store's own functions (a deletion is exactly
+ * DELETE /users/me's transaction; the service's maintenance thread sends
+ * the unlink it queues: the tool never calls Kakao), each a short
+ * transaction that the deadlock detector sacrifices before a login's.
+ *
+ * Exit codes (admin.h): 0 done; 1 failed (store, config, I/O); 2 usage;
+ * 3 not found; 4 users import refused lines (the others were imported);
+ * 5 the service has the environment open (restore, init). verify exits 1
+ * when it finds problems, with the report on stdout.
  */
 #include <sys/stat.h>
 
@@ -30,10 +37,13 @@
 
 #include "admin.h"
 #include "config.h"
+#include "kl_buf.h"
 #include "kl_limits.h"
 #include "log.h"
 #include "store.h"
+#include "admin_user.h"
 #include "store_admin.h"
+#include "store_session.h"
 
 
 /* Set by SIGINT, SIGTERM, SIGHUP: the command stops between batches and
@@ -68,11 +78,20 @@ usage_text(FILE *f)
 	    "  users show ID | users show --kakao KAKAO_ID\n"
 	    "  users list [--after ID] [--limit N]\n"
 	    "  users count\n"
+	    "  users deactivate ID | users activate ID\n"
+	    "  users delete ID\n"
+	    "  users export\n"
+	    "  users import [FILE | -]\n"
+	    "  sessions list USER_ID\n"
+	    "  sessions revoke SID | sessions revoke --user USER_ID\n"
 	    "  stats\n"
+	    "  verify\n"
 	    "  checkpoint\n"
 	    "  backup DIR\n"
 	    "  restore DIR | init    (the service stopped)\n"
-	    "exit: 0 done, 1 failed, 2 usage, 3 not found, 4 service running\n");
+	    "exit: 0 done, 1 failed, 2 usage, 3 not found, 4 import lines "
+	    "refused,\n      5 service running (verify: 1 and the report when "
+	    "it finds problems)\n");
 }
 
 static void __attribute__((noreturn))
@@ -107,55 +126,6 @@ parse_id(const char *s, uint64_t max, const char *what)
 	return parse_num(s, 1, max, what);
 }
 
-static const char *
-status_name(enum store_user_status s)
-{
-	return s == STORE_USER_UNLINKED ? "unlinked" : "active";
-}
-
-/* t as UTC ISO 8601 into buf (at least 21 bytes); "" for 0. */
-static const char *
-iso_time(time_t t, char *buf, size_t size)
-{
-	struct tm	tm;
-
-	if (t == 0 || gmtime_r(&t, &tm) == NULL ||
-	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		buf[0] = '\0';
-	return buf;
-}
-
-/* A JSON string, or null for "" (no such field). New reference. */
-static json_t *
-json_field(const char *s)
-{
-	json_t	*v;
-
-	if (*s == '\0' || (v = json_string(s)) == NULL)
-		return json_null();
-	return v;
-}
-
-/* The user as a JSON object; the caller json_decref()s it. */
-static json_t *
-user_json(const struct store_user *u)
-{
-	char	c[32], up[32], l[32];
-
-	return json_pack("{s:I,s:I,s:s,s:o,s:o,s:b,s:o,s:s,s:s,s:s,s:I}",
-	    "user_id", (json_int_t)u->user_id,
-	    "kakao_id", (json_int_t)u->kakao_id,
-	    "status", status_name(u->status),
-	    "nickname", json_field(u->nickname),
-	    "email", json_field(u->email),
-	    "email_verified", u->email_verified,
-	    "profile_image", json_field(u->profile_image),
-	    "created", iso_time(u->created, c, sizeof(c)),
-	    "updated", iso_time(u->updated, up, sizeof(up)),
-	    "last_login", iso_time(u->last_login, l, sizeof(l)),
-	    "login_count", (json_int_t)u->login_count);
-}
-
 /* One JSON value on one line of stdout; takes the reference. */
 static int
 print_json(json_t *v)
@@ -187,7 +157,7 @@ print_user(const struct admin *a, const struct store_user *u)
 	char	im[4 * MAX_PROFILE_IMAGE + 1], c[32], up[32], l[32];
 
 	if (a->json)
-		return print_json(user_json(u));
+		return print_json(admin_user_json(u));
 	return printf("user_id:        %" PRIu64 "\n"
 	    "kakao_id:       %" PRId64 "\n"
 	    "status:         %s\n"
@@ -198,13 +168,13 @@ print_user(const struct admin *a, const struct store_user *u)
 	    "updated:        %s\n"
 	    "last_login:     %s\n"
 	    "login_count:    %" PRIu64 "\n",
-	    u->user_id, u->kakao_id, status_name(u->status),
+	    u->user_id, u->kakao_id, admin_user_status_name(u->status),
 	    safe(u->nickname, n, sizeof(n)), safe(u->email, e, sizeof(e)),
 	    *u->email == '\0' ? "" : u->email_verified ? " (verified)" :
 	    " (not verified)", safe(u->profile_image, im, sizeof(im)),
-	    iso_time(u->created, c, sizeof(c)),
-	    iso_time(u->updated, up, sizeof(up)),
-	    iso_time(u->last_login, l, sizeof(l)), u->login_count) < 0 ?
+	    admin_iso_time(u->created, c, sizeof(c)),
+	    admin_iso_time(u->updated, up, sizeof(up)),
+	    admin_iso_time(u->last_login, l, sizeof(l)), u->login_count) < 0 ?
 	    -1 : 0;
 }
 
@@ -215,10 +185,10 @@ print_user_line(const struct admin *a, const struct store_user *u)
 	char	n[4 * MAX_NICKNAME + 1], l[32];
 
 	if (a->json)
-		return print_json(user_json(u));
+		return print_json(admin_user_json(u));
 	return printf("%" PRIu64 "\t%" PRId64 "\t%s\t%" PRIu64 "\t%s\t%s\n",
-	    u->user_id, u->kakao_id, status_name(u->status), u->login_count,
-	    *iso_time(u->last_login, l, sizeof(l)) ? l : "-",
+	    u->user_id, u->kakao_id, admin_user_status_name(u->status), u->login_count,
+	    *admin_iso_time(u->last_login, l, sizeof(l)) ? l : "-",
 	    safe(u->nickname, n, sizeof(n))) < 0 ? -1 : 0;
 }
 
@@ -228,6 +198,17 @@ failed(const struct kl_error *err)
 {
 	fprintf(stderr, "kakao-login-admin: %s\n", err->detail);
 	return 1;
+}
+
+/* Exit 3 with the message for KL_NOT_FOUND, else 1. */
+static int
+failed_or_missing(const struct kl_error *err)
+{
+	if (err->status == KL_NOT_FOUND) {
+		fprintf(stderr, "kakao-login-admin: %s\n", err->detail);
+		return EXIT_NOT_FOUND;
+	}
+	return failed(err);
 }
 
 static int
@@ -246,12 +227,8 @@ cmd_users_show(struct admin *a, int argc, char **argv)
 		    &kerr);
 	else
 		usage("users show: one ID, or --kakao KAKAO_ID");
-	if (ret == -1 && kerr.status == KL_NOT_FOUND) {
-		fprintf(stderr, "kakao-login-admin: %s\n", kerr.detail);
-		return EXIT_NOT_FOUND;
-	}
 	if (ret == -1)
-		return failed(&kerr);
+		return failed_or_missing(&kerr);
 	return print_user(a, &u) == -1 ? 1 : 0;
 }
 
@@ -310,7 +287,7 @@ cmd_users_list(struct admin *a, int argc, char **argv)
 }
 
 struct counts {
-	uint64_t	total, active, unlinked, max_id;
+	uint64_t	total, active, unlinked, deactivated, max_id;
 };
 
 static int
@@ -322,6 +299,8 @@ count_one(struct admin *a, const struct store_user *u, void *arg)
 	c->total++;
 	if (u->status == STORE_USER_UNLINKED)
 		c->unlinked++;
+	else if (u->status == STORE_USER_DEACTIVATED)
+		c->deactivated++;
 	else
 		c->active++;
 	c->max_id = u->user_id;
@@ -368,11 +347,12 @@ cmd_stats(struct admin *a, int argc, char **argv)
 	if (store_disk_usage(a->st, &d, &kerr) == -1)
 		return failed(&kerr);
 	if (a->json)
-		return print_json(json_pack("{s:{s:I,s:I,s:I},s:I,"
+		return print_json(json_pack("{s:{s:I,s:I,s:I,s:I},s:I,"
 		    "s:{s:I,s:i},s:{s:I,s:i}}",
 		    "users", "total", (json_int_t)c.total,
 		    "active", (json_int_t)c.active,
 		    "unlinked", (json_int_t)c.unlinked,
+		    "deactivated", (json_int_t)c.deactivated,
 		    "highest_user_id", (json_int_t)c.max_id,
 		    "databases", "bytes", (json_int_t)d.db_bytes,
 		    "files", (int)d.db_files,
@@ -381,12 +361,14 @@ cmd_stats(struct admin *a, int argc, char **argv)
 	return printf("users.total      %" PRIu64 "\n"
 	    "users.active     %" PRIu64 "\n"
 	    "users.unlinked   %" PRIu64 "\n"
+	    "users.deactivated %" PRIu64 "\n"
 	    "highest_user_id  %" PRIu64 "\n"
 	    "databases.bytes  %" PRIu64 "\n"
 	    "databases.files  %u\n"
 	    "logs.bytes       %" PRIu64 "\n"
 	    "logs.files       %u\n",
-	    c.total, c.active, c.unlinked, c.max_id, d.db_bytes, d.db_files,
+	    c.total, c.active, c.unlinked, c.deactivated, c.max_id,
+	    d.db_bytes, d.db_files,
 	    d.log_bytes, d.log_files) < 0 ? 1 : 0;
 }
 
@@ -406,11 +388,433 @@ cmd_checkpoint(struct admin *a, int argc, char **argv)
 	return puts("checkpoint done") == EOF ? 1 : 0;
 }
 
+/* The one ID argument of a command, or usage. */
+static uint64_t
+one_id(int argc, char **argv, const char *what)
+{
+	if (argc != 1)
+		usage(what);
+	return parse_id(argv[0], INT64_MAX, what);
+}
+
+static int
+set_deactivated(struct admin *a, int argc, char **argv, bool on)
+{
+	struct store_user	u;
+	struct kl_error		kerr;
+	uint64_t		id;
+	int			revoked;
+
+	id = one_id(argc, argv, on ? "users deactivate: one user ID" :
+	    "users activate: one user ID");
+	if (store_user_deactivate(a->st, id, on, time(NULL), &u, &revoked,
+	    &kerr) == -1)
+		return failed_or_missing(&kerr);
+	if (a->json)
+		return print_json(json_pack("{s:I,s:s,s:i}", "user_id",
+		    (json_int_t)id, "status", admin_user_status_name(u.status),
+		    "sessions_revoked", revoked)) == -1 ? 1 : 0;
+	return printf("user %" PRIu64 ": %s, %d sessions revoked\n", id,
+	    admin_user_status_name(u.status), revoked) < 0 ? 1 : 0;
+}
+
+static int
+cmd_users_deactivate(struct admin *a, int argc, char **argv)
+{
+	return set_deactivated(a, argc, argv, true);
+}
+
+static int
+cmd_users_activate(struct admin *a, int argc, char **argv)
+{
+	return set_deactivated(a, argc, argv, false);
+}
+
+/* DELETE /users/me's transaction; the unlink it queues is due at once, and
+ * the service's maintenance thread sends it. */
+static int
+cmd_users_delete(struct admin *a, int argc, char **argv)
+{
+	struct store_user	was;
+	struct kl_error		kerr;
+	uint64_t		id;
+	bool			more = false;
+	int			n = 0;
+
+	id = one_id(argc, argv, "users delete: one user ID");
+	/* As the route: deleted here but still linked at Kakao is no
+	 * deletion, and only a service with the admin key sends unlinks. */
+	if (a->cfg.kakao_admin_key_file[0] == '\0') {
+		fprintf(stderr, "kakao-login-admin: users delete needs "
+		    "kakao_admin_key_file in the config: the service sends "
+		    "the unlink to Kakao with it\n");
+		return 1;
+	}
+	if (store_user_delete(a->st, id, time(NULL), 0, &was, &more,
+	    &kerr) == -1)
+		return failed_or_missing(&kerr);
+	if (more && store_session_revoke_user(a->st, id, STORE_REVOKE_DELETED,
+	    time(NULL), &n, &kerr) == -1)
+		return failed(&kerr);
+	if (a->json)
+		return print_json(json_pack("{s:I,s:I,s:s,s:s}", "user_id",
+		    (json_int_t)id, "kakao_id", (json_int_t)was.kakao_id,
+		    "status", "deleted", "unlink", "queued")) == -1 ? 1 : 0;
+	return printf("user %" PRIu64 " (Kakao id %" PRId64 "): deleted, id "
+	    "retired, sessions revoked; the unlink is queued for the service "
+	    "to send\n", id, was.kakao_id) < 0 ? 1 : 0;
+}
+
+static const char *
+reason_name(enum store_session_reason r)
+{
+	switch (r) {
+	case STORE_REVOKE_NONE:		return "";
+	case STORE_REVOKE_LOGOUT:	return "logout";
+	case STORE_REVOKE_REUSE:	return "reuse";
+	case STORE_REVOKE_DELETED:	return "deleted";
+	case STORE_REVOKE_UNLINKED:	return "unlinked";
+	case STORE_REVOKE_ADMIN:	return "admin";
+	}
+	return "other";
+}
+
+static void
+sid_hex(const unsigned char *sid, char *out)
+{
+	static const char	hex[] = "0123456789abcdef";
+	size_t			i;
+
+	for (i = 0; i < STORE_SID_LEN; i++) {
+		out[2 * i] = hex[sid[i] >> 4];
+		out[2 * i + 1] = hex[sid[i] & 15];
+	}
+	out[2 * STORE_SID_LEN] = '\0';
+}
+
+/* A sid as the JWT's sid claim spells it: 32 hex digits, or usage. */
+static void
+sid_parse(const char *s, unsigned char *sid)
+{
+	size_t	i;
+	int	hi, lo;
+
+	if (strlen(s) != 2 * STORE_SID_LEN)
+		usage("sessions revoke: SID is 32 hex digits");
+	for (i = 0; i < STORE_SID_LEN; i++) {
+		if ((hi = kl_hex_value(s[2 * i])) < 0 ||
+		    (lo = kl_hex_value(s[2 * i + 1])) < 0)
+			usage("sessions revoke: SID is 32 hex digits");
+		sid[i] = (unsigned char)(hi << 4 | lo);
+	}
+}
+
+/* What a session shows: never a token or its hash. */
+static int
+print_session(const struct admin *a, const struct store_session *s)
+{
+	char	sid[2 * STORE_SID_LEN + 1], c[32], u[32], e[32], r[32];
+
+	sid_hex(s->sid, sid);
+	if (a->json)
+		return print_json(json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,"
+		    "s:s,s:i}", "sid", sid, "user_id", (json_int_t)s->user_id,
+		    "status", s->status == STORE_SESSION_ACTIVE ? "active" :
+		    "revoked", "reason", reason_name(s->reason),
+		    "created", admin_iso_time(s->created, c, sizeof(c)),
+		    "last_used", admin_iso_time(s->last_used, u, sizeof(u)),
+		    "expires", admin_iso_time(s->expires, e, sizeof(e)),
+		    "revoked_at", admin_iso_time(s->revoked_at, r, sizeof(r)),
+		    "rotations", (int)s->generation));
+	return printf("%s\t%s%s%s\t%s\t%s\t%s\n", sid,
+	    s->status == STORE_SESSION_ACTIVE ? "active" : "revoked",
+	    s->reason != STORE_REVOKE_NONE ? ":" : "", reason_name(s->reason),
+	    admin_iso_time(s->created, c, sizeof(c)),
+	    admin_iso_time(s->last_used, u, sizeof(u)),
+	    admin_iso_time(s->expires, e, sizeof(e))) < 0 ? -1 : 0;
+}
+
+static int
+cmd_sessions_list(struct admin *a, int argc, char **argv)
+{
+	struct store_session	*s;
+	struct kl_error		 kerr;
+	uint64_t		 id;
+	int			 n = 0, i, ret = 0;
+
+	id = one_id(argc, argv, "sessions list: one USER_ID");
+	if ((s = calloc(ADMIN_SESSIONS_MAX, sizeof(*s))) == NULL)
+		errx(1, "out of memory");
+	if (store_session_list(a->st, id, s, ADMIN_SESSIONS_MAX, &n,
+	    &kerr) == -1)
+		ret = failed(&kerr);
+	for (i = 0; ret == 0 && i < n; i++)
+		if (print_session(a, &s[i]) == -1)
+			ret = 1;
+	free(s);
+	return ret;
+}
+
+static int
+cmd_sessions_revoke(struct admin *a, int argc, char **argv)
+{
+	struct store_session	s;
+	struct kl_error		kerr;
+	unsigned char		sid[STORE_SID_LEN];
+	uint64_t		id;
+	int			n = 0;
+
+	if (argc == 2 && strcmp(argv[0], "--user") == 0) {
+		id = parse_id(argv[1], INT64_MAX,
+		    "sessions revoke --user: not a user id");
+		if (store_session_revoke_user(a->st, id, STORE_REVOKE_ADMIN,
+		    time(NULL), &n, &kerr) == -1)
+			return failed(&kerr);
+	} else if (argc == 1) {
+		sid_parse(argv[0], sid);
+		if (store_session_get(a->st, sid, &s, &kerr) == -1 ||
+		    store_session_revoke(a->st, sid, s.user_id,
+		    STORE_REVOKE_ADMIN, time(NULL), &kerr) == -1)
+			return failed_or_missing(&kerr);
+		id = s.user_id;
+		n = s.status == STORE_SESSION_ACTIVE ? 1 : 0;
+	} else
+		usage("sessions revoke: SID, or --user USER_ID");
+	if (a->json)
+		return print_json(json_pack("{s:I,s:i}", "user_id",
+		    (json_int_t)id, "sessions_revoked", n)) == -1 ? 1 : 0;
+	return printf("user %" PRIu64 ": %d sessions revoked\n", id, n) < 0 ?
+	    1 : 0;
+}
+
+static int
+export_one(struct admin *a, const struct store_user *u, void *arg)
+{
+	(void)a;
+	(void)arg;
+	return print_json(admin_user_json(u));
+}
+
+/* Every user as users list --json prints it: the record's every field. */
+static int
+cmd_users_export(struct admin *a, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0)
+		usage("users export takes no arguments (it writes to stdout)");
+	return each_user(a, 0, UINT64_MAX, export_one, NULL);
+}
+
+struct import_run {
+	struct store_import	*imp;
+	struct store_user	 batch[ADMIN_BATCH];
+	unsigned long		 line[ADMIN_BATCH];
+	size_t			 n;
+	uint64_t		 lines, added, unchanged, kept, refused;
+};
+
+static const char *
+refusal(enum store_import_result r)
+{
+	switch (r) {
+	case STORE_IMPORT_KAKAO_TAKEN:
+		return "its Kakao id is another user id here";
+	case STORE_IMPORT_RETIRED:
+		return "its user id was deleted here (retired)";
+	case STORE_IMPORT_ID_TAKEN:
+		return "its user id is another Kakao id's here";
+	case STORE_IMPORT_ID_HANDED_OUT:
+		return "its user id is one the sequence handed out here "
+		    "before (only ids above the highest handed out can be "
+		    "imported)";
+	default:
+		return "";
+	}
+}
+
+static int
+import_flush(struct admin *a, struct import_run *r)
+{
+	enum store_import_result	res[ADMIN_BATCH];
+	struct kl_error			kerr;
+	size_t				i;
+
+	if (r->n == 0)
+		return 0;
+	if (store_user_import(a->st, r->imp, r->batch, r->n, res, &kerr) == -1)
+		return failed(&kerr);
+	for (i = 0; i < r->n; i++)
+		switch (res[i]) {
+		case STORE_IMPORT_ADDED:
+			r->added++;
+			break;
+		case STORE_IMPORT_UNCHANGED:
+			r->unchanged++;
+			break;
+		case STORE_IMPORT_KEPT:
+			r->kept++;
+			break;
+		default:
+			r->refused++;
+			fprintf(stderr, "kakao-login-admin: line %lu: user "
+			    "%" PRIu64 " (Kakao id %" PRId64 ") refused: %s\n",
+			    r->line[i], r->batch[i].user_id,
+			    r->batch[i].kakao_id, refusal(res[i]));
+		}
+	r->n = 0;
+	return 0;
+}
+
+/* Reads f line by line into batches. 0, or an exit code. */
+static int
+import_lines(struct admin *a, struct import_run *r, FILE *f)
+{
+	static char	line[ADMIN_IMPORT_LINE + 2];
+	char		why[200];
+	size_t		len;
+	unsigned long	no = 0;
+	int		ch, ret;
+
+	while (!stop && fgets(line, sizeof(line), f) != NULL) {
+		no++;
+		len = strlen(line);
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(f)) {
+			while ((ch = getc(f)) != EOF && ch != '\n')
+				;
+			r->lines++;
+			r->refused++;
+			fprintf(stderr, "kakao-login-admin: line %lu: refused: "
+			    "longer than %d bytes\n", no, ADMIN_IMPORT_LINE);
+			continue;
+		}
+		if (strspn(line, " \t\r") == len)
+			continue;
+		r->lines++;
+		if (admin_user_parse(line, len, &r->batch[r->n], why,
+		    sizeof(why)) == -1) {
+			r->refused++;
+			fprintf(stderr, "kakao-login-admin: line %lu: refused: "
+			    "%s\n", no, why);
+			continue;
+		}
+		r->line[r->n++] = no;
+		if (r->n == ADMIN_BATCH && (ret = import_flush(a, r)) != 0)
+			return ret;
+	}
+	if (ferror(f)) {
+		warn("reading the import");
+		return 1;
+	}
+	if (stop) {
+		fprintf(stderr, "kakao-login-admin: interrupted (what was "
+		    "imported stays; import the file again to finish)\n");
+		return 1;
+	}
+	return import_flush(a, r);
+}
+
+static int
+cmd_users_import(struct admin *a, int argc, char **argv)
+{
+	static struct import_run	 r;
+	struct kl_error			 kerr;
+	FILE				*f = stdin;
+	int				 ret;
+
+	if (argc > 1)
+		usage("users import: one FILE, or - (standard input)");
+	if (argc == 1 && strcmp(argv[0], "-") != 0 &&
+	    (f = fopen(argv[0], "r")) == NULL) {
+		warn("%s", argv[0]);
+		return 1;
+	}
+	if (store_import_begin(a->st, &r.imp, &kerr) == -1)
+		ret = failed(&kerr);
+	else
+		ret = import_lines(a, &r, f);
+	store_import_end(r.imp);
+	if (f != stdin)
+		fclose(f);
+	if (ret != 0)
+		return ret;
+	if (a->json)
+		ret = print_json(json_pack("{s:I,s:I,s:I,s:I,s:I}", "lines",
+		    (json_int_t)r.lines, "imported", (json_int_t)r.added,
+		    "unchanged", (json_int_t)r.unchanged, "kept",
+		    (json_int_t)r.kept, "refused", (json_int_t)r.refused));
+	else
+		ret = printf("%" PRIu64 " lines: %" PRIu64 " imported, %"
+		    PRIu64 " unchanged, %" PRIu64 " kept (changed since), %"
+		    PRIu64 " refused\n", r.lines, r.added, r.unchanged, r.kept,
+		    r.refused) < 0 ? -1 : 0;
+	if (ret == -1)
+		return 1;
+	return r.refused > 0 ? EXIT_REFUSED : 0;
+}
+
+static int
+cmd_verify(struct admin *a, int argc, char **argv)
+{
+	static struct store_verify	v;
+	struct kl_error			kerr;
+	json_t				*probs;
+	uint64_t			i;
+	int				ret;
+
+	(void)argv;
+	if (argc != 0)
+		usage("verify takes no arguments");
+	if (store_verify(a->st, &v, &stop, &kerr) == -1)
+		return failed(&kerr);
+	if (a->json) {
+		if ((probs = json_array()) == NULL)
+			return 1;
+		for (i = 0; i < v.problems && i < STORE_VERIFY_KEEP; i++)
+			json_array_append_new(probs, json_string(v.problem[i]));
+		ret = print_json(json_pack("{s:b,s:I,s:o,s:{s:I,s:I,s:I,s:I,"
+		    "s:I,s:I,s:I,s:I,s:I,s:I}}", "ok", v.problems == 0,
+		    "problems", (json_int_t)v.problems, "first_problems",
+		    probs, "checked", "users", (json_int_t)v.users,
+		    "unlinked", (json_int_t)v.unlinked,
+		    "deactivated", (json_int_t)v.deactivated,
+		    "users_by_id", (json_int_t)v.index,
+		    "sessions", (json_int_t)v.sessions,
+		    "active_sessions", (json_int_t)v.active_sessions,
+		    "refresh_tokens", (json_int_t)v.tokens,
+		    "orphan_tokens", (json_int_t)v.orphan_tokens,
+		    "unlinks_queued", (json_int_t)v.unlinks,
+		    "retired", (json_int_t)v.retired));
+	} else {
+		for (i = 0; i < v.problems && i < STORE_VERIFY_KEEP; i++)
+			printf("problem: %s\n", v.problem[i]);
+		ret = printf("%" PRIu64 " users (%" PRIu64 " index entries), %"
+		    PRIu64 " sessions (%" PRIu64 " active), %" PRIu64
+		    " refresh tokens (%" PRIu64 " orphans, swept later), %"
+		    PRIu64 " unlinks queued, %" PRIu64 " ids retired: %s\n",
+		    v.users, v.index, v.sessions, v.active_sessions, v.tokens,
+		    v.orphan_tokens, v.unlinks, v.retired, v.problems == 0 ?
+		    "ok" : "PROBLEMS") < 0 ? -1 : 0;
+	}
+	if (ret == -1)
+		return 1;
+	return v.problems == 0 ? 0 : EXIT_PROBLEMS;
+}
+
 static const struct command commands[] = {
 	{ "users", "show", "ID | --kakao KAKAO_ID", cmd_users_show },
 	{ "users", "list", "[--after ID] [--limit N]", cmd_users_list },
 	{ "users", "count", "", cmd_users_count },
+	{ "users", "deactivate", "ID", cmd_users_deactivate },
+	{ "users", "activate", "ID", cmd_users_activate },
+	{ "users", "delete", "ID", cmd_users_delete },
+	{ "users", "export", "", cmd_users_export },
+	{ "users", "import", "[FILE | -]", cmd_users_import },
+	{ "sessions", "list", "USER_ID", cmd_sessions_list },
+	{ "sessions", "revoke", "SID | --user USER_ID", cmd_sessions_revoke },
 	{ "stats", NULL, "", cmd_stats },
+	{ "verify", NULL, "", cmd_verify },
 	{ "checkpoint", NULL, "", cmd_checkpoint },
 	{ "backup", NULL, "DIR", admin_cmd_backup },
 	{ "restore", NULL, "DIR", admin_cmd_restore },

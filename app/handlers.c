@@ -99,7 +99,8 @@ handler_write_user(struct kl_buf *b, const struct store_user *u)
 	jw_raw(b, ",\"profile_image\":");
 	jw_string_or_null(b, u->profile_image);
 	jw_raw(b, u->status == STORE_USER_ACTIVE ? ",\"status\":\"active\"" :
-	    ",\"status\":\"unlinked\"");
+	    u->status == STORE_USER_DEACTIVATED ?
+	    ",\"status\":\"deactivated\"" : ",\"status\":\"unlinked\"");
 	jw_raw(b, ",\"created_at\":");
 	jw_time(b, u->created);
 	jw_raw(b, ",\"updated_at\":");

@@ -56,7 +56,7 @@ _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
 
 /* The statuses the service answers; any other is counted as "other". */
 static const int status_codes[] = {
-	200, 204, 400, 401, 404, 405, 413, 500, 501, 502, 503, 504
+	200, 204, 400, 401, 403, 404, 405, 413, 500, 501, 502, 503, 504
 };
 #define N_CODES		(sizeof(status_codes) / sizeof(status_codes[0]))
 #define N_STATUS	(N_CODES + 1)

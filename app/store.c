@@ -131,7 +131,7 @@ store_record_decode(const unsigned char *buf, size_t len, struct store_user *u)
 	 * version 1 exists yet: an environment of any release so far opens
 	 * and is read in place. */
 	if (len < RECORD_HEADER || buf[0] == 0 || buf[0] > RECORD_VERSION ||
-	    buf[1] > 1 ||
+	    buf[1] > STORE_USER_DEACTIVATED ||
 	    buf[2] > 1 || buf[3] != 0)
 		return -1;
 	u->status = buf[1];
@@ -765,6 +765,13 @@ store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
 		if ((ret = st->env->txn_begin(st->env, NULL, &txn,
 		    begin_flags)) != 0)
 			break;
+		/* A tool's transaction is the deadlock detector's first
+		 * victim (it retries), never a login beside it. */
+		if (st->join && (ret = txn->set_priority(txn,
+		    STORE_TOOL_TXN_PRIORITY)) != 0) {
+			txn->abort(txn);
+			break;
+		}
 		if ((ret = fn(st, txn, arg, &wrote)) != 0)
 			txn->abort(txn);
 		/* With sync durability, made durable below; otherwise the
@@ -820,6 +827,9 @@ login_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	if (ret == 0) {
 		if (store_record_decode(buf, data.size, u) == -1)
 			return STORE_BAD_RECORD;
+		/* Only the admin tool lifts a deactivation. */
+		if (u->status == STORE_USER_DEACTIVATED)
+			return STORE_USER_REFUSED;
 	} else if (ret == DB_NOTFOUND) {
 		if (a->new_id == 0 && (ret = next_user_id(st, &a->new_id)) != 0)
 			return ret;
@@ -887,6 +897,9 @@ store_user_login_session(struct store *st, const struct store_login *in,
 	 * transaction, and the login runs again with it. */
 	if (ret == STORE_NEED_IDS && (ret = id_refill(st, &a.new_id)) == 0)
 		ret = store_txn_run(st, 0, true, login_attempt, &a);
+	if (ret == STORE_USER_REFUSED)
+		return kl_fail(err, KL_USER_DEACTIVATED, "user %llu is "
+		    "deactivated", (unsigned long long)user->user_id);
 	if (ret == STORE_BAD_RECORD)
 		return kl_fail(err, KL_STORE_FAILED, "user record for kakao "
 		    "id %lld does not encode or decode",

@@ -72,6 +72,31 @@ revoke_sessions(struct store *st, DB_TXN *txn, uint64_t user_id,
 	    MAX_USER_SESSIONS, &count, more, wrote);
 }
 
+int
+store_user_by_id_rmw(struct store *st, DB_TXN *txn, uint64_t user_id,
+    unsigned char pbuf[8], unsigned char *buf, size_t size,
+    struct store_user *u, u_int32_t *len)
+{
+	DBT		skey, pkey, data;
+	unsigned char	sbuf[8];
+	int		ret;
+
+	store_key8(&skey, sbuf, user_id);
+	memset(&pkey, 0, sizeof(pkey));
+	pkey.data = pbuf;
+	pkey.ulen = 8;
+	pkey.flags = DB_DBT_USERMEM;
+	store_usermem(&data, buf, size);
+	ret = st->users_by_id->pget(st->users_by_id, txn, &skey, &pkey, &data,
+	    DB_RMW);
+	if (ret != 0)
+		return ret;
+	*len = data.size;
+	if (pkey.size != 8 || store_record_decode(buf, data.size, u) == -1)
+		return STORE_BAD_RECORD;
+	return 0;
+}
+
 struct delete_arg {
 	uint64_t		 user_id;
 	time_t			 now, first_try;
@@ -86,28 +111,24 @@ delete_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 {
 	struct delete_arg	*a = arg;
 	struct store_unlink_job	 job;
-	DBT			 skey, pkey, data, rkey, rdata;
-	unsigned char		 sbuf[8], pbuf[8], ubuf[STORE_RECORD_MAX];
+	DBT			 pkey, rkey, rdata;
+	unsigned char		 pbuf[8], ubuf[STORE_RECORD_MAX];
 	unsigned char		 rkbuf[8], rbuf[RETIRED_RECORD_LEN];
 	unsigned char		 qkbuf[8], qbuf[UNLINK_RECORD_LEN];
+	u_int32_t		 len;
 	int			 ret;
 
 	a->found = a->more = false;
-	store_key8(&skey, sbuf, a->user_id);
-	memset(&pkey, 0, sizeof(pkey));
-	pkey.data = pbuf;
-	pkey.ulen = sizeof(pbuf);
-	pkey.flags = DB_DBT_USERMEM;
-	store_usermem(&data, ubuf, sizeof(ubuf));
-	ret = st->users_by_id->pget(st->users_by_id, txn, &skey, &pkey, &data,
-	    DB_RMW);
+	ret = store_user_by_id_rmw(st, txn, a->user_id, pbuf, ubuf,
+	    sizeof(ubuf), a->was, &len);
 	if (ret == DB_NOTFOUND)
 		return 0;
 	if (ret != 0)
 		return ret;
-	if (store_record_decode(ubuf, data.size, a->was) == -1)
-		return STORE_BAD_RECORD;
 	a->found = true;
+	memset(&pkey, 0, sizeof(pkey));
+	pkey.data = pbuf;
+	pkey.size = 8;
 	*wrote = true;
 	/* The record goes, and with it the Kakao id's link to the user id
 	 * (the index entry goes with its primary). */
@@ -194,9 +215,12 @@ unlink_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 		return STORE_BAD_RECORD;
 	a->known = true;
 	a->user_id = u.user_id;
-	if (u.status != STORE_USER_UNLINKED || u.nickname[0] != '\0' ||
+	/* A deactivated user stays deactivated: a later login must not
+	 * bring it back, as it brings an unlinked one back. */
+	if (u.status == STORE_USER_ACTIVE || u.nickname[0] != '\0' ||
 	    u.email[0] != '\0' || u.profile_image[0] != '\0') {
-		u.status = STORE_USER_UNLINKED;
+		if (u.status == STORE_USER_ACTIVE)
+			u.status = STORE_USER_UNLINKED;
 		u.nickname[0] = u.email[0] = u.profile_image[0] = '\0';
 		u.email_verified = false;
 		u.updated = a->now;

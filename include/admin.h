@@ -10,9 +10,11 @@
 #include "config.h"
 #include "store.h"
 
+#define EXIT_PROBLEMS	1	/* verify: the report says which */
 #define EXIT_USAGE	2
 #define EXIT_NOT_FOUND	3
-#define EXIT_BUSY	4	/* restore, init: the service has db_home open */
+#define EXIT_REFUSED	4	/* users import refused lines */
+#define EXIT_BUSY	5	/* restore, init: the service has db_home open */
 
 struct admin {
 	struct config	 cfg;

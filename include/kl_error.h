@@ -38,6 +38,7 @@ enum kl_status {
 	KL_UNAUTHORIZED,	/* 401: Kakao's unlink callback, wrong key or app */
 	KL_NOT_READY,		/* 503: /readyz, the store cannot serve (yet) */
 	KL_METRICS_UNAVAILABLE,	/* 503: no shared metrics region (metrics.c) */
+	KL_USER_DEACTIVATED,	/* 403: the user was deactivated by the admin tool */
 	KL_BAD_CONFIG,		/* start-up only: configuration refused */
 	KL_STATUS_COUNT
 };

@@ -141,6 +141,10 @@
 #define METRICS_OPEN_TRIES      4	/* replaced regions raced before giving up */
 /* The admin tool. */
 #define ADMIN_BATCH            64	/* users read per short transaction */
+#define STORE_TOOL_TXN_PRIORITY 0	/* the admin tool's, below the default 100 */
+#define ADMIN_IMPORT_LINE   16384	/* users import: bytes of one JSON line */
+#define ADMIN_IMPORT_MAX_ID 1000000000000ULL	/* users import: highest user id */
+#define ADMIN_SESSIONS_MAX   4096	/* sessions list: families shown */
 #define ADMIN_LIST_DEFAULT    100	/* users list without --limit */
 #define ADMIN_LIST_MAX    1000000	/* users list --limit at most */
 

@@ -20,7 +20,10 @@
 
 enum store_user_status {
 	STORE_USER_ACTIVE = 0,
-	STORE_USER_UNLINKED = 1
+	STORE_USER_UNLINKED = 1,
+	/* kakao-login-admin users deactivate: logins refused
+	 * (KL_USER_DEACTIVATED), sessions revoked; only the tool undoes it. */
+	STORE_USER_DEACTIVATED = 2
 };
 
 struct store_user {
@@ -78,7 +81,8 @@ void	store_close(struct store *st);
 bool	store_ready(const struct store *st);
 
 /* Creates the user on a first login or updates it, counting the login, in
- * one transaction. Fills *user with the record as stored. */
+ * one transaction. Fills *user with the record as stored. A deactivated
+ * user is refused (KL_USER_DEACTIVATED) and nothing is written. */
 int	store_user_login(struct store *st, const struct store_login *in,
 	    time_t now, struct store_user *user, struct kl_error *err);
 

@@ -32,6 +32,8 @@
 /* A first login's transaction found no marked user id: it ends, and one
  * is taken outside it (app/store.c). */
 #define STORE_NEED_IDS		(-29997)
+/* A login attempt's refusal: the user is deactivated (nothing written). */
+#define STORE_USER_REFUSED	(-29996)
 
 struct store {
 	char			 home[MAX_CONFIG_PATH];
@@ -185,6 +187,14 @@ int	session_txn_open(struct store *st, DB_TXN *txn,
 int	session_txn_revoke_user(struct store *st, DB_TXN *txn,
 	    uint64_t user_id, enum store_session_reason reason, time_t now,
 	    int max, int *count, bool *more, bool *wrote);
+
+/* Inside txn (store_account.c): the record of user_id through the
+ * users_by_id index under a write lock, the order of a deletion: its Kakao
+ * id key into pbuf, the record's bytes into buf (*len of them) and decoded
+ * into *u. 0, DB_NOTFOUND, STORE_BAD_RECORD or a Berkeley DB error. */
+int	store_user_by_id_rmw(struct store *st, DB_TXN *txn, uint64_t user_id,
+	    unsigned char pbuf[8], unsigned char *buf, size_t size,
+	    struct store_user *u, u_int32_t *len);
 
 /* A read outside any transaction (db->get with NULL txn), inside the
  * stuck-call watch, retried like a transaction when the deadlock detector

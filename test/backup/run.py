@@ -11,7 +11,7 @@ real nginx, with the fake Kakao (test/integration/stack.py). The suite:
     says how many users and that recovery ran on the copy;
   - logs in more new Kakao ids (their user ids recorded with every other
     id answered so far);
-  - `restore` while the service runs: exit 4, nothing changed;
+  - `restore` while the service runs: exit 5, nothing changed;
   - stops the service, restores, starts it: the users of the backup are
     there with their ids, and new Kakao ids (and those made after the
     backup, now new again) get ids none of which was answered before;
@@ -250,8 +250,8 @@ def main():
         note("ids answered before the restore: %d, highest %d" % (len(answered), max(answered)))
 
         code, out, err = admin(env.conf, "restore", backup)
-        report(code == 4 and "stop the service" in err,
-               "restore while the service runs: exit 4, says to stop it", "exit %d %r" % (code, err))
+        report(code == 5 and "stop the service" in err,
+               "restore while the service runs: exit 5, says to stop it", "exit %d %r" % (code, err))
         got, _ = logins(port, [BASE + 2000])
         report(got.get(BASE + 2000) == later[BASE + 2000],
                "and the refused restore changed nothing", str(got))

@@ -32,7 +32,7 @@ already in the store, 20% first logins) and prints one table:
   - plumbing: test/bench/plumbing.c, a responder that answers at once, in
     place of the service behind the same nginx, same clients;
   - growth: p99 with 10,000 and with 1,000,000 users in the store (loaded
-    by build/bulkload).
+    by kakao-login-admin users import, as every population here).
 
 Per row: requests/s, latency p50 / p99 / p99.9 (ms), errors (non-2xx,
 socket errors and time-outs), the service's memory at the end (RSS summed
@@ -235,13 +235,50 @@ def restart_service(env, app_id, program=None, extra=()):
              in (200, 400), 15, "the service behind nginx")
 
 
+def create_environment(env):
+    """The service started once on the empty db_home, and stopped: it
+    makes the environment (the admin tool never creates one)."""
+    env.start_service()
+    env.stop_service()
+
+
+def import_lines(first, count):
+    """Users as a first login leaves them (nickname, e-mail verified, one
+    login), user id = Kakao id, in the format of users export."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    line = ('{"user_id":%d,"kakao_id":%d,"status":"active","nickname":"user%d",'
+            '"email":"user%d@example.com","email_verified":true,"profile_image":null,'
+            '"created":"' + now + '","updated":"' + now + '","last_login":"' + now +
+            '","login_count":1}\n')
+    for k in range(first, first + count):
+        yield line % (k, k, k, k)
+
+
 def bulkload(env, build, first, count, sessions_to=None):
-    """sessions_to: a file: open one session for each of the users instead,
-    their refresh tokens written there (bulkload -s)."""
+    """count users with Kakao ids first .. first + count - 1 through
+    kakao-login-admin users import (the environment must exist). With
+    sessions_to, a file: open one session for each of those users instead,
+    their refresh tokens written there (build/bulkload -s, which needs the
+    token layer)."""
     t0 = time.monotonic()
-    opts = ["-s", env.path("jwt.secret"), sessions_to] if sessions_to else []
-    subprocess.run([os.path.join(build, "bulkload")] + opts + [env.path("db"),
-                    str(first), str(count)], check=True)
+    if sessions_to:
+        subprocess.run([os.path.join(build, "bulkload"), "-s", env.path("jwt.secret"),
+                        sessions_to, env.path("db"), str(first), str(count)], check=True)
+    else:
+        p = subprocess.Popen([os.path.join(build, "kakao-login-admin"), "-c", env.conf,
+                              "--json", "users", "import", "-"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        batch = []
+        for ln in import_lines(first, count):
+            batch.append(ln)
+            if len(batch) == 10_000:
+                p.stdin.write("".join(batch))
+                batch = []
+        p.stdin.write("".join(batch))
+        p.stdin.close()
+        out = p.stdout.read()
+        if p.wait() != 0 or json.loads(out).get("imported") != count:
+            raise RuntimeError("users import of %d users: exit %d %s" % (count, p.returncode, out))
     if os.geteuid() == 0:       # the service runs as nobody
         subprocess.run(["chown", "-R", "nobody:nogroup", env.path("db")], check=True)
     return time.monotonic() - t0
@@ -402,6 +439,7 @@ def main():
         env.setup()
         env.write_config("http://127.0.0.1:1")
         env.start_fake()
+        create_environment(env)
         t_load = bulkload(env, build, 1, POPULATION)
         print("# loaded %d users in %.1f s" % (POPULATION, t_load), flush=True)
         env.write_config("http://127.0.0.1:%d" % env.fake_port)
@@ -453,6 +491,7 @@ def main():
         genv.setup()
         genv.write_config("http://127.0.0.1:1")
         genv.start_fake()
+        create_environment(genv)
         bulkload(genv, build, 1, 10_000)
         genv.write_config("http://127.0.0.1:%d" % genv.fake_port)
         genv.start_service()

@@ -1,23 +1,22 @@
 /*
- * bulkload.c: fills a kakao-login store for the benchmark.
+ * bulkload.c: opens sessions in a kakao-login store for the benchmark.
  *
- *   bulkload DB_HOME FIRST COUNT
- *	COUNT users, Kakao ids FIRST .. FIRST + COUNT - 1 (the growth check,
- *	the logins' population).
  *   bulkload -s JWT_SECRET_FILE OUT DB_HOME FIRST COUNT
  *	one fresh session for each of the users with Kakao ids FIRST ..
  *	FIRST + COUNT - 1 (which must exist), its first refresh token written
  *	to OUT (created mode 0600, one token a line), for the refresh row:
  *	each token can rotate once.
  *
- * Goes through store_user_login() and store_session_open(), the paths a
- * login takes, so the records, the secondary indexes and the id sequence
- * are exactly what the service writes; the refresh tokens are made and
- * tagged by the token layer under the service's own key file, so the
- * service finds them. Only durability is relaxed (nosync, one checkpoint
- * at the end). It may run while the service runs: both join the same
- * environment. Single-threaded; a test tool: the tokens it writes are
- * secrets of a throw-away store, and OUT is the only copy it keeps.
+ * The users themselves are loaded with kakao-login-admin users import
+ * (test/bench/bench.py), the operator's path; sessions need the token
+ * layer, which the admin tool does not link. Goes through
+ * store_session_open(), the path a login's session takes, so the records
+ * and the secondary indexes are exactly what the service writes; the
+ * refresh tokens are made and tagged by the token layer under the
+ * service's own key file, so the service finds them. Only durability is
+ * relaxed (nosync, one checkpoint at the end). Single-threaded; a test
+ * tool: the tokens it writes are secrets of a throw-away store, and OUT is
+ * the only copy it keeps.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,32 +29,6 @@
 #include "store.h"
 #include "store_session.h"
 #include "token.h"
-
-static int
-load_users(struct store *st, long long first, long long count)
-{
-	struct store_login	 in = { 0 };
-	struct store_user	 u;
-	struct kl_error		 err;
-	char			 nick[32], email[64];
-	time_t			 now = time(NULL);
-	long long		 i;
-
-	in.nickname = nick;
-	in.email = email;
-	in.email_verified = true;
-	for (i = 0; i < count; i++) {
-		in.kakao_id = first + i;
-		snprintf(nick, sizeof(nick), "user%lld", first + i);
-		snprintf(email, sizeof(email), "user%lld@example.com", first + i);
-		if (store_user_login(st, &in, now, &u, &err) == -1) {
-			fprintf(stderr, "bulkload: kakao id %lld: %s\n",
-			    first + i, err.detail);
-			return -1;
-		}
-	}
-	return 0;
-}
 
 /* One session for kakao_id, its first token appended to out. */
 static int
@@ -135,8 +108,8 @@ done:
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: bulkload DB_HOME FIRST COUNT\n"
-	    "       bulkload -s JWT_SECRET_FILE OUT DB_HOME FIRST COUNT\n");
+	fprintf(stderr, "usage: bulkload -s JWT_SECRET_FILE OUT DB_HOME FIRST "
+	    "COUNT\n");
 	exit(2);
 }
 
@@ -145,27 +118,17 @@ main(int argc, char *argv[])
 {
 	struct store		*st;
 	struct kl_error		 err;
-	const char		*secret = NULL, *out = NULL;
 	long long		 first, count;
 	int			 rc;
 
-	if (argc == 7 && strcmp(argv[1], "-s") == 0) {
-		secret = argv[2];
-		out = argv[3];
-		argv += 3;
-		argc -= 3;
-	}
-	if (argc != 4 || (first = atoll(argv[2])) <= 0 ||
-	    (count = atoll(argv[3])) <= 0)
+	if (argc != 7 || strcmp(argv[1], "-s") != 0 ||
+	    (first = atoll(argv[5])) <= 0 || (count = atoll(argv[6])) <= 0)
 		usage();
-	if (store_open(&st, argv[1], DURABILITY_NOSYNC, &err) == -1) {
+	if (store_open(&st, argv[4], DURABILITY_NOSYNC, &err) == -1) {
 		fprintf(stderr, "bulkload: %s\n", err.detail);
 		return 1;
 	}
-	if (secret != NULL)
-		rc = load_sessions(st, secret, out, first, count);
-	else
-		rc = load_users(st, first, count);
+	rc = load_sessions(st, argv[2], argv[3], first, count);
 	if (store_maintain(st, &err) == -1)
 		fprintf(stderr, "bulkload: checkpoint: %s\n", err.detail);
 	store_close(st);

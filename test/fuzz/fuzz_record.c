@@ -32,7 +32,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	assert(memchr(u.email, '\0', sizeof(u.email)) != NULL);
 	assert(memchr(u.profile_image, '\0', sizeof(u.profile_image)) != NULL);
 	assert(u.status == STORE_USER_ACTIVE ||
-	    u.status == STORE_USER_UNLINKED);
+	    u.status == STORE_USER_UNLINKED ||
+	    u.status == STORE_USER_DEACTIVATED);
 	n = store_record_encode(&u, buf, sizeof(buf));
 	assert(n >= 0 && (size_t)n == size);
 	assert(memcmp(buf, data, size) == 0);

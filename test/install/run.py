@@ -4,8 +4,9 @@
     python3 test/install/run.py [--build DIR]
 
 Cases:
-  - mandoc -T lint -W warning passes on app/kakao-login.8 and
-    app/kakao-login.conf.5 (no message at all);
+  - mandoc -T lint -W warning passes on app/kakao-login.8,
+    app/kakao-login.conf.5 and app/kakao-login-admin.8 (no message at all);
+  - every command of app/admin.c's table is in kakao-login-admin(8);
   - every key of app/config.c's table has its entry in kakao-login.conf(5)
     and its row in the README's Configuration table, and neither documents
     a key the table lacks;
@@ -36,6 +37,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(REPO, "build")
 MAN8 = os.path.join(REPO, "app", "kakao-login.8")
 MAN5 = os.path.join(REPO, "app", "kakao-login.conf.5")
+MAN8_ADMIN = os.path.join(REPO, "app", "kakao-login-admin.8")
 UNIT = os.path.join(REPO, "etc", "systemd", "kakao-login.service")
 
 EXAMPLES = ["kakao-login.conf", "nginx/kakao-login.conf", "nginx/kakao-login-zones.conf",
@@ -51,7 +53,9 @@ def expected(prefix):
     files = {
         "%s/sbin/kakao-login" % p: 0o755,
         "%s/sbin/kakao-login-spawn" % p: 0o755,
+        "%s/sbin/kakao-login-admin" % p: 0o755,
         "%s/share/man/man8/kakao-login.8" % p: 0o644,
+        "%s/share/man/man8/kakao-login-admin.8" % p: 0o644,
         "%s/share/man/man5/kakao-login.conf.5" % p: 0o644,
         "%s/lib/systemd/system/kakao-login.service" % p: 0o644,
         "%s/share/kakao-login/examples/spawn-fcgi.conf" % p: 0o644,
@@ -101,11 +105,31 @@ def case_lint():
     if shutil.which("mandoc") is None:
         report(False, "mandoc -T lint on the manuals", "mandoc missing: make deps installs it")
         return
-    r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", MAN8, MAN5],
+    r = subprocess.run(["mandoc", "-T", "lint", "-W", "warning", MAN8, MAN5, MAN8_ADMIN],
                        capture_output=True, text=True)
     report(r.returncode == 0 and not (r.stdout + r.stderr).strip(),
-           "mandoc -T lint -W warning: kakao-login.8 and kakao-login.conf.5 are clean",
+           "mandoc -T lint -W warning: kakao-login.8, kakao-login.conf.5 and "
+           "kakao-login-admin.8 are clean",
            "exit %d: %s" % (r.returncode, (r.stdout + r.stderr).strip()[:600]))
+
+
+def case_admin_commands():
+    """Every command of the tool's table has its entry in its manual."""
+    with open(os.path.join(REPO, "app", "admin.c")) as f:
+        text = f.read()
+    table = text[text.index("static const struct command commands[]"):]
+    table = table[:table.index("};")]
+    cmds = re.findall(r'\{ "(\w+)", (?:"(\w+)"|NULL),', table)
+    with open(MAN8_ADMIN) as f:
+        man = f.read()
+    missing = []
+    for noun, verb in cmds:
+        entry = ".It Cm %s %s" % (noun, verb) if verb else ".It Cm %s" % noun
+        if not re.search("^" + re.escape(entry) + r"\b", man, re.M):
+            missing.append(" ".join(c for c in (noun, verb) if c))
+    report(len(cmds) >= 10 and not missing,
+           "kakao-login-admin(8) has an entry for each of the %d commands" % len(cmds),
+           "missing: %s" % missing)
 
 
 def config_keys():
@@ -163,6 +187,9 @@ def case_destdir(tmp):
             not same(os.path.join(ex, e), os.path.join(REPO, "etc", e))]
     ok = (os.path.exists(os.path.join(root, "sbin", "kakao-login")) and
           same(os.path.join(root, "sbin", "kakao-login"), os.path.join(BUILD, "kakao-login")) and
+          same(os.path.join(root, "sbin", "kakao-login-admin"),
+               os.path.join(BUILD, "kakao-login-admin")) and
+          same(os.path.join(root, "share", "man", "man8", "kakao-login-admin.8"), MAN8_ADMIN) and
           same(os.path.join(ex, "spawn-fcgi.conf"), os.path.join(REPO, "spawn-fcgi.conf")) and
           same(os.path.join(root, "lib", "systemd", "system", "kakao-login.service"), UNIT) and
           same(os.path.join(root, "share", "man", "man8", "kakao-login.8"), MAN8) and
@@ -264,7 +291,8 @@ def main():
         return 2
     tmp = tempfile.mkdtemp(prefix="kakao-login-install.")
     try:
-        for case, args in ((case_lint, ()), (case_keys, ()), (case_destdir, (tmp,)),
+        for case, args in ((case_lint, ()), (case_admin_commands, ()), (case_keys, ()),
+                           (case_destdir, (tmp,)),
                            (case_prefix, (os.path.join(tmp, "p"),))):
             try:
                 case(*args)

@@ -52,6 +52,8 @@ static const struct row design_table[] = {
 	{ KL_NOT_READY,		 "KL_NOT_READY",	 503, "NOT_READY" },
 	/* issue 11's: GET /metrics without the shared region. */
 	{ KL_METRICS_UNAVAILABLE, "KL_METRICS_UNAVAILABLE", 503, "METRICS_UNAVAILABLE" },
+	/* issue 11's: a login of a user kakao-login-admin deactivated. */
+	{ KL_USER_DEACTIVATED,	 "KL_USER_DEACTIVATED",	 403, "USER_DEACTIVATED" },
 };
 
 static void

@@ -34,6 +34,7 @@
 #include "kl_clock.h"
 #include "metrics.h"
 #include "store.h"
+#include "store_admin.h"
 #include "token.h"
 
 #include "unit_util.h"
@@ -530,6 +531,35 @@ test_login_success(void **state)
 	http_response_free(&resp);
 }
 
+/* A user the admin tool deactivated: Kakao says the token is good, the
+ * login is refused (403 USER_DEACTIVATED) and nothing is written. */
+static void
+test_login_deactivated_refused(void **state)
+{
+	struct login_fixture	*fx = *state;
+	struct http_response	 resp;
+	struct kl_error		 err;
+	struct store_user	 u;
+	int			 revoked;
+
+	fake_kapi_set(&fx->kapi, 200, "{\"id\":4242}");
+	if (call_login(fx, "Bearer kakao-token-d", &resp, &err) != 0)
+		fail_msg("login failed: %s", err.detail);
+	http_response_free(&resp);
+	assert_int_equal(store_user_deactivate(fx->store, resp.user_id, true,
+	    time(NULL), &u, &revoked, &err), 0);
+	assert_int_equal(revoked, 1);
+	assert_int_equal(call_login(fx, "Bearer kakao-token-d", &resp, &err),
+	    -1);
+	assert_int_equal(err.status, KL_USER_DEACTIVATED);
+	assert_int_equal(error_http_status(err.status), 403);
+	assert_string_equal(error_message(err.status), "USER_DEACTIVATED");
+	http_response_free(&resp);
+	assert_int_equal(store_user_get(fx->store, 4242, &u, &err), 0);
+	assert_int_equal(u.login_count, 1);
+	assert_int_equal(u.status, STORE_USER_DEACTIVATED);
+}
+
 /* Strings Kakao sends come back in our answer exactly, whatever they hold:
  * quotes, backslashes, control characters, "</script>", multi-byte text. */
 static void
@@ -855,6 +885,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_login_answer_escapes_line_separators, login_setup,
 		    login_teardown),
+		cmocka_unit_test_setup_teardown(test_login_deactivated_refused,
+		    login_setup, login_teardown),
 		cmocka_unit_test_setup_teardown(test_login_success,
 		    login_setup, login_teardown),
 		cmocka_unit_test_setup_teardown(
