@@ -708,6 +708,14 @@ main(int argc, char *argv[])
 		    "store", busy);
 		_exit(1);
 	}
+	/* A store that needs a fresh process may be panicked: its handles
+	 * block (the maintenance thread's checkpoint never returned, found
+	 * by the admin suite), and closing them cannot help. The next
+	 * process's open runs recovery. */
+	if (ev == WATCH_RESTART) {
+		log_info("stopped, for a fresh process");
+		_exit(1);
+	}
 	atomic_store(&p->maint.stop, true);
 	pthread_join(p->maint.thread, NULL);
 	atomic_store(&p->unlinker.stop, true);

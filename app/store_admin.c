@@ -494,6 +494,30 @@ import_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	return ret;
 }
 
+/* The id mark (store_mark.h) raised to the batch's highest id once the
+ * batch (and the sequence's move past it) committed: a fresh environment
+ * after a lost disk must not hand an imported id out again. Not before
+ * the commit: a workers' reopen moves the sequence past the mark, and a
+ * killed import's ids would then count as handed out, refused when the
+ * import runs again. A tool killed between commit and raise leaves the
+ * mark to the next open or restore, which raise it to the sequence. One
+ * fsync a batch at most. */
+static int
+import_mark(struct store *st, const struct store_user *users, size_t n,
+    struct kl_error *err)
+{
+	struct store_mark	m;
+	uint64_t		max = 0;
+	size_t			i;
+
+	for (i = 0; i < n; i++)
+		if (users[i].user_id > max)
+			max = users[i].user_id;
+	if (store_mark_init(&m, st->home, err) == -1)
+		return -1;
+	return store_mark_raise(&m, max, err);
+}
+
 int
 store_user_import(struct store *st, struct store_import *imp,
     const struct store_user *users, size_t n, enum store_import_result *res,
@@ -528,7 +552,7 @@ store_user_import(struct store *st, struct store_import *imp,
 			imp->lo = a.lo;
 		imp->hi = a.hi;
 	}
-	return 0;
+	return import_mark(st, users, n, err);
 }
 
 /* ---- verify ---- */

@@ -437,6 +437,11 @@ def fresh_import(env1, exported):
                                "refused": 0},
            "users import into a fresh environment: %d users imported" % n,
            "exit %d %r %r" % (code, out, err[-300:]))
+    top_id = max((json.loads(ln)["user_id"] for ln in exported.splitlines()), default=0)
+    with open(env.path("db") + ".idmark") as f:
+        mark = int(f.read().strip() or 0)
+    report(mark >= top_id, "the import raised the id mark past every imported id (%d >= %d)"
+           % (mark, top_id), "mark %d" % mark)
     code, again, _ = admin(env, "users", "export", timeout=120)
     report(code == 0 and again == exported,
            "users export of the imported environment: byte for byte the export", 
