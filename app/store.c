@@ -347,6 +347,31 @@ env_exists(const struct store *st)
 }
 
 /*
+ * The mark's lock before an open: exclusive, waited for, while no
+ * environment exists; shared otherwise, without waiting on a restore (its
+ * exclusive lock lasts; the open is retried every second), but through
+ * the short exclusive holds of the other processes: a mark being raised
+ * (milliseconds) or a fresh environment being created by the first
+ * process (found under SAN, where the second one's open failed and half
+ * the first logins answered 500 until its retry).
+ */
+static int
+mark_lock_shared(struct store *st, struct kl_error *err)
+{
+	int	tries;
+
+	if (!env_exists(st))
+		return store_mark_lock(&st->mark, LOCK_EX, err);
+	for (tries = 0;; tries++) {
+		if (store_mark_lock(&st->mark, LOCK_SH | LOCK_NB, err) == 0)
+			return 0;
+		if (tries >= STORE_MARK_WAIT_MS / 10)
+			return -1;
+		usleep(10000);
+	}
+}
+
+/*
  * Before the environment opens: the mark opened and locked (a
  * restore holds it exclusively), and a missing environment refused while
  * the mark says ids were handed out: db_home's disk not mounted, or its
@@ -361,8 +386,7 @@ mark_before_open(struct store *st, struct kl_error *err)
 	 * none exists: the first processes of a fresh service then create it
 	 * one after the other (two creating the sequence at once had
 	 * Berkeley DB log "Sequence create failed"). */
-	if (store_mark_lock(&st->mark, env_exists(st) ? LOCK_SH | LOCK_NB :
-	    LOCK_EX, err) == -1)
+	if (mark_lock_shared(st, err) == -1)
 		return -1;
 	if (store_mark_get(&st->mark, &mark, err) == -1)
 		goto fail;

@@ -126,6 +126,7 @@
 #define STORE_MAX_RETRIES       8	/* deadlock retries per transaction */
 #define STORE_MAX_ACTIVE        2	/* transactions in flight per process */
 #define STORE_SEQ_CACHE        16	/* user ids a process reserves at once: one id mark write each */
+#define STORE_MARK_WAIT_MS   3000	/* an open waits this long on another's id mark lock */
 #define STORE_CACHE_BYTES    (16 * 1024 * 1024)
 #define STORE_LOCK_TIMEOUT_US  500000	/* a lock wait longer than this fails */
 #define STORE_STUCK_S          10	/* no store call ended this long: restart */
