@@ -172,21 +172,48 @@ store_errcall(const DB_ENV *env, const char *prefix, const char *msg)
 	log_warn("bdb: %s", msg);
 }
 
+/* This thread's place in the stuck-call watch: how deep in store calls,
+ * the slot it holds (or last held: tried first), and whether it holds one. */
+static _Thread_local int	busy_depth;
+static _Thread_local int	busy_slot;
+static _Thread_local bool	busy_held;
+
+/*
+ * Each thread inside Berkeley DB has a slot saying since when, so that the
+ * watchdog sees the oldest call in flight: a count with a "last call
+ * ended" time let the maintenance thread's quick checkpoints hide logins
+ * hung for good on a mutex a killed tool held. With more threads than
+ * slots, the extra ones go unwatched.
+ */
 void
 store_busy_enter(struct store *st)
 {
-	/* progress first: the watchdog must never see busy with a stale
-	 * time from before this call. */
-	if (atomic_load(&st->busy) == 0)
-		atomic_store(&st->progress, kl_mono_seconds());
-	atomic_fetch_add(&st->busy, 1);
+	long long	now, expect;
+	int		i, slot;
+
+	if (busy_depth++ > 0)
+		return;
+	if ((now = kl_mono_seconds()) < 1)
+		now = 1;
+	for (i = 0; i < STORE_BUSY_SLOTS; i++) {
+		slot = (busy_slot + i) % STORE_BUSY_SLOTS;
+		expect = 0;
+		if (atomic_compare_exchange_strong(&st->busy_since[slot],
+		    &expect, now)) {
+			busy_slot = slot;
+			busy_held = true;
+			return;
+		}
+	}
 }
 
 void
 store_busy_leave(struct store *st)
 {
-	atomic_store(&st->progress, kl_mono_seconds());
-	atomic_fetch_sub(&st->busy, 1);
+	if (--busy_depth > 0 || !busy_held)
+		return;
+	atomic_store(&st->busy_since[busy_slot], 0);
+	busy_held = false;
 }
 
 /*
@@ -586,6 +613,7 @@ store_make(struct store **out, const char *home,
     const struct store_mark *held, struct kl_error *err)
 {
 	struct store	*st;
+	int		 i;
 
 	*out = NULL;
 	kl_error_clear(err);
@@ -619,7 +647,8 @@ store_make(struct store **out, const char *home,
 	st->policy.ttl = DEFAULT_REFRESH_TTL;
 	st->policy.idle_ttl = DEFAULT_REFRESH_IDLE_TTL;
 	st->policy.reuse_window = DEFAULT_REFRESH_REUSE_WINDOW;
-	atomic_store(&st->progress, kl_mono_seconds());
+	for (i = 0; i < STORE_BUSY_SLOTS; i++)
+		atomic_init(&st->busy_since[i], 0);
 	/* A first try; store_maintain() tries again until it works. */
 	if (env_open(st, err) == 0)
 		atomic_store(&st->ready, true);
@@ -1091,6 +1120,13 @@ store_needs_restart(const struct store *st)
 bool
 store_stuck(const struct store *st, long limit_s)
 {
-	return atomic_load(&st->busy) > 0 &&
-	    kl_mono_seconds() - atomic_load(&st->progress) > limit_s;
+	long long	now = kl_mono_seconds(), since;
+	int		i;
+
+	for (i = 0; i < STORE_BUSY_SLOTS; i++) {
+		since = atomic_load(&st->busy_since[i]);
+		if (since != 0 && now - since > limit_s)
+			return true;
+	}
+	return false;
 }

@@ -175,7 +175,7 @@ int	store_maintain(struct store *st, struct kl_error *err);
  * process must restart, and its successor reopens the environment. */
 bool	store_needs_restart(const struct store *st);
 
-/* True when calls are inside Berkeley DB and none has ended for limit_s
+/* True when a call has been inside Berkeley DB for more than limit_s
  * seconds: a thread waits on something a dead process held, which only a
  * restart (and recovery) can release. */
 bool	store_stuck(const struct store *st, long limit_s);

@@ -94,8 +94,9 @@ struct store {
 	atomic_int		 probe_health;
 	atomic_llong		 probe_at;
 	char			 probe_detail[MAX_ERROR_DETAIL];
-	atomic_int		 busy;		/* calls inside Berkeley DB */
-	atomic_llong		 progress;	/* when one last ended, seconds */
+	/* The stuck-call watch: per thread inside Berkeley DB, when its
+	 * outermost call began (kl_mono_seconds; 0: a free slot). */
+	atomic_llong		 busy_since[STORE_BUSY_SLOTS];
 };
 
 static inline void
@@ -206,8 +207,9 @@ int	store_get(struct store *st, DB *db, DBT *key, DBT *data);
 int	store_fail(struct store *st, int ret, const char *what,
 	    struct kl_error *err);
 
-/* The watchdog's view (store_stuck): calls in progress, and when one last
- * ended. Every call into Berkeley DB is bracketed by these. */
+/* The watchdog's view (store_stuck): every call into Berkeley DB is
+ * bracketed by these, which keep when this thread's outermost call began
+ * in a slot of its own. They nest; a thread uses one store at a time. */
 void	store_busy_enter(struct store *st);
 void	store_busy_leave(struct store *st);
 

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <dirent.h>
 #include <pthread.h>
@@ -23,6 +24,7 @@
 #include <db.h>
 
 #include "store.h"
+#include "store_internal.h"
 
 #include "unit_util.h"
 
@@ -652,6 +654,62 @@ test_store_not_open_yet(void **state)
 	assert_null(st);
 }
 
+/* A thread standing in for a login stuck inside Berkeley DB on a mutex a
+ * killed process held: in until released. */
+struct stuck_call {
+	struct store	*st;
+	atomic_bool	 entered, release;
+};
+
+static void *
+stuck_call_run(void *arg)
+{
+	struct stuck_call	*c = arg;
+
+	store_busy_enter(c->st);
+	atomic_store(&c->entered, true);
+	while (!atomic_load(&c->release))
+		usleep(10000);
+	store_busy_leave(c->st);
+	return NULL;
+}
+
+/* The watchdog goes by the oldest call in flight: calls of other threads
+ * that begin and end meanwhile (the maintenance thread's checkpoint, a
+ * probe) must not hide one that never returns. Found by the admin suite:
+ * after a tool was killed mid-import, logins hung on its log mutex for
+ * good while the checkpoint's calls kept the watchdog content. */
+static void
+test_stuck_call_not_hidden_by_others(void **state)
+{
+	struct fixture		*fx = *state;
+	struct stuck_call	 c;
+	struct kl_error		 err;
+	pthread_t		 t;
+	int			 i;
+
+	assert_int_equal(store_open(&fx->st, fx->home, DURABILITY_SYNC,
+	    &err), 0);
+	memset(&c, 0, sizeof(c));
+	c.st = fx->st;
+	assert_int_equal(pthread_create(&t, NULL, stuck_call_run, &c), 0);
+	while (!atomic_load(&c.entered))
+		usleep(1000);
+	for (i = 0; i < 25; i++) {
+		store_busy_enter(fx->st);
+		store_busy_leave(fx->st);
+		usleep(100000);
+	}
+	assert_true(store_stuck(fx->st, 1));
+	atomic_store(&c.release, true);
+	pthread_join(t, NULL);
+	assert_false(store_stuck(fx->st, 1));
+	/* Calls that end are never stuck, however long ago they began. */
+	store_busy_enter(fx->st);
+	store_busy_leave(fx->st);
+	assert_false(store_stuck(fx->st, 0));
+}
+
 /* The pad byte is always written 0; anything else is not our record
  * (found by fuzz_record: two stored values decoded to one user). */
 static void
@@ -926,6 +984,8 @@ main(void)
 		cmocka_unit_test(test_record_encode_refuses_small_buffer),
 		cmocka_unit_test_setup_teardown(test_concurrent_logins, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stuck_call_not_hidden_by_others, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
