@@ -34,7 +34,7 @@ FUZZ_RENAME   := --redefine-sym accept=fcgi_guard_accept \
                  --redefine-sym read=fcgi_guard_read \
                  --redefine-sym close=fcgi_guard_close \
                  --redefine-sym FCGX_Accept_r=fcgi_lib_FCGX_Accept_r
-FUZZ_LIBS     := $(FUZZ_FCGI_LIB) -lm -lcurl -ljansson -ljwt -ldb-5.3 -lcrypto \
+FUZZ_LIBS     := $(FUZZ_FCGI_LIB) -lm -lcurl -ljansson -ldb-5.3 -lcrypto \
                  -pthread
 # All of app/ but main.c, admin.c (the admin tool's main) and fcgi.c
 # (the harnesses drive the guard and the parsers directly).

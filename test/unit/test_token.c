@@ -196,6 +196,50 @@ make_jwt(const char *header, const char *payload, const char *sig)
 	return out;
 }
 
+/* The token is written here, not by libjwt: libjwt itself, given the
+ * key, must accept it and read the same claims; an issuer that needs JSON
+ * escaping comes back as it was. */
+static void
+test_issue_libjwt_reads_it(void **state)
+{
+	static const char	 issuer[] = "a \"quoted\\ issuer\x01";
+	struct token_ctx	 ctx;
+	struct token_subject	 s;
+	struct kl_error		 err;
+	jwt_t			*jwt = NULL;
+	char			*tok;
+	time_t			 now = 1700000000;
+
+	(void)state;
+	ctx_from(&ctx, secret_a, issuer, 600);
+	memset(&s, 0, sizeof(s));
+	s.user_id = 9007199254740993ULL;	/* past a double's integers */
+	s.kakao_id = 4242;
+	memset(s.sid, 'c', SID_HEX_LEN);
+	assert_int_equal(token_issue(&ctx, &s, now, &tok, &err), 0);
+	assert_int_equal(jwt_decode(&jwt, tok, (const unsigned char *)secret_a,
+	    (int)strlen(secret_a)), 0);
+	assert_int_equal(jwt_get_alg(jwt), JWT_ALG_HS256);
+	assert_string_equal(jwt_get_header(jwt, "kid"), ctx.keys[0].kid);
+	assert_string_equal(jwt_get_header(jwt, "typ"), "JWT");
+	assert_true(jwt_get_grant_int(jwt, "id") == (long)s.user_id);
+	assert_string_equal(jwt_get_grant(jwt, "sub"), "9007199254740993");
+	assert_true(jwt_get_grant_int(jwt, "kakao_id") == 4242);
+	assert_string_equal(jwt_get_grant(jwt, "sid"), s.sid);
+	assert_true(jwt_get_grant_int(jwt, "iat") == (long)now);
+	assert_true(jwt_get_grant_int(jwt, "exp") == (long)now + 600);
+	assert_string_equal(jwt_get_grant(jwt, "iss"), issuer);
+	assert_int_equal(strlen(jwt_get_grant(jwt, "jti")), 32);
+	jwt_free(jwt);
+	/* A wrong key: libjwt refuses it too. */
+	jwt = NULL;
+	assert_int_not_equal(jwt_decode(&jwt, tok,
+	    (const unsigned char *)secret_b, (int)strlen(secret_b)), 0);
+	jwt_free(jwt);
+	free(tok);
+	token_wipe(&ctx);
+}
+
 static void
 expect_refused(const struct token_ctx *ctx, const char *jwt, time_t now)
 {
@@ -1853,6 +1897,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_issue_libjwt_reads_it),
 		cmocka_unit_test(test_init_missing_file),
 		cmocka_unit_test(test_init_short_secret),
 		cmocka_unit_test(test_init_refuses_readable_by_others),
