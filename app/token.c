@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -58,6 +59,16 @@ static int	key_file_parse(struct token_ctx *, const unsigned char *,
 
 /* ---- the key file ---- */
 
+/* s can be a JSON string: valid UTF-8 (Jansson's own check). */
+static bool
+text_is_json_string(const char *s)
+{
+	json_t	*j = json_string(s);
+
+	json_decref(j);
+	return j != NULL;
+}
+
 int
 token_init(struct token_ctx *ctx, const char *path, const char *issuer,
     long ttl, struct kl_error *err)
@@ -83,6 +94,13 @@ token_init(struct token_ctx *ctx, const char *path, const char *issuer,
 	    (int)sizeof(ctx->issuer)) {
 		token_wipe(ctx);
 		kl_fail(err, KL_BAD_CONFIG, "jwt_issuer too long");
+		goto done;
+	}
+	/* The claims are JSON: an issuer that is not UTF-8 would make
+	 * tokens no reader, ours included, accepts. */
+	if (!text_is_json_string(issuer)) {
+		token_wipe(ctx);
+		kl_fail(err, KL_BAD_CONFIG, "jwt_issuer is not UTF-8");
 		goto done;
 	}
 	ctx->ttl = ttl;
@@ -566,8 +584,18 @@ token_b64url_decode(const char *in, size_t len, unsigned char *out,
 	return 0;
 }
 
+/* "typ", when a string, is "JWT" in any case, as libjwt 1.10 required
+ * of the tokens it decoded for us. */
+static bool
+typ_ok(const json_t *typ)
+{
+	return !json_is_string(typ) ||
+	    strcasecmp(json_string_value(typ), "JWT") == 0;
+}
+
 /* The header is a JSON object, no duplicate names, whose "alg" is the
- * string "HS256" exactly and whose "kid", when there is one, is a string.
+ * string "HS256" exactly, whose "typ" passes typ_ok() and whose "kid",
+ * when there is one, is a string.
  * Returns the index of the key it names, KEY_ANY for a header without a
  * kid or with one naming none of ours (a key renamed in the file keeps its
  * tokens; the signature still has to be one of our keys'), or -1. */
@@ -585,7 +613,8 @@ token_header_key(const struct token_ctx *ctx, const char *b64, size_t len)
 	    (hdr = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES,
 	    NULL)) != NULL && json_is_object(hdr) &&
 	    (alg = json_object_get(hdr, "alg")) != NULL &&
-	    json_is_string(alg) && strcmp(json_string_value(alg), "HS256") == 0) {
+	    json_is_string(alg) && strcmp(json_string_value(alg), "HS256") == 0 &&
+	    typ_ok(json_object_get(hdr, "typ"))) {
 		if ((kid = json_object_get(hdr, "kid")) == NULL)
 			key = KEY_ANY;
 		else if (json_is_string(kid)) {
@@ -651,7 +680,8 @@ token_check_hs256(const struct token_ctx *ctx, const char *token)
 	return found;
 }
 
-/* iss, exp, iat, id and sub as today; kakao_id and sid when present. */
+/* iss (ours), exp, iat, id and sub (id in decimal) always; kakao_id and
+ * sid when present. */
 static int
 token_check_claims(const struct token_ctx *ctx, const json_t *payload,
     time_t now, struct token_claims *claims, struct kl_error *err)

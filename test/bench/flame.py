@@ -26,11 +26,12 @@ import zlib
 FRAME = re.compile(r"^\s*([0-9a-f]+)\s+(.+?)\s+\((.*)\)\s*$")
 OWN = "kakao-login"         # the program whose own functions --top groups by
 MIN_WIDTH = 1.0             # px: narrower boxes (and their callees) are left out
-HEADER = re.compile(r"^(\S.*?)\s+(\d+)(?:/(\d+))?(\s|$)")
+# perf script -F comm,pid,tid,...: "COMM PID/TID" (a comm may hold spaces).
+HEADER = re.compile(r"^(\S.*?)\s+(\d+)/(\d+)\s*$")
 
 
 def clean(sym):
-    """A symbol without its offset and argument list."""
+    """A symbol without its offset; None when perf could not name it."""
     sym = re.sub(r"\+0x[0-9a-f]+$", "", sym)
     if sym.startswith("[unknown]"):
         return None
@@ -38,11 +39,18 @@ def clean(sym):
 
 
 def dso_name(dso):
+    dso = re.sub(r" \(deleted\)$", "", dso)    # rebuilt while sampled
     base = dso.rsplit("/", 1)[-1]
-    if base.startswith("[kernel") or dso.startswith("[kernel"):
-        return "kernel"
+    if dso.startswith("[") and dso not in ("[vdso]", "[unknown]"):
+        return "kernel"     # [kernel.kallsyms], and modules: [nf_conntrack]
     base = re.sub(r"\.so(\.[0-9.]+)?$", "", base)
     return base or "?"
+
+
+def program(header):
+    """The comm of a sample's header line."""
+    m = HEADER.match(header)
+    return m.group(1) if m else header.split()[0]
 
 
 def read_samples(stream, comms):
@@ -62,8 +70,7 @@ def read_samples(stream, comms):
             comm, frames = None, []
             continue
         if comm is None and not line[0].isspace():
-            m = HEADER.match(line)
-            comm = m.group(1) if m else line.split()[0]
+            comm = program(line)
             continue
         m = FRAME.match(line)
         if m is None:

@@ -21,6 +21,7 @@ Needs root (perf -a). Measures; asserts nothing. Not part of make test.
 """
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from bench import (Bench, POPULATION, REFRESH_LUA, REFRESH_SESSIONS, VERIFY_LUA,
                    mint_id_tokens, production_env, restart_service, session_jwts)
 import stack  # noqa: E402
 from stack import LOGIN, procs, request, wait_for  # noqa: E402
+from flame import program  # noqa: E402
 
 FLAME = os.path.join(HERE, "flame.py")
 FREQ = 499                  # samples per second per CPU: dwarf stacks are big
@@ -44,7 +46,7 @@ def perf_script(data, out_txt):
     with open(out_txt, "w") as f:
         subprocess.run(["perf", "script", "--no-inline", "-i", data, "-F",
                         "comm,pid,tid,ip,sym,dso"],
-                       stdout=f, stderr=subprocess.DEVNULL, check=True)
+                       stdout=f, check=True)
 
 
 def by_program(script):
@@ -53,7 +55,7 @@ def by_program(script):
     with open(script) as f:
         for line in f:
             if line and not line[0].isspace() and line.strip():
-                comm = line.split()[0]
+                comm = program(line.rstrip("\n"))
                 counts[comm] = counts.get(comm, 0) + 1
                 total += 1
     rows = sorted(counts.items(), key=lambda kv: -kv[1])
@@ -67,10 +69,13 @@ def profile_row(b, name, seconds, outdir, tag, **run):
     # the row ends, so only steady load is sampled.
     perf = subprocess.Popen(
         ["sh", "-c", "sleep 1.5; exec perf record -q -a -F %d --call-graph dwarf,16384 "
-         "-o %s -- sleep %d" % (FREQ, data, max(1, seconds - 2))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "-o %s -- sleep %d" % (FREQ, shlex.quote(data), max(1, seconds - 2))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     row = b.run(name, 64, **run)
-    perf.wait()
+    _, perr = perf.communicate()
+    if perf.returncode != 0:
+        raise RuntimeError("perf record: exit %d: %s (make profile needs root)"
+                           % (perf.returncode, perr.strip()[-300:]))
     script = os.path.join(outdir, tag + ".script")
     perf_script(data, script)
     lines = ["%s: %.0f req/s, p99 %.2f ms, service %.3f CPU s per 1,000" % (

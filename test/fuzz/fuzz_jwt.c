@@ -9,8 +9,8 @@
  *               header is {"alg":"HS256","typ":"JWT"}, without a kid, and
  *               the rest the payload), which the harness base64url-encodes
  *               and signs with HMAC-SHA256 under that key, so the fuzzer
- *               gets past the signature and reaches the header's kid,
- *               libjwt's header handling and our claim checks.
+ *               gets past the signature and reaches the header's kid
+ *               and typ, the payload's JSON and our claim checks.
  *
  * Beyond "does not crash" it asserts: failures are KL_BAD_TOKEN with the
  * claims left zero; on success user_id is in 1..INT64_MAX, kakao_id >= 0,

@@ -231,6 +231,16 @@ test_issue_libjwt_reads_it(void **state)
 	assert_string_equal(jwt_get_grant(jwt, "iss"), issuer);
 	assert_int_equal(strlen(jwt_get_grant(jwt, "jti")), 32);
 	jwt_free(jwt);
+	/* And our own reader takes it back. */
+	{
+		struct token_claims	c;
+
+		assert_int_equal(token_verify(&ctx, tok, now + 1, &c, &err),
+		    0);
+		assert_true(c.user_id == s.user_id);
+		assert_int_equal(c.kakao_id, 4242);
+		assert_string_equal(c.sid, s.sid);
+	}
 	/* A wrong key: libjwt refuses it too. */
 	jwt = NULL;
 	assert_int_not_equal(jwt_decode(&jwt, tok,
@@ -1893,11 +1903,102 @@ test_secret_equal(void **state)
 	assert_true(token_secret_equal(a, strlen(a), b, strlen(b)));
 }
 
+/* A token libjwt issued (the released format: libjwt's header, claims
+ * sorted by name, no sid; with and without a kid) still verifies now
+ * that we read tokens ourselves. */
+static void
+test_verify_reads_libjwt_tokens(void **state)
+{
+	struct token_ctx	 ctx;
+	struct token_claims	 c;
+	struct kl_error		 err;
+	jwt_t			*jwt;
+	char			*tok;
+	time_t			 now = time(NULL);
+	int			 with_kid;
+
+	(void)state;
+	ctx_from(&ctx, secret_a, ISSUER, TTL);
+	for (with_kid = 0; with_kid <= 1; with_kid++) {
+		assert_int_equal(jwt_new(&jwt), 0);
+		if (with_kid)
+			assert_int_equal(jwt_add_header(jwt, "kid",
+			    ctx.keys[0].kid), 0);
+		assert_int_equal(jwt_add_grant_int(jwt, "id", 77), 0);
+		assert_int_equal(jwt_add_grant(jwt, "sub", "77"), 0);
+		assert_int_equal(jwt_add_grant_int(jwt, "kakao_id", 5), 0);
+		assert_int_equal(jwt_add_grant_int(jwt, "iat", (long)now), 0);
+		assert_int_equal(jwt_add_grant_int(jwt, "exp",
+		    (long)now + 60), 0);
+		assert_int_equal(jwt_add_grant(jwt, "iss", ISSUER), 0);
+		assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256,
+		    (const unsigned char *)secret_a, (int)strlen(secret_a)),
+		    0);
+		assert_non_null(tok = jwt_encode_str(jwt));
+		jwt_free(jwt);
+		if (token_verify(&ctx, tok, now, &c, &err) != 0)
+			fail_msg("libjwt's token refused (kid %d): %s",
+			    with_kid, err.detail);
+		assert_true(c.user_id == 77);
+		assert_int_equal(c.kakao_id, 5);
+		assert_string_equal(c.sid, "");
+		free(tok);
+	}
+	token_wipe(&ctx);
+}
+
+/* "typ", when a string, must be "JWT" in any case, as libjwt required
+ * when it decoded for us; a MAC does not make another typ ours. */
+static void
+test_verify_typ(void **state)
+{
+	struct token_ctx	 ctx;
+	struct token_claims	 c;
+	struct kl_error		 err;
+	char			 payload[256], *tok;
+	time_t			 now = NOW;
+
+	(void)state;
+	ctx_from(&ctx, secret_a, ISSUER, TTL);
+	good_payload(payload, sizeof(payload));
+	tok = make_signed(&ctx, 0, "{\"alg\":\"HS256\",\"typ\":\"jwt\"}",
+	    payload, NULL);
+	assert_int_equal(token_verify(&ctx, tok, now, &c, &err), 0);
+	free(tok);
+	tok = make_signed(&ctx, 0, "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}",
+	    payload, NULL);
+	expect_refused(&ctx, tok, now);
+	free(tok);
+	token_wipe(&ctx);
+}
+
+/* An issuer that is not UTF-8 is refused at start: every token's claims
+ * would be JSON no reader accepts. */
+static void
+test_init_refuses_issuer_not_utf8(void **state)
+{
+	struct token_ctx	 ctx;
+	struct kl_error		 err;
+	char			*path = secret_file(secret_a, strlen(secret_a),
+				    0600);
+
+	(void)state;
+	assert_int_equal(token_init(&ctx, path, "bad \xff issuer", TTL, &err),
+	    -1);
+	assert_int_equal(err.status, KL_BAD_CONFIG);
+	assert_non_null(strstr(err.detail, "UTF-8"));
+	assert_int_equal(ctx.keys[0].keylen, 0);
+	remove_file(path);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_issue_libjwt_reads_it),
+		cmocka_unit_test(test_verify_reads_libjwt_tokens),
+		cmocka_unit_test(test_verify_typ),
+		cmocka_unit_test(test_init_refuses_issuer_not_utf8),
 		cmocka_unit_test(test_init_missing_file),
 		cmocka_unit_test(test_init_short_secret),
 		cmocka_unit_test(test_init_refuses_readable_by_others),
