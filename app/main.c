@@ -26,7 +26,7 @@
  * start, expires lock waits, checkpoints), and this one, which also
  * watches: when the store says its handles are useless, the process stops
  * within PANIC_DRAIN_S and exits 1 so that multiwatch starts a fresh one;
- * when a store call has been in flight for STORE_STUCK_S seconds (a thread
+ * when a store call has been in flight for STORE_STUCK_MS (a thread
  * waits on a lock or latch of a process that was killed), it exits 1 at
  * once, since nothing in the process can release that.
  */
@@ -277,10 +277,10 @@ watch(const sigset_t *stopset, struct store *store)
 			log_warn("store handles unusable: restarting");
 			return WATCH_RESTART;
 		}
-		if (store_stuck(store, STORE_STUCK_S)) {
-			log_warn("a store call in flight for %d s (a killed "
+		if (store_stuck(store, STORE_STUCK_MS)) {
+			log_warn("a store call in flight for %d ms (a killed "
 			    "process held a lock?): restarting now",
-			    STORE_STUCK_S);
+			    STORE_STUCK_MS);
 			_exit(1);
 		}
 	}

@@ -193,7 +193,7 @@ store_busy_enter(struct store *st)
 
 	if (busy_depth++ > 0)
 		return;
-	if ((now = kl_mono_seconds()) < 1)
+	if ((now = kl_mono_ms()) < 1)
 		now = 1;
 	for (i = 0; i < STORE_BUSY_SLOTS; i++) {
 		slot = (busy_slot + i) % STORE_BUSY_SLOTS;
@@ -1118,14 +1118,14 @@ store_needs_restart(const struct store *st)
 }
 
 bool
-store_stuck(const struct store *st, long limit_s)
+store_stuck(const struct store *st, long limit_ms)
 {
-	long long	now = kl_mono_seconds(), since;
+	long long	now = kl_mono_ms(), since;
 	int		i;
 
 	for (i = 0; i < STORE_BUSY_SLOTS; i++) {
 		since = atomic_load(&st->busy_since[i]);
-		if (since != 0 && now - since > limit_s)
+		if (since != 0 && now - since > limit_ms)
 			return true;
 	}
 	return false;

@@ -175,10 +175,10 @@ int	store_maintain(struct store *st, struct kl_error *err);
  * process must restart, and its successor reopens the environment. */
 bool	store_needs_restart(const struct store *st);
 
-/* True when a call has been inside Berkeley DB for more than limit_s
- * seconds: a thread waits on something a dead process held, which only a
+/* True when a call has been inside Berkeley DB for more than limit_ms
+ * milliseconds: a thread waits on something a dead process held, which only a
  * restart (and recovery) can release. */
-bool	store_stuck(const struct store *st, long limit_s);
+bool	store_stuck(const struct store *st, long limit_ms);
 
 /* Record encoding, exposed for tests and the fuzz target. encode returns
  * the length written (at most STORE_RECORD_MAX) or -1. */

@@ -95,7 +95,7 @@ struct store {
 	atomic_llong		 probe_at;
 	char			 probe_detail[MAX_ERROR_DETAIL];
 	/* The stuck-call watch: per thread inside Berkeley DB, when its
-	 * outermost call began (kl_mono_seconds; 0: a free slot). */
+	 * outermost call began (kl_mono_ms; 0: a free slot). */
 	atomic_llong		 busy_since[STORE_BUSY_SLOTS];
 };
 

@@ -700,10 +700,10 @@ test_stuck_call_not_hidden_by_others(void **state)
 		store_busy_leave(fx->st);
 		usleep(100000);
 	}
-	assert_true(store_stuck(fx->st, 1));
+	assert_true(store_stuck(fx->st, 1000));
 	atomic_store(&c.release, true);
 	pthread_join(t, NULL);
-	assert_false(store_stuck(fx->st, 1));
+	assert_false(store_stuck(fx->st, 1000));
 	/* Calls that end are never stuck, however long ago they began. */
 	store_busy_enter(fx->st);
 	store_busy_leave(fx->st);
