@@ -242,6 +242,26 @@ def create_environment(env):
     env.stop_service()
 
 
+def serve_population(env, build, count):
+    """The fake, an environment of count users (Kakao ids 1..count) and the
+    service behind nginx, ready. -> seconds the load took."""
+    env.setup()
+    env.write_config("http://127.0.0.1:1")
+    env.start_fake()
+    create_environment(env)
+    t_load = bulkload(env, build, 1, count)
+    env.write_config("http://127.0.0.1:%d" % env.fake_port)
+    env.start_service()
+    # wrk sends everything from 127.0.0.1: the shipped per-client
+    # limit (etc/nginx/kakao-login-zones.conf) would measure itself.
+    # The snippet's zone is defined with an always-empty key instead,
+    # which nginx never counts: the bench is unthrottled.
+    env.start_nginx(worker_connections=4096, zones=stack.UNLIMITED_ZONES)
+    wait_for(lambda: request(env.fronts["nginx"], "GET", LOGIN, timeout=2)[0]
+             == 400, 15, "nginx to reach the service")
+    return t_load
+
+
 def import_lines(first, count):
     """Users as a first login leaves them (nickname, e-mail verified, one
     login), user id = Kakao id, in the format of users export."""
@@ -436,21 +456,8 @@ def main():
 
     env = production_env()
     try:
-        env.setup()
-        env.write_config("http://127.0.0.1:1")
-        env.start_fake()
-        create_environment(env)
-        t_load = bulkload(env, build, 1, POPULATION)
+        t_load = serve_population(env, build, POPULATION)
         print("# loaded %d users in %.1f s" % (POPULATION, t_load), flush=True)
-        env.write_config("http://127.0.0.1:%d" % env.fake_port)
-        env.start_service()
-        # wrk sends everything from 127.0.0.1: the shipped per-client
-        # limit (etc/nginx/kakao-login-zones.conf) would measure itself.
-        # The snippet's zone is defined with an always-empty key instead,
-        # which nginx never counts: the bench is unthrottled.
-        env.start_nginx(worker_connections=4096, zones=stack.UNLIMITED_ZONES)
-        wait_for(lambda: request(env.fronts["nginx"], "GET", LOGIN, timeout=2)[0]
-                 == 400, 15, "nginx to reach the service")
         print("# " + HEADER, flush=True)
         b = Bench(env, seconds, build)
         for app_id in (False, True):
@@ -488,16 +495,7 @@ def main():
     # Growth: a store of 10,000 users, then of 1,000,000.
     genv = production_env()
     try:
-        genv.setup()
-        genv.write_config("http://127.0.0.1:1")
-        genv.start_fake()
-        create_environment(genv)
-        bulkload(genv, build, 1, 10_000)
-        genv.write_config("http://127.0.0.1:%d" % genv.fake_port)
-        genv.start_service()
-        genv.start_nginx(worker_connections=4096, zones=stack.UNLIMITED_ZONES)
-        wait_for(lambda: request(genv.fronts["nginx"], "GET", LOGIN, timeout=2)[0]
-                 == 400, 15, "nginx to reach the service")
+        serve_population(genv, build, 10_000)
         g = Bench(genv, seconds, build)
         small = g.run("growth: 10,000 users, 64 clients", 64, pop=10_000, fresh=0)
         # The loader runs as root: stop the service so that the log files

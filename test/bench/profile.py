@@ -30,10 +30,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench  # noqa: E402
 from bench import (Bench, POPULATION, REFRESH_LUA, REFRESH_SESSIONS, VERIFY_LUA,  # noqa: E402
-                   ID_TOKEN_LUA, bulkload, codeflow_files, create_environment,
-                   mint_id_tokens, production_env, restart_service, session_jwts)
+                   ID_TOKEN_LUA, bulkload, codeflow_files, mint_id_tokens,
+                   production_env, restart_service, serve_population, session_jwts)
 import stack  # noqa: E402
-from stack import LOGIN, procs, request, wait_for  # noqa: E402
+from stack import procs  # noqa: E402
 from flame import program  # noqa: E402
 
 FLAME = os.path.join(HERE, "flame.py")
@@ -118,16 +118,7 @@ def main():
     stack.set_build(build)
     env = production_env()
     try:
-        env.setup()
-        env.write_config("http://127.0.0.1:1")
-        env.start_fake()
-        create_environment(env)
-        bulkload(env, build, 1, POPULATION)
-        env.write_config("http://127.0.0.1:%d" % env.fake_port)
-        env.start_service()
-        env.start_nginx(worker_connections=4096, zones=stack.UNLIMITED_ZONES)
-        wait_for(lambda: request(env.fronts["nginx"], "GET", LOGIN, timeout=2)[0]
-                 == 400, 15, "nginx to reach the service")
+        serve_population(env, build, POPULATION)
         b = Bench(env, seconds, build)
         keys, _ = codeflow_files(env)
         restart_service(env, True, extra=keys)
