@@ -429,6 +429,22 @@ def kill9(pid):
         return False
 
 
+def kill_a_worker(st, timeout=5.0):
+    """SIGKILLs one live worker; returns its pid, or None when none was
+    found for timeout seconds. A kill makes the next worker run recovery and
+    the others restart (store.c), so for a moment there may be none, or the
+    one picked may be exiting on its own: then look again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ws = st.workers()
+        if ws:
+            pid = random.choice(ws)
+            if kill9(pid):
+                return pid
+        time.sleep(0.05)
+    return None
+
+
 # ------------------------------------------------------------- 1. workers killed
 
 def case_workers_killed():
@@ -439,11 +455,9 @@ def case_workers_killed():
         time.sleep(1.0)
         kills = []          # (time, pid)
         for _ in range(5):
-            ws = st.workers()
-            if ws:
-                pid = random.choice(ws)
-                if kill9(pid):
-                    kills.append((time.monotonic(), pid))
+            pid = kill_a_worker(st)
+            if pid:
+                kills.append((time.monotonic(), pid))
             time.sleep(2.0)
         time.sleep(2.0)
         back = wait_until(lambda: len(st.workers()) == children and
@@ -1218,8 +1232,7 @@ def case_refresh_storm():
         time.sleep(1.0)
         kills = []
         for _ in range(5):
-            ws = st.workers()
-            if ws and kill9(random.choice(ws)):
+            if kill_a_worker(st):
                 kills.append(time.monotonic())
             time.sleep(2.0)
         back = wait_until(lambda: len(st.workers()) == children, 10)
