@@ -24,6 +24,7 @@
 
 #include "body.h"
 #include "fcgi.h"
+#include "fcgi_conn.h"
 #include "fcgi_guard.h"
 #include "fcgi_reqid.h"
 #include "http.h"
@@ -38,7 +39,21 @@ int
 fcgi_init(int listen_fd)
 {
 	fcgi_guard_listen(listen_fd);
+	if (fcgi_conn_init(listen_fd) == -1)
+		return -1;
 	return FCGX_Init() == 0 ? 0 : -1;
+}
+
+void
+fcgi_drain(void)
+{
+	fcgi_conn_drain();
+}
+
+void
+fcgi_close_kept(void)
+{
+	fcgi_conn_close_all();
 }
 
 int
@@ -393,9 +408,10 @@ fcgi_worker_run(void *arg)
 		return NULL;
 	}
 	fcgi_reqid_init(&ids);
-	while (!atomic_load(w->stop)) {
+	/* At stop, kept connections are still served (fcgi_conn_drain). */
+	while (!atomic_load(w->stop) || fcgi_conn_kept() > 0) {
 		set_state(w, WORKER_IDLE);
-		if (atomic_load(w->stop))
+		if (atomic_load(w->stop) && fcgi_conn_kept() == 0)
 			break;
 		rc = FCGX_Accept_r(&fr);
 		set_state(w, WORKER_BUSY);

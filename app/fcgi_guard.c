@@ -14,8 +14,11 @@
  * error or EOF at a pair boundary for the end of the params, and would
  * hand a request cut there to the app.
  *
- * Each connection's state belongs to the thread that accepted it, as does
- * the connection in libfcgi. Never touches anything else.
+ * The wrapper also decides, after each answer, whether the connection may
+ * wait for another request (fcgi_conn.c keeps it).
+ *
+ * Each connection's state belongs to the thread serving it, as does the
+ * connection in libfcgi. Never touches anything else.
  */
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -29,6 +32,7 @@
 
 #include <fcgiapp.h>
 
+#include "fcgi_conn.h"
 #include "fcgi_guard.h"
 #include "kl_clock.h"
 #include "kl_limits.h"
@@ -199,7 +203,7 @@ record_start(struct fcgi_guard *g)
 
 /* One content byte of the current record. */
 static int
-content_byte(struct fcgi_guard *g, unsigned char *b)
+content_byte(struct fcgi_guard *g, unsigned char b)
 {
 	unsigned	at = g->content_at++;
 
@@ -207,19 +211,19 @@ content_byte(struct fcgi_guard *g, unsigned char *b)
 	switch (g->type) {
 	case FCGI_BEGIN_REQUEST:
 		/* FCGI_BeginRequestBody: role (2 bytes), flags, reserved. */
-		if ((at == 0 && *b != 0) || (at == 1 && *b != FCGI_RESPONDER) ||
-		    (at == 2 && (*b & ~FCGI_KEEP_CONN) != 0))
+		if ((at == 0 && b != 0) || (at == 1 && b != FCGI_RESPONDER) ||
+		    (at == 2 && (b & ~FCGI_KEEP_CONN) != 0))
 			return refuse(g);
 		if (at == 2)
-			*b &= (unsigned char)~FCGI_KEEP_CONN;
+			g->keep_conn = (b & FCGI_KEEP_CONN) != 0;
 		return 0;
 	case FCGI_PARAMS:
-		return pairs_byte(g, &g->params, *b);
+		return pairs_byte(g, &g->params, b);
 	case FCGI_STDIN:
 		g->stdin_bytes++;
 		return 0;
 	case FCGI_GET_VALUES:
-		if (pairs_byte(g, &g->values, *b) == -1)
+		if (pairs_byte(g, &g->values, b) == -1)
 			return -1;
 		/* libfcgi reads one record's pairs: none may straddle. */
 		if (g->content_left == 0 && !pairs_at_boundary(&g->values))
@@ -230,7 +234,7 @@ content_byte(struct fcgi_guard *g, unsigned char *b)
 }
 
 int
-fcgi_guard_feed(struct fcgi_guard *g, unsigned char *p, size_t n)
+fcgi_guard_feed(struct fcgi_guard *g, const unsigned char *p, size_t n)
 {
 	size_t	i;
 
@@ -247,7 +251,7 @@ fcgi_guard_feed(struct fcgi_guard *g, unsigned char *p, size_t n)
 				return -1;
 			/* An empty GET_VALUES has no byte to check it on. */
 		} else if (g->content_left > 0) {
-			if (content_byte(g, &p[i]) == -1)
+			if (content_byte(g, p[i]) == -1)
 				return -1;
 		} else
 			g->padding_left--;
@@ -263,14 +267,19 @@ fcgi_guard_listen(int listen_fd)
 	atomic_store(&guarded_listen_fd, listen_fd);
 }
 
+/* A connection with a request to read: a new one, or a kept one whose
+ * peer sent the next request (fcgi_conn.c). Either starts a fresh stream
+ * with its own deadline. */
 int
 fcgi_guard_accept(int sock, struct sockaddr *addr, socklen_t *addrlen)
 {
 	struct timeval	tv = { FCGI_IO_TIMEOUT_S, 0 };
+	bool		kept;
 	int		fd;
 
-	fd = accept(sock, addr, addrlen);
-	if (fd < 0 || sock != atomic_load(&guarded_listen_fd))
+	if (sock != atomic_load(&guarded_listen_fd))
+		return accept(sock, addr, addrlen);
+	if ((fd = fcgi_conn_next(sock, addr, addrlen, &kept)) < 0)
 		return fd;
 	if (fd >= FCGI_GUARD_FDS) {
 		close(fd);
@@ -278,7 +287,8 @@ fcgi_guard_accept(int sock, struct sockaddr *addr, socklen_t *addrlen)
 		return -1;
 	}
 	/* A peer that stops reading our answer does not hold a thread. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (!kept)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	memset(&conns[fd].g, 0, sizeof(conns[fd].g));
 	conns[fd].g.deadline_ms = kl_mono_ms() + FCGI_REQUEST_DEADLINE_MS;
 	atomic_store(&conns[fd].on, true);
@@ -365,11 +375,38 @@ params_whole(FCGX_Request *r)
 	return g->params_ended && !g->refused;
 }
 
+/* The answer was written whole (libfcgi kept the connection: FCGI_KEEP_CONN
+ * and no error) and the guard saw the request end and nothing after it,
+ * so libfcgi holds no byte of the next request: the connection may wait
+ * for it. Any other goes through libfcgi's own close (shutdown, then
+ * read to the peer's end), so that the peer reads the whole answer. */
+static void
+keep_or_close(FCGX_Request *r)
+{
+	int	fd = r->ipcFd;
+
+	if (fd < FCGI_GUARD_FDS &&
+	    atomic_load_explicit(&conns[fd].on, memory_order_relaxed) &&
+	    conns[fd].g.keep_conn && !conns[fd].g.refused &&
+	    conns[fd].g.phase == FCGI_GUARD_COMPLETE) {
+		atomic_store(&conns[fd].on, false);
+		if (fcgi_conn_park(fd) == 0) {
+			r->ipcFd = -1;
+			return;
+		}
+		atomic_store(&conns[fd].on, true);
+	}
+	FCGX_Free(r, 1);
+}
+
 int
 FCGX_Accept_r(FCGX_Request *r)
 {
 	int	rc;
 
+	FCGX_Finish_r(r);	/* libfcgi's would: once is enough */
+	if (r->ipcFd >= 0)
+		keep_or_close(r);
 	while ((rc = fcgi_lib_FCGX_Accept_r(r)) == 0 && !params_whole(r))
 		FCGX_Free(r, 1);	/* drop it unanswered; accept the next */
 	return rc;

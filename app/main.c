@@ -678,7 +678,7 @@ main(int argc, char *argv[])
 	store_setup(p);
 	metrics_setup(p);
 	if (fcgi_init(listen_fd) == -1)
-		fatal(p, "FCGX_Init failed");
+		fatal(p, "FastCGI setup failed: %s", strerror(errno));
 	kakao_setup(p);
 	atomic_init(&p->stop, false);
 	workers_start(p, listen_fd);
@@ -700,6 +700,7 @@ main(int argc, char *argv[])
 	ev = watch_reloads(p, &stopset, opt.conf);
 	exit_code = ev == WATCH_RESTART ? 1 : 0;
 
+	fcgi_drain();
 	atomic_store(&p->stop, true);
 	busy = drain(p->workers, p->cfg.threads,
 	    exit_code ? PANIC_DRAIN_S : DRAIN_LIMIT_S);
@@ -722,6 +723,7 @@ main(int argc, char *argv[])
 	pthread_join(p->unlinker.thread, NULL);
 	kakao_client_free(p->unlinker.ctx.kakao);
 	workers_join(p);
+	fcgi_close_kept();
 	kakao_teardown(p);
 	store_close(p->store);
 	kakao_global_cleanup();

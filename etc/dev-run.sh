@@ -96,7 +96,7 @@ http {
     scgi_temp_path $run/nginx/tmp/scgi;
     uwsgi_temp_path $run/nginx/tmp/uwsgi;
     include $repo/etc/nginx/kakao-login-zones.conf;
-    upstream kakao_login { server unix:$run/kakao-login.sock; }
+    upstream kakao_login { server unix:$run/kakao-login.sock; keepalive 64; }
     server {
         listen 127.0.0.1:$port;
         server_name localhost;

@@ -33,6 +33,14 @@ struct fcgi_worker {
 /* Call once, before the threads start, with the socket they accept on. */
 int	fcgi_init(int listen_fd);
 
+/* The stop begins (main, before it sets the workers' stop flag): no new
+ * connection is accepted; requests on kept connections are still served
+ * until they go quiet (fcgi_conn.h). */
+void	fcgi_drain(void);
+
+/* After the workers are joined: closes the kept connections left. */
+void	fcgi_close_kept(void);
+
 /* Binds a Unix socket at path, mode 0660 (development; spawn-fcgi does
  * this in production). Returns the descriptor or -1. */
 int	fcgi_listen(const char *path, int backlog);

@@ -10,12 +10,12 @@
  * fuzz_fcgi_diff), and refuses everything else before libfcgi reads a
  * byte of it (it closes the connection, unanswered):
  *
- *   connection := [get-values] begin params* params-end stdin* stdin-end
+ *   request    := [get-values] begin params* params-end stdin* stdin-end
  *                 [abort]
  *   get-values := GET_VALUES, id 0, at most FCGI_GET_VALUES_MAX bytes of
  *                 whole name-value pairs (neither front sends one)
  *   begin      := BEGIN_REQUEST, id R != 0, 8 bytes, role RESPONDER, no
- *                 flag but FCGI_KEEP_CONN (cleared in place: see below)
+ *                 flag but FCGI_KEEP_CONN
  *   params     := PARAMS, id R, content > 0: name-value pairs, each name
  *                 and value at most MAX_FCGI_PARAM bytes, in all at most
  *                 MAX_FCGI_PARAMS pairs and MAX_FCGI_PARAMS_BYTES bytes
@@ -30,9 +30,16 @@
  * have no padding (libfcgi forgets it after BEGIN and after the params,
  * and parses it as records: found by fuzz_fcgi_diff). Refused, so: other
  * types (DATA, the answer types, unknown ones), other ids (multiplexing,
- * id 0 after BEGIN), records out of order, a second request, any byte
- * after the request is complete, other roles. The whole request must
- * arrive within FCGI_REQUEST_DEADLINE_MS of the accept (fcgi_guard.c).
+ * id 0 after BEGIN), records out of order, any byte after the request is
+ * complete and before its answer (pipelining: libfcgi would read it ahead
+ * and throw it away), other roles. The whole request must arrive within
+ * FCGI_REQUEST_DEADLINE_MS of the accept (fcgi_guard.c).
+ *
+ * A connection carries one request, or, when its BEGIN_REQUEST asks for
+ * FCGI_KEEP_CONN (nginx's fastcgi_keep_conn), one request after another:
+ * once a request was read whole and answered, the connection waits for
+ * the next one in fcgi_conn.c, holding no thread, and its stream starts
+ * afresh with the next byte, where libfcgi's reader starts too.
  *
  * Part of the fcgi layer; see fcgi_guard.c for how it sits in front of
  * libfcgi's own reads and nobody else's.
@@ -87,6 +94,7 @@ struct fcgi_guard {
 	size_t			stdin_bytes;	/* STDIN content bytes seen */
 	bool			params_ended;	/* the empty PARAMS record seen */
 	bool			aborted;
+	bool			keep_conn;	/* BEGIN_REQUEST's FCGI_KEEP_CONN */
 	long long		deadline_ms;	/* monotonic; 0: none (tests) */
 	bool			refused;
 };
@@ -94,12 +102,10 @@ struct fcgi_guard {
 /*
  * Feeds the next n bytes the peer sent, as libfcgi is about to read them.
  * Returns 0, or -1 once the stream leaves the grammar above (and from then
- * on). One request per connection: the FCGI_KEEP_CONN flag is cleared in
- * place, so libfcgi closes the connection after the answer and never starts
- * a new request on read-ahead bytes it threw away. Pure but for that one
- * byte of p. Allocates nothing.
+ * on). Pure: reads p, writes only g. Allocates nothing.
  */
-int	fcgi_guard_feed(struct fcgi_guard *g, unsigned char *p, size_t n);
+int	fcgi_guard_feed(struct fcgi_guard *g, const unsigned char *p,
+	    size_t n);
 
 /* Guards every connection accepted on listen_fd from now on. Call before
  * the worker threads start. */
@@ -112,11 +118,14 @@ void	fcgi_guard_listen(int listen_fd);
  * connections accepted on the guarded socket: their bytes go through
  * fcgi_guard_feed() first and must all arrive before the deadline; a
  * refused or late stream reads as an error (EPROTO, ETIMEDOUT), so libfcgi
- * drops that connection and goes on serving the others. A connection's
- * state belongs to the thread that accepted it, as the connection does in
- * libfcgi. FCGX_Accept_r() itself is wrapped the same way (fcgi_guard.c):
- * a request whose params libfcgi ended at a read error or EOF (which it
- * takes for their end) is dropped unanswered, and the next one accepted.
+ * drops that connection and goes on serving the others. accept() returns
+ * the next connection with a request to read, new or kept (fcgi_conn.c).
+ * A connection's state belongs to the thread serving it, as the connection
+ * does in libfcgi. FCGX_Accept_r() itself is wrapped the same way
+ * (fcgi_guard.c): the previous request's connection is kept when it may
+ * be, and a request whose params libfcgi ended at a read error or EOF
+ * (which it takes for their end) is dropped unanswered, and the next one
+ * accepted.
  */
 int	fcgi_guard_accept(int sock, struct sockaddr *addr, socklen_t *addrlen);
 ssize_t	fcgi_guard_read(int fd, void *buf, size_t n);

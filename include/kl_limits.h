@@ -25,7 +25,13 @@
 #define FCGI_GET_VALUES_MAX    48	/* 3 names of 13-15 bytes + lengths */
 #define FCGI_GUARD_FDS       4096	/* connections above this fd: refused */
 #define FCGI_IO_TIMEOUT_S      10	/* a peer not reading our answer */
-#define FCGI_REQUEST_DEADLINE_MS 5000	/* from accept to the whole request */
+#define FCGI_REQUEST_DEADLINE_MS 5000	/* from accept (or, on a kept
+					   connection, its first byte) to the
+					   whole request */
+#define FCGI_KEPT_MAX         512	/* idle kept connections per process */
+#define FCGI_DRAIN_QUIET_MS   200	/* at stop: kept connections served
+					   until none has had a request for
+					   this long (app/fcgi_conn.c) */
 
 /* Kakao side. */
 #define MAX_KAKAO_BODY     (256 * 1024)	/* larger answers are unusable */

@@ -8,12 +8,16 @@ include/fcgi_guard.h).
 
 Starts both fronts as test/integration/stack.py does, with a listener of
 our own on the service's socket in place of the service: it reads each
-connection up to the empty FCGI_STDIN record, answers a tiny 200, and
-writes what it read to OUTDIR/<front>-<request>.bin (default
-test/fuzz/corpus/fuzz_fcgi_diff). Then it prints, per stream, the record
-sequence (type:id:length), and fails if a stream holds anything but
-BEGIN_REQUEST, PARAMS, STDIN of one non-zero id, in that order. The token
-sent is a made-up one. Python 3 standard library only.
+connection up to the empty FCGI_STDIN record, answers a tiny 200 (and
+reads the next request on the connection when it asked to keep it, as the
+service does), and writes what it read to OUTDIR/<front>-<request>.bin
+(default test/fuzz/corpus/fuzz_fcgi_diff), plus kept-nginx-two.bin: two
+requests as nginx sends them on one kept connection. Then it prints, per
+stream, the record sequence (type:id:length), and fails if a stream holds
+anything but BEGIN_REQUEST, PARAMS, STDIN of one non-zero id, in that
+order, or if nginx opened a connection per request (the shipped upstream
+keeps them). The token sent is a made-up one. Python 3 standard library
+only.
 """
 
 import os
@@ -62,6 +66,11 @@ def complete(data):
     return any(t == fc.STDIN and n == 0 for t, _, n in recs)
 
 
+def keeps(data):
+    """The BEGIN_REQUEST asks for FCGI_KEEP_CONN."""
+    return len(data) >= 16 and data[1] == fc.BEGIN_REQUEST and data[10] & 1 == 1
+
+
 def answer(conn, rid):
     out = fc.rec(fc.STDOUT, rid, ANSWER) + fc.rec(fc.STDOUT, rid)
     out += fc.rec(fc.END_REQUEST, rid, struct.pack(">IB3x", 0, fc.REQUEST_COMPLETE))
@@ -75,6 +84,7 @@ class Listener:
         os.chmod(path, 0o666)       # the fronts' workers may run as nobody
         self.sock.listen(16)
         self.streams = []
+        self.connections = 0
         self.lock = threading.Lock()
         threading.Thread(target=self.run, daemon=True).start()
 
@@ -87,8 +97,18 @@ class Listener:
             threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
 
     def serve(self, conn):
+        with self.lock:
+            self.connections += 1
+        conn.settimeout(30)
+        try:
+            while self.serve_one(conn):
+                pass
+        finally:
+            conn.close()
+
+    def serve_one(self, conn):
+        """One request; True when the connection is kept for the next."""
         data = b""
-        conn.settimeout(5)
         try:
             while not complete(data):
                 d = conn.recv(65536)
@@ -97,18 +117,19 @@ class Listener:
                 data += d
         except OSError:
             pass
+        if not data:
+            return False
         # Kept before the answer: the front's client may read the answer
         # and take() before this thread runs again.
         with self.lock:
             self.streams.append(data)
+        recs, _ = records(data)
         try:
-            recs, _ = records(data)
             if recs:
                 answer(conn, recs[0][1])
         except OSError:
-            pass
-        finally:
-            conn.close()
+            return False
+        return complete(data) and keeps(data)
 
     def take(self):
         with self.lock:
@@ -143,6 +164,7 @@ def main():
         for front, port in env.fronts.items():
             stack.wait_for(lambda: stack.request(port, "GET", LOGIN, timeout=2)[0] == 200, 15, front)
             lst.take()
+            conns0, seen = lst.connections, {}
             for name, method, target, headers, body in REQUESTS:
                 st = stack.request(port, method, target, headers, body)[0]
                 streams = lst.take()
@@ -151,6 +173,7 @@ def main():
                     bad += 1
                     continue
                 data = streams[0]
+                seen[name] = data
                 path = os.path.join(out, "%s-%s.bin" % (front, name))
                 with open(path, "wb") as f:
                     f.write(data)
@@ -160,10 +183,21 @@ def main():
                 print("%s - %s %s: %d bytes, %s" % (
                     "ok" if ok else "not ok", front, name, len(data),
                     " ".join("%s:%d:%d" % (fc.TYPE_NAMES.get(t, t), i, n) for t, i, n in recs)))
+            if front == "nginx":
+                # nginx's two workers each keep a connection or two.
+                opened = lst.connections - conns0
+                ok = keeps(seen.get("login-get", b"")) and opened <= 4
+                bad += not ok
+                print("%s - nginx keeps its upstream connections: %d requests on %d new "
+                      "connections, FCGI_KEEP_CONN %s" % (
+                          "ok" if ok else "not ok", len(REQUESTS), opened,
+                          "set" if keeps(seen.get("login-get", b"")) else "not set"))
+                with open(os.path.join(out, "kept-nginx-two.bin"), "wb") as f:
+                    f.write(seen.get("login-get", b"") + seen.get("login-post", b""))
     finally:
         stack.procs.stop_all()
         shutil.rmtree(env.dir, ignore_errors=True)
-    print("%d passed, %d failed" % (2 * len(REQUESTS) - bad, bad))
+    print("%d passed, %d failed" % (2 * len(REQUESTS) + 1 - bad, bad))
     return 1 if bad else 0
 
 

@@ -40,6 +40,8 @@ SPAWN_CONF = os.path.join(REPO, "spawn-fcgi.conf")
 NGINX_SNIPPET = os.path.join(REPO, "etc", "nginx", "kakao-login.conf")
 NGINX_ZONES = os.path.join(REPO, "etc", "nginx", "kakao-login-zones.conf")
 NGINX_AUTH_EXAMPLE = os.path.join(REPO, "etc", "nginx", "auth-request-example.conf")
+# The upstream's kept connections, as etc/nginx/site-example.conf ships it.
+NGINX_KEEPALIVE = 64
 LIGHTTPD_SNIPPET = os.path.join(REPO, "etc", "lighttpd", "kakao-login.conf")
 LIGHTTPD_LIMIT = os.path.join(REPO, "etc", "lighttpd", "kakao-login-limit.lua")
 
@@ -302,11 +304,14 @@ class Env:
     def stop_service(self):
         return procs.stop("service")
 
-    def start_nginx(self, worker_connections=256, zones=None, name="nginx"):
+    def start_nginx(self, worker_connections=256, zones=None, name="nginx",
+                    keepalive=NGINX_KEEPALIVE):
         """zones: the http-level lines defining the limit_req zone;
         default UNLIMITED_ZONES. name: the process's name in procs and its
         directory; only "nginx" becomes one of self.fronts (another nginx
-        beside it is for one test). Returns the port."""
+        beside it is for one test). keepalive: the upstream's pool of kept
+        connections, as etc/nginx/site-example.conf has it; 0: none, a
+        connection per request. Returns the port."""
         port = free_port()
         n = self.path(name)
         if not os.path.isdir(n):
@@ -330,7 +335,7 @@ http {
     scgi_temp_path %(n)s/tmp/scgi;
     uwsgi_temp_path %(n)s/tmp/uwsgi;
     %(zones)s
-    upstream kakao_login { server unix:%(sock)s; }
+    upstream kakao_login { server unix:%(sock)s; %(keepalive)s}
     server {
         listen 127.0.0.1:%(port)d;
         server_name localhost;
@@ -343,6 +348,7 @@ http {
                 "sock": self.sock, "port": port, "snippet": NGINX_SNIPPET,
                 "www": self.path("www"), "authreq": NGINX_AUTH_EXAMPLE,
                 "wc": worker_connections,
+                "keepalive": "keepalive %d; " % keepalive if keepalive else "",
                 "zones": UNLIMITED_ZONES if zones is None else zones})
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         procs.start(name, [nginx, "-p", n, "-c", conf, "-e", os.path.join(n, "error.log")],

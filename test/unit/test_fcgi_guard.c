@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 
 #include <fcgiapp.h>
 
+#include "fcgi_conn.h"
 #include "fcgi_guard.h"
 #include "kl_clock.h"
 #include "kl_limits.h"
@@ -468,11 +470,10 @@ test_param_bytes_capped(void **state)
 	free(s);
 }
 
-/* One request per connection: libfcgi throws away bytes it read ahead when
- * a kept connection's request ends, and would parse from a place the guard
- * does not know. The flag is cleared in the bytes libfcgi reads. */
+/* FCGI_KEEP_CONN is left as the peer sent it, and remembered: the
+ * connection may carry the next request once this one is answered. */
 static void
-test_keep_conn_cleared(void **state)
+test_keep_conn_recorded(void **state)
 {
 	static const unsigned char body[8] = { 0, 1, 1, 0, 0, 0, 0, 0 };
 	struct stream		*s = calloc(1, sizeof(*s));
@@ -482,8 +483,13 @@ test_keep_conn_cleared(void **state)
 	record(s, 1, 1, 1, body, sizeof(body), 0);
 	memset(&g, 0, sizeof(g));
 	assert_int_equal(fcgi_guard_feed(&g, s->b, s->len), 0);
-	assert_int_equal(s->b[8 + 2], 0);	/* flags byte of the body */
-	assert_int_equal(s->b[8 + 1], 1);	/* role untouched */
+	assert_true(g.keep_conn);
+	assert_int_equal(s->b[8 + 2], 1);	/* flags byte of the body */
+	s->len = 0;
+	begin(s);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(fcgi_guard_feed(&g, s->b, s->len), 0);
+	assert_false(g.keep_conn);
 	free(s);
 }
 
@@ -612,6 +618,187 @@ libfcgi_accept(const struct stream *s, char *auth, size_t size)
 	close(peer);
 	close(lfd);
 	return rc;
+}
+
+/* A whole request for libfcgi, with FCGI_KEEP_CONN or without, whose
+ * Authorization is auth. */
+static void
+request_with(struct stream *s, bool keep, const char *auth)
+{
+	unsigned char	body[8] = { 0, 1, keep ? 1 : 0, 0, 0, 0, 0, 0 };
+	unsigned char	p[512];
+	size_t		n = 0;
+
+	n += pair(p + n, "REQUEST_METHOD", 3, 'G');
+	p[n++] = 18;
+	p[n++] = (unsigned char)strlen(auth);
+	memcpy(p + n, "HTTP_AUTHORIZATION", 18);
+	memcpy(p + n + 18, auth, strlen(auth));
+	n += 18 + strlen(auth);
+	s->len = 0;
+	record(s, 1, 1, 1, body, sizeof(body), 0);
+	record(s, 1, 4, 1, p, n, 0);
+	record(s, 1, 4, 1, "", 0, 0);
+	record(s, 1, 5, 1, "", 0, 0);
+}
+
+/* Reads the peer's side to the answer's FCGI_END_REQUEST record. */
+static void
+read_to_end_request(int peer)
+{
+	unsigned char	buf[4096], h[8];
+	size_t		have = 0, len;
+	ssize_t		r;
+
+	for (;;) {
+		while (have < 8) {
+			r = read(peer, h + have, 8 - have);
+			assert_true(r > 0);
+			have += (size_t)r;
+		}
+		len = ((size_t)h[4] << 8 | h[5]) + h[6];
+		while (len > 0) {
+			r = read(peer, buf, len < sizeof(buf) ? len : sizeof(buf));
+			assert_true(r > 0);
+			len -= (size_t)r;
+		}
+		if (h[1] == 3)		/* FCGI_END_REQUEST */
+			return;
+		have = 0;
+	}
+}
+
+/* Serves the next request on r: 0 and its Authorization in auth, or
+ * FCGX_Accept_r's error when none is ready (the listener is
+ * non-blocking, so the wait in fcgi_conn.c is too). */
+static int
+serve_next(FCGX_Request *r, char *auth, size_t size)
+{
+	const char	*v;
+	int		 rc;
+
+	auth[0] = '\0';
+	if ((rc = FCGX_Accept_r(r)) != 0)
+		return rc;
+	if ((v = FCGX_GetParam("HTTP_AUTHORIZATION", r->envp)) != NULL)
+		snprintf(auth, size, "%s", v);
+	FCGX_PutS("Status: 204\r\n\r\n", r->out);
+	FCGX_Finish_r(r);
+	return 0;
+}
+
+/*
+ * nginx's fastcgi_keep_conn: requests one after another on one connection.
+ * Between them the connection waits in fcgi_conn.c, not in a thread: an
+ * accept with nothing sent returns at once and leaves it kept. A request
+ * without the flag is the connection's last: the peer reads its end.
+ */
+static void
+test_kept_connection_serves_requests_in_turn(void **state)
+{
+	struct stream	*s = calloc(1, sizeof(*s));
+	FCGX_Request	 r;
+	char		 auth[64], c;
+	int		 lfd, peer;
+
+	(void)state;
+	assert_int_equal(FCGX_Init(), 0);
+	lfd = guarded_listener(&peer);
+	assert_int_equal(fcgi_conn_init(lfd), 0);
+	assert_int_equal(FCGX_InitRequest(&r, lfd, 0), 0);
+
+	request_with(s, true, "first");
+	assert_int_equal(write(peer, s->b, s->len), (ssize_t)s->len);
+	assert_int_equal(serve_next(&r, auth, sizeof(auth)), 0);
+	assert_string_equal(auth, "first");
+	read_to_end_request(peer);
+
+	/* Nothing sent yet: the connection is parked, no thread waits. */
+	assert_true(serve_next(&r, auth, sizeof(auth)) < 0);
+	assert_int_equal(fcgi_conn_kept(), 1);
+
+	request_with(s, true, "second");
+	assert_int_equal(write(peer, s->b, s->len), (ssize_t)s->len);
+	assert_int_equal(serve_next(&r, auth, sizeof(auth)), 0);
+	assert_string_equal(auth, "second");
+	assert_int_equal(fcgi_conn_kept(), 0);
+	read_to_end_request(peer);
+
+	request_with(s, false, "last");
+	assert_int_equal(write(peer, s->b, s->len), (ssize_t)s->len);
+	assert_int_equal(serve_next(&r, auth, sizeof(auth)), 0);
+	assert_string_equal(auth, "last");
+	read_to_end_request(peer);
+	shutdown(peer, SHUT_WR);	/* libfcgi's close reads to our end */
+	assert_true(serve_next(&r, auth, sizeof(auth)) < 0);
+	assert_int_equal(read(peer, &c, 1), 0);
+	assert_int_equal(fcgi_conn_kept(), 0);
+
+	FCGX_Free(&r, 1);
+	fcgi_conn_close_all();
+	close(peer);
+	close(lfd);
+	free(s);
+}
+
+/*
+ * The next request sent before this one's answer (pipelining): libfcgi
+ * would read it ahead with this one and throw it away with this one's
+ * buffer, so the stream is refused; a kept connection never starts a
+ * request in the middle of the peer's bytes. The peer that waits for the
+ * answer and closes instead of sending more is closed too, not kept.
+ */
+static void
+test_kept_connection_refuses_pipelining(void **state)
+{
+	struct stream	*s = calloc(1, sizeof(*s)), *two = calloc(1, sizeof(*two));
+	FCGX_Request	 r;
+	char		 auth[64], c;
+	int		 lfd, peer;
+
+	(void)state;
+	assert_int_equal(FCGX_Init(), 0);
+	lfd = guarded_listener(&peer);
+	assert_int_equal(fcgi_conn_init(lfd), 0);
+	assert_int_equal(FCGX_InitRequest(&r, lfd, 0), 0);
+	request_with(s, true, "one");
+	put(two, s->b, s->len);
+	request_with(s, true, "two");
+	put(two, s->b, s->len);
+	assert_int_equal(write(peer, two->b, two->len), (ssize_t)two->len);
+	shutdown(peer, SHUT_WR);
+	assert_true(serve_next(&r, auth, sizeof(auth)) < 0);
+	assert_string_equal(auth, "");
+	assert_int_equal(read(peer, &c, 1), 0);		/* closed unanswered */
+	assert_int_equal(fcgi_conn_kept(), 0);
+
+	/* The control, and a peer gone while its connection is kept. */
+	close(peer);
+	assert_true((peer = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	{
+		struct sockaddr_un	sun;
+		socklen_t		len = sizeof(sun);
+
+		assert_int_equal(getsockname(lfd, (struct sockaddr *)&sun,
+		    &len), 0);
+		assert_int_equal(connect(peer, (struct sockaddr *)&sun, len), 0);
+	}
+	request_with(s, true, "one");
+	assert_int_equal(write(peer, s->b, s->len), (ssize_t)s->len);
+	assert_int_equal(serve_next(&r, auth, sizeof(auth)), 0);
+	assert_string_equal(auth, "one");
+	read_to_end_request(peer);
+	assert_true(serve_next(&r, auth, sizeof(auth)) < 0);
+	assert_int_equal(fcgi_conn_kept(), 1);
+	close(peer);				/* nginx's keepalive_timeout */
+	assert_true(serve_next(&r, auth, sizeof(auth)) < 0);
+	assert_int_equal(fcgi_conn_kept(), 0);
+
+	FCGX_Free(&r, 1);
+	fcgi_conn_close_all();
+	close(lfd);
+	free(s);
+	free(two);
 }
 
 /* Found writing fuzz_fcgi_diff: libfcgi takes a read error or EOF between
@@ -803,7 +990,9 @@ main(void)
 		cmocka_unit_test(test_abort_only_after_the_request),
 		cmocka_unit_test(test_param_count_capped),
 		cmocka_unit_test(test_param_bytes_capped),
-		cmocka_unit_test(test_keep_conn_cleared),
+		cmocka_unit_test(test_keep_conn_recorded),
+		cmocka_unit_test(test_kept_connection_serves_requests_in_turn),
+		cmocka_unit_test(test_kept_connection_refuses_pipelining),
 		cmocka_unit_test(test_other_request_ids_refused),
 		cmocka_unit_test(test_what_the_guard_saw),
 		cmocka_unit_test(test_executable_defines_no_read),
