@@ -30,7 +30,10 @@ already in the store, 20% first logins) and prints one table:
     by auth_request (etc/nginx/auth-request-example.conf, a static file
     behind it), 64 clients;
   - plumbing: test/bench/plumbing.c, a responder that answers at once, in
-    place of the service behind the same nginx, same clients;
+    place of the service behind the same nginx, same clients, but with a
+    connection per request as the issue measured it (no upstream
+    keepalive pool: libfcgi's own loop would pin a thread to each kept
+    connection);
   - growth: p99 with 10,000 and with 1,000,000 users in the store (loaded
     by kakao-login-admin users import, as every population here).
 
@@ -233,6 +236,14 @@ def restart_service(env, app_id, program=None, extra=()):
         stack.SERVICE = saved
     wait_for(lambda: request(env.fronts["nginx"], "GET", LOGIN, timeout=2)[0]
              in (200, 400), 15, "the service behind nginx")
+
+
+def restart_nginx(env, keepalive=stack.NGINX_KEEPALIVE):
+    """nginx again, as serve_population() starts it, with that upstream
+    keepalive pool (0: none)."""
+    procs.stop("nginx")
+    env.start_nginx(worker_connections=4096, zones=stack.UNLIMITED_ZONES,
+                    keepalive=keepalive)
 
 
 def create_environment(env):
@@ -484,6 +495,11 @@ def main():
         if not calls_ok:
             failures.append("!!! the id_token row called Kakao (see the # line above) !!!")
         refresh_line = session_rows(env, build, b, keys)
+        # The baseline as the issue measured it: libfcgi's own loop, one
+        # connection per request. A kept connection would pin one of its
+        # threads (libfcgi reads the next request in the thread), so its
+        # nginx has no keepalive pool.
+        restart_nginx(env, keepalive=0)
         restart_service(env, False, program=plumbing)
         for clients in (64, 256):
             b.run("plumbing baseline, %d clients" % clients, clients,
