@@ -24,14 +24,20 @@
  * or closes it; the listening socket is armed again after each accept(),
  * so one thread of the process accepts at a time, as before. A kept
  * connection is taken out of kept[] by exchange, by the thread it was
- * given to or by the drain closing it, never both. fcgi_conn_drain() is
- * the main thread's; fcgi_conn_close_all() runs after the workers left.
+ * given to or by the drain closing it, never both. arm_lock orders what
+ * the drain changes against what it must see whole: a park (its check of
+ * draining, its count, flag and arm), the listener's re-arm, the drain's
+ * start (main thread) and close_kept() (the worker that finds the drain
+ * over, or fcgi_conn_close_all() after the workers left). Found in
+ * review: without it, a park could add a descriptor the drain had just
+ * closed, and the listener come back after the drain removed it.
  */
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,7 +52,10 @@ static int		conn_listen_fd = -1;
 static atomic_int	nkept;
 static atomic_bool	draining;
 static atomic_llong	quiet_until_ms;		/* while draining */
+static long long	drain_end_ms;		/* the drain's cap; arm_lock */
+static atomic_bool	listen_armed;		/* false: arm it again */
 static atomic_bool	kept[FCGI_GUARD_FDS];	/* parked now */
+static pthread_mutex_t	arm_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Arms fd for one event: MOD for one in the set, ADD the first time. */
 static int
@@ -82,24 +91,33 @@ fcgi_conn_init(int listen_fd)
 		epfd = -1;
 		return -1;
 	}
+	atomic_store(&listen_armed, true);
 	return 0;
 }
 
-/* The listener was ready: one accept(), then it is armed again (not while
- * draining), whatever came of it: another process may have taken the
- * connection, and then the accept waits for the next one, as libfcgi's. */
+/* The listener for its next event, unless the drain removed it. A
+ * failure leaves listen_armed false, and the next wait tries again. */
+static void
+arm_listener(void)
+{
+	pthread_mutex_lock(&arm_lock);
+	if (!atomic_load(&draining))
+		atomic_store(&listen_armed, arm(conn_listen_fd, EPOLLIN) == 0);
+	pthread_mutex_unlock(&arm_lock);
+}
+
+/* The listener was ready: one accept(), then it is armed again, whatever
+ * came of it: another process may have taken the connection, and then the
+ * accept waits for the next one, as libfcgi's. */
 static int
 accept_one(int listen_fd, struct sockaddr *addr, socklen_t *addrlen)
 {
 	int	fd, saved;
 
+	atomic_store(&listen_armed, false);
 	fd = accept4(listen_fd, addr, addrlen, SOCK_CLOEXEC);
 	saved = errno;
-	if (!atomic_load(&draining) && arm(listen_fd, EPOLLIN) == -1) {
-		if (fd >= 0)
-			close(fd);
-		return -1;	/* nothing would accept again: say why */
-	}
+	arm_listener();
 	errno = saved;
 	return fd;
 }
@@ -137,23 +155,33 @@ close_kept(void)
 {
 	int	fd;
 
+	pthread_mutex_lock(&arm_lock);
 	for (fd = 0; fd < FCGI_GUARD_FDS; fd++)
 		if (atomic_exchange(&kept[fd], false)) {
 			atomic_fetch_sub(&nkept, 1);
 			close(fd);
 		}
+	pthread_mutex_unlock(&arm_lock);
 }
 
-/* How long to wait: for ever, or while draining until the quiet time. */
+/* How long to wait: for ever, or while draining until the quiet time,
+ * and never past the drain's cap (a peer sending now and then on one kept
+ * connection after another would otherwise stretch it past DRAIN_LIMIT_S,
+ * found in review). */
 static int
 wait_ms(bool *over)
 {
-	long long	left;
+	long long	end, left;
 
 	*over = false;
 	if (!atomic_load(&draining))
 		return listen_wait_ms;
-	left = atomic_load(&quiet_until_ms) - kl_mono_ms();
+	pthread_mutex_lock(&arm_lock);
+	end = drain_end_ms;
+	pthread_mutex_unlock(&arm_lock);
+	if (atomic_load(&quiet_until_ms) < end)
+		end = atomic_load(&quiet_until_ms);
+	left = end - kl_mono_ms();
 	if (left <= 0)
 		*over = true;
 	return left > 0 ? (int)left : 0;
@@ -171,6 +199,8 @@ fcgi_conn_next(int listen_fd, struct sockaddr *addr, socklen_t *addrlen,
 	if (epfd == -1)
 		return accept4(listen_fd, addr, addrlen, SOCK_CLOEXEC);
 	for (;;) {
+		if (!atomic_load(&listen_armed))
+			arm_listener();
 		ms = wait_ms(&over);
 		if (over || (atomic_load(&draining) && atomic_load(&nkept) == 0)) {
 			close_kept();
@@ -200,29 +230,37 @@ fcgi_conn_next(int listen_fd, struct sockaddr *addr, socklen_t *addrlen,
 int
 fcgi_conn_park(int fd)
 {
-	if (epfd == -1 || fd < 0 || fd >= FCGI_GUARD_FDS ||
-	    atomic_load(&draining))
+	int	rc = -1;
+
+	if (epfd == -1 || fd < 0 || fd >= FCGI_GUARD_FDS)
 		return -1;
-	if (atomic_fetch_add(&nkept, 1) >= FCGI_KEPT_MAX) {
-		atomic_fetch_sub(&nkept, 1);
-		return -1;
-	}
+	pthread_mutex_lock(&arm_lock);
+	if (atomic_load(&draining) || atomic_load(&nkept) >= FCGI_KEPT_MAX)
+		goto done;
+	atomic_fetch_add(&nkept, 1);
 	atomic_store(&kept[fd], true);
-	if (arm(fd, EPOLLIN | EPOLLRDHUP) == 0)
-		return 0;
-	atomic_store(&kept[fd], false);
-	atomic_fetch_sub(&nkept, 1);
-	return -1;
+	if ((rc = arm(fd, EPOLLIN | EPOLLRDHUP)) == -1) {
+		atomic_store(&kept[fd], false);
+		atomic_fetch_sub(&nkept, 1);
+	}
+done:
+	pthread_mutex_unlock(&arm_lock);
+	return rc;
 }
 
 void
 fcgi_conn_drain(void)
 {
+	long long	now = kl_mono_ms();
+
 	if (epfd == -1)
 		return;
-	atomic_store(&quiet_until_ms, kl_mono_ms() + FCGI_DRAIN_QUIET_MS);
+	pthread_mutex_lock(&arm_lock);
+	atomic_store(&quiet_until_ms, now + FCGI_DRAIN_QUIET_MS);
+	drain_end_ms = now + FCGI_DRAIN_MAX_MS;
 	atomic_store(&draining, true);
 	epoll_ctl(epfd, EPOLL_CTL_DEL, conn_listen_fd, NULL);
+	pthread_mutex_unlock(&arm_lock);
 }
 
 void

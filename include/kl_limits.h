@@ -32,6 +32,7 @@
 #define FCGI_DRAIN_QUIET_MS   200	/* at stop: kept connections served
 					   until none has had a request for
 					   this long (app/fcgi_conn.c) */
+#define FCGI_DRAIN_MAX_MS    2000	/* ... and no longer than this */
 
 /* Kakao side. */
 #define MAX_KAKAO_BODY     (256 * 1024)	/* larger answers are unusable */

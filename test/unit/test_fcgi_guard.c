@@ -801,6 +801,99 @@ test_kept_connection_refuses_pipelining(void **state)
 	free(two);
 }
 
+#define DRAIN_PEERS	20
+
+struct drain_feed {
+	int		peer[DRAIN_PEERS];
+	struct stream	s;
+};
+
+/* Every 150 ms a request on the next kept connection, then its answer
+ * read and the connection closed, as nginx does once it sees our end. */
+static void *
+drain_feed_run(void *arg)
+{
+	struct drain_feed	*f = arg;
+	int			 i;
+
+	for (i = 0; i < DRAIN_PEERS; i++) {
+		usleep(150 * 1000);
+		request_with(&f->s, true, "during the drain");
+		if (write(f->peer[i], f->s.b, f->s.len) != (ssize_t)f->s.len)
+			break;
+		read_to_end_request(f->peer[i]);
+		close(f->peer[i]);
+		f->peer[i] = -1;
+	}
+	return NULL;
+}
+
+/*
+ * At a stop the kept connections are served until quiet, but not for ever:
+ * found in review, a peer sending on one kept connection after another
+ * just inside the quiet time stretched the drain past DRAIN_LIMIT_S, and
+ * the process exited without closing the store. 20 requests 150 ms apart
+ * would take 3 s; the drain ends at FCGI_DRAIN_MAX_MS with the rest closed.
+ */
+static void
+test_drain_of_kept_connections_is_capped(void **state)
+{
+	struct drain_feed	*f = calloc(1, sizeof(*f));
+	struct sockaddr_un	 sun;
+	socklen_t		 len = sizeof(sun);
+	FCGX_Request		 r;
+	struct timespec		 t0;
+	pthread_t		 t;
+	char			 auth[64];
+	int			 lfd, i, served = 0;
+	long			 ms;
+
+	(void)state;
+	assert_int_equal(FCGX_Init(), 0);
+	lfd = guarded_listener(&f->peer[0]);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sun, &len), 0);
+	assert_int_equal(fcgi_conn_init(lfd), 0);
+	assert_int_equal(FCGX_InitRequest(&r, lfd, 0), 0);
+	for (i = 0; i < DRAIN_PEERS; i++) {	/* each connection kept */
+		if (i > 0) {	/* one at a time: the backlog is 4 */
+			assert_true((f->peer[i] = socket(AF_UNIX,
+			    SOCK_STREAM, 0)) >= 0);
+			assert_int_equal(connect(f->peer[i],
+			    (struct sockaddr *)&sun, len), 0);
+		}
+		request_with(&f->s, true, "before");
+		assert_int_equal(write(f->peer[i], f->s.b, f->s.len),
+		    (ssize_t)f->s.len);
+		assert_int_equal(serve_next(&r, auth, sizeof(auth)), 0);
+		read_to_end_request(f->peer[i]);
+	}
+	assert_true(serve_next(&r, auth, sizeof(auth)) < 0);
+	assert_int_equal(fcgi_conn_kept(), DRAIN_PEERS);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fcgi_conn_drain();
+	assert_int_equal(pthread_create(&t, NULL, drain_feed_run, f), 0);
+	while (serve_next(&r, auth, sizeof(auth)) == 0)
+		served++;
+	ms = kl_elapsed_us(&t0) / 1000;
+	FCGX_Free(&r, 1);
+	for (i = 0; i < DRAIN_PEERS; i++)	/* the feed's writes now fail */
+		if (f->peer[i] >= 0)
+			shutdown(f->peer[i], SHUT_RDWR);
+	pthread_join(t, NULL);
+	fprintf(stderr, "drain: %d served, %ld ms\n", served, ms);
+	assert_true(served >= 5);		/* served while draining */
+	assert_true(ms >= FCGI_DRAIN_MAX_MS - 100);
+	assert_true(ms <= FCGI_DRAIN_MAX_MS + 400);
+	assert_int_equal(fcgi_conn_kept(), 0);
+	fcgi_conn_close_all();
+	for (i = 0; i < DRAIN_PEERS; i++)
+		if (f->peer[i] >= 0)
+			close(f->peer[i]);
+	close(lfd);
+	free(f);
+}
+
 /* Found writing fuzz_fcgi_diff: libfcgi takes a read error or EOF between
  * two params for their end, and hands the app a request cut there (here:
  * the peer closes inside a PARAMS record that claims 100 bytes more). */
@@ -993,6 +1086,7 @@ main(void)
 		cmocka_unit_test(test_keep_conn_recorded),
 		cmocka_unit_test(test_kept_connection_serves_requests_in_turn),
 		cmocka_unit_test(test_kept_connection_refuses_pipelining),
+		cmocka_unit_test(test_drain_of_kept_connections_is_capped),
 		cmocka_unit_test(test_other_request_ids_refused),
 		cmocka_unit_test(test_what_the_guard_saw),
 		cmocka_unit_test(test_executable_defines_no_read),
