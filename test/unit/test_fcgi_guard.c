@@ -687,6 +687,34 @@ serve_next(FCGX_Request *r, char *auth, size_t size)
 	return 0;
 }
 
+/* A guarded listener with fcgi_conn.c's epoll set (reset by each call),
+ * one peer connected, and r ready on it with libfcgi's flags. */
+static int
+kept_listener(FCGX_Request *r, int *peer, int flags)
+{
+	int	lfd;
+
+	assert_int_equal(FCGX_Init(), 0);
+	lfd = guarded_listener(peer);
+	assert_int_equal(fcgi_conn_init(lfd), 0);
+	assert_int_equal(FCGX_InitRequest(r, lfd, flags), 0);
+	return lfd;
+}
+
+/* Another peer of lfd's abstract address. */
+static int
+connect_peer(int lfd)
+{
+	struct sockaddr_un	sun;
+	socklen_t		len = sizeof(sun);
+	int			peer;
+
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sun, &len), 0);
+	assert_true((peer = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(connect(peer, (struct sockaddr *)&sun, len), 0);
+	return peer;
+}
+
 /*
  * nginx's fastcgi_keep_conn: requests one after another on one connection.
  * Between them the connection waits in fcgi_conn.c, not in a thread: an
@@ -702,10 +730,7 @@ test_kept_connection_serves_requests_in_turn(void **state)
 	int		 lfd, peer;
 
 	(void)state;
-	assert_int_equal(FCGX_Init(), 0);
-	lfd = guarded_listener(&peer);
-	assert_int_equal(fcgi_conn_init(lfd), 0);
-	assert_int_equal(FCGX_InitRequest(&r, lfd, 0), 0);
+	lfd = kept_listener(&r, &peer, 0);
 
 	request_with(s, true, "first");
 	assert_int_equal(write(peer, s->b, s->len), (ssize_t)s->len);
@@ -757,10 +782,7 @@ test_kept_connection_refuses_pipelining(void **state)
 	int		 lfd, peer;
 
 	(void)state;
-	assert_int_equal(FCGX_Init(), 0);
-	lfd = guarded_listener(&peer);
-	assert_int_equal(fcgi_conn_init(lfd), 0);
-	assert_int_equal(FCGX_InitRequest(&r, lfd, 0), 0);
+	lfd = kept_listener(&r, &peer, 0);
 	request_with(s, true, "one");
 	put(two, s->b, s->len);
 	request_with(s, true, "two");
@@ -774,15 +796,7 @@ test_kept_connection_refuses_pipelining(void **state)
 
 	/* The control, and a peer gone while its connection is kept. */
 	close(peer);
-	assert_true((peer = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
-	{
-		struct sockaddr_un	sun;
-		socklen_t		len = sizeof(sun);
-
-		assert_int_equal(getsockname(lfd, (struct sockaddr *)&sun,
-		    &len), 0);
-		assert_int_equal(connect(peer, (struct sockaddr *)&sun, len), 0);
-	}
+	peer = connect_peer(lfd);
 	request_with(s, true, "one");
 	assert_int_equal(write(peer, s->b, s->len), (ssize_t)s->len);
 	assert_int_equal(serve_next(&r, auth, sizeof(auth)), 0);
@@ -839,8 +853,6 @@ static void
 test_drain_of_kept_connections_is_capped(void **state)
 {
 	struct drain_feed	*f = calloc(1, sizeof(*f));
-	struct sockaddr_un	 sun;
-	socklen_t		 len = sizeof(sun);
 	FCGX_Request		 r;
 	struct timespec		 t0;
 	pthread_t		 t;
@@ -849,18 +861,11 @@ test_drain_of_kept_connections_is_capped(void **state)
 	long			 ms;
 
 	(void)state;
-	assert_int_equal(FCGX_Init(), 0);
-	lfd = guarded_listener(&f->peer[0]);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sun, &len), 0);
-	assert_int_equal(fcgi_conn_init(lfd), 0);
 	/* As the service: the drain ends the wait with EINTR. */
-	assert_int_equal(FCGX_InitRequest(&r, lfd, FCGI_FAIL_ACCEPT_ON_INTR), 0);
+	lfd = kept_listener(&r, &f->peer[0], FCGI_FAIL_ACCEPT_ON_INTR);
 	for (i = 0; i < DRAIN_PEERS; i++) {	/* each connection kept */
 		if (i > 0) {	/* one at a time: the backlog is 4 */
-			assert_true((f->peer[i] = socket(AF_UNIX,
-			    SOCK_STREAM, 0)) >= 0);
-			assert_int_equal(connect(f->peer[i],
-			    (struct sockaddr *)&sun, len), 0);
+			f->peer[i] = connect_peer(lfd);
 		}
 		request_with(&f->s, true, "before");
 		assert_int_equal(write(f->peer[i], f->s.b, f->s.len),
