@@ -39,7 +39,7 @@ int
 fcgi_init(int listen_fd)
 {
 	fcgi_guard_listen(listen_fd);
-	if (fcgi_conn_init(listen_fd) == -1)
+	if (fcgi_conn_init(listen_fd, -1) == -1)
 		return -1;
 	return FCGX_Init() == 0 ? 0 : -1;
 }

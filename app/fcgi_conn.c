@@ -22,7 +22,11 @@
  * descriptor is armed EPOLLONESHOT, so one event wakes one thread, and a
  * connection belongs to the thread that got it until that thread parks
  * or closes it; the listening socket is armed again after each accept(),
- * so one thread of the process accepts at a time, as before. A kept
+ * so one thread of the process accepts at a time, as before. The
+ * listener is non-blocking: every process of the group has it in its
+ * set, a new connection wakes a thread in each, and the losers go back to
+ * waiting (found in CI: a loser blocked in accept() served none of its
+ * process's kept connections until the next connection came). A kept
  * connection is taken out of kept[] by exchange, by the thread it was
  * given to or by the drain closing it, never both. arm_lock orders what
  * the drain changes against what it must see whole: a park (its check of
@@ -47,7 +51,7 @@
 #include "kl_limits.h"
 
 static int		epfd = -1;
-static int		listen_wait_ms = -1;	/* 0: a non-blocking listener */
+static int		listen_wait_ms = -1;	/* -1: until ready; 0: a harness */
 static int		conn_listen_fd = -1;
 static atomic_int	nkept;
 static atomic_bool	draining;
@@ -74,14 +78,17 @@ arm(int fd, unsigned events)
 }
 
 int
-fcgi_conn_init(int listen_fd)
+fcgi_conn_init(int listen_fd, int wait_ms)
 {
 	int	fl;
 
-	if ((fl = fcntl(listen_fd, F_GETFL)) == -1)
+	/* The group shares the listener's file description (spawn-fcgi):
+	 * each process sets the same flag on it. An accepted connection
+	 * does not inherit it: libfcgi's reads block as before. */
+	if ((fl = fcntl(listen_fd, F_GETFL)) == -1 ||
+	    fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) == -1)
 		return -1;
-	/* A non-blocking listener (a harness) must not block here either. */
-	listen_wait_ms = (fl & O_NONBLOCK) ? 0 : -1;
+	listen_wait_ms = wait_ms < 0 ? -1 : wait_ms;
 	conn_listen_fd = listen_fd;
 	atomic_store(&draining, false);
 	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
@@ -107,8 +114,7 @@ arm_listener(void)
 }
 
 /* The listener was ready: one accept(), then it is armed again, whatever
- * came of it: another process may have taken the connection, and then the
- * accept waits for the next one, as libfcgi's. */
+ * came of it. EAGAIN: another process took the connection. */
 static int
 accept_one(int listen_fd, struct sockaddr *addr, socklen_t *addrlen)
 {
@@ -218,8 +224,13 @@ fcgi_conn_next(int listen_fd, struct sockaddr *addr, socklen_t *addrlen,
 			errno = EAGAIN;
 			return -1;
 		}
-		if (ev.data.fd == listen_fd)
-			return accept_one(listen_fd, addr, addrlen);
+		if (ev.data.fd == listen_fd) {
+			fd = accept_one(listen_fd, addr, addrlen);
+			if (fd >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) ||
+			    listen_wait_ms == 0)
+				return fd;
+			continue;	/* lost to another process: wait again */
+		}
 		if ((fd = take_kept(ev.data.fd, ev.events, addr, addrlen)) >= 0) {
 			*is_kept = true;
 			return fd;

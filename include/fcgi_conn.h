@@ -16,10 +16,12 @@
 #include <stdbool.h>
 
 /* Once, before the worker threads start: one epoll instance for
- * listen_fd and the kept connections. Returns 0, or -1 with errno set
- * (the process cannot serve). Without it (the fuzz harnesses) next() is
- * a plain accept() and park() keeps nothing. */
-int	fcgi_conn_init(int listen_fd);
+ * listen_fd and the kept connections, and listen_fd made non-blocking.
+ * wait_ms: how long next() waits when nothing is ready: -1 until
+ * something is (the service), 0 not at all (the harnesses). Returns 0,
+ * or -1 with errno set (the process cannot serve). Without it next() is a
+ * plain accept() and park() keeps nothing. */
+int	fcgi_conn_init(int listen_fd, int wait_ms);
 
 /*
  * Waits for the next connection with a request to read: a new one (accepted
@@ -27,8 +29,9 @@ int	fcgi_conn_init(int listen_fd);
  * (*kept set; addr says AF_UNIX). Returns its descriptor, which the caller
  * owns until it parks or closes it, or -1 with errno: EINTR for a signal
  * (the stop), or once a drain has closed the kept connections left;
- * otherwise accept()'s. A kept connection the peer closed meanwhile is
- * closed here, never returned.
+ * EAGAIN when nothing was ready (wait_ms 0); otherwise accept()'s. A
+ * connection another process accepted first, and a kept one the peer
+ * closed meanwhile, are waited past, never returned.
  */
 int	fcgi_conn_next(int listen_fd, struct sockaddr *addr, socklen_t *addrlen,
 	    bool *kept);

@@ -62,7 +62,7 @@ setup(void)
 	signal(SIGPIPE, SIG_IGN);
 	assert(FCGX_Init() == 0);
 	fcgi_guard_listen(listen_fd);
-	assert(fcgi_conn_init(listen_fd) == 0);
+	assert(fcgi_conn_init(listen_fd, 0) == 0);
 }
 
 /* What libfcgi saw of the request. */

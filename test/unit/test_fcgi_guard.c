@@ -696,7 +696,7 @@ kept_listener(FCGX_Request *r, int *peer, int flags)
 
 	assert_int_equal(FCGX_Init(), 0);
 	lfd = guarded_listener(peer);
-	assert_int_equal(fcgi_conn_init(lfd), 0);
+	assert_int_equal(fcgi_conn_init(lfd, 0), 0);
 	assert_int_equal(FCGX_InitRequest(r, lfd, flags), 0);
 	return lfd;
 }
