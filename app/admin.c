@@ -248,11 +248,13 @@ each_user(struct admin *a, uint64_t after, uint64_t limit,
 		if (store_user_batch(a->st, &after, batch, want, &n, &end,
 		    &kerr) == -1)
 			return failed(&kerr);
-		for (i = 0; i < n; i++)
-			if (fn(a, &batch[i], arg) == -1)
+		for (i = 0; i < n && !stop; i++)
+			if (fn(a, &batch[i], arg) == -1 && !stop)
 				return 1;
 		limit -= n;
 	}
+	/* The signal may land in a write to a full pipe, which then fails
+	 * (EINTR): still an interruption, said as one (found in make test). */
 	if (stop) {
 		fprintf(stderr, "kakao-login-admin: interrupted\n");
 		return 1;

@@ -43,12 +43,14 @@ and the suite checks:
 Prints "ok - ..." / "not ok - ..." per check, "N passed, M failed" last.
 """
 
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import termios
 import threading
 import time
 
@@ -227,9 +229,21 @@ def interrupted(env, sig):
     envv.pop("KAKAO_LOGIN_CONF", None)
     p = subprocess.Popen([ADMIN, "-c", env.conf, "--json", "users", "list", "--limit", "1000000"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=envv)
-    time.sleep(1.0)             # the pipe (64 KB) is full long before
+    # The signal lands in a write to the full pipe (64 KB), and the write
+    # sees it before the pipe is read: it fails with EINTR (found in make
+    # test, where the tool then exited 1 without saying it was
+    # interrupted).
+    t0 = time.monotonic()
+    buf = bytearray(4)
+    while time.monotonic() - t0 < 10:
+        fcntl.ioctl(p.stdout.fileno(), termios.FIONREAD, buf)
+        if int.from_bytes(buf, sys.byteorder) >= 65536:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)             # blocked in that write by now
     p.send_signal(sig)
     if sig != signal.SIGKILL:
+        time.sleep(0.2)
         # unblock the write so the flag is seen between batches
         os.set_blocking(p.stdout.fileno(), False)
         try:
