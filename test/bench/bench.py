@@ -221,15 +221,20 @@ def fmt_row(r):
         r["pss_mb"], r["cpu_per_1k"], r["fake_cpu"])
 
 
-def restart_service(env, app_id, program=None, extra=()):
-    """extra: config lines for this start only (the code flow's keys)."""
-    env.stop_service()
-    saved_extra = env.extra
-    env.extra = saved_extra + list(extra)
+def write_config_with(env, extra):
+    """env's config written with extra lines added for this write only."""
+    saved = env.extra
+    env.extra = saved + list(extra)
     try:
         env.write_config("http://127.0.0.1:%d" % env.fake_port)
     finally:
-        env.extra = saved_extra
+        env.extra = saved
+
+
+def restart_service(env, app_id, program=None, extra=()):
+    """extra: config lines for this start only (the code flow's keys)."""
+    env.stop_service()
+    write_config_with(env, extra)
     if not app_id:      # no app id check: the config must say so
         with open(env.conf) as f:
             lines = [l for l in f if not l.startswith("kakao_app_id")]
@@ -501,12 +506,7 @@ def growth_rows(build, seconds, runs=GROWTH_RUNS):
 def use_home(env, home):
     """The service stopped and its config pointed at env.path(home)."""
     env.stop_service()
-    saved = env.extra
-    env.extra = saved + ["db_home = %s" % env.path(home)]
-    try:
-        env.write_config("http://127.0.0.1:%d" % env.fake_port)
-    finally:
-        env.extra = saved
+    write_config_with(env, ["db_home = %s" % env.path(home)])
 
 
 def production_env():

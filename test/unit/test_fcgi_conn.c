@@ -9,8 +9,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -71,7 +69,7 @@ connect_to(const struct sockaddr_un *sun, socklen_t len)
 }
 
 struct next_call {
-	int	lfd, fd, err;
+	int	lfd, fd;
 	bool	kept, done;
 	pthread_mutex_t	lock;
 	pthread_cond_t	cond;
@@ -87,7 +85,6 @@ next_run(void *arg)
 	fd = fcgi_conn_next(c->lfd, NULL, NULL, &kept);
 	pthread_mutex_lock(&c->lock);
 	c->fd = fd;
-	c->err = errno;
 	c->kept = kept;
 	c->done = true;
 	pthread_cond_signal(&c->cond);
