@@ -45,9 +45,9 @@ fcgi_init(int listen_fd)
 }
 
 void
-fcgi_drain(void)
+fcgi_drain(long serve_kept_ms)
 {
-	fcgi_conn_drain();
+	fcgi_conn_drain(serve_kept_ms);
 }
 
 void

@@ -260,7 +260,7 @@ done:
 }
 
 void
-fcgi_conn_drain(void)
+fcgi_conn_drain(long serve_ms)
 {
 	long long	now = kl_mono_ms();
 
@@ -268,7 +268,8 @@ fcgi_conn_drain(void)
 		return;
 	pthread_mutex_lock(&arm_lock);
 	atomic_store(&quiet_until_ms, now + FCGI_DRAIN_QUIET_MS);
-	drain_end_ms = now + FCGI_DRAIN_MAX_MS;
+	drain_end_ms = now + (serve_ms < FCGI_DRAIN_MAX_MS ? serve_ms :
+	    FCGI_DRAIN_MAX_MS);
 	atomic_store(&draining, true);
 	epoll_ctl(epfd, EPOLL_CTL_DEL, conn_listen_fd, NULL);
 	pthread_mutex_unlock(&arm_lock);

@@ -700,7 +700,11 @@ main(int argc, char *argv[])
 	ev = watch_reloads(p, &stopset, opt.conf);
 	exit_code = ev == WATCH_RESTART ? 1 : 0;
 
-	fcgi_drain();
+	/* A store that needs a fresh process answers every request 500:
+	 * its kept connections are closed at once, not served for seconds
+	 * while the other processes could answer (seen in CI after a full
+	 * disk came back). */
+	fcgi_drain(ev == WATCH_RESTART ? 0 : FCGI_DRAIN_MAX_MS);
 	atomic_store(&p->stop, true);
 	busy = drain(p->workers, p->cfg.threads,
 	    exit_code ? PANIC_DRAIN_S : DRAIN_LIMIT_S);

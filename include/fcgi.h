@@ -35,8 +35,9 @@ int	fcgi_init(int listen_fd);
 
 /* The stop begins (main, before it sets the workers' stop flag): no new
  * connection is accepted; requests on kept connections are still served
- * until they go quiet (fcgi_conn.h). */
-void	fcgi_drain(void);
+ * until they go quiet, for at most serve_kept_ms (0: none served, for a
+ * process whose store needs restarting; fcgi_conn.h). */
+void	fcgi_drain(long serve_kept_ms);
 
 /* After the workers are joined: closes the kept connections left. */
 void	fcgi_close_kept(void);

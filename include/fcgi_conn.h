@@ -45,9 +45,13 @@ int	fcgi_conn_park(int fd);
 /* The stop begins: accepts no more connections (they wait in the
  * backlog for the other processes, or for this one re-executed) and keeps
  * none; kept ones are still served, each closed after its answer, until
- * none has had a request for FCGI_DRAIN_QUIET_MS; then next() closes those
- * left and returns -1 (EINTR). Called by the main thread. */
-void	fcgi_conn_drain(void);
+ * none has had a request for FCGI_DRAIN_QUIET_MS, and for at most
+ * serve_ms (capped at FCGI_DRAIN_MAX_MS); then next() closes those left
+ * and returns -1 (EINTR). serve_ms 0, for a process whose store needs a
+ * fresh one: its answers would all be 500, so its kept connections close
+ * at once and nginx opens new ones to the other processes. Called by the
+ * main thread. */
+void	fcgi_conn_drain(long serve_ms);
 
 /* After the workers have left: closes what is still kept and the epoll
  * instance. */

@@ -365,15 +365,22 @@ def verify(port, load, nthreads=8, limit_s=45):
     lost = acknowledged logins that are not in the store any more (another
     user id, or login_count below the 200s the clients saw), bad = ids that
     could not be checked.  Bounded: gives up after limit_s, or at once when
-    the service does not answer a probe within 5 s."""
+    the service does not answer a probe in 3 tries."""
     kids = list(load.kids)
     lost, bad = [], []
-    try:
-        probe = login(port, "valid-%d" % kids[0], timeout=5)[0]
-    except (OSError, http.client.HTTPException) as e:
-        probe = repr(e)
+    # Tried as each id is below: a process whose store was panicked by
+    # another's recovery answers 500 until its watch restarts it (up to a
+    # tick), and the probe may land there just after the disk came back.
+    for attempt in range(3):
+        try:
+            probe = login(port, "valid-%d" % kids[0], timeout=5)[0]
+        except (OSError, http.client.HTTPException) as e:
+            probe = repr(e)
+        if probe == 200:
+            break
+        time.sleep(0.5)
     if probe != 200:
-        return [], ["the service does not answer a login within 5 s (%s): nothing checked" % probe]
+        return [], ["the service does not answer a login in 3 tries (%s): nothing checked" % probe]
     deadline = time.monotonic() + limit_s
     seen_uid = {}
     lock = threading.Lock()
@@ -734,6 +741,13 @@ def case_kakao_faults():
                 report(False, "Kakao connect times out", "could not make a listener that never "
                        "answers SYN on 127.0.0.1 (the test's setup, not the service)")
             else:
+                # The four may all reach one process (nginx's kept
+                # connections are served by their own process): under
+                # the default cap of 3 calls there, the fourth would wait
+                # its 200 ms and answer 503 KAKAO_BUSY, as designed (seen
+                # in CI). This case is about the connect time-out, so
+                # every thread may call Kakao.
+                st.env.extra.append("kakao_max_calls = 4")
                 st.restart("http://127.0.0.1:%d" % port)
                 res = [None] * 4
 

@@ -877,7 +877,7 @@ test_drain_of_kept_connections_is_capped(void **state)
 	assert_int_equal(fcgi_conn_kept(), DRAIN_PEERS);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	fcgi_conn_drain();
+	fcgi_conn_drain(FCGI_DRAIN_MAX_MS);
 	assert_int_equal(pthread_create(&t, NULL, drain_feed_run, f), 0);
 	while (serve_next(&r, auth, sizeof(auth)) == 0)
 		served++;
@@ -897,6 +897,57 @@ test_drain_of_kept_connections_is_capped(void **state)
 			close(f->peer[i]);
 	close(lfd);
 	free(f);
+}
+
+/*
+ * A process whose store needs a fresh one drains with serve_ms 0: a
+ * request waiting on a kept connection is not served (it would be a 500
+ * while the other processes answer it), the connection is closed at once
+ * and the drain ends without waiting for quiet. Seen in CI: a worker
+ * restarting after a full disk answered its kept connections 500 for up
+ * to FCGI_DRAIN_MAX_MS.
+ */
+static void
+test_restart_drain_serves_no_kept(void **state)
+{
+	struct stream	*s = calloc(1, sizeof(*s));
+	FCGX_Request	 r;
+	struct timespec	 t0;
+	char		 auth[64], c;
+	int		 lfd, peer[2], i;
+	long		 ms;
+
+	(void)state;
+	lfd = kept_listener(&r, &peer[0], FCGI_FAIL_ACCEPT_ON_INTR);
+	for (i = 0; i < 2; i++) {
+		if (i > 0)
+			peer[i] = connect_peer(lfd);
+		request_with(s, true, "before");
+		assert_int_equal(write(peer[i], s->b, s->len), (ssize_t)s->len);
+		assert_int_equal(serve_next(&r, auth, sizeof(auth)), 0);
+		read_to_end_request(peer[i]);
+	}
+	assert_true(serve_next(&r, auth, sizeof(auth)) < 0);
+	assert_int_equal(fcgi_conn_kept(), 2);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fcgi_conn_drain(0);
+	request_with(s, true, "after the restart began");
+	assert_int_equal(write(peer[0], s->b, s->len), (ssize_t)s->len);
+	assert_true(serve_next(&r, auth, sizeof(auth)) < 0);
+	ms = kl_elapsed_us(&t0) / 1000;
+	assert_string_equal(auth, "");
+	assert_true(ms < FCGI_DRAIN_QUIET_MS);
+	assert_int_equal(fcgi_conn_kept(), 0);
+	/* Closed, unanswered: a reset where the request was left unread. */
+	for (i = 0; i < 2; i++) {
+		assert_true(read(peer[i], &c, 1) <= 0);
+		close(peer[i]);
+	}
+	FCGX_Free(&r, 1);
+	fcgi_conn_close_all();
+	close(lfd);
+	free(s);
 }
 
 /* Found writing fuzz_fcgi_diff: libfcgi takes a read error or EOF between
@@ -1092,6 +1143,7 @@ main(void)
 		cmocka_unit_test(test_kept_connection_serves_requests_in_turn),
 		cmocka_unit_test(test_kept_connection_refuses_pipelining),
 		cmocka_unit_test(test_drain_of_kept_connections_is_capped),
+		cmocka_unit_test(test_restart_drain_serves_no_kept),
 		cmocka_unit_test(test_other_request_ids_refused),
 		cmocka_unit_test(test_what_the_guard_saw),
 		cmocka_unit_test(test_executable_defines_no_read),
