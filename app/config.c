@@ -26,7 +26,7 @@
 #include "config.h"
 
 enum key_kind { K_STRING, K_URL, K_LONG, K_INT, K_INT64, K_BOOL, K_DURABILITY,
-	K_APP_KEY, K_REDIRECT_URIS, K_APP_KEYS };
+	K_APP_KEY, K_REDIRECT_URIS, K_APP_KEYS, K_ORIGINS };
 
 struct config_key {
 	const char	*name;
@@ -55,6 +55,9 @@ static const struct config_key keys[] = {
 	{ "redirect_uris",		F(redirect_uris), K_REDIRECT_URIS, 0, 0 },
 	{ "kakao_native_app_keys",	F(kakao_native_app_keys), K_APP_KEYS, 0, 0 },
 	{ "kakao_javascript_key",	F(kakao_javascript_key), K_APP_KEY, 0, 0 },
+	{ "refresh_cookie",		F(refresh_cookie), K_BOOL, 0, 0 },
+	{ "refresh_cookie_secure",	F(refresh_cookie_secure), K_BOOL, 0, 0 },
+	{ "allowed_origins",		F(allowed_origins), K_ORIGINS, 0, 0 },
 	{ "oidc_issuer",		F(oidc_issuer), K_STRING, 0, 0 },
 	{ "oidc_clock_skew",		F(oidc_clock_skew), K_LONG, 0, MAX_OIDC_CLOCK_SKEW },
 	{ "threads",			F(threads), K_INT, 1, MAX_THREADS },
@@ -92,6 +95,7 @@ config_defaults(struct config *cfg)
 	cfg->refresh_idle_ttl = DEFAULT_REFRESH_IDLE_TTL;
 	cfg->refresh_reuse_window = DEFAULT_REFRESH_REUSE_WINDOW;
 	cfg->unlink_retry_interval = UNLINK_FIRST_RETRY_S;
+	cfg->refresh_cookie_secure = true;
 }
 
 static const struct config_key *
@@ -248,6 +252,57 @@ check_redirect_uri(const char *v, size_t len, struct kl_error *err)
 	return 0;
 }
 
+/*
+ * An origin as a browser sends it (RFC 6454): lower-case scheme://host,
+ * then :port only when it is not the scheme's default (a browser leaves
+ * :443 and :80 out, so such an entry would never match). https anywhere,
+ * http only to a loopback host (make demo). Compared byte for byte.
+ */
+static int
+check_origin(const char *v, size_t len, struct kl_error *err)
+{
+	const char	*host, *end = v + len;
+	size_t		 hlen, plen;
+	long		 port;
+	bool		 tls;
+
+	if (len >= MAX_ORIGIN_LEN)
+		return kl_fail(err, KL_BAD_CONFIG, "allowed_origins: an origin "
+		    "over %d bytes", MAX_ORIGIN_LEN - 1);
+	if ((tls = len > 8 && strncmp(v, "https://", 8) == 0))
+		host = v + 8;
+	else if (len > 7 && strncmp(v, "http://", 7) == 0)
+		host = v + 7;
+	else
+		return kl_fail(err, KL_BAD_CONFIG, "allowed_origins: each must "
+		    "start with https:// or http:// (lower case)");
+	if (*host == '[')
+		hlen = end - host >= 5 && strncmp(host, "[::1]", 5) == 0 ? 5 : 0;
+	else
+		hlen = strspn(host, "abcdefghijklmnopqrstuvwxyz0123456789.-");
+	if (hlen == 0 || host + hlen > end || host[0] == '.' ||
+	    host[0] == '-' || host[hlen - 1] == '.')
+		return kl_fail(err, KL_BAD_CONFIG, "allowed_origins: a bad "
+		    "host (lower-case letters, digits, '.', '-'; [::1])");
+	if (!tls && !host_is_loopback(host, hlen))
+		return kl_fail(err, KL_BAD_CONFIG, "allowed_origins: http:// "
+		    "only for a loopback host; use https://");
+	host += hlen;
+	if (host == end)
+		return 0;
+	plen = strspn(host + 1, "0123456789");
+	if (*host != ':' || plen == 0 || plen > 5 || host + 1 + plen != end ||
+	    host[1] == '0')
+		return kl_fail(err, KL_BAD_CONFIG, "allowed_origins: only "
+		    "scheme://host[:port], no path or trailing slash");
+	port = strtol(host + 1, NULL, 10);
+	if (port > 65535 || port == (tls ? 443 : 80))
+		return kl_fail(err, KL_BAD_CONFIG, "allowed_origins: port %ld "
+		    "%s", port, port > 65535 ? "out of range" : "is the "
+		    "default: browsers send the origin without it");
+	return 0;
+}
+
 /* Splits a space-separated list of redirect URIs or app keys into its
  * array in cfg, checking each entry. A refused list leaves cfg as it was
  * (the entries are gathered in a copy first). */
@@ -258,11 +313,14 @@ list_set(struct config *cfg, const struct config_key *k, const char *v,
 	static __thread char	 tmp[MAX_REDIRECT_URIS][MAX_URL_LEN];
 	const char		*p = v;
 	size_t			 len, width;
-	int			 n = 0, max, i;
+	int			 n = 0, max, i, rc;
 	bool			 uris = k->kind == K_REDIRECT_URIS;
+	bool			 origins = k->kind == K_ORIGINS;
 
-	max = uris ? MAX_REDIRECT_URIS : MAX_NATIVE_APP_KEYS;
-	width = uris ? MAX_URL_LEN : MAX_APP_KEY + 1;
+	max = uris ? MAX_REDIRECT_URIS : origins ? MAX_ALLOWED_ORIGINS :
+	    MAX_NATIVE_APP_KEYS;
+	width = uris ? MAX_URL_LEN : origins ? MAX_ORIGIN_LEN :
+	    MAX_APP_KEY + 1;
 	for (;;) {
 		while (*p == ' ' || *p == '\t')
 			p++;
@@ -272,8 +330,10 @@ list_set(struct config *cfg, const struct config_key *k, const char *v,
 		if (n == max)
 			return kl_fail(err, KL_BAD_CONFIG, "%s: more than %d "
 			    "entries", k->name, max);
-		if (uris ? check_redirect_uri(p, len, err) :
-		    check_app_key(k->name, p, len, err))
+		rc = uris ? check_redirect_uri(p, len, err) : origins ?
+		    check_origin(p, len, err) : check_app_key(k->name, p, len,
+		    err);
+		if (rc != 0)
 			return -1;
 		memcpy(tmp[n], p, len);
 		tmp[n][len] = '\0';
@@ -285,10 +345,13 @@ list_set(struct config *cfg, const struct config_key *k, const char *v,
 		p += len;
 	}
 	for (i = 0; i < n; i++)
-		memcpy(uris ? cfg->redirect_uri[i] : cfg->native_app_key[i],
-		    tmp[i], width);
+		memcpy(uris ? cfg->redirect_uri[i] : origins ?
+		    cfg->allowed_origin[i] : cfg->native_app_key[i], tmp[i],
+		    width);
 	if (uris)
 		cfg->n_redirect_uris = n;
+	else if (origins)
+		cfg->n_allowed_origins = n;
 	else
 		cfg->n_native_app_keys = n;
 	return 0;
@@ -304,6 +367,7 @@ key_set(struct config *cfg, const struct config_key *k, const char *v,
 	switch (k->kind) {
 	case K_REDIRECT_URIS:
 	case K_APP_KEYS:
+	case K_ORIGINS:
 		if (strlen(v) >= k->size)
 			return kl_fail(err, KL_BAD_CONFIG, "%s: value too long",
 			    k->name);
@@ -436,11 +500,31 @@ config_check(const struct config *cfg, struct kl_error *err)
 		return kl_fail(err, KL_BAD_CONFIG, "refresh_idle_ttl (%ld) "
 		    "exceeds refresh_ttl (%ld)", cfg->refresh_idle_ttl,
 		    cfg->refresh_ttl);
+	/* The cookie is sent only where an allowed Origin vouches for the
+	 * request: without one it could never be used (CSRF). */
+	if (cfg->refresh_cookie && cfg->n_allowed_origins == 0)
+		return kl_fail(err, KL_BAD_CONFIG, "refresh_cookie = yes needs "
+		    "allowed_origins (the origins of the pages that log in)");
+	if (!cfg->refresh_cookie_secure && !config_origins_loopback(cfg))
+		return kl_fail(err, KL_BAD_CONFIG, "refresh_cookie_secure = no "
+		    "only when every allowed origin is http:// to a loopback "
+		    "host (make demo)");
 	/* A cap above threads could never be reached. */
 	if (cfg->kakao_max_calls > cfg->threads)
 		return kl_fail(err, KL_BAD_CONFIG, "kakao_max_calls (%d) "
 		    "exceeds threads (%d)", cfg->kakao_max_calls, cfg->threads);
 	return 0;
+}
+
+bool
+config_origins_loopback(const struct config *cfg)
+{
+	int	i;
+
+	for (i = 0; i < cfg->n_allowed_origins; i++)
+		if (strncmp(cfg->allowed_origin[i], "http://", 7) != 0)
+			return false;	/* check_origin: https, any host */
+	return true;
 }
 
 /* Allowed, but said at every start and by -t. Static strings. */
@@ -457,6 +541,9 @@ config_warnings(const struct config *cfg, const char **out, int max)
 	if (strncmp(cfg->kakao_api_url, "http://", 7) == 0 && n < max)
 		out[n++] = "kakao_api_url is http://: access tokens and "
 		    "profiles travel unencrypted; use https:// for Kakao";
+	if (cfg->refresh_cookie && !cfg->refresh_cookie_secure && n < max)
+		out[n++] = "refresh_cookie_secure = no: the refresh cookie "
+		    "travels over http:// (loopback only, for make demo)";
 	if (strncmp(cfg->kakao_auth_url, "http://", 7) == 0 && n < max)
 		out[n++] = "kakao_auth_url is http://: codes, the client secret "
 		    "and the JWKS travel unencrypted; use https:// for Kakao";

@@ -28,6 +28,7 @@
 #include "fcgi_guard.h"
 #include "fcgi_reqid.h"
 #include "http.h"
+#include "http_cors.h"
 #include "kl_clock.h"
 #include "kl_error.h"
 #include "kl_limits.h"
@@ -252,8 +253,11 @@ request_fill(FCGX_Request *fr, struct fcgi_reqid *ids, struct http_request *req,
 	uri = FCGX_GetParam("REQUEST_URI", fr->envp);
 	req->query = uri != NULL && (q = strchr(uri, '?')) != NULL ? q + 1 : "";
 	req->content_type = FCGX_GetParam("CONTENT_TYPE", fr->envp);
-	req->cookie = FCGX_GetParam("HTTP_COOKIE", fr->envp);
-	req->origin = FCGX_GetParam("HTTP_ORIGIN", fr->envp);
+	/* Counted only when present: most requests carry neither. */
+	if ((req->cookie = FCGX_GetParam("HTTP_COOKIE", fr->envp)) != NULL)
+		req->cookie_count = param_count(fr->envp, "HTTP_COOKIE");
+	if ((req->origin = FCGX_GetParam("HTTP_ORIGIN", fr->envp)) != NULL)
+		req->origin_count = param_count(fr->envp, "HTTP_ORIGIN");
 	if ((req->client_addr = FCGX_GetParam("REMOTE_ADDR", fr->envp)) ==
 	    NULL)
 		req->client_addr = "";
@@ -341,6 +345,26 @@ request_log(const struct http_request *req, const struct http_response *resp,
 	log_request(&lr);
 }
 
+/* A browser's preflight of a cross-origin request to a route, from an
+ * allowed origin: answered here, no handler runs. Others fall through (an
+ * OPTIONS of an origin not allowed is a 405 like any other method). */
+static bool
+is_preflight(const struct route *rt, const struct http_request *req,
+    bool cors)
+{
+	return cors && rt != NULL && strcmp(req->method, "OPTIONS") == 0;
+}
+
+static int
+preflight(FCGX_Request *fr, const struct route *rt, struct http_request *req,
+    char *body, struct http_response *resp, struct kl_error *err)
+{
+	if (fcgi_read_body(fr->in, FCGX_GetParam("CONTENT_LENGTH", fr->envp),
+	    rt->body_max, body, &req->body_len, err) == -1)
+		return -1;
+	return http_cors_preflight(resp, req->origin, rt->methods, err);
+}
+
 /* Serves one accepted request. ids, body and fields are the worker's. */
 static void
 serve(struct fcgi_worker *w, FCGX_Request *fr, struct fcgi_reqid *ids,
@@ -352,16 +376,28 @@ serve(struct fcgi_worker *w, FCGX_Request *fr, struct fcgi_reqid *ids,
 	struct kl_error		 err;
 	struct timespec		 t0;
 	char			 path[MAX_PATH_LEN], rid[FCGI_REQID_SIZE];
+	struct kl_error		 herr;
 	long			 us;
 	int			 rc;
+	bool			 cors;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	kl_error_clear(&err);
 	memset(&resp, 0, sizeof(resp));
 	request_fill(fr, ids, &req, path, sizeof(path), rid);
 	rt = route_find(path);
-	if ((rc = request_admit(fr, rt, &req, body, fields, &err)) == 0)
+	cors = req.origin != NULL &&
+	    http_cors_allowed(w->ctx->cfg, req.origin, req.origin_count);
+	if (is_preflight(rt, &req, cors)) {
+		if ((rc = preflight(fr, rt, &req, body, &resp, &err)) == 0)
+			cors = false;	/* it has its headers */
+	} else if ((rc = request_admit(fr, rt, &req, body, fields,
+	    &err)) == 0)
 		rc = rt->fn(w->ctx, &req, &resp, &err);
+	/* Failures too: the page reads the error's JSON. Out of memory for
+	 * these leaves the answer without them (the browser hides it). */
+	if (cors)
+		http_cors_headers(&resp, req.origin, &herr);
 
 	if (rc == 0)
 		write_answer(fr, rid, &resp, resp.body.data ?

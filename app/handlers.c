@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "handlers.h"
+#include "http_cookie.h"
+#include "http_cors.h"
 #include "json_writer.h"
 #include "kakao.h"
 #include "store.h"
@@ -164,8 +166,10 @@ answer_tokens(struct kl_buf *b, const char *jwt, bool legacy,
 		jw_raw(b, ",\"acess_token\":");
 		jw_string_or_null(b, jwt);
 	}
-	jw_raw(b, ",\"refresh_token\":");
-	jw_string_or_null(b, refresh);
+	if (refresh != NULL) {
+		jw_raw(b, ",\"refresh_token\":");
+		jw_string(b, refresh);
+	}
 	jw_raw(b, ",\"expires_in\":");
 	jw_u64(b, (uint64_t)expires_in);
 	if (u != NULL) {
@@ -178,20 +182,27 @@ answer_tokens(struct kl_buf *b, const char *jwt, bool legacy,
 int
 handler_answer_tokens(struct handler_ctx *ctx, const struct token_subject *s,
     const char *refresh, const struct store_user *user, time_t now,
-    struct http_response *resp, struct kl_error *err)
+    time_t expires, struct http_response *resp, struct kl_error *err)
 {
-	char	*jwt = NULL;
-	int	 rc = -1;
+	const struct config	*cfg = ctx->cfg;
+	char			*jwt = NULL;
+	long			 age = (long)(expires - now);
+	int			 rc = -1;
 
 	resp->user_id = s->user_id;
 	if (token_issue(ctx->token, s, now, &jwt, err) == -1)
 		return -1;
-	answer_tokens(&resp->body, jwt, ctx->cfg->legacy_acess_token, refresh,
-	    ctx->token->ttl, user);
+	answer_tokens(&resp->body, jwt, cfg->legacy_acess_token,
+	    resp->refresh_in_cookie ? NULL : refresh, ctx->token->ttl, user);
 	if (kl_buf_bad(&resp->body)) {
 		kl_fail(err, KL_INTERNAL, "out of memory for the answer");
 		goto done;
 	}
+	if (age > cfg->refresh_idle_ttl)
+		age = cfg->refresh_idle_ttl;
+	if (resp->refresh_in_cookie && http_cookie_refresh_set(resp,
+	    cfg->refresh_cookie_secure, refresh, age > 0 ? age : 1, err) == -1)
+		goto done;
 	resp->status = 200;
 	rc = 0;
 done:
@@ -224,7 +235,7 @@ handler_answer_login(struct handler_ctx *ctx, const struct store_user *user,
 	    user->kakao_id, now, &opened, err) == 0) {
 		subject_of(&subj, user, ns.sid_hex);
 		rc = handler_answer_tokens(ctx, &subj, ns.refresh, user, now,
-		    resp, err);
+		    opened.expires, resp, err);
 	} else if (err->status == KL_NOT_FOUND)
 		/* Deleted or unlinked since the code's first answer. */
 		kl_fail(err, KL_INVALID_CODE, "the code's user is gone or "
@@ -248,10 +259,33 @@ handler_login_finish(struct handler_ctx *ctx, const struct store_login *in,
 	    err) == 0) {
 		subject_of(&subj, &user, ns.sid_hex);
 		rc = handler_answer_tokens(ctx, &subj, ns.refresh, &user, now,
-		    resp, err);
+		    now + ctx->cfg->refresh_ttl, resp, err);
 	}
 	session_wipe(&ns);
 	return rc;
+}
+
+bool
+handler_cookie_mode(const struct handler_ctx *ctx,
+    const struct http_request *req)
+{
+	return ctx->cfg->refresh_cookie &&
+	    http_cors_allowed(ctx->cfg, req->origin, req->origin_count);
+}
+
+int
+handler_refresh_cookie(const struct handler_ctx *ctx,
+    const struct http_request *req, char *out)
+{
+	if (req->cookie == NULL)
+		return 0;
+	/* nginx passes a second Cookie header as a second param: which one
+	 * holds the real cookie cannot be told, so neither is used. */
+	if (req->cookie_count > 1)
+		return -1;
+	return http_cookie_find(req->cookie,
+	    http_cookie_refresh_name(ctx->cfg->refresh_cookie_secure), out,
+	    REFRESH_TOKEN_LEN + 1);
 }
 
 int

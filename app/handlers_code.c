@@ -277,6 +277,7 @@ handler_kakao_callback(struct handler_ctx *ctx,
 	int64_t				 kakao_id = 0;
 	int				 rc;
 
+	resp->refresh_in_cookie = handler_cookie_mode(ctx, req);
 	if (cfg->kakao_rest_api_key[0] == '\0' || cfg->n_redirect_uris == 0)
 		return kl_fail(err, KL_NOT_CONFIGURED, "kakao_rest_api_key or "
 		    "redirect_uris not set");

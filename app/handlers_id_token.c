@@ -113,6 +113,7 @@ handler_kakao_id_token(struct handler_ctx *ctx,
 	const char			*id_token = NULL, *nonce = NULL;
 	const char			*access_token = NULL;
 
+	resp->refresh_in_cookie = handler_cookie_mode(ctx, req);
 	memset(&ex, 0, sizeof(ex));
 	if ((ex.n_audiences = audiences(ctx->cfg, aud)) == 0)
 		return kl_fail(err, KL_NOT_CONFIGURED, "no app key set "

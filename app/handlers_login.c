@@ -22,6 +22,7 @@ handler_login(struct handler_ctx *ctx, const struct http_request *req,
 	char			 token[MAX_KAKAO_TOKEN + 1];
 	int			 rc = -1;
 
+	resp->refresh_in_cookie = handler_cookie_mode(ctx, req);
 	if (req->authorization_count > 1)
 		return kl_fail(err, KL_BAD_TOKEN, "duplicated Authorization");
 	if (handler_parse_authorization(req->authorization, token, err) == -1)

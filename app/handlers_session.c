@@ -12,6 +12,11 @@
  *   POST /users/logout  our JWT; revokes its session, or with all=1 every
  *       session of its user.
  *
+ * Browser sessions (refresh_cookie = yes): from an allowed Origin the
+ * refresh token comes from the refresh cookie when the body has none,
+ * and logout clears the cookie and revokes its session, with or without
+ * a valid JWT. The cookie without an allowed Origin is refused (CSRF).
+ *
  * Never touches curl, Berkeley DB, libjwt or libfcgi. Thread-safe: its
  * state is the worker's handler_ctx.
  */
@@ -20,6 +25,7 @@
 
 #include "body.h"
 #include "handlers.h"
+#include "http_cookie.h"
 #include "json_writer.h"
 #include "store.h"
 #include "store_session.h"
@@ -112,7 +118,42 @@ refresh_decided(struct handler_ctx *ctx, const char *token,
 	subj.kakao_id = out->session.kakao_id;
 	kl_hex_encode(subj.sid, out->session.sid, STORE_SID_LEN);
 	return handler_answer_tokens(ctx, &subj, w->successor, NULL,
-	    time(NULL), resp, err);
+	    time(NULL), out->session.expires, resp, err);
+}
+
+/* The browser's cookie is gone for good: cleared with the answer (also a
+ * failure's: error answers keep the handler's header lines). */
+static void
+cookie_clear(struct handler_ctx *ctx, struct http_response *resp)
+{
+	struct kl_error	herr;
+
+	http_cookie_refresh_set(resp, ctx->cfg->refresh_cookie_secure, NULL,
+	    0, &herr);
+}
+
+/* No refresh_token field: the refresh cookie, if the request may use it.
+ * token holds REFRESH_TOKEN_LEN + 1 bytes. */
+static int
+refresh_from_cookie(struct handler_ctx *ctx, const struct http_request *req,
+    struct http_response *resp, char *token, struct kl_error *err)
+{
+	int	found;
+
+	if (!ctx->cfg->refresh_cookie ||
+	    (found = handler_refresh_cookie(ctx, req, token)) == 0)
+		return kl_fail(err, KL_BAD_REFRESH, "no refresh_token and no "
+		    "refresh cookie");
+	if (!resp->refresh_in_cookie) {
+		explicit_bzero(token, REFRESH_TOKEN_LEN + 1);
+		return kl_fail(err, KL_ORIGIN_NOT_ALLOWED, "the refresh cookie "
+		    "without an allowed Origin");
+	}
+	if (found == 1)
+		return 0;
+	cookie_clear(ctx, resp);
+	return kl_fail(err, KL_BAD_REFRESH, "refresh cookie sent twice or "
+	    "malformed");
 }
 
 int
@@ -122,17 +163,76 @@ handler_token_refresh(struct handler_ctx *ctx, const struct http_request *req,
 	struct refresh_work		w;
 	struct store_refresh_in		in;
 	struct store_refresh_out	out;
+	char				cookie[REFRESH_TOKEN_LEN + 1];
 	const char			*token;
 	int				 rc = -1;
 
 	memset(&in, 0, sizeof(in));
-	if ((token = body_get(req->fields, "refresh_token")) == NULL)
-		return kl_fail(err, KL_BAD_REFRESH, "no refresh_token");
+	resp->refresh_in_cookie = handler_cookie_mode(ctx, req);
+	if ((token = body_get(req->fields, "refresh_token")) == NULL) {
+		if (refresh_from_cookie(ctx, req, resp, cookie, err) == -1)
+			return -1;
+		token = cookie;
+	}
 	if (refresh_prepare(ctx, token, &w, &in, err) == 0 &&
 	    store_session_refresh(ctx->store, &in, &out, err) == 0)
 		rc = refresh_decided(ctx, token, &out, &w, resp, err);
+	/* A cookie that refreshes nothing any more would be sent for ever. */
+	if (rc == -1 && token == cookie && (err->status == KL_BAD_REFRESH ||
+	    err->status == KL_REFRESH_REUSED))
+		cookie_clear(ctx, resp);
+	explicit_bzero(cookie, sizeof(cookie));
 	explicit_bzero(&w, sizeof(w));
 	explicit_bzero(&in.successor, sizeof(in.successor));
+	return rc;
+}
+
+/*
+ * Logout from a browser: the cookie is cleared in any case, and the
+ * session it names revoked (*user_id its user; 0 when nothing was
+ * revoked: no cookie, a malformed or unknown one).
+ */
+static int
+logout_cookie(struct handler_ctx *ctx, const struct http_request *req,
+    struct http_response *resp, uint64_t *user_id, struct kl_error *err)
+{
+	struct refresh_work	w;
+	struct store_refresh_in	in;
+	char			cookie[REFRESH_TOKEN_LEN + 1];
+	int			rc = 0;
+
+	*user_id = 0;
+	memset(&in, 0, sizeof(in));
+	cookie_clear(ctx, resp);
+	if (handler_refresh_cookie(ctx, req, cookie) == 1 &&
+	    refresh_prepare(ctx, cookie, &w, &in, err) == 0 &&
+	    store_session_revoke_refresh(ctx->store, in.tags, in.ntags,
+	    in.now, user_id, err) == -1 && err->status != KL_NOT_FOUND)
+		rc = -1;
+	explicit_bzero(cookie, sizeof(cookie));
+	explicit_bzero(&w, sizeof(w));
+	explicit_bzero(&in.successor, sizeof(in.successor));
+	kl_error_clear(err);
+	return rc;
+}
+
+/* Our JWT, checked on a scratch answer: after a cookie logout a stale
+ * JWT fails nothing, and leaves no challenge on the 200. */
+static int
+logout_bearer(struct handler_ctx *ctx, const struct http_request *req,
+    struct http_response *resp, struct token_claims *claims, bool quiet,
+    struct kl_error *err)
+{
+	struct http_response	scratch;
+	int			rc;
+
+	if (!quiet)
+		return handler_bearer(ctx, req, resp, claims, err);
+	memset(&scratch, 0, sizeof(scratch));
+	rc = handler_bearer(ctx, req, &scratch, claims, err);
+	http_response_free(&scratch);
+	if (rc == 0)
+		resp->user_id = claims->user_id;
 	return rc;
 }
 
@@ -143,11 +243,23 @@ handler_logout(struct handler_ctx *ctx, const struct http_request *req,
 	struct token_claims	 claims;
 	unsigned char		 sid[STORE_SID_LEN];
 	const char		*all = body_get(req->fields, "all");
+	uint64_t		 by_cookie = 0;
 	int			 n;
 
 	if (all != NULL && strcmp(all, "1") != 0 && strcmp(all, "0") != 0)
 		return kl_fail(err, KL_BAD_REQUEST, "all is neither 1 nor 0");
-	if (handler_bearer(ctx, req, resp, &claims, err) == -1)
+	if (handler_cookie_mode(ctx, req) &&
+	    logout_cookie(ctx, req, resp, &by_cookie, err) == -1)
+		return -1;
+	if (by_cookie != 0 && (req->authorization == NULL ||
+	    logout_bearer(ctx, req, resp, &claims, true, err) == -1)) {
+		/* The cookie's session is over; the JWT (none, or stale)
+		 * names nothing more to revoke. */
+		kl_error_clear(err);
+		memset(&claims, 0, sizeof(claims));
+		claims.user_id = by_cookie;
+		resp->user_id = by_cookie;
+	} else if (logout_bearer(ctx, req, resp, &claims, false, err) == -1)
 		return -1;
 	if (all != NULL && strcmp(all, "1") == 0) {
 		if (store_session_revoke_user(ctx->store, claims.user_id,

@@ -19,7 +19,7 @@ static const struct route routes[] = {
 	  MAX_BODY, ROUTE_AUTH_NONE, handler_kakao_id_token },
 	{ "/users/me", HTTP_GET | HTTP_DELETE, ROUTE_BODY_IGNORED, MAX_BODY,
 	  ROUTE_AUTH_BEARER, handler_users_me },
-	{ "/users/token/refresh", HTTP_POST, ROUTE_BODY_FIELDS, MAX_BODY,
+	{ "/users/token/refresh", HTTP_POST, ROUTE_BODY_FIELDS_OPTIONAL, MAX_BODY,
 	  ROUTE_AUTH_NONE, handler_token_refresh },
 	{ "/users/logout", HTTP_POST, ROUTE_BODY_FIELDS_OPTIONAL, MAX_BODY,
 	  ROUTE_AUTH_BEARER, handler_logout },

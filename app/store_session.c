@@ -701,6 +701,55 @@ store_session_revoke(struct store *st,
 	    &a), "session revoke", err);
 }
 
+/* Logout by the refresh cookie: the family of the first tag recorded. */
+struct revoke_refresh_arg {
+	const unsigned char		(*tags)[STORE_TAG_LEN];
+	int				 ntags;
+	time_t				 now;
+	uint64_t			 user_id;
+};
+
+static int
+revoke_refresh_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
+{
+	struct revoke_refresh_arg	*a = arg;
+	struct store_token_record	 t;
+	struct store_session		 s;
+	int				 i, ret = DB_NOTFOUND;
+
+	a->user_id = 0;
+	for (i = 0; i < a->ntags && ret == DB_NOTFOUND; i++)
+		ret = token_get(st, txn, a->tags[i], &t, 0);
+	if (ret != 0)
+		return ret;
+	if ((ret = family_get(st, txn, t.sid, &s, DB_RMW)) != 0)
+		return ret;
+	a->user_id = s.user_id;
+	if (s.status == STORE_SESSION_REVOKED)
+		return 0;
+	family_revoke(&s, STORE_REVOKE_LOGOUT, a->now);
+	*wrote = true;
+	return family_put(st, txn, &s, 0);
+}
+
+int
+store_session_revoke_refresh(struct store *st,
+    const unsigned char (*tags)[STORE_TAG_LEN], int ntags, time_t now,
+    uint64_t *user_id, struct kl_error *err)
+{
+	struct revoke_refresh_arg	a = { tags, ntags, now, 0 };
+	int				ret;
+
+	*user_id = 0;
+	if (!store_ready(st))
+		return kl_fail(err, KL_STORE_FAILED, "store not open");
+	if (ntags < 1 || ntags > MAX_REFRESH_CANDIDATES)
+		return kl_fail(err, KL_STORE_FAILED, "revoke: bad input");
+	ret = store_txn_run(st, 0, true, revoke_refresh_attempt, &a);
+	*user_id = a.user_id;
+	return session_result(st, ret, "session revoke by refresh token", err);
+}
+
 /*
  * The cursor reads every family of the user (DB_RMW: a refresh of one of
  * them waits for this transaction), keeps the sids of at most max active

@@ -41,6 +41,13 @@ struct config {
 	char			 native_app_key[MAX_NATIVE_APP_KEYS][MAX_APP_KEY + 1];
 	int			 n_native_app_keys;
 	char			 kakao_javascript_key[MAX_APP_KEY + 1];
+	/* Browser sessions: the refresh token as a cookie, for requests
+	 * whose Origin is one of allowed_origin (http_cors.h). */
+	bool			 refresh_cookie;
+	bool			 refresh_cookie_secure;	/* "__Secure-", Secure */
+	char			 allowed_origins[MAX_CONFIG_LINE];
+	char			 allowed_origin[MAX_ALLOWED_ORIGINS][MAX_ORIGIN_LEN];
+	int			 n_allowed_origins;
 	char			 oidc_issuer[MAX_URL_LEN];
 	long			 oidc_clock_skew;	/* seconds */
 	int			 threads;
@@ -70,6 +77,10 @@ int	config_load(struct config *cfg, const char *path, struct kl_error *err);
  * kakao_allow_other_apps = yes (never both); a client secret only with
  * the REST API key it belongs to; refresh_idle_ttl within refresh_ttl. */
 int	config_check(const struct config *cfg, struct kl_error *err);
+
+/* True when every allowed origin is http:// (check_origin allows that
+ * for loopback hosts only): refresh_cookie_secure = no is then allowed. */
+bool	config_origins_loopback(const struct config *cfg);
 
 /* What is allowed but must be said, at every start (the log) and by -t
  * (stderr): kakao_allow_other_apps = yes, an http:// kakao_api_url or

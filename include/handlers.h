@@ -168,12 +168,27 @@ int	handler_login_finish(struct handler_ctx *ctx,
 
 /* A JWT for s issued at now, and the answer {"message":"SUCCESS",
  * "access_token", "refresh_token", "expires_in"[, "user"]} (user NULL: no
- * user object, as a refresh answers), status 200. */
+ * user object, as a refresh answers), status 200. With
+ * resp->refresh_in_cookie the refresh token is left out of the body and
+ * set as the refresh cookie instead, for the session's life left
+ * (expires) but at most refresh_idle_ttl; the cookie goes last, so a
+ * failure before sets none. */
 struct token_subject;
 int	handler_answer_tokens(struct handler_ctx *ctx,
 	    const struct token_subject *s, const char *refresh,
-	    const struct store_user *user, time_t now,
+	    const struct store_user *user, time_t now, time_t expires,
 	    struct http_response *resp, struct kl_error *err);
+
+/* Browser mode (refresh_cookie = yes and one allowed Origin): the routes
+ * that answer tokens put the refresh token into a cookie. */
+bool	handler_cookie_mode(const struct handler_ctx *ctx,
+	    const struct http_request *req);
+
+/* The refresh cookie of req: 1 with the token in out (REFRESH_TOKEN_LEN
+ * + 1 bytes), 0 when none was sent, -1 when it cannot be trusted (sent
+ * twice, malformed: http_cookie_find). */
+int	handler_refresh_cookie(const struct handler_ctx *ctx,
+	    const struct http_request *req, char *out);
 
 /* The login answer for user as stored (status 200), with a session of its
  * own opened now (a transaction): a repeated code's answer. */

@@ -10,6 +10,7 @@
 #ifndef KL_HTTP_H
 #define KL_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,7 +35,9 @@ struct http_request {
 	const char	*query;			/* after '?', as sent */
 	const char	*content_type;		/* NULL: absent */
 	const char	*cookie;		/* NULL: absent */
+	int		 cookie_count;		/* > 1: several Cookie headers */
 	const char	*origin;		/* NULL: absent */
+	int		 origin_count;		/* > 1: duplicated header */
 	const char	*client_addr;		/* REMOTE_ADDR */
 	const char	*request_id;		/* fcgi_reqid.c: plain bytes */
 	const char	*authorization;		/* NULL: absent */
@@ -59,6 +62,9 @@ struct http_response {
 	 * letters and spaces, naming no path, key or secret), answered as
 	 * "reason" beside the message; NULL: none. */
 	const char	*reason;
+	/* Set by a route that answers tokens, before it does: the refresh
+	 * token goes into a cookie, not the body (handler_cookie_mode). */
+	bool		 refresh_in_cookie;
 	uint64_t	 user_id;	/* for the log; 0: none */
 	long		 upstream_us;	/* for the log */
 };

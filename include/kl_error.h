@@ -35,6 +35,7 @@ enum kl_status {
 	KL_BAD_ACCESS_TOKEN,	/* 401: our JWT missing, bad or expired */
 	KL_BAD_REFRESH,		/* 401: refresh token unknown, expired or revoked */
 	KL_REFRESH_REUSED,	/* 401: a rotated refresh token, after the window */
+	KL_ORIGIN_NOT_ALLOWED,	/* 403: the refresh cookie without an allowed Origin */
 	KL_UNAUTHORIZED,	/* 401: Kakao's unlink callback, wrong key or app */
 	KL_NOT_READY,		/* 503: /readyz, the store cannot serve (yet) */
 	KL_METRICS_UNAVAILABLE,	/* 503: no shared metrics region (metrics.c) */

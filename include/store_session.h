@@ -155,6 +155,15 @@ int	store_session_revoke(struct store *st,
 	    const unsigned char sid[STORE_SID_LEN], uint64_t user_id,
 	    enum store_session_reason reason, time_t now, struct kl_error *err);
 
+/* Logout by the refresh cookie: revokes (reason logout) the family of
+ * the first of tags[] (the token's tag under each key) that is recorded,
+ * in any state: a rotated token still names its family. *user_id gets
+ * the family's user. None recorded, or its family gone: KL_NOT_FOUND.
+ * Already revoked: success. */
+int	store_session_revoke_refresh(struct store *st,
+	    const unsigned char (*tags)[STORE_TAG_LEN], int ntags, time_t now,
+	    uint64_t *user_id, struct kl_error *err);
+
 /* Logout with all=1: revokes every active family of user_id (at most
  * MAX_USER_SESSIONS per transaction, transactions repeated until none is
  * left); *count gets how many were revoked. */

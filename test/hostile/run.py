@@ -866,8 +866,8 @@ def route_rows(route):
          APP(405, "METHOD_NOT_ALLOWED"), NO_KAKAO),
         ("PUT with a good body", "PUT", route, [], lambda r: form(*g(r)), APP(405, "METHOD_NOT_ALLOWED"), NO_KAKAO),
         ("DELETE", "DELETE", route, [], None, APP(405, "METHOD_NOT_ALLOWED"), NO_KAKAO),
-        ("OPTIONS (a CORS preflight)", "OPTIONS", route,
-         [(b"Origin", b"https://app.example"), (b"Access-Control-Request-Method", b"POST")], None,
+        ("OPTIONS (a CORS preflight from an origin not allowed)", "OPTIONS", route,
+         [(b"Origin", b"https://other.example"), (b"Access-Control-Request-Method", b"POST")], None,
          APP(405, "METHOD_NOT_ALLOWED"), NO_KAKAO),
         ("PATCH with a good body", "PATCH", route, [], lambda r: form(*g(r)), APP(405, "METHOD_NOT_ALLOWED"),
          NO_KAKAO),
@@ -2041,8 +2041,9 @@ def refresh_rows():
         row("PUT with a good body", rt_body(lambda s: s.rt), APP(405, "METHOD_NOT_ALLOWED"), method="PUT"),
         row("DELETE", None, APP(405, "METHOD_NOT_ALLOWED"), method="DELETE"),
         row("PATCH with a good body", rt_body(lambda s: s.rt), APP(405, "METHOD_NOT_ALLOWED"), method="PATCH"),
-        row("OPTIONS (a CORS preflight)", None, APP(405, "METHOD_NOT_ALLOWED"), method="OPTIONS",
-            headers=[(b"Origin", b"https://app.example"), (b"Access-Control-Request-Method", b"POST")]),
+        row("OPTIONS (a CORS preflight from an origin not allowed)", None, APP(405, "METHOD_NOT_ALLOWED"),
+            method="OPTIONS",
+            headers=[(b"Origin", b"https://other.example"), (b"Access-Control-Request-Method", b"POST")]),
         row("HEAD (405, no body)", None, APP(405, "METHOD_NOT_ALLOWED"), method="HEAD"),
         row("path with a trailing slash", rt_body(lambda s: s.rt), APP(404, "NOT_FOUND"), target=R + "/"),
         row("path /users/token//refresh", rt_body(lambda s: s.rt), APP(404, "NOT_FOUND"),
@@ -2438,6 +2439,253 @@ def run_session_routes(env):
            " | ".join(crashed[:4]))
 
 
+# ------------------------------------------------------------- issue 13's browser sessions
+#
+# refresh_cookie = yes with one allowed origin (the suite's config): the
+# refresh cookie set by a login from that Origin, taken by the refresh
+# and the logout only with it (CSRF), cleared when it is no good; CORS
+# headers and the preflight for that origin only. Through both fronts.
+
+ORIGIN = "https://app.example"
+COOKIE_NAME = "__Secure-kl_refresh"
+KID_C = KID_BASE + 300000
+
+
+def set_cookies(r):
+    """-> [(value, {attr: value})] of r's Set-Cookie lines."""
+    out = []
+    for n, v in r.headers:
+        if n != "set-cookie":
+            continue
+        parts = [p.strip() for p in v.split(";")]
+        name, _, val = parts[0].partition("=")
+        attrs = {}
+        for a in parts[1:]:
+            k, _, w = a.partition("=")
+            attrs[k.lower()] = w
+        out.append((name, val, attrs))
+    return out
+
+
+def cookie_check(r, want_value=None, cleared=False):
+    """None when r sets the refresh cookie on both paths with the right
+    attributes (cleared: empty, Max-Age=0), else why."""
+    cs = set_cookies(r)
+    if len(cs) != 2:
+        return "%d Set-Cookie lines, want 2: %r" % (len(cs), cs)
+    paths = sorted(a.get("path") for _, _, a in cs)
+    if paths != [LOGOUT, REFRESH]:
+        return "cookie paths %r" % paths
+    for name, val, a in cs:
+        if name != COOKIE_NAME or "httponly" not in a or "secure" not in a or a.get("samesite") != "Strict":
+            return "cookie %s with %r, want %s; HttpOnly; Secure; SameSite=Strict" % (name, a, COOKIE_NAME)
+        if "domain" in a:
+            return "cookie with a Domain"
+        if cleared and (val != "" or a.get("max-age") != "0"):
+            return "want the cookie cleared, got value %r Max-Age %r" % (val[:8], a.get("max-age"))
+        if not cleared:
+            if not is_refresh_token(val) or not a.get("max-age", "").isdigit() or int(a["max-age"]) <= 0:
+                return "cookie value %r Max-Age %r" % (val[:8], a.get("max-age"))
+            if want_value is not None and val != want_value:
+                return "cookie value is not the expected successor"
+            keep_refresh(val)
+    return None
+
+
+def cors_check(r, allowed):
+    acao = [v for n, v in r.headers if n == "access-control-allow-origin"]
+    if not allowed:
+        return None if not acao else "CORS headers for an origin not allowed: %r" % acao
+    if acao != [ORIGIN] or r.header("access-control-allow-credentials") != "true" or \
+            "Origin" not in (r.header("vary") or ""):
+        return "Access-Control-Allow-Origin %r, -Credentials %r, Vary %r" % (
+            acao, r.header("access-control-allow-credentials"), r.header("vary"))
+    return None
+
+
+def cookie_req(port, method, path, origin=ORIGIN, cookie=None, headers=(), body=b""):
+    h = [(b"Origin", origin.encode())] if origin else []
+    if cookie is not None:
+        h.append((b"Cookie", cookie.encode() if isinstance(cookie, str) else cookie))
+    h += list(headers)
+    for n, v in h:
+        remember_tokens(v)
+    return http_raw(port, build_request(method, path, h, body))
+
+
+def expect_msg(r, status, message):
+    js = r.json()
+    if r.status != status or not isinstance(js, dict) or js.get("message") != message:
+        return "status %s, body %r; want %d %s" % (r.status, r.body[:120], status, message)
+    return None
+
+
+def browser_login(port, kid, origin=ORIGIN):
+    tok = "valid-%d" % kid
+    tokens_sent.add(tok)
+    r = cookie_req(port, "POST", LOGIN, origin, headers=[(b"Authorization", b"Bearer " + tok.encode())])
+    cs = set_cookies(r)
+    js = r.json() or {}
+    if isinstance(js.get("access_token"), str):
+        keep_jwt(js["access_token"])
+    if isinstance(js.get("refresh_token"), str):
+        keep_refresh(js["refresh_token"])
+    return r, (cs[0][1] if cs else None), js
+
+
+def C(v):
+    return "%s=%s" % (COOKIE_NAME, v)
+
+
+def cookie_cases():
+    """(name, fn(port, kid) -> why or None)."""
+    def login_sets(port, kid):
+        r, c, js = browser_login(port, kid)
+        return expect_msg(r, 200, "SUCCESS") or cookie_check(r) or cors_check(r, True) or \
+            ("refresh_token in the body of a cookie login" if "refresh_token" in js else None)
+
+    def login_other_origin(port, kid):
+        r, c, js = browser_login(port, kid, "https://evil.example")
+        return expect_msg(r, 200, "SUCCESS") or cors_check(r, False) or \
+            ("Set-Cookie for an origin not allowed" if set_cookies(r) else None) or \
+            (None if is_refresh_token(js.get("refresh_token")) else "no refresh_token in the body")
+
+    def refresh_rotates(port, kid):
+        _, c, _ = browser_login(port, kid)
+        r = cookie_req(port, "POST", REFRESH, cookie=C(c))
+        why = expect_msg(r, 200, "SUCCESS") or cookie_check(r) or cors_check(r, True)
+        if why:
+            return why
+        nxt = set_cookies(r)[0][1]
+        if nxt == c or "refresh_token" in (r.json() or {}):
+            return "the cookie did not rotate, or the body has refresh_token"
+        # Two tabs: the old cookie again within the window, the same successor.
+        r2 = cookie_req(port, "POST", REFRESH, cookie="a=b; " + C(c) + "; z=1")
+        return expect_msg(r2, 200, "SUCCESS") or cookie_check(r2, want_value=nxt)
+
+    def refused(origin, cookie_of=C, status=403, message="ORIGIN_NOT_ALLOWED", cleared=False, count=1):
+        def fn(port, kid):
+            _, c, _ = browser_login(port, kid)
+            r = cookie_req(port, "POST", REFRESH, origin=origin, cookie=cookie_of(c))
+            why = expect_msg(r, status, message)
+            if why:
+                return why
+            if cleared:
+                why = cookie_check(r, cleared=True)
+            elif set_cookies(r):
+                why = "Set-Cookie on a refused request"
+            if why:
+                return why
+            # The cookie still refreshes from the page.
+            if cookie_of is C:
+                r = cookie_req(port, "POST", REFRESH, cookie=C(c))
+                return expect_msg(r, 200, "SUCCESS")
+            return None
+        return fn
+
+    def two_origins(port, kid):
+        _, c, _ = browser_login(port, kid)
+        r = http_raw(port, build_request("POST", REFRESH, [(b"Origin", ORIGIN.encode()),
+                                                           (b"Origin", ORIGIN.encode()),
+                                                           (b"Cookie", C(c).encode())], b""))
+        return expect_msg(r, 403, "ORIGIN_NOT_ALLOWED")
+
+    def two_cookie_headers(port, kid):
+        _, c, _ = browser_login(port, kid)
+        r = http_raw(port, build_request("POST", REFRESH, [(b"Origin", ORIGIN.encode()),
+                                                           (b"Cookie", C(c).encode()),
+                                                           (b"Cookie", C(c).encode())], b""))
+        return expect_msg(r, 401, "INVALID_REFRESH_TOKEN") or cookie_check(r, cleared=True)
+
+    def preflight(origin, ok):
+        def fn(port, kid):
+            r = cookie_req(port, "OPTIONS", REFRESH, origin=origin, body=None,
+                           headers=[(b"Access-Control-Request-Method", b"POST")])
+            if not ok:
+                return expect_msg(r, 405, "METHOD_NOT_ALLOWED") or cors_check(r, False)
+            if r.status != 204 or r.body:
+                return "status %s body %r; want 204" % (r.status, r.body[:80])
+            if r.header("access-control-allow-methods") != "POST" or \
+                    "Authorization" not in (r.header("access-control-allow-headers") or ""):
+                return "preflight headers %r" % r.headers
+            return cors_check(r, True)
+        return fn
+
+    def logout_by_cookie(port, kid):
+        _, c, _ = browser_login(port, kid)
+        r = cookie_req(port, "POST", LOGOUT, cookie=C(c))
+        why = expect_msg(r, 200, "SUCCESS") or cookie_check(r, cleared=True) or cors_check(r, True)
+        if why:
+            return why
+        r = cookie_req(port, "POST", REFRESH, cookie=C(c))
+        return expect_msg(r, 401, "INVALID_REFRESH_TOKEN") or cookie_check(r, cleared=True)
+
+    def logout_cookie_no_origin(port, kid):
+        _, c, _ = browser_login(port, kid)
+        r = cookie_req(port, "POST", LOGOUT, origin=None, cookie=C(c))
+        why = expect_msg(r, 401, "INVALID_ACCESS_TOKEN") or \
+            ("Set-Cookie without an allowed Origin" if set_cookies(r) else None)
+        if why:
+            return why
+        r = cookie_req(port, "POST", REFRESH, cookie=C(c))
+        return expect_msg(r, 200, "SUCCESS")
+
+    def logout_with_jwt_and_cookie(port, kid):
+        _, c, js = browser_login(port, kid)
+        r = cookie_req(port, "POST", LOGOUT, cookie=C(c),
+                       headers=[(b"Authorization", b"Bearer " + js["access_token"].encode())])
+        why = expect_msg(r, 200, "SUCCESS") or cookie_check(r, cleared=True)
+        if why:
+            return why
+        r = session_call(Sess(None, port, kid), "GET", ME, "Bearer " + js["access_token"])
+        return None if r.status == 200 else "GET /users/me after: %s" % r.status
+
+    huge = lambda c: "x=" + "y" * 5000 + "; " + C(c)     # noqa: E731
+    return [
+        ("a login from the allowed Origin: cookie on both paths, none in the body, CORS", login_sets),
+        ("a login from another Origin: the body has the token, no cookie, no CORS", login_other_origin),
+        ("a refresh by cookie rotates it; the old one again (two tabs) gets the same successor",
+         refresh_rotates),
+        ("the cookie without Origin: 403, the cookie kept", refused(None)),
+        ("the cookie from another Origin: 403", refused("https://evil.example")),
+        ("the cookie with Origin null: 403", refused("null")),
+        ("the cookie with the origin's host in upper case: 403", refused("https://APP.example")),
+        ("the cookie with the origin and a trailing slash: 403", refused(ORIGIN + "/")),
+        ("the cookie with the origin and :443: 403", refused(ORIGIN + ":443")),
+        ("two Origin headers: 403", two_origins),
+        ("the cookie twice in one header (tossing): 401, cleared",
+         refused(ORIGIN, lambda c: C(c) + "; " + C(c), 401, "INVALID_REFRESH_TOKEN", True)),
+        ("two Cookie headers: 401, cleared", two_cookie_headers),
+        ("a cookie value that is no token: 401, cleared",
+         refused(ORIGIN, lambda c: C("abc"), 401, "INVALID_REFRESH_TOKEN", True)),
+        ("the plain kl_refresh name (Secure is on): 401, none cleared",
+         refused(ORIGIN, lambda c: "kl_refresh=" + c, 401, "INVALID_REFRESH_TOKEN")),
+        ("a Cookie header over 4 KB: 401, cleared",
+         refused(ORIGIN, huge, 401, "INVALID_REFRESH_TOKEN", True)),
+        ("a preflight from the allowed Origin: 204 with the route's methods", preflight(ORIGIN, True)),
+        ("a preflight from another Origin: 405, no CORS", preflight("https://evil.example", False)),
+        ("a logout by cookie alone: 200, cleared, the cookie refreshes nothing after", logout_by_cookie),
+        ("a logout by cookie without Origin: 401, the cookie still refreshes", logout_cookie_no_origin),
+        ("a logout with JWT and cookie: 200, cleared", logout_with_jwt_and_cookie),
+    ]
+
+
+def run_cookie_routes(env):
+    log = LogTail(env.service_log)
+    n = 0
+    for fi, (front, port) in enumerate(env.fronts.items()):
+        for ci, (name, fn) in enumerate(cookie_cases()):
+            try:
+                why = fn(port, KID_C + fi * 1000 + ci)
+            except (KeyError, TypeError, ValueError, LoginFailed) as e:
+                why = "%s: %s" % (type(e).__name__, e)
+            report(why is None, "%s: browser session: %s" % (front, name), why)
+            n += 1
+    crashed = crash_lines(log.new())
+    report(not crashed, "no crash in the service log during the %d browser-session cases" % n,
+           " | ".join(crashed[:4]))
+
+
 def sessions_setup(env):
     """The admin key file (the fake Kakao's key: its only line, mode 600,
     the service user's, as the JWT secret) in the config, so the unlink
@@ -2450,6 +2698,7 @@ def sessions_setup(env):
     env.own(path)
     tokens_sent.add(ADMIN_KEY)
     env.extra.append("kakao_admin_key_file = %s" % path)
+    env.extra += ["refresh_cookie = yes", "allowed_origins = %s" % ORIGIN]
     os.makedirs(env.path("www", "private"), 0o755, exist_ok=True)
     with open(env.path("www", "private", "hello.txt"), "wb") as f:
         f.write(PRIVATE_TEXT)
@@ -3594,6 +3843,7 @@ def main():
         pids_before = worker_pids()
         run_new_routes(env)
         run_session_routes(env)
+        run_cookie_routes(env)
         run_health_routes(env)
         run_request_ids(env)
         run_metrics_route(env)

@@ -723,6 +723,79 @@ load_text(struct config *cfg, const char *text, struct kl_error *err)
 	return rc;
 }
 
+/* allowed_origins: exactly what a browser sends as Origin. */
+static void
+test_allowed_origins(void **state)
+{
+	struct config	cfg;
+	static const char *bad[] = {
+		"allowed_origins = https://a.example/",
+		"allowed_origins = https://a.example/path",
+		"allowed_origins = HTTPS://a.example",
+		"allowed_origins = https://A.example",
+		"allowed_origins = https://a.example:443",
+		"allowed_origins = http://127.0.0.1:80",
+		"allowed_origins = https://a.example:0443",
+		"allowed_origins = https://a.example:65536",
+		"allowed_origins = https://a.example:",
+		"allowed_origins = http://a.example",
+		"allowed_origins = http://127.0.0.1.example",
+		"allowed_origins = https://user@a.example",
+		"allowed_origins = https://",
+		"allowed_origins = https://.a.example",
+		"allowed_origins = null",
+		"allowed_origins = *",
+		"allowed_origins = https://[::2]",
+		"allowed_origins = https://a.example https://a.example",
+		"allowed_origins = https://a https://b https://c https://d "
+		    "https://e https://f https://g https://h https://i",
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refuse(bad[i]);
+	accept_line(&cfg, "allowed_origins = https://app.example.com "
+	    "http://127.0.0.1:8080 http://localhost http://[::1]:3000 "
+	    "https://a-b.example:8443");
+	assert_int_equal(cfg.n_allowed_origins, 5);
+	assert_string_equal(cfg.allowed_origin[0], "https://app.example.com");
+	assert_string_equal(cfg.allowed_origin[3], "http://[::1]:3000");
+	assert_true(cfg.refresh_cookie_secure);	/* the default */
+	assert_false(cfg.refresh_cookie);
+}
+
+static void
+test_refresh_cookie_rules(void **state)
+{
+	struct config	cfg;
+	struct kl_error	err;
+	const char	*warn[CONFIG_MAX_WARNINGS];
+
+	(void)state;
+	/* The cookie without an origin could never be used. */
+	assert_int_equal(load_text(&cfg, "db_home = /x\njwt_secret_file = /k\nkakao_app_id = 1\n"
+	    "refresh_cookie = yes\n", &err), -1);
+	assert_non_null(strstr(err.detail, "allowed_origins"));
+	/* Secure may be dropped for loopback http only. */
+	assert_int_equal(load_text(&cfg, "db_home = /x\njwt_secret_file = /k\nkakao_app_id = 1\n"
+	    "refresh_cookie = yes\nrefresh_cookie_secure = no\n"
+	    "allowed_origins = http://127.0.0.1:8080 https://a.example\n",
+	    &err), -1);
+	assert_non_null(strstr(err.detail, "refresh_cookie_secure"));
+	if (load_text(&cfg, "db_home = /x\njwt_secret_file = /k\nkakao_app_id = 1\n"
+	    "refresh_cookie = yes\nrefresh_cookie_secure = no\n"
+	    "allowed_origins = http://127.0.0.1:8080\n", &err) != 0)
+		fail_msg("refused: %s", err.detail);
+	assert_int_equal(config_warnings(&cfg, warn, CONFIG_MAX_WARNINGS), 1);
+	assert_non_null(strstr(warn[0], "refresh_cookie_secure"));
+	if (load_text(&cfg, "db_home = /x\njwt_secret_file = /k\nkakao_app_id = 1\n"
+	    "refresh_cookie = yes\nallowed_origins = https://a.example\n",
+	    &err) != 0)
+		fail_msg("refused: %s", err.detail);
+	assert_int_equal(config_warnings(&cfg, warn, CONFIG_MAX_WARNINGS), 0);
+}
+
 static void
 test_load_requires_app_id_or_allow(void **state)
 {
@@ -1047,6 +1120,8 @@ main(void)
 		cmocka_unit_test(test_load_missing_file),
 		cmocka_unit_test(test_url_http_only_loopback),
 		cmocka_unit_test(test_load_requires_app_id_or_allow),
+		cmocka_unit_test(test_allowed_origins),
+		cmocka_unit_test(test_refresh_cookie_rules),
 		cmocka_unit_test(test_sample_config),
 		cmocka_unit_test(test_read_secret),
 		cmocka_unit_test(test_redirect_uris_split_and_checked),

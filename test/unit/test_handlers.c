@@ -32,6 +32,7 @@
 #include "kakao_gate.h"
 #include "kakao_reject.h"
 #include "kl_clock.h"
+#include "kl_limits.h"
 #include "metrics.h"
 #include "store.h"
 #include "store_admin.h"
@@ -825,6 +826,163 @@ test_login_busy_when_gate_full(void **state)
 
 /* GET /metrics: 503 without the shared region; with it, the text, which
  * counts the login just made and reads the users gauge from the store. */
+#define BROWSER_ORIGIN	"https://app.example.com"
+
+/* The refresh cookie's value from the first Set-Cookie line of resp
+ * ("" when none), and how many Set-Cookie lines there are. */
+static int
+set_cookies(const struct http_response *resp, char *value, size_t size,
+    long *max_age)
+{
+	const char	*p, *h = resp->headers.data;
+	int		 n = 0;
+
+	value[0] = '\0';
+	*max_age = -1;
+	for (p = h; p != NULL && (p = strstr(p, "Set-Cookie: ")) != NULL;
+	    p += 12, n++) {
+		if (n == 0) {
+			assert_memory_equal(p + 12, "__Secure-kl_refresh=", 20);
+			snprintf(value, size, "%.*s",
+			    (int)strcspn(p + 32, ";"), p + 32);
+			assert_non_null(strstr(p, "; HttpOnly; SameSite=Strict; "
+			    "Secure\r\n"));
+			*max_age = strtol(strstr(p, "Max-Age=") + 8, NULL, 10);
+		}
+	}
+	return n;
+}
+
+static int
+call_session(struct login_fixture *fx, handler_fn fn, const char *origin,
+    const char *cookie, const char *authorization,
+    struct http_response *resp, struct kl_error *err)
+{
+	struct http_request	req;
+
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.origin = origin;
+	req.origin_count = origin != NULL;
+	req.cookie = cookie;
+	req.cookie_count = cookie != NULL;
+	req.authorization = authorization;
+	req.authorization_count = authorization != NULL;
+	memset(resp, 0, sizeof(*resp));
+	kl_error_clear(err);
+	return fn(&fx->ctx, &req, resp, err);
+}
+
+/*
+ * refresh_cookie = yes: a login from an allowed Origin answers no
+ * refresh_token in the body and sets the cookie on both paths; the
+ * refresh takes it from the cookie (only with the Origin), rotates it;
+ * a logout by cookie alone revokes the session and clears the cookie,
+ * after which the cookie refreshes nothing and is cleared again.
+ */
+static void
+test_browser_session_in_cookie(void **state)
+{
+	struct login_fixture	*fx = *state;
+	struct http_response	 resp;
+	struct kl_error		 err;
+	struct http_request	 req;
+	char			 first[64], second[64], hdr[128];
+	long			 age;
+	json_t			*root;
+
+	fx->cfg.refresh_cookie = true;
+	fx->cfg.n_allowed_origins = 1;
+	snprintf(fx->cfg.allowed_origin[0], MAX_ORIGIN_LEN, BROWSER_ORIGIN);
+	fake_kapi_set(&fx->kapi, 200, "{\"id\":77001}");
+
+	/* Without the Origin: the body has the token, no cookie. */
+	assert_int_equal(call_login(fx, "Bearer t-1", &resp, &err), 0);
+	root = json_loads(resp.body.data, 0, NULL);
+	assert_true(json_is_string(json_object_get(root, "refresh_token")));
+	json_decref(root);
+	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 0);
+	http_response_free(&resp);
+
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.authorization = "Bearer t-2";
+	req.authorization_count = 1;
+	req.origin = BROWSER_ORIGIN;
+	req.origin_count = 1;
+	memset(&resp, 0, sizeof(resp));
+	kl_error_clear(&err);
+	assert_int_equal(handler_login(&fx->ctx, &req, &resp, &err), 0);
+	root = json_loads(resp.body.data, 0, NULL);
+	assert_null(json_object_get(root, "refresh_token"));
+	assert_true(json_is_string(json_object_get(root, "access_token")));
+	json_decref(root);
+	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 2);
+	assert_int_equal(strlen(first), REFRESH_TOKEN_LEN);
+	assert_int_equal(age, fx->cfg.refresh_idle_ttl);
+	assert_non_null(strstr(resp.headers.data, "Path=/users/token/refresh;"));
+	assert_non_null(strstr(resp.headers.data, "Path=/users/logout;"));
+	http_response_free(&resp);
+
+	/* The cookie without an allowed Origin: refused, nothing cleared. */
+	snprintf(hdr, sizeof(hdr), "other=1; __Secure-kl_refresh=%s", first);
+	assert_int_equal(call_session(fx, handler_token_refresh, NULL, hdr,
+	    NULL, &resp, &err), -1);
+	assert_int_equal(err.status, KL_ORIGIN_NOT_ALLOWED);
+	assert_int_equal(set_cookies(&resp, second, sizeof(second), &age), 0);
+	http_response_free(&resp);
+	assert_int_equal(call_session(fx, handler_token_refresh,
+	    "https://evil.example.com", hdr, NULL, &resp, &err), -1);
+	assert_int_equal(err.status, KL_ORIGIN_NOT_ALLOWED);
+	http_response_free(&resp);
+
+	/* With it: rotated, the successor in the cookie. */
+	if (call_session(fx, handler_token_refresh, BROWSER_ORIGIN, hdr, NULL,
+	    &resp, &err) != 0)
+		fail_msg("cookie refresh failed: %s", err.detail);
+	assert_int_equal(set_cookies(&resp, second, sizeof(second), &age), 2);
+	assert_string_not_equal(first, second);
+	assert_null(strstr(resp.body.data, "refresh_token"));
+	http_response_free(&resp);
+
+	/* A doubled cookie (tossing) is not used, and is cleared. */
+	snprintf(hdr, sizeof(hdr), "__Secure-kl_refresh=%s; "
+	    "__Secure-kl_refresh=%s", second, first);
+	assert_int_equal(call_session(fx, handler_token_refresh,
+	    BROWSER_ORIGIN, hdr, NULL, &resp, &err), -1);
+	assert_int_equal(err.status, KL_BAD_REFRESH);
+	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 2);
+	assert_string_equal(first, "");
+	assert_int_equal(age, 0);
+	http_response_free(&resp);
+
+	/* Logout by the cookie alone: 200, cleared, the session revoked. */
+	snprintf(hdr, sizeof(hdr), "__Secure-kl_refresh=%s", second);
+	if (call_session(fx, handler_logout, BROWSER_ORIGIN, hdr, NULL, &resp,
+	    &err) != 0)
+		fail_msg("cookie logout failed: %s", err.detail);
+	assert_int_equal(resp.status, 200);
+	assert_true(resp.user_id > 0);
+	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 2);
+	assert_int_equal(age, 0);
+	assert_null(strstr(resp.headers.data, "WWW-Authenticate"));
+	http_response_free(&resp);
+	assert_int_equal(call_session(fx, handler_token_refresh,
+	    BROWSER_ORIGIN, hdr, NULL, &resp, &err), -1);
+	assert_int_equal(err.status, KL_BAD_REFRESH);
+	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 2);
+	assert_int_equal(age, 0);
+	http_response_free(&resp);
+
+	/* No cookie and no JWT: the logout is refused as before. */
+	assert_int_equal(call_session(fx, handler_logout, BROWSER_ORIGIN,
+	    NULL, NULL, &resp, &err), -1);
+	assert_int_equal(err.status, KL_BAD_ACCESS_TOKEN);
+	http_response_free(&resp);
+	fx->cfg.refresh_cookie = false;
+	fx->cfg.n_allowed_origins = 0;
+}
+
 static void
 test_metrics_route(void **state)
 {
@@ -898,6 +1056,8 @@ main(void)
 		    test_login_remembers_rejected_token, login_setup,
 		    login_teardown),
 		cmocka_unit_test_setup_teardown(test_login_busy_when_gate_full,
+		    login_setup, login_teardown),
+		cmocka_unit_test_setup_teardown(test_browser_session_in_cookie,
 		    login_setup, login_teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_route,
 		    login_setup, login_teardown),
