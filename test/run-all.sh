@@ -32,6 +32,17 @@ for suite in start install integration hostile upgrade admin backup reload; do
 	    status=1
 done
 
+# The sample page in headless chromium, when make browser-deps has put
+# chromium and playwright-core here (make test-browser always runs it).
+if [ -x /usr/bin/chromium ] && [ -d test/browser/node_modules/playwright-core ]; then
+	echo "# browser (the sample page etc/www in headless chromium)"
+	python3 test/browser/run.py --build "$B" 2>&1 | tee -a "$log"
+	[ "$(tail -n 1 "$log" | sed -n 's/.* \([0-9]*\) failed$/\1/p')" = 0 ] ||
+	    status=1
+else
+	echo "# browser: skipped (make browser-deps installs chromium and playwright-core)"
+fi
+
 # The fake Kakao the suites lean on does what kakao-api.md says (codes
 # single use, PKCE, KOE errors, signed id_tokens, JWKS, rotation).
 echo "# fake Kakao (its self-test: curl and openssl against it)"

@@ -16,7 +16,9 @@
  * "good-<id>" exchanges for the access token "valid-<id>"; "oidc-<id>" also
  * gets an id_token (RS256, signed with a key generated at start and served
  * at /.well-known/jwks.json); ".s" demands a PKCE S256 verifier, ".n" puts
- * a nonce in the id_token.  Every code works once, like Kakao's.  Test-only
+ * a nonce in the id_token.  Every code works once, like Kakao's.
+ * GET /oauth/authorize is the consent page a browser meets, which hands out
+ * such codes for test users 1001 to 1003 (see oauth_authorize()).  Test-only
  * control routes start with "/__" (see routes[]).
  *
  * POST /v1/user/unlink and /v1/user/logout take both of Kakao's forms: a
@@ -392,6 +394,7 @@ reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
+	case 302: return "Found";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
@@ -1853,6 +1856,268 @@ oauth_token(struct conn *c, const struct req *r)
 	return keep;
 }
 
+/* ---- the consent page: GET /oauth/authorize ---- */
+
+/*
+ * GET /oauth/authorize, as a browser meets Kakao's: with client_id (the -k
+ * key), redirect_uri (http:// or https://), response_type=code and
+ * optionally state, code_challenge (+ code_challenge_method=S256), nonce
+ * and scope, it answers an HTML page asking which test user to be
+ * (AUTHZ_USERS, nicknames as kapi's valid-<id>) with a "deny" button.  The
+ * page's form comes back here with user=<id> or deny=1 and is redirected
+ * (302) to redirect_uri with code=<a code /oauth/token takes: good-<id>, or
+ * oidc-<id> for scope openid or a nonce, unique (.u), carrying the
+ * challenge (.s) and the nonce (.n)>&state=<state>, or with
+ * error=access_denied&error_description=...&state=<state>.  A request
+ * failing the checks gets a 400 page and no redirect, as Kakao's KOE
+ * pages.  Everything echoed is escaped (HTML, or percent-encoded in URLs).
+ */
+#define AUTHZ_VALUE_MAX	2048	/* redirect_uri, state: longer is refused */
+#define AUTHZ_NONCE_MAX	128
+static const long long authz_users[] = { 1001, 1002, 1003 };
+
+enum { A_CLIENT, A_REDIRECT, A_TYPE, A_STATE, A_CHALLENGE, A_METHOD,
+    A_NONCE, A_SCOPE, A_USER, A_DENY, A_COUNT };
+static const char *const authz_names[A_COUNT] = { "client_id",
+    "redirect_uri", "response_type", "state", "code_challenge",
+    "code_challenge_method", "nonce", "scope", "user", "deny" };
+
+/* s as HTML text or attribute content; control bytes become '?'. */
+static void
+ohtml(struct out *o, const char *s)
+{
+	for (; *s != '\0'; s++)
+		switch (*s) {
+		case '&': oputs(o, "&amp;"); break;
+		case '<': oputs(o, "&lt;"); break;
+		case '>': oputs(o, "&gt;"); break;
+		case '"': oputs(o, "&quot;"); break;
+		case '\'': oputs(o, "&#39;"); break;
+		default:
+			if ((unsigned char)*s < 0x20 || *s == 0x7f)
+				oputs(o, "?");
+			else
+				oputs_n(o, s, 1);
+		}
+}
+
+static int
+is_unreserved(int ch)
+{
+	return is_b64url(ch) || ch == '.' || ch == '~';
+}
+
+/* s percent-encoded: all but RFC 3986's unreserved characters. */
+static void
+ourl(struct out *o, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char e[3];
+
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (is_unreserved(ch)) {
+			oputs_n(o, s, 1);
+			continue;
+		}
+		e[0] = '%';
+		e[1] = hex[ch >> 4];
+		e[2] = hex[ch & 15];
+		oputs_n(o, e, 3);
+	}
+}
+
+/* NULL when v passes the checks, else why not (shown on the 400 page). */
+static const char *
+authz_check(char *const *v)
+{
+	const char *p, *u = v[A_REDIRECT];
+	size_t n;
+
+	if (v[A_CLIENT] == NULL || v[A_CLIENT][0] == '\0')
+		return "KOE101: client_id is required";
+	if (strcmp(v[A_CLIENT], rest_key) != 0)
+		return "KOE101: Not exist client_id";
+	if (u == NULL || u[0] == '\0')
+		return "KOE006: redirect_uri is required";
+	if ((strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) ||
+	    strlen(u) > AUTHZ_VALUE_MAX || strchr(u, '#') != NULL)
+		return "KOE006: invalid redirect uri";
+	for (p = u; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return "KOE006: invalid redirect uri";
+	if (v[A_TYPE] == NULL || strcmp(v[A_TYPE], "code") != 0)
+		return "KOE001: response_type must be code";
+	if (v[A_STATE] != NULL && strlen(v[A_STATE]) > AUTHZ_VALUE_MAX)
+		return "KOE001: state is too long";
+	if (v[A_CHALLENGE] != NULL) {
+		n = strlen(v[A_CHALLENGE]);
+		if (n < 43 || n >= CHALLENGE_MAX)
+			return "KOE001: code_challenge: 43 to 127 characters";
+		for (p = v[A_CHALLENGE]; *p != '\0'; p++)
+			if (!is_b64url((unsigned char)*p))
+				return "KOE001: code_challenge is not base64url";
+		if (v[A_METHOD] == NULL || strcmp(v[A_METHOD], "S256") != 0)
+			return "KOE001: code_challenge_method must be S256 "
+			    "(the fake checks S256 only)";
+	} else if (v[A_METHOD] != NULL)
+		return "KOE001: code_challenge_method without code_challenge";
+	if (v[A_NONCE] != NULL) {
+		n = strlen(v[A_NONCE]);
+		if (n == 0 || n > AUTHZ_NONCE_MAX)
+			return "KOE001: nonce: 1 to 128 characters";
+		for (p = v[A_NONCE]; *p != '\0'; p++)
+			if (!is_unreserved((unsigned char)*p))
+				return "KOE001: nonce: letters, digits and "
+				    "-._~ only (the fake puts it in the code)";
+	}
+	return NULL;
+}
+
+/* The consent page (200), or the error page (400) when why is set. */
+static int
+authz_page(struct conn *c, const struct req *r, int status, const char *why,
+    char *const *v)
+{
+	struct out o;
+	size_t i;
+
+	out_init(&o, c);
+	oputs(&o, "<!doctype html>\n<html lang=\"ko\"><head><meta charset=\"utf-8\">"
+	    "<meta name=\"viewport\" content=\"width=device-width\">"
+	    "<link rel=\"icon\" href=\"data:,\">"
+	    "<title>fake Kakao \xEB\xA1\x9C\xEA\xB7\xB8\xEC\x9D\xB8 / sign in</title>"
+	    "<style>body{font-family:sans-serif;max-width:28em;margin:3em auto;"
+	    "padding:0 1em}h1{font-size:1.3em}button{display:block;width:100%;"
+	    "margin:.5em 0;padding:.7em;font-size:1em;border:0;border-radius:6px;"
+	    "background:#fee500;color:#191919;cursor:pointer}"
+	    "button.deny{background:#ddd}.err{color:#b00020}</style></head><body>\n"
+	    "<h1>fake Kakao \xEB\xA1\x9C\xEA\xB7\xB8\xEC\x9D\xB8 / sign in "
+	    "(test only)</h1>\n");
+	if (why != NULL) {
+		oputs(&o, "<p class=\"err\" id=\"error\">");
+		ohtml(&o, why);
+		oputs(&o, "</p>\n</body></html>\n");
+	} else {
+		oputs(&o, "<p>Which test user do you want to be? / "
+		    "\xEC\x96\xB4\xEB\x96\xA4 \xED\x85\x8C\xEC\x8A\xA4\xED\x8A\xB8 "
+		    "\xEC\x82\xAC\xEC\x9A\xA9\xEC\x9E\x90\xEB\xA1\x9C "
+		    "\xEB\xA1\x9C\xEA\xB7\xB8\xEC\x9D\xB8\xED\x95\xA0\xEA\xB9\x8C"
+		    "\xEC\x9A\x94?</p>\n"
+		    "<form method=\"get\" action=\"/oauth/authorize\">\n");
+		for (i = 0; i < A_USER; i++) {
+			if (v[i] == NULL)
+				continue;
+			oprintf(&o, "<input type=\"hidden\" name=\"%s\" value=\"",
+			    authz_names[i]);
+			ohtml(&o, v[i]);
+			oputs(&o, "\">\n");
+		}
+		for (i = 0; i < sizeof authz_users / sizeof authz_users[0]; i++)
+			oprintf(&o, "<button type=\"submit\" name=\"user\" "
+			    "value=\"%lld\" id=\"user-%lld\">user%lld "
+			    "(Kakao id %lld)</button>\n", authz_users[i],
+			    authz_users[i], authz_users[i], authz_users[i]);
+		oputs(&o, "<button type=\"submit\" name=\"deny\" value=\"1\" "
+		    "id=\"deny\" class=\"deny\">Deny / \xEB\x8F\x99\xEC\x9D\x98 "
+		    "\xEC\x95\x88 \xED\x95\xA8</button>\n</form>\n"
+		    "<p>Redirects to: <code>");
+		ohtml(&o, v[A_REDIRECT]);
+		oputs(&o, "</code></p>\n</body></html>\n");
+	}
+	if (o.overflow)
+		return respond_str(c, r, 500, NULL,
+		    "{\"msg\":\"fake-kakao: page too large\",\"code\":-1}");
+	return respond(c, r, status, "text/html; charset=utf-8",
+	    "Cache-Control: no-store\r\n", o.len);
+}
+
+/* 302 to redirect_uri with a code for user id, or access_denied (id 0). */
+static int
+authz_redirect(struct conn *c, const struct req *r, char *const *v,
+    long long id)
+{
+	size_t cap = 4 * AUTHZ_VALUE_MAX + 1024;
+	char *buf = malloc(cap);	/* freed here */
+	char code[64 + CHALLENGE_MAX + AUTHZ_NONCE_MAX];
+	unsigned long long tag;
+	int openid, keep;
+	struct out o;
+
+	if (buf == NULL)
+		return respond_str(c, r, 500, NULL,
+		    "{\"msg\":\"fake-kakao: out of memory\",\"code\":-1}");
+	out_buf(&o, buf, cap);
+	oputs(&o, "HTTP/1.1 302 Found\r\nServer: fake-kakao\r\nLocation: ");
+	oputs(&o, v[A_REDIRECT]);
+	oputs(&o, strchr(v[A_REDIRECT], '?') != NULL ? "&" : "?");
+	if (id != 0) {
+		if (RAND_bytes((unsigned char *)&tag, sizeof tag) != 1)
+			tag = (unsigned long long)now_ms();
+		openid = v[A_NONCE] != NULL || (v[A_SCOPE] != NULL &&
+		    strstr(v[A_SCOPE], "openid") != NULL);
+		snprintf(code, sizeof code, "%s-%lld.u%016llx%s%s%s%s",
+		    openid ? "oidc" : "good", id, tag,
+		    v[A_CHALLENGE] != NULL ? ".s" : "",
+		    v[A_CHALLENGE] != NULL ? v[A_CHALLENGE] : "",
+		    v[A_NONCE] != NULL ? ".n" : "",
+		    v[A_NONCE] != NULL ? v[A_NONCE] : "");
+		oputs(&o, "code=");
+		ourl(&o, code);
+	} else
+		oputs(&o, "error=access_denied&error_description="
+		    "User%20denied%20access");
+	if (v[A_STATE] != NULL) {
+		oputs(&o, "&state=");
+		ourl(&o, v[A_STATE]);
+	}
+	oprintf(&o, "\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
+	    "Cache-Control: no-store\r\n%s\r\n",
+	    r->keepalive ? "" : "Connection: close\r\n");
+	if (o.overflow) {
+		free(buf);
+		return respond_str(c, r, 500, NULL,
+		    "{\"msg\":\"fake-kakao: redirect too long\",\"code\":-1}");
+	}
+	c->status = 302;
+	keep = send_all(c->fd, buf, o.len) == -1 ? 0 : r->keepalive;
+	free(buf);
+	return keep;
+}
+
+static int
+oauth_authorize(struct conn *c, const struct req *r)
+{
+	char *v[A_COUNT];		/* freed below */
+	const char *why;
+	long long id = 0;
+	size_t i;
+	int keep;
+
+	for (i = 0; i < A_COUNT; i++)
+		v[i] = query_dup(r, authz_names[i]);
+	why = authz_check(v);
+	if (why == NULL && v[A_DENY] == NULL && v[A_USER] != NULL) {
+		why = "no such test user";
+		if (parse_id(v[A_USER], &id))
+			for (i = 0; i < sizeof authz_users / sizeof authz_users[0]; i++)
+				if (authz_users[i] == id)
+					why = NULL;
+	}
+	if (why != NULL)
+		keep = authz_page(c, r, 400, why, v);
+	else if (v[A_DENY] != NULL)
+		keep = authz_redirect(c, r, v, 0);
+	else if (v[A_USER] != NULL)
+		keep = authz_redirect(c, r, v, id);
+	else
+		keep = authz_page(c, r, 200, NULL, v);
+	for (i = 0; i < A_COUNT; i++)
+		free(v[i]);
+	return keep;
+}
+
 /* ---- JWKS and the control routes ---- */
 
 static int
@@ -2094,6 +2359,7 @@ static const struct route {
 	{ "/v1/user/unlink",		M_POST,		kapi_unlink },
 	{ "/v1/user/logout",		M_POST,		kapi_logout },
 	{ "/oauth/token",		M_POST,		oauth_token },
+	{ "/oauth/authorize",		M_GET,		oauth_authorize },
 	{ "/.well-known/jwks.json",	M_GET,		jwks },
 	{ "/__stats",			M_GET,		stats },
 	{ "/__rotate",			M_POST,		ctl_rotate },

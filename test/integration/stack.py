@@ -305,14 +305,16 @@ class Env:
         return procs.stop("service")
 
     def start_nginx(self, worker_connections=256, zones=None, name="nginx",
-                    keepalive=NGINX_KEEPALIVE):
+                    keepalive=NGINX_KEEPALIVE, server_extra="", port=None):
         """zones: the http-level lines defining the limit_req zone;
         default UNLIMITED_ZONES. name: the process's name in procs and its
         directory; only "nginx" becomes one of self.fronts (another nginx
         beside it is for one test). keepalive: the upstream's pool of kept
         connections, as etc/nginx/site-example.conf has it; 0: none, a
-        connection per request. Returns the port."""
-        port = free_port()
+        connection per request. server_extra: more lines in the server
+        block (test/browser: a location serving etc/www). port: the one
+        to listen on (default: a free one). Returns the port."""
+        port = port or free_port()
         n = self.path(name)
         if not os.path.isdir(n):
             os.mkdir(n, 0o755)
@@ -342,9 +344,11 @@ http {
         root %(www)s;
         include %(snippet)s;
         include %(authreq)s;
+%(server_extra)s
     }
 }
 """ % {"user": "user nobody nogroup;" if self.root else "", "n": n,
+                "server_extra": server_extra,
                 "sock": self.sock, "port": port, "snippet": NGINX_SNIPPET,
                 "www": self.path("www"), "authreq": NGINX_AUTH_EXAMPLE,
                 "wc": worker_connections,
