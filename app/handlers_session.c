@@ -251,14 +251,16 @@ handler_logout(struct handler_ctx *ctx, const struct http_request *req,
 	if (handler_cookie_mode(ctx, req) &&
 	    logout_cookie(ctx, req, resp, &by_cookie, err) == -1)
 		return -1;
-	if (by_cookie != 0 && (req->authorization == NULL ||
-	    logout_bearer(ctx, req, resp, &claims, true, err) == -1)) {
-		/* The cookie's session is over; the JWT (none, or stale)
-		 * names nothing more to revoke. */
-		kl_error_clear(err);
-		memset(&claims, 0, sizeof(claims));
-		claims.user_id = by_cookie;
-		resp->user_id = by_cookie;
+	if (by_cookie != 0) {
+		/* The cookie's session is over; a JWT that is none or stale
+		 * names nothing more to revoke, and all=1 is not taken from
+		 * a cookie alone: every session needs our JWT. */
+		if (req->authorization == NULL || logout_bearer(ctx, req,
+		    resp, &claims, true, err) == -1) {
+			kl_error_clear(err);
+			resp->user_id = by_cookie;
+			goto answer;
+		}
 	} else if (logout_bearer(ctx, req, resp, &claims, false, err) == -1)
 		return -1;
 	if (all != NULL && strcmp(all, "1") == 0) {
@@ -272,6 +274,7 @@ handler_logout(struct handler_ctx *ctx, const struct http_request *req,
 		return -1;
 	/* A JWT from before sessions, or of a session swept already, has
 	 * nothing left to revoke: logged out all the same. */
+answer:
 	jw_raw(&resp->body, "{\"message\":\"SUCCESS\"}");
 	if (kl_buf_bad(&resp->body))
 		return kl_fail(err, KL_INTERNAL, "out of memory for the answer");

@@ -54,8 +54,6 @@ http_cookie_find(const char *header, const char *name, char *out,
 		out[0] = '\0';
 	if (header == NULL || size == 0)
 		return 0;
-	if (strlen(header) > MAX_COOKIE_HEADER)
-		return -1;
 	while (*p != '\0') {
 		while (*p == ' ' || *p == '\t' || *p == ';')
 			p++;
@@ -91,28 +89,13 @@ http_cookie_refresh_name(bool secure)
 	return secure ? HTTP_COOKIE_REFRESH_SECURE : HTTP_COOKIE_REFRESH_PLAIN;
 }
 
-static int
-set_one(struct http_response *resp, bool secure, const char *value,
-    long max_age, const char *path, struct kl_error *err)
-{
-	char	line[MAX_COOKIE_LINE];
-	int	n, rc;
-
-	n = snprintf(line, sizeof(line), "%s=%s; Path=%s; Max-Age=%ld; "
-	    "HttpOnly; SameSite=Strict%s", http_cookie_refresh_name(secure),
-	    value, path, max_age, secure ? "; Secure" : "");
-	if (n < 0 || (size_t)n >= sizeof(line))
-		return kl_fail(err, KL_INTERNAL, "refresh cookie too long");
-	rc = http_response_header(resp, "Set-Cookie", line, err);
-	explicit_bzero(line, sizeof(line));
-	return rc;
-}
-
 int
 http_cookie_refresh_set(struct http_response *resp, bool secure,
     const char *value, long max_age, struct kl_error *err)
 {
 	const char	*p;
+	char		 line[MAX_COOKIE_LINE];
+	int		 n, rc;
 
 	if (value == NULL) {
 		value = "";
@@ -124,10 +107,12 @@ http_cookie_refresh_set(struct http_response *resp, bool secure,
 			    "a cookie value");
 	if (max_age < 0)
 		max_age = 0;
-	if (set_one(resp, secure, value, max_age, HTTP_COOKIE_PATH_REFRESH,
-	    err) == -1 ||
-	    set_one(resp, secure, value, max_age, HTTP_COOKIE_PATH_LOGOUT,
-	    err) == -1)
-		return -1;
-	return 0;
+	n = snprintf(line, sizeof(line), "%s=%s; Path=/; Max-Age=%ld; "
+	    "HttpOnly; SameSite=Strict%s", http_cookie_refresh_name(secure),
+	    value, max_age, secure ? "; Secure" : "");
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return kl_fail(err, KL_INTERNAL, "refresh cookie too long");
+	rc = http_response_header(resp, "Set-Cookie", line, err);
+	explicit_bzero(line, sizeof(line));
+	return rc;
 }

@@ -724,9 +724,13 @@ revoke_refresh_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 		return ret;
 	if ((ret = family_get(st, txn, t.sid, &s, DB_RMW)) != 0)
 		return ret;
-	a->user_id = s.user_id;
-	if (s.status == STORE_SESSION_REVOKED)
+	/* Only a live family names its user: a token of one revoked or
+	 * expired logs nobody out (review: with all=1 an old cookie would
+	 * have ended every session of its user). */
+	if (s.status == STORE_SESSION_REVOKED ||
+	    !store_session_live(st, &s, a->now))
 		return 0;
+	a->user_id = s.user_id;
 	family_revoke(&s, STORE_REVOKE_LOGOUT, a->now);
 	*wrote = true;
 	return family_put(st, txn, &s, 0);

@@ -44,7 +44,7 @@ struct config {
 	/* Browser sessions: the refresh token as a cookie, for requests
 	 * whose Origin is one of allowed_origin (http_cors.h). */
 	bool			 refresh_cookie;
-	bool			 refresh_cookie_secure;	/* "__Secure-", Secure */
+	bool			 refresh_cookie_secure;	/* "__Host-", Secure */
 	char			 allowed_origins[MAX_CONFIG_LINE];
 	char			 allowed_origin[MAX_ALLOWED_ORIGINS][MAX_ORIGIN_LEN];
 	int			 n_allowed_origins;

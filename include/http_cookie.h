@@ -17,14 +17,14 @@
 #include "kl_error.h"
 
 /* With refresh_cookie_secure (the default) the name carries the
- * __Secure- prefix: a browser keeps such a cookie only from a secure
- * origin, with Secure set, so an http page cannot plant one. */
-#define HTTP_COOKIE_REFRESH_SECURE	"__Secure-kl_refresh"
+ * __Host- prefix: a browser keeps such a cookie only when it is Secure,
+ * has Path=/ and no Domain, from a secure origin, so neither an http page
+ * nor a sibling subdomain (Domain=parent) can plant one in its place
+ * (found in review: with __Secure- and narrow paths a sibling could force
+ * a logout loop or a login as someone else). Path=/ follows: it goes with
+ * every request to the site, which only the service reads (HttpOnly). */
+#define HTTP_COOKIE_REFRESH_SECURE	"__Host-kl_refresh"
 #define HTTP_COOKIE_REFRESH_PLAIN	"kl_refresh"
-
-/* The paths it is sent to, and no others: the refresh and the logout. */
-#define HTTP_COOKIE_PATH_REFRESH	"/users/token/refresh"
-#define HTTP_COOKIE_PATH_LOGOUT		"/users/logout"
 
 /*
  * Looks for the cookie called name in a Cookie header's value (RFC 6265:
@@ -33,7 +33,9 @@
  * or holds no such cookie, -1 when that cookie cannot be trusted: sent
  * twice (a sibling subdomain may have planted a second one, cookie
  * tossing), empty, longer than size - 1, or with bytes outside RFC 6265's
- * cookie-octet. Other cookies are skipped, whatever they hold.
+ * cookie-octet. Other cookies are skipped, whatever they hold, and however
+ * long the header (the front's header limit and the guard's params cap
+ * bound it).
  */
 int	http_cookie_find(const char *header, const char *name, char *out,
 	    size_t size);
@@ -42,11 +44,11 @@ int	http_cookie_find(const char *header, const char *name, char *out,
 const char *http_cookie_refresh_name(bool secure);
 
 /*
- * Adds the Set-Cookie lines of the refresh cookie, one per path:
- * value for max_age seconds (> 0), HttpOnly, SameSite=Strict, and Secure
- * with the __Secure- name when secure. value NULL clears it (empty value,
- * Max-Age=0). value must be cookie-octets (a refresh token is). 0, or -1
- * with KL_INTERNAL (out of memory, a value that is not).
+ * Adds the one Set-Cookie line of the refresh cookie: value for max_age
+ * seconds (> 0), Path=/, HttpOnly, SameSite=Strict, and Secure with the
+ * __Host- name when secure. value NULL clears it (empty value, Max-Age=0).
+ * value must be cookie-octets (a refresh token is). 0, or -1 with
+ * KL_INTERNAL (out of memory, a value that is not; then no line is added).
  */
 int	http_cookie_refresh_set(struct http_response *resp, bool secure,
 	    const char *value, long max_age, struct kl_error *err);

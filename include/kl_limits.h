@@ -62,7 +62,6 @@
 #define MAX_REDIRECT_URIS      16	/* redirect_uris entries */
 #define MAX_ALLOWED_ORIGINS     8	/* allowed_origins entries */
 #define MAX_ORIGIN_LEN        256	/* one origin, scheme://host[:port] */
-#define MAX_COOKIE_HEADER    4096	/* a Cookie header we look into */
 #define MAX_COOKIE_LINE       512	/* one Set-Cookie value we write */
 #define CORS_MAX_AGE_S        600	/* how long a preflight's answer holds */
 #define MAX_CLIENT_SECRET     256	/* kakao_client_secret_file bytes */

@@ -158,8 +158,9 @@ int	store_session_revoke(struct store *st,
 /* Logout by the refresh cookie: revokes (reason logout) the family of
  * the first of tags[] (the token's tag under each key) that is recorded,
  * in any state: a rotated token still names its family. *user_id gets
- * the family's user. None recorded, or its family gone: KL_NOT_FOUND.
- * Already revoked: success. */
+ * the family's user when it was live and is revoked now, else 0 (already
+ * revoked or expired: success, nothing written). None recorded, or its
+ * family gone: KL_NOT_FOUND. */
 int	store_session_revoke_refresh(struct store *st,
 	    const unsigned char (*tags)[STORE_TAG_LEN], int ntags, time_t now,
 	    uint64_t *user_id, struct kl_error *err);

@@ -8,7 +8,7 @@
 // every step in outdir (01-logged-out.png, 02-authorize.png, ...). Exit
 // status 1 when a check failed. CHROMIUM: the browser (/usr/bin/chromium);
 // COOKIE_SECURE=1: the service's refresh cookie is the Secure
-// __Secure-kl_refresh (refresh_cookie_secure = yes), else kl_refresh.
+// __Host-kl_refresh (refresh_cookie_secure = yes), else kl_refresh.
 "use strict";
 
 const path = require("path");
@@ -21,8 +21,8 @@ if (!base || !outdir) {
 }
 const origin = new URL(base).origin;
 const secure = process.env.COOKIE_SECURE === "1";
-const COOKIE = secure ? "__Secure-kl_refresh" : "kl_refresh";
-const COOKIE_PATHS = ["/users/logout", "/users/token/refresh"];
+const COOKIE = secure ? "__Host-kl_refresh" : "kl_refresh";
+const COOKIE_PATHS = ["/"];
 
 let failed = 0;
 let shot = 0;

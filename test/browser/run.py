@@ -8,7 +8,7 @@ allowed_origins = that origin).
 
     python3 test/browser/run.py [--build DIR]
 
-It runs twice: with the Secure __Secure-kl_refresh cookie (the service's
+It runs twice: with the Secure __Host-kl_refresh cookie (the service's
 default, as production runs), then with refresh_cookie_secure = no (the
 plain kl_refresh, as make run and make demo run).
 
@@ -198,7 +198,7 @@ def main():
     top = os.path.join(os.path.abspath(build), "browser")
     shutil.rmtree(top, ignore_errors=True)
     os.makedirs(top)
-    # First as production runs it (the Secure __Secure-kl_refresh cookie),
+    # First as production runs it (the Secure __Host-kl_refresh cookie),
     # then as make run / make demo do (refresh_cookie_secure = no, the
     # plain kl_refresh), its screenshots in browser/not-secure/.
     # BROWSER_COOKIE_SECURE=1 or 0: that pass only.

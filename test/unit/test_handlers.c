@@ -27,6 +27,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "body.h"
 #include "handlers.h"
 #include "kakao.h"
 #include "kakao_gate.h"
@@ -842,9 +843,10 @@ set_cookies(const struct http_response *resp, char *value, size_t size,
 	for (p = h; p != NULL && (p = strstr(p, "Set-Cookie: ")) != NULL;
 	    p += 12, n++) {
 		if (n == 0) {
-			assert_memory_equal(p + 12, "__Secure-kl_refresh=", 20);
+			assert_memory_equal(p + 12, "__Host-kl_refresh=", 18);
 			snprintf(value, size, "%.*s",
-			    (int)strcspn(p + 32, ";"), p + 32);
+			    (int)strcspn(p + 30, ";"), p + 30);
+			assert_non_null(strstr(p, "; Path=/; "));
 			assert_non_null(strstr(p, "; HttpOnly; SameSite=Strict; "
 			    "Secure\r\n"));
 			*max_age = strtol(strstr(p, "Max-Age=") + 8, NULL, 10);
@@ -887,7 +889,8 @@ test_browser_session_in_cookie(void **state)
 	struct http_response	 resp;
 	struct kl_error		 err;
 	struct http_request	 req;
-	char			 first[64], second[64], hdr[128];
+	struct body_fields	*fields = calloc(1, sizeof(*fields));
+	char			 first[64], second[64], hdr[128], other[80];
 	long			 age;
 	json_t			*root;
 
@@ -917,15 +920,13 @@ test_browser_session_in_cookie(void **state)
 	assert_null(json_object_get(root, "refresh_token"));
 	assert_true(json_is_string(json_object_get(root, "access_token")));
 	json_decref(root);
-	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 2);
+	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 1);
 	assert_int_equal(strlen(first), REFRESH_TOKEN_LEN);
 	assert_int_equal(age, fx->cfg.refresh_idle_ttl);
-	assert_non_null(strstr(resp.headers.data, "Path=/users/token/refresh;"));
-	assert_non_null(strstr(resp.headers.data, "Path=/users/logout;"));
 	http_response_free(&resp);
 
 	/* The cookie without an allowed Origin: refused, nothing cleared. */
-	snprintf(hdr, sizeof(hdr), "other=1; __Secure-kl_refresh=%s", first);
+	snprintf(hdr, sizeof(hdr), "other=1; __Host-kl_refresh=%s", first);
 	assert_int_equal(call_session(fx, handler_token_refresh, NULL, hdr,
 	    NULL, &resp, &err), -1);
 	assert_int_equal(err.status, KL_ORIGIN_NOT_ALLOWED);
@@ -940,37 +941,87 @@ test_browser_session_in_cookie(void **state)
 	if (call_session(fx, handler_token_refresh, BROWSER_ORIGIN, hdr, NULL,
 	    &resp, &err) != 0)
 		fail_msg("cookie refresh failed: %s", err.detail);
-	assert_int_equal(set_cookies(&resp, second, sizeof(second), &age), 2);
+	assert_int_equal(set_cookies(&resp, second, sizeof(second), &age), 1);
 	assert_string_not_equal(first, second);
 	assert_null(strstr(resp.body.data, "refresh_token"));
 	http_response_free(&resp);
 
 	/* A doubled cookie (tossing) is not used, and is cleared. */
-	snprintf(hdr, sizeof(hdr), "__Secure-kl_refresh=%s; "
-	    "__Secure-kl_refresh=%s", second, first);
+	snprintf(hdr, sizeof(hdr), "__Host-kl_refresh=%s; "
+	    "__Host-kl_refresh=%s", second, first);
 	assert_int_equal(call_session(fx, handler_token_refresh,
 	    BROWSER_ORIGIN, hdr, NULL, &resp, &err), -1);
 	assert_int_equal(err.status, KL_BAD_REFRESH);
-	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 2);
+	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 1);
 	assert_string_equal(first, "");
 	assert_int_equal(age, 0);
 	http_response_free(&resp);
 
-	/* Logout by the cookie alone: 200, cleared, the session revoked. */
-	snprintf(hdr, sizeof(hdr), "__Secure-kl_refresh=%s", second);
-	if (call_session(fx, handler_logout, BROWSER_ORIGIN, hdr, NULL, &resp,
-	    &err) != 0)
+	/* A second session of the user, its token in the body. */
+	assert_int_equal(call_login(fx, "Bearer t-3", &resp, &err), 0);
+	root = json_loads(resp.body.data, 0, NULL);
+	snprintf(other, sizeof(other), "refresh_token=%s",
+	    json_string_value(json_object_get(root, "refresh_token")));
+	json_decref(root);
+	http_response_free(&resp);
+
+	/* Logout by the cookie alone, all=1 asked: 200, cleared, only the
+	 * cookie's session revoked (review: all=1 needs our JWT). */
+	snprintf(hdr, sizeof(hdr), "__Host-kl_refresh=%s", second);
+	assert_int_equal(body_parse("application/x-www-form-urlencoded",
+	    "all=1", 5, fields, &err), 0);
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.origin = BROWSER_ORIGIN;
+	req.origin_count = 1;
+	req.cookie = hdr;
+	req.cookie_count = 1;
+	req.fields = fields;
+	memset(&resp, 0, sizeof(resp));
+	kl_error_clear(&err);
+	if (handler_logout(&fx->ctx, &req, &resp, &err) != 0)
 		fail_msg("cookie logout failed: %s", err.detail);
 	assert_int_equal(resp.status, 200);
 	assert_true(resp.user_id > 0);
-	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 2);
+	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 1);
 	assert_int_equal(age, 0);
 	assert_null(strstr(resp.headers.data, "WWW-Authenticate"));
 	http_response_free(&resp);
 	assert_int_equal(call_session(fx, handler_token_refresh,
 	    BROWSER_ORIGIN, hdr, NULL, &resp, &err), -1);
 	assert_int_equal(err.status, KL_BAD_REFRESH);
-	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 2);
+	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 1);
+	assert_int_equal(age, 0);
+	http_response_free(&resp);
+
+	/* The other session still refreshes. */
+	assert_int_equal(body_parse("application/x-www-form-urlencoded",
+	    other, strlen(other), fields, &err), 0);
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.fields = fields;
+	memset(&resp, 0, sizeof(resp));
+	kl_error_clear(&err);
+	if (handler_token_refresh(&fx->ctx, &req, &resp, &err) != 0)
+		fail_msg("the other session was revoked: %s", err.detail);
+	http_response_free(&resp);
+
+	/* The revoked cookie again, all=1: it names nobody now, and without
+	 * a JWT the logout is refused. */
+	assert_int_equal(body_parse("application/x-www-form-urlencoded",
+	    "all=1", 5, fields, &err), 0);
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.origin = BROWSER_ORIGIN;
+	req.origin_count = 1;
+	req.cookie = hdr;
+	req.cookie_count = 1;
+	req.fields = fields;
+	memset(&resp, 0, sizeof(resp));
+	kl_error_clear(&err);
+	assert_int_equal(handler_logout(&fx->ctx, &req, &resp, &err), -1);
+	assert_int_equal(err.status, KL_BAD_ACCESS_TOKEN);
+	assert_int_equal(set_cookies(&resp, first, sizeof(first), &age), 1);
 	assert_int_equal(age, 0);
 	http_response_free(&resp);
 
@@ -981,6 +1032,8 @@ test_browser_session_in_cookie(void **state)
 	http_response_free(&resp);
 	fx->cfg.refresh_cookie = false;
 	fx->cfg.n_allowed_origins = 0;
+	body_wipe(fields);
+	free(fields);
 }
 
 static void

@@ -16,7 +16,7 @@
 #include "http_cookie.h"
 #include "http_cors.h"
 
-#define N	"__Secure-kl_refresh"
+#define N	"__Host-kl_refresh"
 
 static void
 test_find(void **state)
@@ -68,6 +68,21 @@ test_find_refuses(void **state)
 	assert_int_equal(http_cookie_find(N "=\"ab", N, out, sizeof(out)), -1);
 }
 
+/* Path=/ puts the site's other cookies in the same header: a long one is
+ * searched whole, not refused. */
+static void
+test_find_in_a_long_header(void **state)
+{
+	char	hdr[9000], out[8];
+
+	(void)state;
+	memset(hdr, 'y', sizeof(hdr));
+	memcpy(hdr, "big=", 4);
+	snprintf(hdr + 8000, sizeof(hdr) - 8000, "; " N "=tok");
+	assert_int_equal(http_cookie_find(hdr, N, out, sizeof(out)), 1);
+	assert_string_equal(out, "tok");
+}
+
 static void
 test_set_and_clear(void **state)
 {
@@ -79,19 +94,15 @@ test_set_and_clear(void **state)
 	assert_int_equal(http_cookie_refresh_set(&resp, true, "tok", 60,
 	    &err), 0);
 	assert_string_equal(resp.headers.data,
-	    "Set-Cookie: " N "=tok; Path=/users/token/refresh; Max-Age=60; "
-	    "HttpOnly; SameSite=Strict; Secure\r\n"
-	    "Set-Cookie: " N "=tok; Path=/users/logout; Max-Age=60; "
-	    "HttpOnly; SameSite=Strict; Secure\r\n");
+	    "Set-Cookie: " N "=tok; Path=/; Max-Age=60; HttpOnly; "
+	    "SameSite=Strict; Secure\r\n");
 	http_response_free(&resp);
 	memset(&resp, 0, sizeof(resp));
 	assert_int_equal(http_cookie_refresh_set(&resp, false, NULL, 60,
 	    &err), 0);
 	assert_string_equal(resp.headers.data,
-	    "Set-Cookie: kl_refresh=; Path=/users/token/refresh; Max-Age=0; "
-	    "HttpOnly; SameSite=Strict\r\n"
-	    "Set-Cookie: kl_refresh=; Path=/users/logout; Max-Age=0; "
-	    "HttpOnly; SameSite=Strict\r\n");
+	    "Set-Cookie: kl_refresh=; Path=/; Max-Age=0; HttpOnly; "
+	    "SameSite=Strict\r\n");
 	http_response_free(&resp);
 	/* A value that would split the header or the cookie: refused. */
 	memset(&resp, 0, sizeof(resp));
@@ -154,6 +165,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_find),
 		cmocka_unit_test(test_find_refuses),
+		cmocka_unit_test(test_find_in_a_long_header),
 		cmocka_unit_test(test_set_and_clear),
 		cmocka_unit_test(test_origin_allowed),
 		cmocka_unit_test(test_cors_headers),
