@@ -172,26 +172,6 @@ store_errcall(const DB_ENV *env, const char *prefix, const char *msg)
 	log_warn("bdb: %s", msg);
 }
 
-/*
- * Berkeley DB tells of a panic (or of a write to disk that failed) in the
- * thread that met it, as it happens. The store is marked for a fresh
- * process at once: the thread that failed may leave the log's mutexes
- * held, so the other threads wait inside Berkeley DB and never return an
- * error that would say so (seen in make faults with a full disk: every
- * thread stuck in log_flush until the 8 s watchdog). An atomic store
- * only: this may run with any Berkeley DB mutex held.
- */
-static void
-store_event(DB_ENV *env, u_int32_t event, void *info)
-{
-	struct store	*st = env->app_private;
-
-	(void)info;
-	if (st != NULL && (event == DB_EVENT_PANIC ||
-	    event == DB_EVENT_WRITE_FAILED))
-		atomic_store(&st->needs_restart, true);
-}
-
 /* This thread's place in the stuck-call watch: how deep in store calls,
  * the slot it holds (or last held: tried first), and whether it holds one. */
 static _Thread_local int	busy_depth;
@@ -225,21 +205,6 @@ store_busy_enter(struct store *st)
 			return;
 		}
 	}
-}
-
-/* A retry is a new attempt: the call counts from it, so the retries'
- * lock waits (0.5 s each) never add up to "stuck". Only the outermost
- * call renews: an inner one must not hide an outer one. */
-static void
-store_busy_renew(struct store *st)
-{
-	long long	now;
-
-	if (busy_depth != 1 || !busy_held)
-		return;
-	if ((now = kl_mono_ms()) < 1)
-		now = 1;
-	atomic_store(&st->busy_since[busy_slot], now);
 }
 
 void
@@ -541,9 +506,7 @@ env_open(struct store *st, struct kl_error *err)
 		goto fail;
 	}
 	st->env->set_errcall(st->env, store_errcall);
-	st->env->app_private = st;
-	if ((ret = st->env->set_event_notify(st->env, store_event)) != 0 ||
-	    (ret = st->env->set_lk_detect(st->env, DB_LOCK_DEFAULT)) != 0 ||
+	if ((ret = st->env->set_lk_detect(st->env, DB_LOCK_DEFAULT)) != 0 ||
 	    (ret = st->env->set_timeout(st->env, STORE_LOCK_TIMEOUT_US,
 	    DB_SET_LOCK_TIMEOUT)) != 0 ||
 	    (ret = st->env->set_cachesize(st->env, 0, STORE_CACHE_BYTES,
@@ -852,8 +815,6 @@ store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
 	store_busy_enter(st);
 	for (attempt = 0; attempt < STORE_MAX_RETRIES; attempt++) {
 		wrote = false;
-		if (attempt > 0)
-			store_busy_renew(st);
 		if ((ret = st->env->txn_begin(st->env, NULL, &txn,
 		    begin_flags)) != 0)
 			break;

@@ -522,7 +522,7 @@ def fresh_import(env1, exported):
     # A known user: a new one would take ids from the sequence that the
     # unfinished batch had not reserved, which the import then refuses.
     # A login may wait on a mutex the tool held when it died: the watchdog
-    # ends its process within STORE_STUCK_MS (4 s), and the front server
+    # ends its process within STORE_STUCK_MS (8 s), and the front server
     # answers 502; no answer within the request's 15 s is a hang.
     t0, ok, hung = time.monotonic(), False, None
     while time.monotonic() - t0 < 30 and not ok and hung is None:
