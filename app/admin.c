@@ -41,6 +41,7 @@
 #include "kl_limits.h"
 #include "log.h"
 #include "store.h"
+#include "store_repl.h"
 #include "admin_user.h"
 #include "store_admin.h"
 #include "store_session.h"
@@ -918,6 +919,7 @@ main(int argc, char *argv[])
 		errx(1, "%s", kerr.detail);
 	signals_setup();
 	become_owner(a->cfg.db_home);
+	store_repl_configure(&a->cfg);
 	if (admin_cmd_joins(cmd->fn) && store_join(&a->st, a->cfg.db_home,
 	    a->cfg.db_durability, &kerr) == -1)
 		errx(1, "%s", kerr.detail);

@@ -26,7 +26,7 @@
 #include "config.h"
 
 enum key_kind { K_STRING, K_URL, K_LONG, K_INT, K_INT64, K_BOOL, K_DURABILITY,
-	K_APP_KEY, K_REDIRECT_URIS, K_APP_KEYS, K_ORIGINS };
+	K_APP_KEY, K_REDIRECT_URIS, K_APP_KEYS, K_ORIGINS, K_SITE, K_SITES, K_ACK };
 
 struct config_key {
 	const char	*name;
@@ -72,6 +72,11 @@ static const struct config_key keys[] = {
 	{ "refresh_reuse_window",	F(refresh_reuse_window), K_LONG, 0, MAX_REFRESH_REUSE_WINDOW },
 	{ "verify_revocation",		F(verify_revocation), K_BOOL, 0, 0 },
 	{ "unlink_retry_interval",	F(unlink_retry_interval), K_LONG, 1, UNLINK_MAX_RETRY_S },
+	{ "repl_site",			F(repl_site), K_SITE, 0, 0 },
+	{ "repl_peers",			F(repl_peers), K_SITES, 0, 0 },
+	{ "repl_priority",		F(repl_priority), K_INT, 0, 1000000 },
+	{ "repl_ack_policy",		F(repl_ack_policy), K_ACK, 0, 0 },
+	{ "repl_ack_timeout_ms",	F(repl_ack_timeout_ms), K_LONG, 10, 60000 },
 };
 
 void
@@ -96,6 +101,15 @@ config_defaults(struct config *cfg)
 	cfg->refresh_reuse_window = DEFAULT_REFRESH_REUSE_WINDOW;
 	cfg->unlink_retry_interval = UNLINK_FIRST_RETRY_S;
 	cfg->refresh_cookie_secure = true;
+	cfg->repl_priority = DEFAULT_REPL_PRIORITY;
+	cfg->repl_ack_policy = ACK_QUORUM;
+	cfg->repl_ack_timeout_ms = DEFAULT_REPL_ACK_TIMEOUT_MS;
+}
+
+bool
+config_replicated(const struct config *cfg)
+{
+	return cfg->repl_self.port != 0;
 }
 
 static const struct config_key *
@@ -303,6 +317,80 @@ check_origin(const char *v, size_t len, struct kl_error *err)
 	return 0;
 }
 
+/*
+ * HOST:PORT of a replication site (len bytes of v): a DNS name or an IPv4
+ * address (letters, digits, '.', '-'; Berkeley DB resolves it), a port
+ * 1..65535 without a leading zero. IPv6 literals are not taken.
+ */
+static int
+check_site(const char *what, const char *v, size_t len,
+    struct config_site *out, struct kl_error *err)
+{
+	const char	*colon;
+	size_t		 hlen, plen;
+	long		 port;
+
+	colon = memchr(v, ':', len);
+	hlen = colon == NULL ? 0 : (size_t)(colon - v);
+	if (hlen == 0 || hlen >= MAX_REPL_HOST || strspn(v, "abcdefghijklmnop"
+	    "qrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != hlen ||
+	    v[0] == '-' || v[0] == '.')
+		return kl_fail(err, KL_BAD_CONFIG, "%s: expected HOST:PORT (a "
+		    "name or IPv4 address, then a port)", what);
+	plen = len - hlen - 1;
+	if (plen == 0 || plen > 5 || strspn(colon + 1, "0123456789") < plen ||
+	    colon[1] == '0')
+		return kl_fail(err, KL_BAD_CONFIG, "%s: a bad port after %.*s",
+		    what, (int)hlen, v);
+	port = strtol(colon + 1, NULL, 10);
+	if (port > 65535)
+		return kl_fail(err, KL_BAD_CONFIG, "%s: port %ld out of range",
+		    what, port);
+	memcpy(out->host, v, hlen);
+	out->host[hlen] = '\0';
+	out->port = (unsigned)port;
+	return 0;
+}
+
+static bool
+site_equal(const struct config_site *a, const struct config_site *b)
+{
+	return a->port == b->port && strcasecmp(a->host, b->host) == 0;
+}
+
+/* repl_peers: up to MAX_REPL_PEERS sites, none twice; a refused list
+ * leaves cfg as it was. */
+static int
+sites_set(struct config *cfg, const char *v, struct kl_error *err)
+{
+	struct config_site	 tmp[MAX_REPL_PEERS];
+	const char		*p = v;
+	size_t			 len;
+	int			 n = 0, i;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		len = strcspn(p, " \t");
+		if (n == MAX_REPL_PEERS)
+			return kl_fail(err, KL_BAD_CONFIG, "repl_peers: more "
+			    "than %d entries", MAX_REPL_PEERS);
+		if (check_site("repl_peers", p, len, &tmp[n], err) == -1)
+			return -1;
+		for (i = 0; i < n; i++)
+			if (site_equal(&tmp[i], &tmp[n]))
+				return kl_fail(err, KL_BAD_CONFIG, "repl_peers: "
+				    "an entry given twice");
+		n++;
+		p += len;
+	}
+	memcpy(cfg->repl_peer, tmp, sizeof(tmp[0]) * (size_t)n);
+	cfg->n_repl_peers = n;
+	return 0;
+}
+
 /* Splits a space-separated list of redirect URIs or app keys into its
  * array in cfg, checking each entry. A refused list leaves cfg as it was
  * (the entries are gathered in a copy first). */
@@ -374,6 +462,34 @@ key_set(struct config *cfg, const struct config_key *k, const char *v,
 		if (list_set(cfg, k, v, err) == -1)
 			return -1;
 		memcpy(field, v, strlen(v) + 1);
+		return 0;
+	case K_SITE:
+		if (strlen(v) >= k->size)
+			return kl_fail(err, KL_BAD_CONFIG, "%s: value too long",
+			    k->name);
+		if (check_site(k->name, v, strlen(v), &cfg->repl_self,
+		    err) == -1)
+			return -1;
+		memcpy(field, v, strlen(v) + 1);
+		return 0;
+	case K_SITES:
+		if (strlen(v) >= k->size)
+			return kl_fail(err, KL_BAD_CONFIG, "%s: value too long",
+			    k->name);
+		if (sites_set(cfg, v, err) == -1)
+			return -1;
+		memcpy(field, v, strlen(v) + 1);
+		return 0;
+	case K_ACK:
+		if (strcmp(v, "quorum") == 0)
+			*(enum config_ack *)field = ACK_QUORUM;
+		else if (strcmp(v, "all") == 0)
+			*(enum config_ack *)field = ACK_ALL;
+		else if (strcmp(v, "one") == 0)
+			*(enum config_ack *)field = ACK_ONE;
+		else
+			return kl_fail(err, KL_BAD_CONFIG, "%s: expected quorum, "
+			    "all or one", k->name);
 		return 0;
 	case K_APP_KEY:
 		if (check_app_key(k->name, v, strlen(v), err) == -1)
@@ -478,6 +594,8 @@ config_parse_line(struct config *cfg, const char *line, struct kl_error *err)
 int
 config_check(const struct config *cfg, struct kl_error *err)
 {
+	int	i;
+
 	if (cfg->upstream_connect_timeout_ms > cfg->upstream_timeout_ms)
 		return kl_fail(err, KL_BAD_CONFIG, "upstream_connect_timeout_ms "
 		    "exceeds upstream_timeout_ms");
@@ -509,6 +627,13 @@ config_check(const struct config *cfg, struct kl_error *err)
 		return kl_fail(err, KL_BAD_CONFIG, "refresh_cookie_secure = no "
 		    "only when every allowed origin is http:// to a loopback "
 		    "host (make demo)");
+	if (cfg->n_repl_peers > 0 && !config_replicated(cfg))
+		return kl_fail(err, KL_BAD_CONFIG, "repl_peers is set but "
+		    "repl_site (this site's own HOST:PORT) is not");
+	for (i = 0; i < cfg->n_repl_peers; i++)
+		if (site_equal(&cfg->repl_peer[i], &cfg->repl_self))
+			return kl_fail(err, KL_BAD_CONFIG, "repl_peers names "
+			    "repl_site itself");
 	/* A cap above threads could never be reached. */
 	if (cfg->kakao_max_calls > cfg->threads)
 		return kl_fail(err, KL_BAD_CONFIG, "kakao_max_calls (%d) "
@@ -544,6 +669,10 @@ config_warnings(const struct config *cfg, const char **out, int max)
 	if (cfg->refresh_cookie && !cfg->refresh_cookie_secure && n < max)
 		out[n++] = "refresh_cookie_secure = no: the refresh cookie "
 		    "travels over http:// (loopback only, for make demo)";
+	if (config_replicated(cfg) && cfg->repl_ack_policy == ACK_ONE &&
+	    n < max)
+		out[n++] = "repl_ack_policy = one: a login is acknowledged when "
+		    "one other site holds it; losing two sites can lose it";
 	if (strncmp(cfg->kakao_auth_url, "http://", 7) == 0 && n < max)
 		out[n++] = "kakao_auth_url is http://: codes, the client secret "
 		    "and the JWKS travel unencrypted; use https:// for Kakao";

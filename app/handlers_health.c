@@ -17,6 +17,7 @@
 #include "kl_clock.h"
 #include "kl_limits.h"
 #include "store_probe.h"
+#include "store_repl.h"
 
 int
 handler_healthz(struct handler_ctx *ctx, const struct http_request *req,
@@ -45,6 +46,8 @@ handler_ready_reason(int health)
 		return "store not writable";
 	case STORE_HEALTH_SLOW:
 		return "store not responding";
+	case STORE_HEALTH_NO_MASTER:
+		return "no replication master";
 	}
 	return "store not usable";
 }
@@ -55,6 +58,7 @@ handler_readyz(struct handler_ctx *ctx, const struct http_request *req,
 {
 	struct kl_error		perr;
 	enum store_health	h;
+	enum store_role		role;
 
 	(void)req;
 	if (ctx->cfg == NULL) {
@@ -71,7 +75,14 @@ handler_readyz(struct handler_ctx *ctx, const struct http_request *req,
 		resp->reason = handler_ready_reason((int)h);
 		return kl_fail(err, KL_NOT_READY, "%s", perr.detail);
 	}
-	if (kl_buf_puts(&resp->body, "{\"message\":\"READY\"}") == -1)
+	/* A site of a replication group says what it is; a single site's
+	 * answer stays as it always was. */
+	role = store_role(ctx->store);
+	if (role == STORE_ROLE_SINGLE ? kl_buf_puts(&resp->body,
+	    "{\"message\":\"READY\"}") == -1 : (kl_buf_puts(&resp->body,
+	    "{\"message\":\"READY\",\"role\":\"") == -1 ||
+	    kl_buf_puts(&resp->body, store_role_name(role)) == -1 ||
+	    kl_buf_puts(&resp->body, "\"}") == -1))
 		return kl_fail(err, KL_INTERNAL, "out of memory for the answer");
 	resp->status = 200;
 	return 0;

@@ -61,6 +61,7 @@
 #include "metrics.h"
 #include "route.h"
 #include "store.h"
+#include "store_repl.h"
 #include "store_home.h"
 #include "store_session.h"
 #include "token.h"
@@ -670,6 +671,7 @@ main(int argc, char *argv[])
 		fatal(p, "%s", kerr.detail);
 	/* A store that cannot open yet (disk full, recovery pending) does not
 	 * stop the start: logins answer 500 until it opens. */
+	store_repl_configure(&p->cfg);
 	if (store_new(&p->store, p->cfg.db_home, p->cfg.db_durability,
 	    &kerr) == -1)
 		fatal(p, "store: %s", kerr.detail);

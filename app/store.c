@@ -57,6 +57,7 @@
 #include "store.h"
 #include "store_code.h"
 #include "store_internal.h"
+#include "store_repl.h"
 
 #define RECORD_VERSION	1
 #define RECORD_HEADER	52	/* version, status, verified, pad, 6 x 8 bytes */
@@ -225,6 +226,12 @@ store_busy_leave(struct store *st)
 int
 store_fail(struct store *st, int ret, const char *what, struct kl_error *err)
 {
+	if (ret == STORE_NOT_MASTER)
+		return kl_fail(err, KL_NO_MASTER, "%s: this site is not the "
+		    "master (%s)", what, store_role_name(store_role(st)));
+	if (ret == STORE_NOT_DURABLE)
+		return kl_fail(err, KL_NOT_DURABLE, "%s: committed here, but "
+		    "not acknowledged by the replication group in time", what);
 	if (ret == DB_RUNRECOVERY || ret == EIO || ret == EROFS ||
 	    ret == ENOSPC || ret == EDQUOT)
 		atomic_store(&st->needs_restart, true);
@@ -260,6 +267,16 @@ index_token_sid(DB *sec, const DBT *key, const DBT *data, DBT *result)
 	return 0;
 }
 
+/* Whether opens may create: not a tool's, not a replica's (its databases
+ * come from the master, by internal init). */
+static bool
+store_may_create(struct store *st)
+{
+	if (st->join)
+		return false;
+	return !st->repl || store_role(st) == STORE_ROLE_MASTER;
+}
+
 /* dups: a secondary index with sorted duplicates (one key, many
  * records). */
 static int
@@ -277,16 +294,17 @@ store_open_db(struct store *st, DB **db, const char *file, DBTYPE type,
 		return kl_fail(err, KL_STORE_FAILED, "%s: %s", file,
 		    db_strerror(ret));
 	ret = (*db)->open(*db, NULL, file, NULL, type,
-	    (st->join ? 0 : DB_CREATE) | DB_AUTO_COMMIT | DB_THREAD, 0660);
+	    (store_may_create(st) ? DB_CREATE : 0) | DB_AUTO_COMMIT |
+	    DB_THREAD, 0660);
 	if (ret != 0)
 		return kl_fail(err, KL_STORE_FAILED, "%s: %s", file,
 		    db_strerror(ret));
 	return 0;
 }
 
-/* Closes whatever env_open() managed to open. */
+/* Closes the databases env_open() managed to open, not the environment. */
 static void
-env_close(struct store *st)
+dbs_close(struct store *st)
 {
 	if (st->seq != NULL)
 		st->seq->close(st->seq, 0);
@@ -315,14 +333,21 @@ env_close(struct store *st)
 		st->retired->close(st->retired, 0);
 	if (st->probe != NULL)
 		st->probe->close(st->probe, 0);
-	if (st->env != NULL)
-		st->env->close(st->env, 0);
 	st->seq = NULL;
 	st->users_by_id_raw = NULL;
 	st->users_by_id = st->users = st->seqdb = st->codes = NULL;
 	st->sessions_by_user = st->sessions = NULL;
 	st->refresh_by_sid = st->refresh = st->unlinkq = st->retired = NULL;
 	st->probe = NULL;
+}
+
+/* Closes whatever env_open() managed to open. */
+static void
+env_close(struct store *st)
+{
+	dbs_close(st);
+	if (st->env != NULL)
+		st->env->close(st->env, 0);
 	st->env = NULL;
 }
 
@@ -349,7 +374,7 @@ seq_open(struct store *st)
 		 * itself, so that it knows when one starts (the mark). */
 		if ((ret = st->seq->initial_value(st->seq, 1)) == 0)
 			ret = st->seq->open(st->seq, NULL, &key,
-			    DB_CREATE | DB_THREAD);
+			    (store_may_create(st) ? DB_CREATE : 0) | DB_THREAD);
 		if (ret == 0)
 			return 0;
 		st->seq->close(st->seq, 0);
@@ -487,23 +512,18 @@ fail:
 	return -1;
 }
 
-/* Opens the environment and the databases; on failure closes them again. */
+/* The environment handle: created, configured, opened, replication
+ * started. On failure nothing is left open. */
 static int
-env_open(struct store *st, struct kl_error *err)
+env_handle_open(struct store *st, struct kl_error *err)
 {
 	u_int32_t	flags;
 	int		ret = 0;
 
-	if (!st->join && mkdir(st->home, 0750) == -1 && errno != EEXIST)
-		return kl_fail(err, KL_STORE_FAILED, "mkdir %s: %s", st->home,
-		    strerror(errno));
-	if (!st->join && mark_before_open(st, err) == -1)
-		return -1;
 	if ((ret = db_env_create(&st->env, 0)) != 0) {
 		st->env = NULL;
-		kl_fail(err, KL_STORE_FAILED, "db_env_create: %s",
+		return kl_fail(err, KL_STORE_FAILED, "db_env_create: %s",
 		    db_strerror(ret));
-		goto fail;
 	}
 	st->env->set_errcall(st->env, store_errcall);
 	if ((ret = st->env->set_lk_detect(st->env, DB_LOCK_DEFAULT)) != 0 ||
@@ -533,11 +553,13 @@ env_open(struct store *st, struct kl_error *err)
 		    db_strerror(ret));
 		goto fail;
 	}
+	if (store_repl_env_setup(st, err) == -1)
+		goto fail;
 	/* A tool joins a running environment: registered, so a tool that
 	 * dies is recovered like a worker, but it never runs recovery itself
 	 * (that would make every worker restart) and creates nothing. */
 	flags = DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL |
-	    DB_THREAD | DB_REGISTER;
+	    DB_THREAD | DB_REGISTER | store_repl_env_flags();
 	if (!st->join)
 		flags |= DB_CREATE | DB_RECOVER;
 	if ((ret = st->env->open(st->env, st->home, flags, 0660)) != 0) {
@@ -549,6 +571,21 @@ env_open(struct store *st, struct kl_error *err)
 		    db_strerror(ret));
 		goto fail;
 	}
+	if (store_repl_start(st, err) == -1)
+		goto fail;
+	return 0;
+fail:
+	env_close(st);
+	return -1;
+}
+
+/* The databases, their indexes and the sequence, in an open
+ * environment. */
+static int
+dbs_open(struct store *st, struct kl_error *err)
+{
+	int	ret;
+
 	if (store_open_db(st, &st->users, "users.db", DB_BTREE, false,
 	    err) == -1 ||
 	    store_open_db(st, &st->users_by_id, "users_by_id.db", DB_BTREE,
@@ -571,7 +608,7 @@ env_open(struct store *st, struct kl_error *err)
 	    err) == -1 ||
 	    store_open_db(st, &st->probe, "probe.db", DB_BTREE, false,
 	    err) == -1)
-		goto fail;
+		return -1;
 	/* The sessions' indexes came with their primaries, so no primary
 	 * holds records its index lacks (no DB_CREATE rebuild). */
 	if ((ret = st->users->associate(st->users, NULL, st->users_by_id,
@@ -579,31 +616,59 @@ env_open(struct store *st, struct kl_error *err)
 	    (ret = st->sessions->associate(st->sessions, NULL,
 	    st->sessions_by_user, index_session_user, 0)) != 0 ||
 	    (ret = st->refresh->associate(st->refresh, NULL,
-	    st->refresh_by_sid, index_token_sid, 0)) != 0) {
-		kl_fail(err, KL_STORE_FAILED, "associate an index: %s",
+	    st->refresh_by_sid, index_token_sid, 0)) != 0)
+		return kl_fail(err, KL_STORE_FAILED, "associate an index: %s",
 		    db_strerror(ret));
-		goto fail;
-	}
 	/* A tool reads the index as it is (user id -> Kakao id) through a
 	 * handle of its own: through the associated one a read also locks
 	 * the user's record, index before record, the reverse of a login. */
 	if (st->join && store_open_db(st, &st->users_by_id_raw,
 	    "users_by_id.db", DB_BTREE, false, err) == -1)
-		goto fail;
-	if ((ret = seq_open(st)) != 0) {
-		kl_fail(err, KL_STORE_FAILED, "sequence open: %s",
+		return -1;
+	if ((ret = seq_open(st)) != 0)
+		return kl_fail(err, KL_STORE_FAILED, "sequence open: %s",
 		    db_strerror(ret));
+	return 0;
+}
+
+/*
+ * Opens the environment and the databases; on failure closes them again,
+ * but for a site of a replication group's environment: it stays open (its
+ * replication process keeps the site in the group) while the databases
+ * are tried again (a joining replica has none until the master's copy,
+ * its internal init, arrived). A replica keeps no id mark: its ids are the
+ * group's, taken inside each first login's transaction.
+ */
+static int
+env_open(struct store *st, struct kl_error *err)
+{
+	bool	marked = !st->join && !store_repl_on();
+
+	if (st->env == NULL) {
+		if (!st->join && mkdir(st->home, 0750) == -1 &&
+		    errno != EEXIST)
+			return kl_fail(err, KL_STORE_FAILED, "mkdir %s: %s",
+			    st->home, strerror(errno));
+		if (marked && mark_before_open(st, err) == -1)
+			return -1;
+		if (env_handle_open(st, err) == -1)
+			goto fail;
+	} else if (marked && mark_before_open(st, err) == -1)
+		return -1;
+	if (dbs_open(st, err) == -1)
 		goto fail;
-	}
-	if (!st->join && mark_after_open(st, err) == -1) {
+	if (marked && mark_after_open(st, err) == -1) {
 		env_close(st);
 		return -1;
 	}
 	return 0;
 fail:
-	if (!st->join)
+	if (marked)
 		store_mark_unlock(&st->mark);
-	env_close(st);
+	if (st->repl)
+		dbs_close(st);
+	else
+		env_close(st);
 	return -1;
 }
 
@@ -828,10 +893,17 @@ store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
 		if ((ret = fn(st, txn, arg, &wrote)) != 0)
 			txn->abort(txn);
 		/* With sync durability, made durable below; otherwise the
-		 * environment's flags say what a commit writes. */
-		else
+		 * environment's flags say what a commit writes. A site of
+		 * a group: the commit waits for the acknowledgements
+		 * repl_ack_policy asks for; without them it is not done. */
+		else {
+			store_repl_commit_begin();
 			ret = txn->commit(txn, !durable || st->sync ?
 			    DB_TXN_NOSYNC : 0);
+			if (ret == 0 && wrote && st->repl &&
+			    store_repl_commit_failed())
+				ret = STORE_NOT_DURABLE;
+		}
 		if (ret != DB_LOCK_DEADLOCK && ret != DB_LOCK_NOTGRANTED)
 			break;
 		metrics_store_retry();
@@ -847,7 +919,7 @@ store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
 	if (ret == 0 && durable && wrote && st->sync)
 		ret = st->env->log_flush(st->env, NULL);
 	store_busy_leave(st);
-	return ret;
+	return store_repl_map(st, ret);
 }
 
 struct login_arg {
@@ -884,7 +956,16 @@ login_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 		if (u->status == STORE_USER_DEACTIVATED)
 			return STORE_USER_REFUSED;
 	} else if (ret == DB_NOTFOUND) {
-		if (a->new_id == 0 && (ret = next_user_id(st, &a->new_id)) != 0)
+		/* A group's ids: from the sequence inside this transaction,
+		 * so an id is the group's exactly when the login is (a
+		 * commit rolled back on a rejoining site takes its id back;
+		 * it was never answered). */
+		if (st->repl) {
+			if ((ret = st->seq->get(st->seq, txn, 1, &a->new_id,
+			    0)) != 0)
+				return ret;
+		} else if (a->new_id == 0 &&
+		    (ret = next_user_id(st, &a->new_id)) != 0)
 			return ret;
 		/* A deleted account's Kakao user logging in again: the unlink
 		 * its deletion queued would cut the new account off at Kakao.
@@ -1087,6 +1168,7 @@ int
 store_maintain(struct store *st, struct kl_error *err)
 {
 	int	ret;
+	bool	writable;
 
 	if (!store_ready(st)) {
 		if (kl_mono_seconds() < st->next_open)
@@ -1101,14 +1183,17 @@ store_maintain(struct store *st, struct kl_error *err)
 	}
 	store_busy_enter(st);
 	/* Lock time-outs are only noticed when the detector runs: run it,
-	 * so a lock held by a process that died does not hold us forever. */
+	 * so a lock held by a process that died does not hold us forever.
+	 * A replica's checkpoints and sweeps are its master's, replicated. */
+	writable = store_role(st) == STORE_ROLE_SINGLE ||
+	    store_role(st) == STORE_ROLE_MASTER;
 	if ((ret = st->env->lock_detect(st->env, 0, DB_LOCK_EXPIRE,
-	    NULL)) == 0)
+	    NULL)) == 0 && writable)
 		ret = st->env->txn_checkpoint(st->env, 1024, 1, 0);
 	store_busy_leave(st);
 	if (ret != 0)
 		return store_fail(st, ret, "maintenance", err);
-	return maintain_sweep(st, err);
+	return writable ? maintain_sweep(st, err) : 0;
 }
 
 bool

@@ -25,6 +25,7 @@
 #include "store.h"
 #include "store_internal.h"
 #include "store_probe.h"
+#include "store_repl.h"
 
 #define PROBE_VERSION		1
 #define PROBE_RECORD_LEN	16
@@ -66,11 +67,39 @@ probe_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 	return st->probe->put(st->probe, txn, &key, &data, 0);
 }
 
+/* A replica's probe: its databases read (its writes are the master's),
+ * and a master known. */
+static enum store_health
+probe_replica(struct store *st, enum store_role role, struct kl_error *err)
+{
+	DBT		key, data;
+	unsigned char	buf[PROBE_RECORD_LEN];
+	int		ret;
+
+	probe_key(&key);
+	store_usermem(&data, buf, sizeof(buf));
+	ret = store_get(st, st->probe, &key, &data);
+	if (ret != 0 && ret != DB_NOTFOUND && ret != DB_BUFFER_SMALL) {
+		store_fail(st, ret, "readiness probe (a replica's read)", err);
+		return STORE_HEALTH_NOT_OPEN;
+	}
+	if (role == STORE_ROLE_NO_MASTER) {
+		kl_fail(err, KL_NO_MASTER, "no master known (an election, or "
+		    "this site is still joining)");
+		return STORE_HEALTH_NO_MASTER;
+	}
+	return STORE_HEALTH_OK;
+}
+
 /* The write and the flush. */
 static enum store_health
 probe_write(struct store *st, struct kl_error *err)
 {
-	int	ret;
+	enum store_role	role = store_role(st);
+	int		ret;
+
+	if (role == STORE_ROLE_REPLICA || role == STORE_ROLE_NO_MASTER)
+		return probe_replica(st, role, err);
 
 	if ((ret = store_txn_run(st, 0, false, probe_attempt, NULL)) == 0) {
 		store_busy_enter(st);

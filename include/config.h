@@ -20,6 +20,20 @@ enum config_durability {
 	DURABILITY_NOSYNC	/* log kept in memory until it fills */
 };
 
+/* repl_ack_policy: how many sites must hold a write before it is
+ * acknowledged (Berkeley DB's DB_REPMGR_ACKS_QUORUM, _ALL, _ONE). */
+enum config_ack {
+	ACK_QUORUM = 0,
+	ACK_ALL,
+	ACK_ONE
+};
+
+/* One replication site, HOST:PORT (repl_site, repl_peers). */
+struct config_site {
+	char			 host[MAX_REPL_HOST];
+	unsigned		 port;		/* 0: not set */
+};
+
 struct config {
 	char			 db_home[MAX_CONFIG_PATH];
 	enum config_durability	 db_durability;
@@ -62,7 +76,19 @@ struct config {
 	long			 refresh_reuse_window;	/* seconds */
 	bool			 verify_revocation;	/* a store read per JWT check */
 	long			 unlink_retry_interval;	/* s; doubled per retry */
+	/* Replication (app/store_repl.c): unset repl_site is one site. */
+	char			 repl_site[MAX_REPL_HOST + 8];
+	struct config_site	 repl_self;
+	char			 repl_peers[MAX_CONFIG_LINE];
+	struct config_site	 repl_peer[MAX_REPL_PEERS];
+	int			 n_repl_peers;
+	int			 repl_priority;		/* 0: never master */
+	enum config_ack		 repl_ack_policy;
+	long			 repl_ack_timeout_ms;
 };
+
+/* True when repl_site is set: the store is one site of a group. */
+bool	config_replicated(const struct config *cfg);
 
 /* Sets every key to its default (db_home has none and stays ""). */
 void	config_defaults(struct config *cfg);
@@ -75,7 +101,8 @@ int	config_load(struct config *cfg, const char *path, struct kl_error *err);
 /* The rules between keys, checked by config_load after the last line:
  * the connect time-out within the whole one; kakao_app_id set, or else
  * kakao_allow_other_apps = yes (never both); a client secret only with
- * the REST API key it belongs to; refresh_idle_ttl within refresh_ttl. */
+ * the REST API key it belongs to; refresh_idle_ttl within refresh_ttl;
+ * repl_peers only with repl_site, never naming it. */
 int	config_check(const struct config *cfg, struct kl_error *err);
 
 /* True when every allowed origin is http:// (check_origin allows that
@@ -86,7 +113,7 @@ bool	config_origins_loopback(const struct config *cfg);
  * (stderr): kakao_allow_other_apps = yes, an http:// kakao_api_url or
  * kakao_auth_url. Fills out with at most max static strings (none to
  * free); returns how many. */
-#define CONFIG_MAX_WARNINGS	4
+#define CONFIG_MAX_WARNINGS	5
 int	config_warnings(const struct config *cfg, const char **out, int max);
 
 /* Parses one "key = value" line (no newline) into cfg; used by config_load

@@ -40,6 +40,8 @@ enum kl_status {
 	KL_NOT_READY,		/* 503: /readyz, the store cannot serve (yet) */
 	KL_METRICS_UNAVAILABLE,	/* 503: no shared metrics region (metrics.c) */
 	KL_USER_DEACTIVATED,	/* 403: the user was deactivated by the admin tool */
+	KL_NO_MASTER,		/* 503: a write, and this site is not the master */
+	KL_NOT_DURABLE,		/* 503: a write the replicas did not acknowledge */
 	KL_BAD_CONFIG,		/* start-up only: configuration refused */
 	KL_STATUS_COUNT
 };

@@ -62,6 +62,16 @@
 #define MAX_REDIRECT_URIS      16	/* redirect_uris entries */
 #define MAX_ALLOWED_ORIGINS     8	/* allowed_origins entries */
 #define MAX_ORIGIN_LEN        256	/* one origin, scheme://host[:port] */
+#define MAX_REPL_PEERS          8	/* repl_peers entries */
+#define MAX_REPL_HOST         256	/* a replication site's host name */
+#define DEFAULT_REPL_PRIORITY 100	/* repl_priority */
+#define DEFAULT_REPL_ACK_TIMEOUT_MS 1000	/* repl_ack_timeout_ms */
+#define REPL_MSG_THREADS        3	/* repmgr message threads, replication process */
+#define REPL_HEARTBEAT_SEND_US  250000	/* the master's heartbeat */
+#define REPL_HEARTBEAT_MONITOR_US 1500000	/* no heartbeat this long: the master is gone */
+#define REPL_CONNECTION_RETRY_US 500000	/* reconnect to a lost site */
+#define REPL_ELECTION_RETRY_US  1000000	/* a failed election is tried again */
+#define STORE_ROLE_CACHE_MS   100	/* store_role() reads the engine this often */
 #define MAX_COOKIE_LINE       512	/* one Set-Cookie value we write */
 #define CORS_MAX_AGE_S        600	/* how long a preflight's answer holds */
 #define MAX_CLIENT_SECRET     256	/* kakao_client_secret_file bytes */

@@ -34,12 +34,22 @@
 #define STORE_NEED_IDS		(-29997)
 /* A login attempt's refusal: the user is deactivated (nothing written). */
 #define STORE_USER_REFUSED	(-29996)
+/* Replication (app/store_repl.c): a write on a site that is not the
+ * master; a commit the group did not acknowledge. */
+#define STORE_NOT_MASTER	(-29995)
+#define STORE_NOT_DURABLE	(-29994)
 
 struct store {
 	char			 home[MAX_CONFIG_PATH];
 	enum config_durability	 durability;
 	bool			 sync;	/* flush the log before a write returns */
 	bool			 join;	/* a tool: no recovery, no creation */
+	/* A site of a replication group (store_repl.c): no id mark, ids
+	 * taken inside the login's transaction; the role the engine last
+	 * reported and when (kl_mono_ms; 0: read it again). */
+	bool			 repl;
+	atomic_int		 role;
+	atomic_llong		 role_at;
 	/* A restore or init (app/store_backup.c): a new environment despite
 	 * a mark that says ids were handed out. */
 	bool			 allow_new;
@@ -98,6 +108,20 @@ struct store {
 	 * outermost call began (kl_mono_ms; 0: a free slot). */
 	atomic_llong		 busy_since[STORE_BUSY_SLOTS];
 };
+
+/* store_repl.c, for the store's own files. */
+bool		store_repl_on(void);
+u_int32_t	store_repl_env_flags(void);
+/* Before env->open: sites, policy, time-outs, the event callback. */
+int		store_repl_env_setup(struct store *st, struct kl_error *err);
+/* After env->open: repmgr_start (this process the replication process
+ * or a subordinate). */
+int		store_repl_start(struct store *st, struct kl_error *err);
+/* Around a commit: clear, then ask whether the group acknowledged it. */
+void		store_repl_commit_begin(void);
+bool		store_repl_commit_failed(void);
+/* A write's Berkeley DB error as STORE_NOT_MASTER where a replica's. */
+int		store_repl_map(struct store *st, int ret);
 
 static inline void
 store_put_u64(unsigned char *p, uint64_t v)

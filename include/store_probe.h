@@ -21,6 +21,8 @@ enum store_health {
 	STORE_HEALTH_RESTARTING,	/* handles unusable: the process is
 					 * being replaced (store_needs_restart) */
 	STORE_HEALTH_NOT_WRITABLE,	/* the probe's write or flush failed */
+	STORE_HEALTH_NO_MASTER,		/* a replica that knows no master (an
+					 * election, or still joining) */
 	STORE_HEALTH_SLOW		/* a probe has run for longer than
 					 * max_age_ms (or no result came
 					 * within it) */

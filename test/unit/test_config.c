@@ -765,6 +765,70 @@ test_allowed_origins(void **state)
 	assert_false(cfg.refresh_cookie);
 }
 
+/* The replication keys: HOST:PORT each, peers only with a site. */
+static void
+test_repl_keys(void **state)
+{
+	struct config	cfg;
+	struct kl_error	err;
+	const char	*warn[CONFIG_MAX_WARNINGS];
+	static const char *bad[] = {
+		"repl_site = 127.0.0.1",
+		"repl_site = :7001",
+		"repl_site = 127.0.0.1:",
+		"repl_site = 127.0.0.1:0",
+		"repl_site = 127.0.0.1:07001",
+		"repl_site = 127.0.0.1:65536",
+		"repl_site = 127.0.0.1:70x1",
+		"repl_site = [::1]:7001",
+		"repl_site = -a.example:7001",
+		"repl_site = a_b.example:7001",
+		"repl_site = a.example:7001 b.example:7002",
+		"repl_peers = a:1 b:2 c:3 d:4 e:5 f:6 g:7 h:8 i:9",
+		"repl_peers = a:1 a:1",
+		"repl_peers = a:1 b",
+		"repl_ack_policy = majority",
+		"repl_ack_timeout_ms = 0",
+		"repl_priority = -1",
+	};
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refuse(bad[i]);
+	config_defaults(&cfg);
+	assert_false(config_replicated(&cfg));
+	assert_int_equal(cfg.repl_ack_policy, ACK_QUORUM);
+	assert_int_equal(cfg.repl_ack_timeout_ms, 1000);
+	assert_int_equal(cfg.repl_priority, 100);
+	accept_line(&cfg, "repl_site = db1.example:7001");
+	assert_true(config_replicated(&cfg));
+	assert_string_equal(cfg.repl_self.host, "db1.example");
+	assert_int_equal(cfg.repl_self.port, 7001);
+	accept_line(&cfg, "repl_peers = 10.0.0.2:7001  db3.example:65535");
+	assert_int_equal(cfg.n_repl_peers, 2);
+	assert_string_equal(cfg.repl_peer[1].host, "db3.example");
+	assert_int_equal(cfg.repl_peer[1].port, 65535);
+	accept_line(&cfg, "repl_ack_policy = all");
+	assert_int_equal(cfg.repl_ack_policy, ACK_ALL);
+
+	/* Peers without a site of our own, or naming it. */
+	assert_int_equal(load_text(&cfg, "db_home = /x\njwt_secret_file = /k\n"
+	    "kakao_app_id = 1\nrepl_peers = 127.0.0.1:7002\n", &err), -1);
+	assert_non_null(strstr(err.detail, "repl_site"));
+	assert_int_equal(load_text(&cfg, "db_home = /x\njwt_secret_file = /k\n"
+	    "kakao_app_id = 1\nrepl_site = 127.0.0.1:7001\n"
+	    "repl_peers = 127.0.0.1:7002 127.0.0.1:7001\n", &err), -1);
+	assert_non_null(strstr(err.detail, "itself"));
+	if (load_text(&cfg, "db_home = /x\njwt_secret_file = /k\n"
+	    "kakao_app_id = 1\nrepl_site = 127.0.0.1:7001\n"
+	    "repl_peers = 127.0.0.1:7002\nrepl_ack_policy = one\n",
+	    &err) != 0)
+		fail_msg("refused: %s", err.detail);
+	assert_int_equal(config_warnings(&cfg, warn, CONFIG_MAX_WARNINGS), 1);
+	assert_non_null(strstr(warn[0], "repl_ack_policy = one"));
+}
+
 static void
 test_refresh_cookie_rules(void **state)
 {
@@ -1129,6 +1193,7 @@ main(void)
 		cmocka_unit_test(test_oidc_keys),
 		cmocka_unit_test(test_secret_needs_rest_key),
 		cmocka_unit_test(test_warnings),
+		cmocka_unit_test(test_repl_keys),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -1,0 +1,309 @@
+/*
+ * store_repl.c: the store as one site of a replication group (see
+ * store_repl.h), on Berkeley DB 5.3's Replication Manager.
+ *
+ * Owns the environment's replication settings (sites, acknowledgement
+ * policy, time-outs, priority), the start of repmgr, its event callback,
+ * and the role a site reports. Every worker process of a site calls
+ * repmgr_start(): the first becomes the site's replication process (it
+ * listens on repl_site and runs the message threads), the others are
+ * subordinates that write through it. When the replication process exits,
+ * 5.3 hands its role to no one: the next process to start (multiwatch's
+ * replacement) takes it, or, when it died, the recovery its death causes
+ * makes every process reopen and the first takes it.
+ *
+ * Must not touch the databases themselves (app/store.c opens them) nor
+ * know HTTP. Thread-safety: the configuration is set once before any store
+ * exists; the role cache is atomics; the permanence flag is per thread,
+ * set by the engine's event callback in the thread whose commit waited for
+ * acknowledgements (__repmgr_send fires DB_EVENT_REP_PERM_FAILED there).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <db.h>
+
+#include "kl_clock.h"
+#include "log.h"
+#include "store.h"
+#include "store_internal.h"
+#include "store_repl.h"
+
+static const struct config	*repl_cfg;	/* NULL: single site */
+static __thread bool		 perm_failed;	/* this thread's last commit */
+
+void
+store_repl_configure(const struct config *cfg)
+{
+	repl_cfg = cfg != NULL && config_replicated(cfg) ? cfg : NULL;
+}
+
+bool
+store_repl_on(void)
+{
+	return repl_cfg != NULL;
+}
+
+u_int32_t
+store_repl_env_flags(void)
+{
+	return repl_cfg != NULL ? DB_INIT_REP : 0;
+}
+
+/* The engine's events, in its own threads (and, for PERM_FAILED, in the
+ * committing one). Only atomics and the log here. */
+static void
+repl_event(DB_ENV *env, u_int32_t event, void *info)
+{
+	struct store	*st = env->app_private;
+
+	(void)info;
+	switch (event) {
+	case DB_EVENT_REP_PERM_FAILED:
+		perm_failed = true;
+		break;
+	case DB_EVENT_REP_MASTER:
+		log_info("replication: this site (%s:%u) is the master",
+		    repl_cfg->repl_self.host, repl_cfg->repl_self.port);
+		atomic_store(&st->role_at, 0);
+		break;
+	case DB_EVENT_REP_CLIENT:
+		log_info("replication: this site is a replica");
+		atomic_store(&st->role_at, 0);
+		break;
+	case DB_EVENT_REP_NEWMASTER:
+		atomic_store(&st->role_at, 0);
+		break;
+	case DB_EVENT_REP_STARTUPDONE:
+		log_info("replication: this site has caught up with its "
+		    "master");
+		break;
+	case DB_EVENT_REP_DUPMASTER:
+		log_warn("replication: another master was found; this site "
+		    "steps down");
+		atomic_store(&st->role_at, 0);
+		break;
+	case DB_EVENT_REP_ELECTION_FAILED:
+		log_warn("replication: an election failed (too few sites "
+		    "reachable?)");
+		break;
+	case DB_EVENT_REP_JOIN_FAILURE:
+		log_warn("replication: this site cannot join the group: its "
+		    "data is too old to be updated (see README)");
+		break;
+	case DB_EVENT_REP_LOCAL_SITE_REMOVED:
+		log_warn("replication: this site was removed from the group");
+		break;
+	case DB_EVENT_PANIC:
+		atomic_store(&st->needs_restart, true);
+		break;
+	default:
+		break;
+	}
+}
+
+/* One site handle, configured and closed. */
+static int
+site_add(DB_ENV *env, const struct config_site *s, u_int32_t which,
+    bool creator)
+{
+	DB_SITE	*site;
+	int	 ret;
+
+	if ((ret = env->repmgr_site(env, s->host, s->port, &site, 0)) != 0)
+		return ret;
+	ret = site->set_config(site, which, 1);
+	if (ret == 0 && creator)
+		ret = site->set_config(site, DB_GROUP_CREATOR, 1);
+	site->close(site);
+	return ret;
+}
+
+int
+store_repl_env_setup(struct store *st, struct kl_error *err)
+{
+	const struct config	*c = repl_cfg;
+	DB_ENV			*env = st->env;
+	u_int32_t		 policy;
+	int			 ret, i;
+
+	if (c == NULL)
+		return 0;
+	st->repl = true;
+	policy = c->repl_ack_policy == ACK_ALL ? DB_REPMGR_ACKS_ALL :
+	    c->repl_ack_policy == ACK_ONE ? DB_REPMGR_ACKS_ONE :
+	    DB_REPMGR_ACKS_QUORUM;
+	env->app_private = st;
+	if ((ret = env->set_event_notify(env, repl_event)) != 0 ||
+	    (ret = site_add(env, &c->repl_self, DB_LOCAL_SITE,
+	    c->n_repl_peers == 0)) != 0)
+		goto fail;
+	for (i = 0; i < c->n_repl_peers; i++)
+		if ((ret = site_add(env, &c->repl_peer[i],
+		    DB_BOOTSTRAP_HELPER, false)) != 0)
+			goto fail;
+	/* Heartbeats find a stopped master (SIGSTOP, a hung host) whose
+	 * connections stay open; a broken connection is found at once. */
+	if ((ret = env->repmgr_set_ack_policy(env, policy)) != 0 ||
+	    (ret = env->rep_set_priority(env,
+	    (u_int32_t)c->repl_priority)) != 0 ||
+	    (ret = env->rep_set_timeout(env, DB_REP_ACK_TIMEOUT,
+	    (db_timeout_t)(c->repl_ack_timeout_ms * 1000))) != 0 ||
+	    (ret = env->rep_set_timeout(env, DB_REP_HEARTBEAT_SEND,
+	    REPL_HEARTBEAT_SEND_US)) != 0 ||
+	    (ret = env->rep_set_timeout(env, DB_REP_HEARTBEAT_MONITOR,
+	    REPL_HEARTBEAT_MONITOR_US)) != 0 ||
+	    (ret = env->rep_set_timeout(env, DB_REP_CONNECTION_RETRY,
+	    REPL_CONNECTION_RETRY_US)) != 0 ||
+	    (ret = env->rep_set_timeout(env, DB_REP_ELECTION_RETRY,
+	    REPL_ELECTION_RETRY_US)) != 0)
+		goto fail;
+	return 0;
+fail:
+	return kl_fail(err, KL_STORE_FAILED, "replication settings: %s",
+	    db_strerror(ret));
+}
+
+int
+store_repl_start(struct store *st, struct kl_error *err)
+{
+	int	ret;
+
+	if (!st->repl)
+		return 0;
+	ret = st->env->repmgr_start(st->env, REPL_MSG_THREADS,
+	    DB_REP_ELECTION);
+	if (ret == 0)
+		log_info("replication: this process is the site's replication "
+		    "process, listening on %s:%u", repl_cfg->repl_self.host,
+		    repl_cfg->repl_self.port);
+	else if (ret != DB_REP_IGNORE)	/* a subordinate: the usual case */
+		return kl_fail(err, KL_STORE_FAILED, "repmgr_start: %s",
+		    ret == DB_REP_UNAVAIL ? "no site of repl_peers answers "
+		    "(the group is joined through one of them)" :
+		    db_strerror(ret));
+	atomic_store(&st->role_at, 0);
+	return 0;
+}
+
+void
+store_repl_commit_begin(void)
+{
+	perm_failed = false;
+}
+
+bool
+store_repl_commit_failed(void)
+{
+	return perm_failed;
+}
+
+/* A write's failure as the store's own codes: refused as a replica's. */
+int
+store_repl_map(struct store *st, int ret)
+{
+	if (!st->repl || ret == 0)
+		return ret;
+	if (ret == DB_REP_HANDLE_DEAD)
+		atomic_store(&st->needs_restart, true);
+	if (ret == EACCES || ret == DB_REP_LOCKOUT || ret == DB_REP_UNAVAIL)
+		return STORE_NOT_MASTER;
+	return ret;
+}
+
+static enum store_role
+role_read(struct store *st)
+{
+	DB_REP_STAT	*sp;
+	enum store_role	 role;
+
+	if (st->env == NULL || st->env->rep_stat(st->env, &sp, 0) != 0)
+		return STORE_ROLE_NO_MASTER;
+	if (sp->st_status == DB_REP_MASTER)
+		role = STORE_ROLE_MASTER;
+	else if (sp->st_master != DB_EID_INVALID && sp->st_startup_complete)
+		role = STORE_ROLE_REPLICA;
+	else
+		role = STORE_ROLE_NO_MASTER;
+	free(sp);
+	return role;
+}
+
+enum store_role
+store_role(struct store *st)
+{
+	long long	now = kl_mono_ms(), at;
+	enum store_role	role;
+
+	if (st == NULL || !st->repl)
+		return STORE_ROLE_SINGLE;
+	at = atomic_load(&st->role_at);
+	if (at != 0 && now - at < STORE_ROLE_CACHE_MS)
+		return (enum store_role)atomic_load(&st->role);
+	role = role_read(st);
+	atomic_store(&st->role, (int)role);
+	atomic_store(&st->role_at, now);
+	return role;
+}
+
+const char *
+store_role_name(enum store_role role)
+{
+	switch (role) {
+	case STORE_ROLE_SINGLE:
+		return "single";
+	case STORE_ROLE_MASTER:
+		return "master";
+	case STORE_ROLE_REPLICA:
+		return "replica";
+	case STORE_ROLE_NO_MASTER:
+		break;
+	}
+	return "no_master";
+}
+
+int
+store_repl_group(struct store *st, struct store_repl_site *out, size_t max,
+    size_t *n, struct kl_error *err)
+{
+	DB_REPMGR_SITE	*list = NULL;
+	DB_REP_STAT	*sp;
+	u_int		 count = 0, i;
+	db_ssize_t	 master = DB_EID_INVALID;
+	int		 ret;
+	bool		 master_self = false;
+
+	*n = 0;
+	if (!st->repl)
+		return kl_fail(err, KL_NOT_CONFIGURED, "repl_site is not set: "
+		    "a single site");
+	if ((ret = st->env->rep_stat(st->env, &sp, 0)) != 0)
+		return store_fail(st, ret, "rep_stat", err);
+	master = sp->st_master;
+	master_self = sp->st_status == DB_REP_MASTER;
+	free(sp);
+	if ((ret = st->env->repmgr_site_list(st->env, &count, &list)) != 0)
+		return store_fail(st, ret, "repmgr_site_list", err);
+	if (max > 0) {
+		snprintf(out[0].host, sizeof(out[0].host), "%s",
+		    repl_cfg->repl_self.host);
+		out[0].port = repl_cfg->repl_self.port;
+		out[0].self = out[0].connected = true;
+		out[0].master = master_self;
+		*n = 1;
+	}
+	for (i = 0; i < count && *n < max; i++) {
+		struct store_repl_site	*s = &out[*n];
+
+		snprintf(s->host, sizeof(s->host), "%s", list[i].host);
+		s->port = list[i].port;
+		s->self = false;
+		s->connected = list[i].status == DB_REPMGR_CONNECTED;
+		s->master = !master_self && master == (db_ssize_t)list[i].eid;
+		(*n)++;
+	}
+	free(list);
+	return 0;
+}

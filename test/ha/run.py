@@ -1,0 +1,461 @@
+#!/usr/bin/env python3
+"""make ha: three kakao-login sites as one Berkeley DB replication group.
+
+    python3 test/ha/run.py [--build DIR] [--runs N]
+
+Three sites on loopback, each a normal host: its own db_home, its own
+spawn-fcgi + multiwatch group (etc/kakao-login-spawn) on its own Unix
+socket, repl_site on its own port; one fake Kakao; one nginx per site (to
+ask a site itself) and one front nginx whose upstream holds all three
+sockets, with fastcgi_next_upstream on error, timeout and 503 (also for
+POST: every write route is safe to retry, a login is idempotent per Kakao
+id). The run:
+
+  1. the group forms: site 1 creates it, sites 2 and 3 join through it and
+     get a copy of its data (internal init), /readyz reports each role;
+  2. a load of concurrent logins through the front (new and repeated
+     Kakao ids) records every 200 (Kakao id -> user id);
+  3. during it, kill -9 the master's whole process group: a new master is
+     elected; the seconds without a successful login and the failed
+     requests are measured;
+  4. SIGSTOP the new master longer than the election takes, then SIGCONT:
+     it steps down; at no time two sites acknowledge writes;
+  5. the killed site is started again: it rejoins and catches up;
+  6. at the end every acknowledged login is on every site with the same
+     user id (each site is asked for each user, locally), no user id was
+     given to two Kakao ids, none to one Kakao id twice.
+
+Prints "ok - NAME" / "not ok - NAME: WHY", "# ..." figures, and "N passed,
+M failed" last; exits 1 on any failure. KEEP_TMP=1 keeps the directories.
+Python 3 standard library only.
+"""
+
+import argparse
+import collections
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+import stack  # noqa: E402
+
+SITES = 3
+results = {"passed": 0, "failed": 0}
+
+
+def ok(name):
+    results["passed"] += 1
+    print("ok - %s" % name, flush=True)
+
+
+def not_ok(name, why):
+    results["failed"] += 1
+    print("not ok - %s: %s" % (name, why), flush=True)
+
+
+def check(name, cond, why=""):
+    if cond:
+        ok(name)
+    else:
+        not_ok(name, why)
+    return cond
+
+
+def note(msg):
+    print("# " + msg, flush=True)
+
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok}
+
+
+class Site(stack.Env):
+    """One site: a stack.Env whose service and nginx carry its number."""
+
+    def __init__(self, n, repl_ports, fake_port=None):
+        self.n = n
+        peers = [] if n == 1 else ["127.0.0.1:%d" % repl_ports[0]]
+        extra = ["repl_site = 127.0.0.1:%d" % repl_ports[n - 1],
+                 "repl_ack_timeout_ms = 1000"]
+        if peers:
+            extra.append("repl_peers = " + " ".join(peers))
+        super().__init__(children=2, threads=4, durability="write_nosync",
+                         extra=extra)
+        self.port = None
+        self.fake_port_shared = fake_port
+
+    def start_service(self):
+        env = dict(os.environ,
+                   SPAWN_FCGI_CONF=stack.SPAWN_CONF,
+                   FCGI_SOCKET=self.sock, FCGI_PROGRAM=stack.SERVICE,
+                   KAKAO_LOGIN_CONF=self.conf,
+                   FCGI_CHILDREN=str(self.children),
+                   FCGI_USER="nobody", FCGI_GROUP="nogroup",
+                   FCGI_SOCKET_USER="", FCGI_SOCKET_GROUP="nogroup",
+                   FCGI_EXTRA_OPTIONS="")
+        env.pop("KAKAO_LOGIN_OPTIONS", None)
+        name = "service%d" % self.n
+        p = stack.procs.start(name, [stack.SPAWN], self.service_log, env=env)
+        stack.wait_for(lambda: p.poll() is None and os.path.exists(self.sock)
+                       and self.socket_answers(), 15,
+                       "site %d's socket" % self.n)
+        return p
+
+    def group(self):
+        return stack.procs.procs.get("service%d" % self.n)
+
+    def readyz(self):
+        try:
+            st, js, _, _ = stack.request(self.port, "GET", "/readyz",
+                                         timeout=3)
+        except OSError:
+            return None, None
+        return st, js
+
+
+def role(site):
+    st, js = site.readyz()
+    if isinstance(js, dict):
+        return js.get("role")
+    return None
+
+
+def wait_until(pred, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def login(port, kid, timeout=10):
+    return stack.request(port, "POST", stack.LOGIN,
+                         bearer("valid-%d" % kid), b"", timeout=timeout)
+
+
+class Load:
+    """Client threads logging in through the front: each picks a new Kakao
+    id or one already answered (a repeat must get the same user id), and
+    records every answer: (start, end, kid, status, user id or None)."""
+
+    def __init__(self, port, threads=8, timeout=40.0):
+        self.port = port
+        self.timeout = timeout
+        self.lock = threading.Lock()
+        self.answers = []
+        self.next_kid = KID_BASE
+        self.known = []
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.loop, args=(i,))
+                        for i in range(threads)]
+
+    def pick(self, rnd):
+        with self.lock:
+            if self.known and rnd.random() < 0.4:
+                return rnd.choice(self.known)
+            self.next_kid += 1
+            return self.next_kid
+
+    def loop(self, i):
+        import random
+        rnd = random.Random(i)
+        while not self.stopping.is_set():
+            kid = self.pick(rnd)
+            t0 = time.monotonic()
+            try:
+                st, js, _, _ = login(self.port, kid, timeout=self.timeout)
+            except OSError as e:
+                st, js = -1, {"error": str(e)}
+            uid = None
+            if st == 200:
+                uid = js["user"]["id"]
+            with self.lock:
+                self.answers.append((t0, time.monotonic(), kid, st, uid))
+                if st == 200 and kid not in self.known:
+                    self.known.append(kid)
+            if st != 200:
+                time.sleep(0.02)
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join()
+
+    def window(self, t_from, t_to):
+        """-> (longest gap in s without a 200 answered, failed requests)
+        for answers that ended between t_from and t_to."""
+        with self.lock:
+            inw = sorted((a for a in self.answers if t_from <= a[1] <= t_to),
+                         key=lambda a: a[1])
+        oks = [t_from] + [a[1] for a in inw if a[3] == 200] + [t_to]
+        gap = max(b - a for a, b in zip(oks, oks[1:]))
+        failed = sum(1 for a in inw if a[3] != 200)
+        return gap, failed
+
+
+KID_BASE = 5_000_000
+
+
+def setup(sites_n=SITES):
+    repl_ports = [stack.free_port() for _ in range(sites_n)]
+    sites = [Site(i + 1, repl_ports) for i in range(sites_n)]
+    first = sites[0]
+    for s in sites:
+        s.setup()
+    first.start_fake()
+    for s in sites:
+        s.fake_port = first.fake_port
+        s.write_config("http://127.0.0.1:%d" % first.fake_port)
+    return sites
+
+
+def start_site(s):
+    s.start_service()
+    if s.port is None:
+        s.port = s.start_nginx(name="nginx%d" % s.n)
+
+
+def start_front(sites):
+    """One nginx whose upstream holds every site's socket: a request a site
+    cannot take (down, 503 NO_MASTER, timed out) goes on to the next."""
+    front = sites[0]
+    servers = " ".join("server unix:%s max_fails=1 fail_timeout=2s;" % s.sock
+                       for s in sites)
+    port = stack.free_port()
+    n = front.path("front")
+    os.mkdir(n, 0o755)
+    os.mkdir(os.path.join(n, "tmp"), 0o755)
+    front.own(os.path.join(n, "tmp"))
+    conf = os.path.join(n, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""%(user)s
+daemon off;
+worker_processes 2;
+pid %(n)s/nginx.pid;
+error_log %(n)s/error.log info;
+events { worker_connections 512; }
+http {
+    access_log %(n)s/access.log;
+    client_body_temp_path %(n)s/tmp/body;
+    fastcgi_temp_path %(n)s/tmp/fastcgi;
+    proxy_temp_path %(n)s/tmp/proxy;
+    scgi_temp_path %(n)s/tmp/scgi;
+    uwsgi_temp_path %(n)s/tmp/uwsgi;
+    %(zones)s
+    upstream kakao_login { %(servers)s keepalive 16; }
+    server {
+        listen 127.0.0.1:%(port)d;
+        root %(www)s;
+        fastcgi_next_upstream error timeout http_503 non_idempotent;
+        fastcgi_next_upstream_tries 3;
+        include %(snippet)s;
+    }
+}
+""" % {"user": "user nobody nogroup;" if front.root else "", "n": n,
+            "zones": stack.UNLIMITED_ZONES, "servers": servers, "port": port,
+            "www": front.path("www"), "snippet": stack.NGINX_SNIPPET})
+    nginx = "/usr/sbin/nginx"
+    stack.procs.start("front", [nginx, "-p", n, "-c", conf, "-e",
+                                os.path.join(n, "error.log")],
+                      os.path.join(n, "stderr.log"))
+    stack.wait_for(lambda: stack.request(port, "GET", "/readyz",
+                                         timeout=2)[0] == 200, 15,
+                   "the front nginx")
+    return port
+
+
+def roles(sites, alive):
+    return {s.n: role(s) for s in sites if s.n in alive}
+
+
+def master_of(sites, alive):
+    m = [n for n, r in roles(sites, alive).items() if r == "master"]
+    return m[0] if len(m) == 1 else None
+
+
+def users_of(site):
+    """kakao id -> user id, read from the site's users.db (db5.3_dump
+    joins the live environment)."""
+    out = subprocess.run(["db5.3_dump", "-h", site.path("db"), "users.db"],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError("db5.3_dump: %s" % out.stderr.strip())
+    body = out.stdout.split("HEADER=END\n", 1)[1].split("DATA=END", 1)[0]
+    vals = [bytes.fromhex(ln.strip()) for ln in body.splitlines()
+            if ln.startswith(" ")]
+    users = {}
+    for k, v in zip(vals[0::2], vals[1::2]):
+        users[int.from_bytes(k, "big", signed=True)] = \
+            int.from_bytes(v[4:12], "big")
+    return users
+
+
+def run_once(run):
+    sites = setup()
+    by_n = {s.n: s for s in sites}
+    alive = set()
+    name = lambda what: "run %d: %s" % (run, what)  # noqa: E731
+    try:
+        start_site(sites[0])
+        alive.add(1)
+        check(name("site 1 creates the group and becomes master"),
+              wait_until(lambda: role(sites[0]) == "master", 20),
+              "role %r" % role(sites[0]))
+        st, js, _, _ = login(sites[0].port, KID_BASE)
+        check(name("a login on the lone master"), st == 200,
+              "status %d %r" % (st, js))
+        for s in sites[1:]:
+            start_site(s)
+            alive.add(s.n)
+        for s in sites[1:]:
+            check(name("site %d joins as a replica and gets the data" % s.n),
+                  wait_until(lambda: role(s) == "replica", 30) and
+                  KID_BASE in users_of(s), "role %r" % role(s))
+        front = start_front(sites)
+        load = Load(front)
+        load.start()
+        time.sleep(3)
+
+        # 1. kill -9 the master's whole process group.
+        m = master_of(sites, alive)
+        t_kill = time.monotonic()
+        os.killpg(by_n[m].group().pid, signal.SIGKILL)
+        by_n[m].group().wait()
+        stack.procs.procs.pop("service%d" % m, None)
+        alive.discard(m)
+        elected = wait_until(lambda: master_of(sites, alive) is not None, 30)
+        t_elected = time.monotonic()
+        check(name("site %d killed: a new master is elected (site %s) in "
+                   "%.1f s" % (m, master_of(sites, alive), t_elected - t_kill)),
+              elected, "roles %r" % roles(sites, alive))
+        time.sleep(3)
+        gap, failed = load.window(t_kill, time.monotonic())
+        note("run %d: kill -9 of the master: %.2f s without a successful "
+             "login, %d failed requests" % (run, gap, failed))
+        figures["kill"].append((gap, failed))
+
+        # 2. the killed site comes back: it rejoins and catches up.
+        t_back = time.monotonic()
+        start_site(by_n[m])
+        alive.add(m)
+        check(name("site %d restarted: it rejoins as a replica" % m),
+              wait_until(lambda: role(by_n[m]) == "replica", 30),
+              "role %r" % role(by_n[m]))
+        note("run %d: site %d rejoined in %.1f s" % (run, m,
+                                                       time.monotonic() - t_back))
+        time.sleep(2)
+
+        # 3. SIGSTOP the master past the election; SIGCONT: it steps down.
+        m2 = master_of(sites, alive)
+        t_stop = time.monotonic()
+        os.killpg(by_n[m2].group().pid, signal.SIGSTOP)
+        others = alive - {m2}
+        elected = wait_until(lambda: master_of(sites, others) is not None, 30)
+        t_elected = time.monotonic()
+        check(name("site %d stopped: site %s elected in %.1f s" % (
+            m2, master_of(sites, others), t_elected - t_stop)), elected,
+            "roles %r" % roles(sites, others))
+        time.sleep(2)
+        os.killpg(by_n[m2].group().pid, signal.SIGCONT)
+        t_cont = time.monotonic()
+        check(name("site %d continued: it steps down" % m2),
+              wait_until(lambda: role(by_n[m2]) in ("replica",), 30),
+              "role %r" % role(by_n[m2]))
+        masters = [n for n, r in roles(sites, alive).items() if r == "master"]
+        check(name("one master after the step-down"), len(masters) == 1,
+              "roles %r" % roles(sites, alive))
+        time.sleep(3)
+        gap, failed = load.window(t_stop, time.monotonic())
+        note("run %d: SIGSTOP of the master: %.2f s without a successful "
+             "login, %d failed requests" % (run, gap, failed))
+        figures["stop"].append((gap, failed))
+        load.stop()
+        compare(run, sites, load)
+    finally:
+        if os.environ.get("HA_PAUSE"):
+            note("pausing %s s" % os.environ["HA_PAUSE"])
+            time.sleep(float(os.environ["HA_PAUSE"]))
+        for s in sites:
+            g = s.group()
+            if g is not None:
+                try:
+                    os.killpg(g.pid, signal.SIGCONT)
+                except OSError:
+                    pass
+        stack.procs.stop_all()
+        if os.environ.get("KEEP_TMP"):
+            for s in sites:
+                note("kept %s" % s.dir)
+        else:
+            for s in sites:
+                shutil.rmtree(s.dir, ignore_errors=True)
+
+
+figures = {"kill": [], "stop": []}
+
+
+def compare(run, sites, load):
+    """Every acknowledged login on every site, with its user id; no user id
+    for two Kakao ids; no Kakao id with two user ids."""
+    name = lambda what: "run %d: %s" % (run, what)  # noqa: E731
+    acked = collections.defaultdict(set)     # kid -> user ids answered
+    owners = collections.defaultdict(set)    # user id -> kids answered
+    codes = collections.Counter()
+    for _, _, kid, st, uid in load.answers:
+        codes[st] += 1
+        if st == 200:
+            acked[kid].add(uid)
+            owners[uid].add(kid)
+    note("run %d: answers by status: %s" % (run, dict(sorted(codes.items()))))
+    two = {k: v for k, v in acked.items() if len(v) > 1}
+    check(name("no Kakao id got two user ids (%d acknowledged ids)" %
+               len(acked)), not two, "%r" % dict(list(two.items())[:5]))
+    shared = {u: k for u, k in owners.items() if len(k) > 1}
+    check(name("no user id went to two Kakao ids"), not shared,
+          "%r" % dict(list(shared.items())[:5]))
+    # Let the replicas apply the last commits.
+    time.sleep(2)
+    for s in sites:
+        users = users_of(s)
+        missing = [k for k in acked if k not in users]
+        wrong = [k for k in acked if k in users and
+                 users[k] not in acked[k]]
+        check(name("site %d holds every acknowledged login with its user id "
+                   "(%d records, %d acknowledged)" % (s.n, len(users),
+                                                      len(acked))),
+              not missing and not wrong,
+              "missing %r, wrong %r" % (missing[:5], wrong[:5]))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--runs", type=int, default=1)
+    a = ap.parse_args()
+    stack.set_build(a.build)
+    for run in range(1, a.runs + 1):
+        run_once(run)
+    for what, rows in figures.items():
+        note("%s: %s" % (what, ", ".join("%.2f s / %d failed" % r
+                                          for r in rows)))
+    print("%d passed, %d failed" % (results["passed"], results["failed"]))
+    sys.exit(1 if results["failed"] else 0)
+
+
+if __name__ == "__main__":
+    main()
