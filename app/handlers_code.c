@@ -285,7 +285,7 @@ handler_kakao_callback(struct handler_ctx *ctx,
 	    redirect_allowed(cfg, in.redirect_uri, err) == -1)
 		return -1;
 	if (!store_ready(ctx->store))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(ctx->store, err);
 	if (callback_tags(ctx, &in, code_tag, verifier_tag, err) == -1)
 		return -1;
 

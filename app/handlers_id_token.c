@@ -122,7 +122,7 @@ handler_kakao_id_token(struct handler_ctx *ctx,
 	if (id_token_input(req, &id_token, &nonce, &access_token, err) == -1)
 		return -1;
 	if (!store_ready(ctx->store))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(ctx->store, err);
 	ex.issuer = ctx->cfg->oidc_issuer;
 	ex.audiences = aud;
 	ex.nonce = nonce;

@@ -29,7 +29,7 @@ handler_login(struct handler_ctx *ctx, const struct http_request *req,
 		return -1;
 	/* No use asking Kakao when the answer cannot be stored. */
 	if (!store_ready(ctx->store)) {
-		kl_fail(err, KL_STORE_FAILED, "store not open");
+		store_not_open(ctx->store, err);
 		goto done;
 	}
 	if (kakao_profile_fetch(ctx->kakao, token, &profile,

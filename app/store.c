@@ -56,6 +56,7 @@
 #include "metrics.h"
 #include "store.h"
 #include "store_code.h"
+#include "store_forward.h"
 #include "store_internal.h"
 #include "store_repl.h"
 
@@ -232,6 +233,14 @@ store_fail(struct store *st, int ret, const char *what, struct kl_error *err)
 	if (ret == STORE_NOT_DURABLE)
 		return kl_fail(err, KL_NOT_DURABLE, "%s: committed here, but "
 		    "not acknowledged by the replication group in time", what);
+	/* A replica's handle that a rollback or an internal init made
+	 * useless: the process restarts and reopens; meanwhile 503. */
+	if (ret == DB_REP_HANDLE_DEAD) {
+		atomic_store(&st->needs_restart, true);
+		return kl_fail(err, KL_NOT_READY, "%s: this site's handles "
+		    "were invalidated by replication; the process restarts",
+		    what);
+	}
 	if (ret == DB_RUNRECOVERY || ret == EIO || ret == EROFS ||
 	    ret == ENOSPC || ret == EDQUOT)
 		atomic_store(&st->needs_restart, true);
@@ -345,6 +354,7 @@ dbs_close(struct store *st)
 static void
 env_close(struct store *st)
 {
+	store_forward_close(st);
 	dbs_close(st);
 	if (st->env != NULL)
 		st->env->close(st->env, 0);
@@ -700,6 +710,7 @@ store_make(struct store **out, const char *home,
 	}
 	pthread_mutex_init(&st->probe_lock, NULL);
 	pthread_mutex_init(&st->id_lock, NULL);
+	pthread_mutex_init(&st->fwd_lock, NULL);
 	st->id_next = 1;	/* above id_end: no block yet */
 	st->durability = durability;
 	st->sync = durability == DURABILITY_SYNC;
@@ -777,7 +788,15 @@ store_close(struct store *st)
 	sem_destroy(&st->gate);
 	pthread_mutex_destroy(&st->probe_lock);
 	pthread_mutex_destroy(&st->id_lock);
+	pthread_mutex_destroy(&st->fwd_lock);
 	free(st);
+}
+
+int
+store_not_open(const struct store *st, struct kl_error *err)
+{
+	return kl_fail(err, st->repl || store_repl_on() ? KL_NOT_READY :
+	    KL_STORE_FAILED, "store not open");
 }
 
 bool
@@ -1020,12 +1039,17 @@ store_user_login_session(struct store *st, const struct store_login *in,
 {
 	struct login_arg	a = { .in = in, .session = session, .now = now,
 				      .u = user };
+	enum store_write	where;
 	int			ret;
 
 	if (in->kakao_id <= 0)
 		return kl_fail(err, KL_STORE_FAILED, "bad kakao id");
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_login(st, in, now, session,
+		    user, err) : -1;
 	ret = store_txn_run(st, 0, true, login_attempt, &a);
 	/* A first login found no marked id: one is taken outside the
 	 * transaction, and the login runs again with it. */
@@ -1062,7 +1086,7 @@ store_user_ids_reserved(struct store *st, uint64_t *n, struct kl_error *err)
 
 	*n = 0;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	store_busy_enter(st);
 	ret = st->seq->stat(st->seq, &sp, 0);
 	store_busy_leave(st);
@@ -1123,7 +1147,7 @@ store_user_get_by_id(struct store *st, uint64_t user_id,
 	unsigned char	kbuf[8];
 
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	store_put_u64(kbuf, user_id);
 	memset(&key, 0, sizeof(key));
 	key.data = kbuf;
@@ -1139,7 +1163,7 @@ store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
 	unsigned char	kbuf[8];
 
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	store_key8(&key, kbuf, (uint64_t)kakao_id);
 	return user_read(st, st->users, &key, user, "Kakao id", err);
 }
@@ -1172,7 +1196,7 @@ store_maintain(struct store *st, struct kl_error *err)
 
 	if (!store_ready(st)) {
 		if (kl_mono_seconds() < st->next_open)
-			return kl_fail(err, KL_STORE_FAILED, "store not open");
+			return store_not_open(st, err);
 		if (env_open(st, err) == -1) {
 			st->next_open = kl_mono_seconds() + 1;
 			return -1;
@@ -1181,6 +1205,7 @@ store_maintain(struct store *st, struct kl_error *err)
 		log_info("store open after all: %s", st->home);
 		return 0;
 	}
+	store_repl_nodelay(st);
 	store_busy_enter(st);
 	/* Lock time-outs are only noticed when the detector runs: run it,
 	 * so a lock held by a process that died does not hold us forever.

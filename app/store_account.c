@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "store_forward.h"
 #include "store_internal.h"
 
 #define UNLINK_RECORD_VERSION	1
@@ -167,11 +168,16 @@ store_user_delete(struct store *st, uint64_t user_id, time_t now,
 	struct delete_arg	a = { .user_id = user_id, .now = now,
 				      .first_try = now + first_retry_s,
 				      .was = was };
+	enum store_write	where;
 	int			ret;
 
 	*more_sessions = false;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_delete(st, user_id, now,
+		    first_retry_s, was, more_sessions, err) : -1;
 	ret = store_txn_run(st, 0, true, delete_attempt, &a);
 	if (ret == STORE_BAD_RECORD)
 		return kl_fail(err, KL_STORE_FAILED, "a record of user %llu "
@@ -243,6 +249,7 @@ store_user_unlink(struct store *st, int64_t kakao_id, time_t now,
     bool *known, uint64_t *user_id, bool *more_sessions, struct kl_error *err)
 {
 	struct unlink_arg	a = { .kakao_id = kakao_id, .now = now };
+	enum store_write	where;
 	int			ret;
 
 	*known = *more_sessions = false;
@@ -250,7 +257,11 @@ store_user_unlink(struct store *st, int64_t kakao_id, time_t now,
 	if (kakao_id <= 0)
 		return kl_fail(err, KL_BAD_REQUEST, "bad kakao id");
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_unlink(st, kakao_id, now,
+		    known, user_id, more_sessions, err) : -1;
 	ret = store_txn_run(st, 0, true, unlink_attempt, &a);
 	if (ret == STORE_BAD_RECORD)
 		return kl_fail(err, KL_STORE_FAILED, "user record for kakao "
@@ -343,7 +354,12 @@ store_unlink_next(struct store *st, time_t now, long first_retry_s,
 
 	memset(job, 0, sizeof(*job));
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
+	/* The queue is the master's to work through; a replica has none
+	 * due (its handlers_unlink retries nothing). */
+	if (store_write_where(st, err) != STORE_WRITE_HERE)
+		return kl_fail(err, KL_NOT_FOUND, "no unlink due here: the "
+		    "master retries the queue");
 	ret = store_txn_run(st, 0, true, next_attempt, &a);
 	if (ret == STORE_BAD_RECORD)
 		return kl_fail(err, KL_STORE_FAILED, "an unlink record does "
@@ -372,11 +388,15 @@ done_attempt(struct store *st, DB_TXN *txn, void *arg, bool *wrote)
 int
 store_unlink_done(struct store *st, int64_t kakao_id, struct kl_error *err)
 {
-	uint64_t	k = (uint64_t)kakao_id;
-	int		ret;
+	uint64_t		k = (uint64_t)kakao_id;
+	enum store_write	where;
+	int			ret;
 
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_unlink_done(st, kakao_id, err) : -1;
 	if ((ret = store_txn_run(st, 0, true, done_attempt, &k)) != 0)
 		return store_fail(st, ret, "unlink done", err);
 	return 0;
@@ -392,7 +412,7 @@ store_unlink_get(struct store *st, int64_t kakao_id,
 
 	memset(job, 0, sizeof(*job));
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	store_key8(&key, kbuf, (uint64_t)kakao_id);
 	memset(&data, 0, sizeof(data));
 	data.data = buf;
@@ -419,7 +439,7 @@ store_retired_get(struct store *st, uint64_t user_id, time_t *deleted,
 
 	*deleted = 0;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	store_key8(&key, kbuf, user_id);
 	memset(&data, 0, sizeof(data));
 	data.data = buf;

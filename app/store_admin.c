@@ -93,7 +93,7 @@ store_user_batch(struct store *st, uint64_t *after, struct store_user *out,
 	*n = 0;
 	*end = true;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (*after == UINT64_MAX || a.max == 0)
 		return 0;
 	ret = store_txn_run(st, DB_READ_COMMITTED, false, batch_attempt, &a);
@@ -168,7 +168,7 @@ store_checkpoint(struct store *st, struct kl_error *err)
 	int	ret;
 
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if ((ret = st->env->txn_checkpoint(st->env, 0, 0, DB_FORCE)) != 0)
 		return store_fail(st, ret, "checkpoint", err);
 	return 0;
@@ -242,7 +242,7 @@ store_user_deactivate(struct store *st, uint64_t user_id, bool on,
 
 	*revoked = 0;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	ret = store_txn_run(st, 0, true, deactivate_attempt, &a);
 	if (ret == STORE_BAD_RECORD)
 		return kl_fail(err, KL_STORE_FAILED, "the record of user %llu "
@@ -279,7 +279,7 @@ store_import_begin(struct store *st, struct store_import **out,
 
 	*out = NULL;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if ((imp = calloc(1, sizeof(*imp))) == NULL)
 		return kl_fail(err, KL_STORE_FAILED, "out of memory");
 	memset(&key, 0, sizeof(key));
@@ -528,7 +528,7 @@ store_user_import(struct store *st, struct store_import *imp,
 	int			ret;
 
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (n > ADMIN_BATCH)
 		return kl_fail(err, KL_STORE_FAILED, "import: batch too large");
 	for (i = 0; i < n; i++) {

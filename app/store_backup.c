@@ -176,7 +176,7 @@ store_backup(struct store *st, const char *dir,
 
 	memset(info, 0, sizeof(*info));
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (dir_fresh(dir, err) == -1)
 		return -1;
 	/* A checkpoint first: the copy's logs, and its recovery, shrink to

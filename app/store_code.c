@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "store_code.h"
+#include "store_forward.h"
 #include "store_internal.h"
 
 /* A sweep reads at most CODE_SWEEP_SCAN records (a bounded scan: live
@@ -235,10 +236,15 @@ store_code_claim(struct store *st, const unsigned char tag[STORE_TAG_LEN],
     struct store_code_outcome *out, struct kl_error *err)
 {
 	struct claim_arg	a = { tag, verifier_tag, now, out };
+	enum store_write	where;
 
 	memset(out, 0, sizeof(*out));
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_code_claim(st, tag, verifier_tag, now, out,
+		    err) : -1;
 	return code_result(st, store_txn_run(st, 0, true, claim_attempt, &a),
 	    "code claim", err);
 }
@@ -280,11 +286,16 @@ store_code_finish(struct store *st, const unsigned char tag[STORE_TAG_LEN],
     uint64_t user_id, time_t now, struct kl_error *err)
 {
 	struct finish_arg	a = { tag, claim, kakao_id, user_id, now };
+	enum store_write	where;
 
 	if (kakao_id <= 0 || user_id == 0)
 		return kl_fail(err, KL_STORE_FAILED, "code finish: bad ids");
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_code_finish(st, tag, claim, kakao_id, user_id,
+		    now, err) : -1;
 	return code_result(st, store_txn_run(st, 0, true, finish_attempt, &a),
 	    "code finish", err);
 }
@@ -318,9 +329,13 @@ store_code_abandon(struct store *st, const unsigned char tag[STORE_TAG_LEN],
     const struct store_code_outcome *claim, struct kl_error *err)
 {
 	struct abandon_arg	a = { tag, claim };
+	enum store_write	where;
 
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_code_abandon(st, tag, claim, err) : -1;
 	return code_result(st, store_txn_run(st, 0, true, abandon_attempt,
 	    &a), "code abandon", err);
 }
@@ -448,7 +463,7 @@ store_code_sweep(struct store *st, time_t now, int max, int *removed,
 
 	*removed = 0;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (max <= 0)
 		return 0;
 	if ((a.keys = calloc((size_t)max, STORE_TAG_LEN)) == NULL)

@@ -142,7 +142,7 @@ store_probe(struct store *st, long long now_ms, long long max_age_ms,
 	enum store_health	h;
 
 	if (!store_ready(st)) {
-		kl_fail(err, KL_STORE_FAILED, "store not open");
+		store_not_open(st, err);
 		return STORE_HEALTH_NOT_OPEN;
 	}
 	if (store_needs_restart(st)) {
@@ -191,7 +191,7 @@ store_probe_count(struct store *st, uint64_t *count, struct kl_error *err)
 
 	*count = 0;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	probe_key(&key);
 	store_usermem(&data, buf, sizeof(buf));
 	ret = store_get(st, st->probe, &key, &data);

@@ -18,6 +18,12 @@
  * set by the engine's event callback in the thread whose commit waited for
  * acknowledgements (__repmgr_send fires DB_EVENT_REP_PERM_FAILED there).
  */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +34,7 @@
 #include "kl_clock.h"
 #include "log.h"
 #include "store.h"
+#include "store_forward.h"
 #include "store_internal.h"
 #include "store_repl.h"
 
@@ -137,6 +144,8 @@ store_repl_env_setup(struct store *st, struct kl_error *err)
 	    DB_REPMGR_ACKS_QUORUM;
 	env->app_private = st;
 	if ((ret = env->set_event_notify(env, repl_event)) != 0 ||
+	    (ret = env->repmgr_msg_dispatch(env, store_forward_dispatch,
+	    0)) != 0 ||
 	    (ret = site_add(env, &c->repl_self, DB_LOCAL_SITE,
 	    c->n_repl_peers == 0)) != 0)
 		goto fail;
@@ -158,7 +167,11 @@ store_repl_env_setup(struct store *st, struct kl_error *err)
 	    (ret = env->rep_set_timeout(env, DB_REP_CONNECTION_RETRY,
 	    REPL_CONNECTION_RETRY_US)) != 0 ||
 	    (ret = env->rep_set_timeout(env, DB_REP_ELECTION_RETRY,
-	    REPL_ELECTION_RETRY_US)) != 0)
+	    REPL_ELECTION_RETRY_US)) != 0 ||
+	    /* A call during a role change or a client's sync fails at once
+	     * (DB_REP_LOCKOUT: 503) instead of waiting it out, which can
+	     * outlast the stuck-call watchdog. */
+	    (ret = env->rep_set_config(env, DB_REP_CONF_NOWAIT, 1)) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -186,6 +199,81 @@ store_repl_start(struct store *st, struct kl_error *err)
 		    db_strerror(ret));
 	atomic_store(&st->role_at, 0);
 	return 0;
+}
+
+long
+store_forward_timeout_ms(void)
+{
+	return (repl_cfg != NULL ? repl_cfg->repl_ack_timeout_ms : 0) +
+	    FWD_EXTRA_MS;
+}
+
+/* The port of a TCP socket's address (IPv4 or IPv6), 0 for anything else. */
+static unsigned
+sock_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return 0;
+}
+
+static bool
+site_port(unsigned port)
+{
+	int	i;
+
+	if (port == repl_cfg->repl_self.port)
+		return true;
+	for (i = 0; i < repl_cfg->n_repl_peers; i++)
+		if (port == repl_cfg->repl_peer[i].port)
+			return true;
+	return false;
+}
+
+/*
+ * Berkeley DB 5.3's repmgr never sets TCP_NODELAY and writes a message in
+ * more than one write: with Nagle's algorithm and the peer's delayed ACKs
+ * every acknowledged commit waited about 40 ms (make ha's one-client
+ * figures). So this process's TCP sockets to or from a site's port (the
+ * listener's accepted connections, and those repmgr opened to the sites)
+ * get TCP_NODELAY, at every maintenance tick: a new connection waits at
+ * most MAINTAIN_US for it. Nothing else of the process is TCP to such a
+ * port but by mistake, and TCP_NODELAY harms no socket.
+ */
+void
+store_repl_nodelay(struct store *st)
+{
+	struct sockaddr_storage	 a;
+	socklen_t		 alen;
+	struct dirent		*de;
+	DIR			*d;
+	int			 fd, type, one = 1;
+
+	if (!st->repl || (d = opendir("/proc/self/fd")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if ((fd = atoi(de->d_name)) <= 2 || fd == dirfd(d))
+			continue;
+		alen = sizeof(type);
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &alen) != 0 ||
+		    type != SOCK_STREAM)
+			continue;
+		alen = sizeof(a);
+		if (getsockname(fd, (struct sockaddr *)&a, &alen) != 0 ||
+		    sock_port(&a) == 0)
+			continue;
+		if (!site_port(sock_port(&a))) {
+			alen = sizeof(a);
+			if (getpeername(fd, (struct sockaddr *)&a, &alen) != 0 ||
+			    !site_port(sock_port(&a)))
+				continue;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+	}
+	closedir(d);
 }
 
 void

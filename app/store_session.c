@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "store.h"
+#include "store_forward.h"
 #include "store_internal.h"
 #include "store_session.h"
 
@@ -471,7 +472,7 @@ store_session_open(struct store *st, const struct store_session_new *n,
 
 	memset(out, 0, sizeof(*out));
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (user_id == 0 || kakao_id <= 0)
 		return kl_fail(err, KL_STORE_FAILED, "session open: bad ids");
 	ret = store_txn_run(st, 0, true, open_attempt, &a);
@@ -492,7 +493,7 @@ store_session_get(struct store *st, const unsigned char sid[STORE_SID_LEN],
 
 	memset(out, 0, sizeof(*out));
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	ret = family_get(st, NULL, sid, out, 0);
 	if (ret != 0)
 		memset(out, 0, sizeof(*out));
@@ -628,14 +629,18 @@ store_session_refresh(struct store *st, const struct store_refresh_in *in,
     struct store_refresh_out *out, struct kl_error *err)
 {
 	struct refresh_arg	a = { in, out };
+	enum store_write	where;
 	int			ret;
 
 	refresh_out_reset(out);
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (in->ntags < 1 || in->ntags > MAX_REFRESH_CANDIDATES ||
 	    store_all_zero(in->successor, STORE_TAG_LEN))
 		return kl_fail(err, KL_STORE_FAILED, "refresh: bad input");
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_refresh(st, in, out, err) : -1;
 	ret = store_txn_run(st, 0, true, refresh_attempt, &a);
 	if (ret == DB_KEYEXIST) {
 		refresh_out_reset(out);
@@ -692,11 +697,16 @@ store_session_revoke(struct store *st,
     enum store_session_reason reason, time_t now, struct kl_error *err)
 {
 	struct revoke_arg	a = { sid, user_id, reason, now };
+	enum store_write	where;
 
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (!reason_valid(reason))
 		return kl_fail(err, KL_STORE_FAILED, "revoke: bad reason");
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_revoke(st, sid, user_id,
+		    reason, now, err) : -1;
 	return session_result(st, store_txn_run(st, 0, true, revoke_attempt,
 	    &a), "session revoke", err);
 }
@@ -742,13 +752,18 @@ store_session_revoke_refresh(struct store *st,
     uint64_t *user_id, struct kl_error *err)
 {
 	struct revoke_refresh_arg	a = { tags, ntags, now, 0 };
+	enum store_write		where;
 	int				ret;
 
 	*user_id = 0;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (ntags < 1 || ntags > MAX_REFRESH_CANDIDATES)
 		return kl_fail(err, KL_STORE_FAILED, "revoke: bad input");
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_revoke_refresh(st, tags,
+		    ntags, now, user_id, err) : -1;
 	ret = store_txn_run(st, 0, true, revoke_refresh_attempt, &a);
 	*user_id = a.user_id;
 	return session_result(st, ret, "session revoke by refresh token", err);
@@ -861,13 +876,18 @@ store_session_revoke_user(struct store *st, uint64_t user_id,
     struct kl_error *err)
 {
 	struct revoke_user_arg	a = { user_id, reason, now, 0, false };
+	enum store_write	where;
 	int			ret;
 
 	*count = 0;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (!reason_valid(reason))
 		return kl_fail(err, KL_STORE_FAILED, "revoke all: bad reason");
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_revoke_user(st, user_id,
+		    reason, now, count, err) : -1;
 	do {
 		ret = store_txn_run(st, 0, true, revoke_user_attempt, &a);
 		if (ret != 0)
@@ -954,7 +974,7 @@ store_session_list(struct store *st, uint64_t user_id,
 
 	*n = 0;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (max <= 0)
 		return 0;
 	ret = store_txn_run(st, DB_READ_COMMITTED, false, list_attempt, &a);
@@ -1255,7 +1275,7 @@ store_session_sweep(struct store *st, time_t now, int max, int *removed,
 
 	*removed = 0;
 	if (!store_ready(st))
-		return kl_fail(err, KL_STORE_FAILED, "store not open");
+		return store_not_open(st, err);
 	if (max <= 0)
 		return 0;
 	/* One failing does not keep the other from its turn. */

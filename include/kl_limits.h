@@ -66,12 +66,14 @@
 #define MAX_REPL_HOST         256	/* a replication site's host name */
 #define DEFAULT_REPL_PRIORITY 100	/* repl_priority */
 #define DEFAULT_REPL_ACK_TIMEOUT_MS 1000	/* repl_ack_timeout_ms */
-#define REPL_MSG_THREADS        3	/* repmgr message threads, replication process */
+#define REPL_MSG_THREADS       12	/* repmgr message threads: replication messages and forwarded writes */
 #define REPL_HEARTBEAT_SEND_US  250000	/* the master's heartbeat */
 #define REPL_HEARTBEAT_MONITOR_US 1500000	/* no heartbeat this long: the master is gone */
 #define REPL_CONNECTION_RETRY_US 500000	/* reconnect to a lost site */
 #define REPL_ELECTION_RETRY_US  1000000	/* a failed election is tried again */
 #define STORE_ROLE_CACHE_MS   100	/* store_role() reads the engine this often */
+#define FWD_MAX              8192	/* a forwarded write, or its reply, bytes */
+#define FWD_EXTRA_MS         1000	/* a forward waits repl_ack_timeout_ms + this */
 #define MAX_COOKIE_LINE       512	/* one Set-Cookie value we write */
 #define CORS_MAX_AGE_S        600	/* how long a preflight's answer holds */
 #define MAX_CLIENT_SECRET     256	/* kakao_client_secret_file bytes */

@@ -79,6 +79,11 @@ void	store_close(struct store *st);
 
 /* True once the environment is open. */
 bool	store_ready(const struct store *st);
+/* The failure of a call on a store not open (yet): "store not open",
+ * KL_STORE_FAILED (500) for a single site, as always; KL_NOT_READY (503)
+ * for a site of a replication group, whose front tries another site.
+ * Returns -1. */
+int	store_not_open(const struct store *st, struct kl_error *err);
 
 /* Creates the user on a first login or updates it, counting the login, in
  * one transaction. Fills *user with the record as stored. A deactivated

@@ -50,6 +50,10 @@ struct store {
 	bool			 repl;
 	atomic_int		 role;
 	atomic_llong		 role_at;
+	/* A replica's channel to the master (store_forward.c), opened at
+	 * the first forwarded write under fwd_lock. */
+	pthread_mutex_t		 fwd_lock;
+	DB_CHANNEL		*fwd_chan;
 	/* A restore or init (app/store_backup.c): a new environment despite
 	 * a mark that says ids were handed out. */
 	bool			 allow_new;
@@ -120,6 +124,8 @@ int		store_repl_start(struct store *st, struct kl_error *err);
 /* Around a commit: clear, then ask whether the group acknowledged it. */
 void		store_repl_commit_begin(void);
 bool		store_repl_commit_failed(void);
+/* TCP_NODELAY on repmgr's sockets (store_maintain, every tick). */
+void		store_repl_nodelay(struct store *st);
 /* A write's Berkeley DB error as STORE_NOT_MASTER where a replica's. */
 int		store_repl_map(struct store *st, int ret);
 

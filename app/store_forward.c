@@ -1,0 +1,806 @@
+/*
+ * store_forward.c: a replica's writes, done by the master (see
+ * store_forward.h).
+ *
+ * Owns the wire format of a forwarded write and the repmgr message channel
+ * it travels on: a replica's public write function (store_user_login_session,
+ * store_session_refresh, ...) calls store_forward_<op>() instead of writing;
+ * that encodes its arguments, sends them to the master with
+ * DB_CHANNEL->send_request, and decodes the master's reply into the
+ * caller's results and kl_error. On the master, the channel's dispatch
+ * callback (in the site's replication process, a repmgr message thread)
+ * decodes the request, calls the same public function there, and sends
+ * back its return, status, detail and results. So a forwarded write is
+ * exactly the master's own write, acknowledged by the group under the same
+ * policy before it is answered.
+ *
+ * Message: version, op, then the op's fields in order; integers big-endian
+ * of fixed width, byte strings as a 2-byte length and the bytes. Reply:
+ * version, rc (0 / 1 for -1), the kl_status, the detail, then the op's
+ * results. Anything that does not decode is refused whole (KL_INTERNAL on
+ * the replica, nothing done on the master): the bytes come only from our
+ * own processes over repmgr's connections, but are checked all the same.
+ *
+ * Must not write anything itself; knows nothing of HTTP. Thread-safety:
+ * the channel is opened once per process under a mutex, then shared (repmgr
+ * matches each reply to its request); codec state is per call; the
+ * dispatch flag is per thread.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <db.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+#include "store_code.h"
+#include "store_forward.h"
+#include "store_internal.h"
+#include "store_repl.h"
+#include "store_session.h"
+
+#define FWD_VERSION	1
+
+enum fwd_op {
+	FWD_LOGIN = 1,
+	FWD_REFRESH,
+	FWD_REVOKE,
+	FWD_REVOKE_REFRESH,
+	FWD_REVOKE_USER,
+	FWD_DELETE,
+	FWD_UNLINK,
+	FWD_UNLINK_DONE,
+	FWD_CODE_CLAIM,
+	FWD_CODE_FINISH,
+	FWD_CODE_ABANDON
+};
+
+static __thread bool	in_dispatch;	/* this thread runs a forwarded write */
+
+/* ------------------------------------------------------------ the codec */
+
+struct fwd_buf {
+	unsigned char	*p;
+	size_t		 size, off;
+	bool		 bad;		/* overflowed or short: refuse it all */
+};
+
+static void
+put_bytes(struct fwd_buf *b, const void *v, size_t n)
+{
+	if (b->bad || n > b->size - b->off) {
+		b->bad = true;
+		return;
+	}
+	memcpy(b->p + b->off, v, n);
+	b->off += n;
+}
+
+static void
+put_u64(struct fwd_buf *b, uint64_t v)
+{
+	unsigned char	x[8];
+
+	store_put_u64(x, v);
+	put_bytes(b, x, 8);
+}
+
+static void
+put_u8(struct fwd_buf *b, unsigned v)
+{
+	unsigned char	x = (unsigned char)v;
+
+	put_bytes(b, &x, 1);
+}
+
+/* A string of at most max bytes ("" for NULL; has says which). */
+static void
+put_str(struct fwd_buf *b, const char *s, size_t max)
+{
+	size_t		len = s != NULL ? strlen(s) : 0;
+	unsigned char	x[2];
+
+	if (len > max || len > 0xffff) {
+		b->bad = true;
+		return;
+	}
+	x[0] = (unsigned char)(len >> 8);
+	x[1] = (unsigned char)len;
+	put_bytes(b, x, 2);
+	put_bytes(b, s != NULL ? s : "", len);
+}
+
+static void
+get_bytes(struct fwd_buf *b, void *v, size_t n)
+{
+	if (b->bad || n > b->size - b->off) {
+		b->bad = true;
+		memset(v, 0, n);
+		return;
+	}
+	memcpy(v, b->p + b->off, n);
+	b->off += n;
+}
+
+static uint64_t
+get_u64(struct fwd_buf *b)
+{
+	unsigned char	x[8];
+
+	get_bytes(b, x, 8);
+	return store_get_u64(x);
+}
+
+static unsigned
+get_u8(struct fwd_buf *b)
+{
+	unsigned char	x;
+
+	get_bytes(b, &x, 1);
+	return x;
+}
+
+/* Into out[size] (NUL-terminated); longer than size - 1: bad. */
+static void
+get_str(struct fwd_buf *b, char *out, size_t size)
+{
+	unsigned char	x[2];
+	size_t		len;
+
+	get_bytes(b, x, 2);
+	len = (size_t)x[0] << 8 | x[1];
+	if (len >= size) {
+		b->bad = true;
+		len = 0;
+	}
+	get_bytes(b, out, len);
+	out[b->bad ? 0 : len] = '\0';
+}
+
+static void
+put_user(struct fwd_buf *b, const struct store_user *u)
+{
+	unsigned char	rec[STORE_RECORD_MAX];
+	int		len = store_record_encode(u, rec, sizeof(rec));
+
+	if (len < 0) {
+		b->bad = true;
+		return;
+	}
+	put_u64(b, (uint64_t)len);
+	put_bytes(b, rec, (size_t)len);
+}
+
+static void
+get_user(struct fwd_buf *b, struct store_user *u)
+{
+	unsigned char	rec[STORE_RECORD_MAX];
+	uint64_t	len = get_u64(b);
+
+	if (len > sizeof(rec)) {
+		b->bad = true;
+		return;
+	}
+	get_bytes(b, rec, (size_t)len);
+	if (!b->bad && store_record_decode(rec, (size_t)len, u) == -1)
+		b->bad = true;
+}
+
+static void
+put_session(struct fwd_buf *b, const struct store_session *s)
+{
+	put_bytes(b, s->sid, STORE_SID_LEN);
+	put_u8(b, (unsigned)s->status);
+	put_u8(b, (unsigned)s->reason);
+	put_u64(b, s->user_id);
+	put_u64(b, (uint64_t)s->kakao_id);
+	put_u64(b, (uint64_t)(int64_t)s->created);
+	put_u64(b, (uint64_t)(int64_t)s->last_used);
+	put_u64(b, (uint64_t)(int64_t)s->expires);
+	put_u64(b, (uint64_t)(int64_t)s->revoked_at);
+	put_u64(b, s->generation);
+}
+
+static void
+get_session(struct fwd_buf *b, struct store_session *s)
+{
+	get_bytes(b, s->sid, STORE_SID_LEN);
+	s->status = (enum store_session_status)get_u8(b);
+	s->reason = (enum store_session_reason)get_u8(b);
+	s->user_id = get_u64(b);
+	s->kakao_id = (int64_t)get_u64(b);
+	s->created = (time_t)(int64_t)get_u64(b);
+	s->last_used = (time_t)(int64_t)get_u64(b);
+	s->expires = (time_t)(int64_t)get_u64(b);
+	s->revoked_at = (time_t)(int64_t)get_u64(b);
+	s->generation = (uint32_t)get_u64(b);
+}
+
+static void
+put_outcome(struct fwd_buf *b, const struct store_code_outcome *o)
+{
+	put_u8(b, (unsigned)o->state);
+	put_u64(b, (uint64_t)o->kakao_id);
+	put_u64(b, o->user_id);
+	put_u64(b, (uint64_t)(int64_t)o->claimed_at);
+	put_u8(b, o->has_verifier);
+	put_bytes(b, o->verifier, STORE_TAG_LEN);
+}
+
+static void
+get_outcome(struct fwd_buf *b, struct store_code_outcome *o)
+{
+	o->state = (enum store_code_state)get_u8(b);
+	o->kakao_id = (int64_t)get_u64(b);
+	o->user_id = get_u64(b);
+	o->claimed_at = (time_t)(int64_t)get_u64(b);
+	o->has_verifier = get_u8(b) != 0;
+	get_bytes(b, o->verifier, STORE_TAG_LEN);
+}
+
+static void
+put_tags(struct fwd_buf *b, const unsigned char (*tags)[STORE_TAG_LEN],
+    int ntags)
+{
+	if (ntags < 1 || ntags > MAX_REFRESH_CANDIDATES) {
+		b->bad = true;
+		return;
+	}
+	put_u8(b, (unsigned)ntags);
+	put_bytes(b, tags, (size_t)ntags * STORE_TAG_LEN);
+}
+
+static int
+get_tags(struct fwd_buf *b, unsigned char (*tags)[STORE_TAG_LEN])
+{
+	int	n = (int)get_u8(b);
+
+	if (n < 1 || n > MAX_REFRESH_CANDIDATES) {
+		b->bad = true;
+		return 0;
+	}
+	get_bytes(b, tags, (size_t)n * STORE_TAG_LEN);
+	return n;
+}
+
+/* ------------------------------------------------------ the replica side */
+
+/* The process's channel to the master, opened at first use. */
+static DB_CHANNEL *
+channel(struct store *st)
+{
+	DB_CHANNEL	*ch;
+	int		 ret;
+
+	pthread_mutex_lock(&st->fwd_lock);
+	if ((ch = st->fwd_chan) == NULL) {
+		ret = st->env->repmgr_channel(st->env, DB_EID_MASTER, &ch, 0);
+		if (ret == 0)
+			st->fwd_chan = ch;
+		else {
+			ch = NULL;
+			log_warn("replication: no channel to the master: %s",
+			    db_strerror(ret));
+		}
+	}
+	pthread_mutex_unlock(&st->fwd_lock);
+	return ch;
+}
+
+enum store_write
+store_write_where(struct store *st, struct kl_error *err)
+{
+	enum store_role	role;
+
+	if (!st->repl || st->join || in_dispatch)
+		return STORE_WRITE_HERE;
+	if ((role = store_role(st)) == STORE_ROLE_MASTER)
+		return STORE_WRITE_HERE;
+	if (role == STORE_ROLE_REPLICA)
+		return STORE_WRITE_FORWARD;
+	kl_fail(err, KL_NO_MASTER, "no replication master known (an "
+	    "election, or this site is joining)");
+	return STORE_WRITE_REFUSED;
+}
+
+/* Sends req to the master and opens its reply: 0 with *rb positioned at
+ * the op's results (rb->p is resp, which the caller owns), or -1 with err
+ * filled (the master's own failure, or the trip's). */
+static int
+exchange(struct store *st, struct fwd_buf *req, unsigned char *resp,
+    size_t resp_size, struct fwd_buf *rb, struct kl_error *err)
+{
+	DB_CHANNEL	*ch;
+	DBT		 msg, reply;
+	db_timeout_t	 wait;
+	unsigned	 rc, status;
+	int		 ret;
+
+	if (req->bad)
+		return kl_fail(err, KL_INTERNAL, "forwarded write: arguments "
+		    "do not encode");
+	if ((ch = channel(st)) == NULL)
+		return kl_fail(err, KL_NO_MASTER, "no channel to the master");
+	memset(&msg, 0, sizeof(msg));
+	msg.data = req->p;
+	msg.size = (u_int32_t)req->off;
+	memset(&reply, 0, sizeof(reply));
+	reply.data = resp;
+	reply.ulen = (u_int32_t)resp_size;
+	reply.flags = DB_DBT_USERMEM;
+	wait = (db_timeout_t)store_forward_timeout_ms() * 1000;
+	store_busy_enter(st);
+	ret = ch->send_request(ch, &msg, 1, &reply, wait, 0);
+	store_busy_leave(st);
+	if (ret != 0) {
+		metrics_store_failure();
+		return kl_fail(err, ret == DB_REP_UNAVAIL ? KL_NO_MASTER :
+		    KL_NOT_DURABLE, "forwarded write: %s", ret == DB_TIMEOUT ?
+		    "the master did not answer in time (it may have done it)" :
+		    db_strerror(ret));
+	}
+	rb->p = resp;
+	rb->size = reply.size;
+	rb->off = 0;
+	rb->bad = false;
+	if (get_u8(rb) != FWD_VERSION)
+		return kl_fail(err, KL_INTERNAL, "forwarded write: a reply "
+		    "of another version");
+	rc = get_u8(rb);
+	status = get_u8(rb);
+	get_str(rb, err->detail, sizeof(err->detail));
+	if (rb->bad || status >= KL_STATUS_COUNT)
+		return kl_fail(err, KL_INTERNAL, "forwarded write: a reply "
+		    "that does not decode");
+	err->status = (enum kl_status)status;
+	return rc == 0 ? 0 : -1;
+}
+
+#define REQ_START(b, buf, op) do {					\
+	(b).p = (buf); (b).size = sizeof(buf); (b).off = 0;		\
+	(b).bad = false;						\
+	put_u8(&(b), FWD_VERSION); put_u8(&(b), (op));			\
+} while (0)
+
+/* The results after a successful exchange must decode too. */
+static int
+results_ok(struct fwd_buf *rb, struct kl_error *err)
+{
+	if (rb->bad)
+		return kl_fail(err, KL_INTERNAL, "forwarded write: results "
+		    "that do not decode");
+	return 0;
+}
+
+int
+store_forward_login(struct store *st, const struct store_login *in,
+    time_t now, const struct store_session_new *session,
+    struct store_user *user, struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	REQ_START(b, buf, FWD_LOGIN);
+	put_u64(&b, (uint64_t)in->kakao_id);
+	put_u8(&b, (in->nickname != NULL) | (in->email != NULL) << 1 |
+	    (in->profile_image != NULL) << 2 | in->email_verified << 3);
+	put_str(&b, in->nickname, MAX_NICKNAME);
+	put_str(&b, in->email, MAX_EMAIL);
+	put_str(&b, in->profile_image, MAX_PROFILE_IMAGE);
+	put_u64(&b, (uint64_t)(int64_t)now);
+	put_u8(&b, session != NULL);
+	if (session != NULL) {
+		put_bytes(&b, session->sid, STORE_SID_LEN);
+		put_bytes(&b, session->tag, STORE_TAG_LEN);
+	}
+	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
+		return -1;
+	get_user(&rb, user);
+	return results_ok(&rb, err);
+}
+
+int
+store_forward_refresh(struct store *st, const struct store_refresh_in *in,
+    struct store_refresh_out *out, struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	memset(out, 0, sizeof(*out));
+	out->state = STORE_REFRESH_INVALID;
+	out->key = -1;
+	REQ_START(b, buf, FWD_REFRESH);
+	put_tags(&b, in->tags, in->ntags);
+	put_bytes(&b, in->successor, STORE_TAG_LEN);
+	put_u64(&b, (uint64_t)(int64_t)in->now);
+	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
+		return -1;
+	out->state = (enum store_refresh_state)get_u8(&rb);
+	out->key = (int)get_u8(&rb) - 1;
+	get_session(&rb, &out->session);
+	get_bytes(&rb, out->successor, STORE_TAG_LEN);
+	return results_ok(&rb, err);
+}
+
+int
+store_forward_revoke(struct store *st, const unsigned char sid[STORE_SID_LEN],
+    uint64_t user_id, enum store_session_reason reason, time_t now,
+    struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	REQ_START(b, buf, FWD_REVOKE);
+	put_bytes(&b, sid, STORE_SID_LEN);
+	put_u64(&b, user_id);
+	put_u8(&b, (unsigned)reason);
+	put_u64(&b, (uint64_t)(int64_t)now);
+	return exchange(st, &b, resp, sizeof(resp), &rb, err);
+}
+
+int
+store_forward_revoke_refresh(struct store *st,
+    const unsigned char (*tags)[STORE_TAG_LEN], int ntags, time_t now,
+    uint64_t *user_id, struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	*user_id = 0;
+	REQ_START(b, buf, FWD_REVOKE_REFRESH);
+	put_tags(&b, tags, ntags);
+	put_u64(&b, (uint64_t)(int64_t)now);
+	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
+		return -1;
+	*user_id = get_u64(&rb);
+	return results_ok(&rb, err);
+}
+
+int
+store_forward_revoke_user(struct store *st, uint64_t user_id,
+    enum store_session_reason reason, time_t now, int *count,
+    struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	*count = 0;
+	REQ_START(b, buf, FWD_REVOKE_USER);
+	put_u64(&b, user_id);
+	put_u8(&b, (unsigned)reason);
+	put_u64(&b, (uint64_t)(int64_t)now);
+	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
+		return -1;
+	*count = (int)get_u64(&rb);
+	return results_ok(&rb, err);
+}
+
+int
+store_forward_delete(struct store *st, uint64_t user_id, time_t now,
+    long first_retry_s, struct store_user *was, bool *more,
+    struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	*more = false;
+	REQ_START(b, buf, FWD_DELETE);
+	put_u64(&b, user_id);
+	put_u64(&b, (uint64_t)(int64_t)now);
+	put_u64(&b, (uint64_t)first_retry_s);
+	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
+		return -1;
+	get_user(&rb, was);
+	*more = get_u8(&rb) != 0;
+	return results_ok(&rb, err);
+}
+
+int
+store_forward_unlink(struct store *st, int64_t kakao_id, time_t now,
+    bool *known, uint64_t *user_id, bool *more, struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	*known = *more = false;
+	*user_id = 0;
+	REQ_START(b, buf, FWD_UNLINK);
+	put_u64(&b, (uint64_t)kakao_id);
+	put_u64(&b, (uint64_t)(int64_t)now);
+	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
+		return -1;
+	*known = get_u8(&rb) != 0;
+	*user_id = get_u64(&rb);
+	*more = get_u8(&rb) != 0;
+	return results_ok(&rb, err);
+}
+
+int
+store_forward_unlink_done(struct store *st, int64_t kakao_id,
+    struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	REQ_START(b, buf, FWD_UNLINK_DONE);
+	put_u64(&b, (uint64_t)kakao_id);
+	return exchange(st, &b, resp, sizeof(resp), &rb, err);
+}
+
+int
+store_forward_code_claim(struct store *st,
+    const unsigned char tag[STORE_TAG_LEN], const unsigned char *verifier_tag,
+    time_t now, struct store_code_outcome *out, struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	memset(out, 0, sizeof(*out));
+	REQ_START(b, buf, FWD_CODE_CLAIM);
+	put_bytes(&b, tag, STORE_TAG_LEN);
+	put_u8(&b, verifier_tag != NULL);
+	if (verifier_tag != NULL)
+		put_bytes(&b, verifier_tag, STORE_TAG_LEN);
+	put_u64(&b, (uint64_t)(int64_t)now);
+	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
+		return -1;
+	get_outcome(&rb, out);
+	return results_ok(&rb, err);
+}
+
+int
+store_forward_code_finish(struct store *st,
+    const unsigned char tag[STORE_TAG_LEN],
+    const struct store_code_outcome *claim, int64_t kakao_id,
+    uint64_t user_id, time_t now, struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	REQ_START(b, buf, FWD_CODE_FINISH);
+	put_bytes(&b, tag, STORE_TAG_LEN);
+	put_u8(&b, claim != NULL);
+	if (claim != NULL)
+		put_outcome(&b, claim);
+	put_u64(&b, (uint64_t)kakao_id);
+	put_u64(&b, user_id);
+	put_u64(&b, (uint64_t)(int64_t)now);
+	return exchange(st, &b, resp, sizeof(resp), &rb, err);
+}
+
+int
+store_forward_code_abandon(struct store *st,
+    const unsigned char tag[STORE_TAG_LEN],
+    const struct store_code_outcome *claim, struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	REQ_START(b, buf, FWD_CODE_ABANDON);
+	put_bytes(&b, tag, STORE_TAG_LEN);
+	put_u8(&b, claim != NULL);
+	if (claim != NULL)
+		put_outcome(&b, claim);
+	return exchange(st, &b, resp, sizeof(resp), &rb, err);
+}
+
+/* ------------------------------------------------------- the master side */
+
+/* One forwarded write, run here; its results into rb (after the header
+ * the caller wrote). Returns the public function's rc; a request that does
+ * not decode: -1 with KL_INTERNAL and nothing run. */
+static int
+run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
+    struct kl_error *err)
+{
+	char			 nick[MAX_NICKNAME + 1], email[MAX_EMAIL + 1];
+	char			 image[MAX_PROFILE_IMAGE + 1];
+	unsigned char		 tags[MAX_REFRESH_CANDIDATES][STORE_TAG_LEN];
+	unsigned char		 sid[STORE_SID_LEN], tag[STORE_TAG_LEN];
+	unsigned char		 vtag[STORE_TAG_LEN];
+	struct store_login	 in;
+	struct store_session_new sn;
+	struct store_user	 u;
+	struct store_refresh_in	 ri;
+	struct store_refresh_out ro;
+	struct store_code_outcome oc;
+	uint64_t		 a64, b64;
+	time_t			 now;
+	unsigned		 flags, reason;
+	bool			 has, known, more;
+	int			 rc = -1, n;
+
+	memset(&u, 0, sizeof(u));
+	switch (op) {
+	case FWD_LOGIN:
+		in.kakao_id = (int64_t)get_u64(q);
+		flags = get_u8(q);
+		get_str(q, nick, sizeof(nick));
+		get_str(q, email, sizeof(email));
+		get_str(q, image, sizeof(image));
+		now = (time_t)(int64_t)get_u64(q);
+		has = get_u8(q) != 0;
+		if (has) {
+			get_bytes(q, sn.sid, STORE_SID_LEN);
+			get_bytes(q, sn.tag, STORE_TAG_LEN);
+		}
+		if (q->bad)
+			break;
+		in.nickname = flags & 1 ? nick : NULL;
+		in.email = flags & 2 ? email : NULL;
+		in.profile_image = flags & 4 ? image : NULL;
+		in.email_verified = (flags & 8) != 0;
+		rc = store_user_login_session(st, &in, now, has ? &sn : NULL,
+		    &u, err);
+		put_user(rb, &u);
+		return rc;
+	case FWD_REFRESH:
+		n = get_tags(q, tags);
+		get_bytes(q, ri.successor, STORE_TAG_LEN);
+		ri.now = (time_t)(int64_t)get_u64(q);
+		if (q->bad)
+			break;
+		ri.tags = (const unsigned char (*)[STORE_TAG_LEN])tags;
+		ri.ntags = n;
+		rc = store_session_refresh(st, &ri, &ro, err);
+		put_u8(rb, (unsigned)ro.state);
+		put_u8(rb, (unsigned)(ro.key + 1));
+		put_session(rb, &ro.session);
+		put_bytes(rb, ro.successor, STORE_TAG_LEN);
+		return rc;
+	case FWD_REVOKE:
+		get_bytes(q, sid, STORE_SID_LEN);
+		a64 = get_u64(q);
+		reason = get_u8(q);
+		now = (time_t)(int64_t)get_u64(q);
+		if (q->bad)
+			break;
+		return store_session_revoke(st, sid, a64,
+		    (enum store_session_reason)reason, now, err);
+	case FWD_REVOKE_REFRESH:
+		n = get_tags(q, tags);
+		now = (time_t)(int64_t)get_u64(q);
+		if (q->bad)
+			break;
+		rc = store_session_revoke_refresh(st,
+		    (const unsigned char (*)[STORE_TAG_LEN])tags, n, now, &a64,
+		    err);
+		put_u64(rb, a64);
+		return rc;
+	case FWD_REVOKE_USER:
+		a64 = get_u64(q);
+		reason = get_u8(q);
+		now = (time_t)(int64_t)get_u64(q);
+		if (q->bad)
+			break;
+		rc = store_session_revoke_user(st, a64,
+		    (enum store_session_reason)reason, now, &n, err);
+		put_u64(rb, (uint64_t)n);
+		return rc;
+	case FWD_DELETE:
+		a64 = get_u64(q);
+		now = (time_t)(int64_t)get_u64(q);
+		b64 = get_u64(q);
+		if (q->bad)
+			break;
+		rc = store_user_delete(st, a64, now, (long)b64, &u, &more,
+		    err);
+		put_user(rb, &u);
+		put_u8(rb, more);
+		return rc;
+	case FWD_UNLINK:
+		a64 = get_u64(q);
+		now = (time_t)(int64_t)get_u64(q);
+		if (q->bad)
+			break;
+		rc = store_user_unlink(st, (int64_t)a64, now, &known, &b64,
+		    &more, err);
+		put_u8(rb, known);
+		put_u64(rb, b64);
+		put_u8(rb, more);
+		return rc;
+	case FWD_UNLINK_DONE:
+		a64 = get_u64(q);
+		if (q->bad)
+			break;
+		return store_unlink_done(st, (int64_t)a64, err);
+	case FWD_CODE_CLAIM:
+		get_bytes(q, tag, STORE_TAG_LEN);
+		has = get_u8(q) != 0;
+		if (has)
+			get_bytes(q, vtag, STORE_TAG_LEN);
+		now = (time_t)(int64_t)get_u64(q);
+		if (q->bad)
+			break;
+		rc = store_code_claim(st, tag, has ? vtag : NULL, now, &oc,
+		    err);
+		put_outcome(rb, &oc);
+		return rc;
+	case FWD_CODE_FINISH:
+		get_bytes(q, tag, STORE_TAG_LEN);
+		has = get_u8(q) != 0;
+		if (has)
+			get_outcome(q, &oc);
+		a64 = get_u64(q);
+		b64 = get_u64(q);
+		now = (time_t)(int64_t)get_u64(q);
+		if (q->bad)
+			break;
+		return store_code_finish(st, tag, has ? &oc : NULL,
+		    (int64_t)a64, b64, now, err);
+	case FWD_CODE_ABANDON:
+		get_bytes(q, tag, STORE_TAG_LEN);
+		has = get_u8(q) != 0;
+		if (has)
+			get_outcome(q, &oc);
+		if (q->bad)
+			break;
+		return store_code_abandon(st, tag, has ? &oc : NULL, err);
+	default:
+		break;
+	}
+	return kl_fail(err, KL_INTERNAL, "forwarded write: a request that "
+	    "does not decode (op %u)", op);
+}
+
+/* repmgr's message dispatch (store_repl.c sets it): a forwarded write
+ * from a replica, run here and answered. */
+void
+store_forward_dispatch(DB_ENV *env, DB_CHANNEL *ch, DBT *request,
+    u_int32_t nrequest, u_int32_t cb_flags)
+{
+	struct store	*st = env->app_private;
+	unsigned char	 res[FWD_MAX], out[FWD_MAX];
+	struct fwd_buf	 q, rb = { .p = res, .size = sizeof(res) };
+	struct fwd_buf	 o = { .p = out, .size = sizeof(out) };
+	struct kl_error	 err;
+	DBT		 reply;
+	unsigned	 op = 0;
+	int		 rc;
+
+	kl_error_clear(&err);
+	if (nrequest != 1 || request[0].size < 2) {
+		rc = kl_fail(&err, KL_INTERNAL, "forwarded write: no request");
+	} else {
+		q.p = request[0].data;
+		q.size = request[0].size;
+		q.off = 0;
+		q.bad = false;
+		if (get_u8(&q) != FWD_VERSION)
+			rc = kl_fail(&err, KL_INTERNAL, "forwarded write of "
+			    "another version");
+		else {
+			op = get_u8(&q);
+			in_dispatch = true;
+			rc = run_op(st, op, &q, &rb, &err);
+			in_dispatch = false;
+		}
+	}
+	if (rb.bad) {
+		rc = kl_fail(&err, KL_INTERNAL, "forwarded write: results do "
+		    "not encode (op %u)", op);
+		rb.off = 0;
+	}
+	if (!(cb_flags & DB_REPMGR_NEED_RESPONSE))
+		return;
+	put_u8(&o, FWD_VERSION);
+	put_u8(&o, rc == 0 ? 0 : 1);
+	put_u8(&o, (unsigned)(rc == 0 ? KL_OK : err.status));
+	put_str(&o, rc == 0 ? "" : err.detail, MAX_ERROR_DETAIL);
+	put_bytes(&o, res, rb.off);
+	memset(&reply, 0, sizeof(reply));
+	reply.data = out;
+	reply.size = (u_int32_t)o.off;
+	(void)ch->send_msg(ch, &reply, 1, 0);
+}
+
+void
+store_forward_close(struct store *st)
+{
+	if (st->fwd_chan != NULL)
+		st->fwd_chan->close(st->fwd_chan, 0);
+	st->fwd_chan = NULL;
+}
