@@ -86,6 +86,7 @@ usage_text(FILE *f)
 	    "  sessions list USER_ID\n"
 	    "  sessions revoke SID | sessions revoke --user USER_ID\n"
 	    "  stats\n"
+	    "  group\n"
 	    "  verify\n"
 	    "  checkpoint\n"
 	    "  backup DIR\n"
@@ -373,6 +374,92 @@ cmd_stats(struct admin *a, int argc, char **argv)
 	    c.total, c.active, c.unlinked, c.deactivated, c.max_id,
 	    d.db_bytes, d.db_files,
 	    d.log_bytes, d.log_files) < 0 ? 1 : 0;
+}
+
+/* Bytes of log site is behind master, when both are known and in the same
+ * log file; -1 otherwise (a site further back is at least a file behind). */
+static long long
+site_behind(const struct store_repl_site *master,
+    const struct store_repl_site *site)
+{
+	if (master == NULL || !master->known || !site->known)
+		return -1;
+	if (master->log_file != site->log_file)
+		return -1;
+	return master->log_offset >= site->log_offset ?
+	    (long long)(master->log_offset - site->log_offset) : 0;
+}
+
+static const char *
+site_role(const struct store_repl_site *s)
+{
+	if (s->master)
+		return "master";
+	return s->connected ? "replica" : "unreachable";
+}
+
+static int
+cmd_group(struct admin *a, int argc, char **argv)
+{
+	struct store_repl_site	 sites[MAX_REPL_PEERS + 8];
+	const struct store_repl_site *m = NULL;
+	struct kl_error		 kerr;
+	json_t			*arr, *o;
+	size_t			 n, i;
+	long long		 behind;
+
+	(void)argv;
+	if (argc != 0)
+		usage("group takes no arguments");
+	if (store_repl_group(a->st, sites, sizeof(sites) / sizeof(sites[0]),
+	    &n, &kerr) == -1)
+		return failed(&kerr);
+	for (i = 0; i < n; i++)
+		if (sites[i].master)
+			m = &sites[i];
+	if (a->json) {
+		if ((arr = json_array()) == NULL)
+			return 1;
+		for (i = 0; i < n; i++) {
+			behind = site_behind(m, &sites[i]);
+			o = json_pack("{s:s,s:i,s:s,s:b,s:b}", "host",
+			    sites[i].host, "port", (int)sites[i].port, "role",
+			    site_role(&sites[i]), "this", sites[i].self,
+			    "connected", sites[i].connected);
+			if (o != NULL && sites[i].known)
+				json_object_set_new(o, "log", json_pack(
+				    "{s:I,s:I}", "file",
+				    (json_int_t)sites[i].log_file, "offset",
+				    (json_int_t)sites[i].log_offset));
+			if (o != NULL && behind >= 0)
+				json_object_set_new(o, "behind_bytes",
+				    json_integer(behind));
+			if (o == NULL || json_array_append_new(arr, o) == -1) {
+				json_decref(arr);
+				return 1;
+			}
+		}
+		return print_json(json_pack("{s:o,s:b}", "sites", arr,
+		    "master_known", m != NULL)) == -1 ? 1 : 0;
+	}
+	for (i = 0; i < n; i++) {
+		behind = site_behind(m, &sites[i]);
+		if (printf("%s:%u %s%s", sites[i].host, sites[i].port,
+		    site_role(&sites[i]), sites[i].self ? " (this site)" :
+		    "") < 0)
+			return 1;
+		if (sites[i].known && printf(" log %u/%u", sites[i].log_file,
+		    sites[i].log_offset) < 0)
+			return 1;
+		if (behind >= 0 && !sites[i].master &&
+		    printf(" behind %lld bytes", behind) < 0)
+			return 1;
+		if (putchar('\n') == EOF)
+			return 1;
+	}
+	if (m == NULL && puts("no master known (an election?)") == EOF)
+		return 1;
+	return 0;
 }
 
 static int
@@ -817,6 +904,7 @@ static const struct command commands[] = {
 	{ "sessions", "list", "USER_ID", cmd_sessions_list },
 	{ "sessions", "revoke", "SID | --user USER_ID", cmd_sessions_revoke },
 	{ "stats", NULL, "", cmd_stats },
+	{ "group", NULL, "", cmd_group },
 	{ "verify", NULL, "", cmd_verify },
 	{ "checkpoint", NULL, "", cmd_checkpoint },
 	{ "backup", NULL, "DIR", admin_cmd_backup },

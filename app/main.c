@@ -278,10 +278,10 @@ watch(const sigset_t *stopset, struct store *store)
 			log_warn("store handles unusable: restarting");
 			return WATCH_RESTART;
 		}
-		if (store_stuck(store, STORE_STUCK_MS)) {
-			log_warn("a store call in flight for %d ms (a killed "
+		if (store_stuck(store, store_stuck_limit_ms())) {
+			log_warn("a store call in flight for %ld ms (a killed "
 			    "process held a lock?): restarting now",
-			    STORE_STUCK_MS);
+			    store_stuck_limit_ms());
 			_exit(1);
 		}
 	}

@@ -1152,7 +1152,14 @@ store_user_get_by_id(struct store *st, uint64_t user_id,
 	memset(&key, 0, sizeof(key));
 	key.data = kbuf;
 	key.size = 8;
-	return user_read(st, st->users_by_id, &key, user, "user id", err);
+	if (user_read(st, st->users_by_id, &key, user, "user id", err) == 0)
+		return 0;
+	/* A replica behind its master (a quorum acknowledged the write
+	 * without it) asks the master before it says there is none. */
+	if (err->status == KL_NOT_FOUND && store_write_where(st, NULL) ==
+	    STORE_WRITE_FORWARD)
+		return store_forward_user_get(st, true, user_id, user, err);
+	return -1;
 }
 
 int
@@ -1165,7 +1172,13 @@ store_user_get(struct store *st, int64_t kakao_id, struct store_user *user,
 	if (!store_ready(st))
 		return store_not_open(st, err);
 	store_key8(&key, kbuf, (uint64_t)kakao_id);
-	return user_read(st, st->users, &key, user, "Kakao id", err);
+	if (user_read(st, st->users, &key, user, "Kakao id", err) == 0)
+		return 0;
+	if (err->status == KL_NOT_FOUND && store_write_where(st, NULL) ==
+	    STORE_WRITE_FORWARD)
+		return store_forward_user_get(st, false, (uint64_t)kakao_id,
+		    user, err);
+	return -1;
 }
 
 /* Expired code records and sessions go once a second, a batch at a time:

@@ -55,7 +55,10 @@ enum fwd_op {
 	FWD_UNLINK_DONE,
 	FWD_CODE_CLAIM,
 	FWD_CODE_FINISH,
-	FWD_CODE_ABANDON
+	FWD_CODE_ABANDON,
+	FWD_POSITION,		/* not a write: the end of the site's log */
+	FWD_USER_GET,		/* reads a replica missed (it may lag) */
+	FWD_SESSION_GET
 };
 
 static __thread bool	in_dispatch;	/* this thread runs a forwarded write */
@@ -310,10 +313,10 @@ store_write_where(struct store *st, struct kl_error *err)
  * the op's results (rb->p is resp, which the caller owns), or -1 with err
  * filled (the master's own failure, or the trip's). */
 static int
-exchange(struct store *st, struct fwd_buf *req, unsigned char *resp,
-    size_t resp_size, struct fwd_buf *rb, struct kl_error *err)
+exchange_on(struct store *st, DB_CHANNEL *ch, struct fwd_buf *req,
+    unsigned char *resp, size_t resp_size, struct fwd_buf *rb, long wait_ms,
+    struct kl_error *err)
 {
-	DB_CHANNEL	*ch;
 	DBT		 msg, reply;
 	db_timeout_t	 wait;
 	unsigned	 rc, status;
@@ -322,8 +325,6 @@ exchange(struct store *st, struct fwd_buf *req, unsigned char *resp,
 	if (req->bad)
 		return kl_fail(err, KL_INTERNAL, "forwarded write: arguments "
 		    "do not encode");
-	if ((ch = channel(st)) == NULL)
-		return kl_fail(err, KL_NO_MASTER, "no channel to the master");
 	memset(&msg, 0, sizeof(msg));
 	msg.data = req->p;
 	msg.size = (u_int32_t)req->off;
@@ -331,7 +332,7 @@ exchange(struct store *st, struct fwd_buf *req, unsigned char *resp,
 	reply.data = resp;
 	reply.ulen = (u_int32_t)resp_size;
 	reply.flags = DB_DBT_USERMEM;
-	wait = (db_timeout_t)store_forward_timeout_ms() * 1000;
+	wait = (db_timeout_t)wait_ms * 1000;
 	store_busy_enter(st);
 	ret = ch->send_request(ch, &msg, 1, &reply, wait, 0);
 	store_busy_leave(st);
@@ -357,6 +358,18 @@ exchange(struct store *st, struct fwd_buf *req, unsigned char *resp,
 		    "that does not decode");
 	err->status = (enum kl_status)status;
 	return rc == 0 ? 0 : -1;
+}
+
+static int
+exchange(struct store *st, struct fwd_buf *req, unsigned char *resp,
+    size_t resp_size, struct fwd_buf *rb, struct kl_error *err)
+{
+	DB_CHANNEL	*ch;
+
+	if ((ch = channel(st)) == NULL)
+		return kl_fail(err, KL_NO_MASTER, "no channel to the master");
+	return exchange_on(st, ch, req, resp, resp_size, rb,
+	    store_forward_timeout_ms(), err);
 }
 
 #define REQ_START(b, buf, op) do {					\
@@ -587,6 +600,62 @@ store_forward_code_abandon(struct store *st,
 	return exchange(st, &b, resp, sizeof(resp), &rb, err);
 }
 
+int
+store_forward_position(struct store *st, int eid, uint32_t *file,
+    uint32_t *offset, struct kl_error *err)
+{
+	unsigned char	buf[16], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+	DB_CHANNEL	*ch;
+	int		ret, rc;
+
+	REQ_START(b, buf, FWD_POSITION);
+	if ((ret = st->env->repmgr_channel(st->env, eid, &ch, 0)) != 0)
+		return kl_fail(err, KL_NO_MASTER, "no channel to site %d: %s",
+		    eid, db_strerror(ret));
+	rc = exchange_on(st, ch, &b, resp, sizeof(resp), &rb,
+	    FWD_POSITION_TIMEOUT_MS, err);
+	ch->close(ch, 0);
+	if (rc == -1)
+		return -1;
+	*file = (uint32_t)get_u64(&rb);
+	*offset = (uint32_t)get_u64(&rb);
+	return results_ok(&rb, err);
+}
+
+int
+store_forward_user_get(struct store *st, bool by_id, uint64_t id,
+    struct store_user *user, struct kl_error *err)
+{
+	unsigned char	buf[32], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	REQ_START(b, buf, FWD_USER_GET);
+	put_u8(&b, by_id);
+	put_u64(&b, id);
+	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
+		return -1;
+	get_user(&rb, user);
+	return results_ok(&rb, err);
+}
+
+int
+store_forward_session_get(struct store *st,
+    const unsigned char sid[STORE_SID_LEN], struct store_session *out,
+    struct kl_error *err)
+{
+	unsigned char	buf[32], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	memset(out, 0, sizeof(*out));
+	REQ_START(b, buf, FWD_SESSION_GET);
+	put_bytes(&b, sid, STORE_SID_LEN);
+	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
+		return -1;
+	get_session(&rb, out);
+	return results_ok(&rb, err);
+}
+
 /* ------------------------------------------------------- the master side */
 
 /* One forwarded write, run here; its results into rb (after the header
@@ -610,6 +679,7 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 	uint64_t		 a64, b64;
 	time_t			 now;
 	unsigned		 flags, reason;
+	uint32_t		 file, offset;
 	bool			 has, known, more;
 	int			 rc = -1, n;
 
@@ -739,6 +809,28 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		if (q->bad)
 			break;
 		return store_code_abandon(st, tag, has ? &oc : NULL, err);
+	case FWD_USER_GET:
+		has = get_u8(q) != 0;
+		a64 = get_u64(q);
+		if (q->bad)
+			break;
+		rc = has ? store_user_get_by_id(st, a64, &u, err) :
+		    store_user_get(st, (int64_t)a64, &u, err);
+		put_user(rb, &u);
+		return rc;
+	case FWD_SESSION_GET:
+		get_bytes(q, sid, STORE_SID_LEN);
+		if (q->bad)
+			break;
+		rc = store_session_get(st, sid, &ro.session, err);
+		put_session(rb, &ro.session);
+		return rc;
+	case FWD_POSITION:
+		if (store_log_end(st, &file, &offset, err) == -1)
+			return -1;
+		put_u64(rb, file);
+		put_u64(rb, offset);
+		return 0;
 	default:
 		break;
 	}

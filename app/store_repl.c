@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <db.h>
 
@@ -202,6 +203,18 @@ store_repl_start(struct store *st, struct kl_error *err)
 }
 
 long
+store_stuck_limit_ms(void)
+{
+	long	repl;
+
+	if (repl_cfg == NULL)
+		return STORE_STUCK_MS;
+	repl = REPL_QUEUE_BLOCKS * repl_cfg->repl_ack_timeout_ms +
+	    REPL_STUCK_EXTRA_MS;
+	return repl > STORE_STUCK_MS ? repl : STORE_STUCK_MS;
+}
+
+long
 store_forward_timeout_ms(void)
 {
 	return (repl_cfg != NULL ? repl_cfg->repl_ack_timeout_ms : 0) +
@@ -219,15 +232,17 @@ sock_port(const struct sockaddr_storage *ss)
 	return 0;
 }
 
+/* Whether port is a site's: this one's, or one of the group's list (the
+ * creator's config names no peer; the others come from the membership). */
 static bool
-site_port(unsigned port)
+site_port(unsigned port, const DB_REPMGR_SITE *list, u_int count)
 {
-	int	i;
+	u_int	i;
 
 	if (port == repl_cfg->repl_self.port)
 		return true;
-	for (i = 0; i < repl_cfg->n_repl_peers; i++)
-		if (port == repl_cfg->repl_peer[i].port)
+	for (i = 0; i < count; i++)
+		if (port == list[i].port)
 			return true;
 	return false;
 }
@@ -248,11 +263,21 @@ store_repl_nodelay(struct store *st)
 	struct sockaddr_storage	 a;
 	socklen_t		 alen;
 	struct dirent		*de;
+	DB_REPMGR_SITE		*list = NULL;
+	u_int			 count = 0;
 	DIR			*d;
 	int			 fd, type, one = 1;
 
-	if (!st->repl || (d = opendir("/proc/self/fd")) == NULL)
+	if (!st->repl || st->env == NULL)
 		return;
+	if (st->env->repmgr_site_list(st->env, &count, &list) != 0) {
+		list = NULL;
+		count = 0;
+	}
+	if ((d = opendir("/proc/self/fd")) == NULL) {
+		free(list);
+		return;
+	}
 	while ((de = readdir(d)) != NULL) {
 		if ((fd = atoi(de->d_name)) <= 2 || fd == dirfd(d))
 			continue;
@@ -264,16 +289,17 @@ store_repl_nodelay(struct store *st)
 		if (getsockname(fd, (struct sockaddr *)&a, &alen) != 0 ||
 		    sock_port(&a) == 0)
 			continue;
-		if (!site_port(sock_port(&a))) {
+		if (!site_port(sock_port(&a), list, count)) {
 			alen = sizeof(a);
 			if (getpeername(fd, (struct sockaddr *)&a, &alen) != 0 ||
-			    !site_port(sock_port(&a)))
+			    !site_port(sock_port(&a), list, count))
 				continue;
 		}
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
 	}
 	closedir(d);
+	free(list);
 }
 
 void
@@ -358,7 +384,9 @@ store_repl_group(struct store *st, struct store_repl_site *out, size_t max,
 {
 	DB_REPMGR_SITE	*list = NULL;
 	DB_REP_STAT	*sp;
+	struct kl_error	 perr;
 	u_int		 count = 0, i;
+	int		 tries;
 	db_ssize_t	 master = DB_EID_INVALID;
 	int		 ret;
 	bool		 master_self = false;
@@ -372,8 +400,22 @@ store_repl_group(struct store *st, struct store_repl_site *out, size_t max,
 	master = sp->st_master;
 	master_self = sp->st_status == DB_REP_MASTER;
 	free(sp);
-	if ((ret = st->env->repmgr_site_list(st->env, &count, &list)) != 0)
-		return store_fail(st, ret, "repmgr_site_list", err);
+	/* A tool's process has just started repmgr: its own connections to
+	 * the sites (what the list reports) take a moment. */
+	for (tries = 0; ; tries++) {
+		if ((ret = st->env->repmgr_site_list(st->env, &count,
+		    &list)) != 0)
+			return store_fail(st, ret, "repmgr_site_list", err);
+		for (i = 0; i < count; i++)
+			if (list[i].status != DB_REPMGR_CONNECTED)
+				break;
+		if (i == count || tries * 100 >= FWD_POSITION_TIMEOUT_MS)
+			break;
+		free(list);
+		list = NULL;
+		usleep(100 * 1000);
+	}
+	store_repl_nodelay(st);
 	if (max > 0) {
 		snprintf(out[0].host, sizeof(out[0].host), "%s",
 		    repl_cfg->repl_self.host);
@@ -390,8 +432,28 @@ store_repl_group(struct store *st, struct store_repl_site *out, size_t max,
 		s->self = false;
 		s->connected = list[i].status == DB_REPMGR_CONNECTED;
 		s->master = !master_self && master == (db_ssize_t)list[i].eid;
+		s->known = s->connected && store_forward_position(st,
+		    list[i].eid, &s->log_file, &s->log_offset, &perr) == 0;
 		(*n)++;
 	}
 	free(list);
+	if (*n > 0)
+		out[0].known = store_log_end(st, &out[0].log_file,
+		    &out[0].log_offset, &perr) == 0;
+	return 0;
+}
+
+int
+store_log_end(struct store *st, uint32_t *file, uint32_t *offset,
+    struct kl_error *err)
+{
+	DB_LOG_STAT	*sp;
+	int		 ret;
+
+	if ((ret = st->env->log_stat(st->env, &sp, 0)) != 0)
+		return store_fail(st, ret, "log_stat", err);
+	*file = sp->st_cur_file;
+	*offset = sp->st_cur_offset;
+	free(sp);
 	return 0;
 }

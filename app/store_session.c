@@ -495,6 +495,10 @@ store_session_get(struct store *st, const unsigned char sid[STORE_SID_LEN],
 	if (!store_ready(st))
 		return store_not_open(st, err);
 	ret = family_get(st, NULL, sid, out, 0);
+	/* A replica behind its master asks it before saying none. */
+	if (ret == DB_NOTFOUND && store_write_where(st, NULL) ==
+	    STORE_WRITE_FORWARD)
+		return store_forward_session_get(st, sid, out, err);
 	if (ret != 0)
 		memset(out, 0, sizeof(*out));
 	return session_result(st, ret, "session get", err);

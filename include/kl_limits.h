@@ -74,6 +74,7 @@
 #define STORE_ROLE_CACHE_MS   100	/* store_role() reads the engine this often */
 #define FWD_MAX              8192	/* a forwarded write, or its reply, bytes */
 #define FWD_EXTRA_MS         1000	/* a forward waits repl_ack_timeout_ms + this */
+#define FWD_POSITION_TIMEOUT_MS 1000	/* kakao-login-admin group asks each site this long */
 #define MAX_COOKIE_LINE       512	/* one Set-Cookie value we write */
 #define CORS_MAX_AGE_S        600	/* how long a preflight's answer holds */
 #define MAX_CLIENT_SECRET     256	/* kakao_client_secret_file bytes */
@@ -156,6 +157,12 @@
  * the README promises; the longest call that is not stuck, a transaction
  * through all its retries of 0.5 s lock waits, takes about 4 s. */
 #define STORE_STUCK_MS       8000
+/* Berkeley DB 5.3 blocks a commit up to 10 x the ack time-out on a site's
+ * full output queue (a stopped, not dead, site) before it marks the
+ * connection congested: a site of a group waits that, plus this, before
+ * it calls a store call stuck (store_stuck_limit_ms). */
+#define REPL_QUEUE_BLOCKS      10
+#define REPL_STUCK_EXTRA_MS  2000
 #define STORE_BUSY_SLOTS   (MAX_THREADS + 16)	/* threads the stuck-call watch follows at once */
 #define STORE_MAX_LOCKS     50000	/* lock table of the environment, locks and objects */
 

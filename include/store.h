@@ -79,6 +79,10 @@ void	store_close(struct store *st);
 
 /* True once the environment is open. */
 bool	store_ready(const struct store *st);
+/* How long a store call may be in flight before the process calls it
+ * stuck and restarts: STORE_STUCK_MS, longer for a site of a replication
+ * group (kl_limits.h: REPL_QUEUE_BLOCKS). */
+long	store_stuck_limit_ms(void);
 /* The failure of a call on a store not open (yet): "store not open",
  * KL_STORE_FAILED (500) for a single site, as always; KL_NOT_READY (503)
  * for a site of a replication group, whose front tries another site.

@@ -69,6 +69,20 @@ int	store_forward_code_abandon(struct store *st,
 	    const unsigned char tag[STORE_TAG_LEN],
 	    const struct store_code_outcome *claim, struct kl_error *err);
 
+/* Reads a replica missed (it may lag behind what a quorum acknowledged):
+ * asked of the master before a replica answers NOT_FOUND. */
+int	store_forward_user_get(struct store *st, bool by_id, uint64_t id,
+	    struct store_user *user, struct kl_error *err);
+int	store_forward_session_get(struct store *st,
+	    const unsigned char sid[STORE_SID_LEN], struct store_session *out,
+	    struct kl_error *err);
+/* Not a write: asks site eid for the end of its log (store_repl_group). */
+int	store_forward_position(struct store *st, int eid, uint32_t *file,
+	    uint32_t *offset, struct kl_error *err);
+/* The end of this site's log. */
+int	store_log_end(struct store *st, uint32_t *file, uint32_t *offset,
+	    struct kl_error *err);
+
 /* The master's side: repmgr's message dispatch callback. */
 void	store_forward_dispatch(DB_ENV *env, DB_CHANNEL *ch, DBT *request,
 	    u_int32_t nrequest, u_int32_t cb_flags);

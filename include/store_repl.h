@@ -50,10 +50,15 @@ struct store_repl_site {
 	bool		 self;
 	bool		 master;
 	bool		 connected;	/* to this site; the local one: true */
+	/* The end of its log (each site is asked over a channel; a site
+	 * that does not answer within a second: known false). */
+	bool		 known;
+	uint32_t	 log_file, log_offset;
 };
 
 /* The group's sites (this one first) into out[max]: *n of them. Returns
- * 0, or -1 with err (single site: KL_NOT_CONFIGURED). */
+ * 0, or -1 with err (single site: KL_NOT_CONFIGURED). How far a replica
+ * is behind is the master's log end less its own. */
 int		 store_repl_group(struct store *st, struct store_repl_site *out,
 		    size_t max, size_t *n, struct kl_error *err);
 

@@ -41,12 +41,17 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 import stack  # noqa: E402
+import codeflow  # noqa: E402
+import oidc  # noqa: E402
 
 SITES = 3
+ADMIN_KEY = "fake-admin-key-0123456789abcdef"    # the fake Kakao's default
+ADMIN = os.path.join(stack.REPO, "build", "kakao-login-admin")
 results = {"passed": 0, "failed": 0}
 
 
@@ -83,11 +88,13 @@ class Site(stack.Env):
         self.n = n
         peers = [] if n == 1 else ["127.0.0.1:%d" % repl_ports[0]]
         extra = ["repl_site = 127.0.0.1:%d" % repl_ports[n - 1],
-                 "repl_ack_timeout_ms = 1000"]
+                 # A stopped site blocks the master's commits up to 10
+                 # times this (Berkeley DB 5.3): README.
+                 "repl_ack_timeout_ms = 500"]
         if peers:
             extra.append("repl_peers = " + " ".join(peers))
         super().__init__(children=2, threads=4, durability="write_nosync",
-                         extra=extra)
+                         extra=extra, fake_args=codeflow.FAKE_ARGS)
         self.port = None
         self.fake_port_shared = fake_port
 
@@ -217,11 +224,144 @@ def setup(sites_n=SITES):
     first = sites[0]
     for s in sites:
         s.setup()
+        # One group, one set of signing keys: a token one site signs is
+        # checked by the others (and the code flow's tags are keyed by it).
+        if s is not first:
+            s.secret = first.secret
+            with open(s.path("jwt.secret"), "wb") as f:
+                f.write(first.secret)
+        secret = s.path("client.secret")
+        key = s.path("admin.key")
+        for path, text in ((secret, codeflow.CLIENT_SECRET), (key, ADMIN_KEY)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, text.encode() + b"\n")
+            os.close(fd)
+            s.own(path)
+        s.extra += codeflow.config_lines(secret) + [
+            "kakao_admin_key_file = %s" % key]
     first.start_fake()
     for s in sites:
         s.fake_port = first.fake_port
         s.write_config("http://127.0.0.1:%d" % first.fake_port)
     return sites
+
+
+def admin_group(site):
+    """-> kakao-login-admin --json group on the site, parsed (or None)."""
+    envv = dict(os.environ)
+    envv.pop("KAKAO_LOGIN_CONF", None)
+    p = subprocess.run([ADMIN, "-c", site.conf, "--json", "group"],
+                       capture_output=True, text=True, timeout=30, env=envv)
+    if p.returncode != 0:
+        return None, p.stderr.strip()
+    return json.loads(p.stdout), None
+
+
+def check_group(run, sites):
+    """Each site's kakao-login-admin group: every site, one master, all
+    connected, the replicas' lag."""
+    for s in sites:
+        g, why = admin_group(s)
+        if g is None:
+            not_ok("run %d: site %d: admin group" % (run, s.n), why)
+            continue
+        ss = g["sites"]
+        masters = [x for x in ss if x["role"] == "master"]
+        ports = sorted(x["port"] for x in ss)
+        want = sorted(int(t.extra[0].rsplit(":", 1)[1]) for t in sites)
+        check("run %d: site %d: admin group lists the %d sites, one master, "
+              "all connected" % (run, s.n, len(sites)),
+              ports == want and len(masters) == 1 and
+              all(x["connected"] for x in ss) and ss[0]["this"],
+              json.dumps(g))
+        note("run %d: site %d sees: %s" % (run, s.n, "; ".join(
+            "%d %s%s" % (x["port"], x["role"],
+                         " behind %d B" % x["behind_bytes"]
+                         if "behind_bytes" in x and x["role"] != "master"
+                         else "") for x in ss)))
+
+
+def post_form(port, path, fields, headers=None):
+    h = {"Content-Type": "application/x-www-form-urlencoded"}
+    h.update(headers or {})
+    return stack.request(port, "POST", path, h,
+                         urllib.parse.urlencode(fields).encode())
+
+
+def replica_routes(run, site, sites_other, fake_port):
+    """Every write route through a replica's own nginx, none of which it
+    can write itself: each answers as the master would."""
+    name = lambda what: "run %d: replica site %d: %s" % (run, site.n, what)  # noqa: E731
+    port = site.port
+    kid = KID_BASE + 800_000 + run * 100
+    st, js, _, _ = login(port, kid)
+    ok_ = st == 200 and "refresh_token" in js
+    check(name("a token login (a new user) opens a session"), ok_,
+          "%d %r" % (st, js))
+    if not ok_:
+        return
+    uid, rt, jwt = js["user"]["id"], js["refresh_token"], js["access_token"]
+    st, r1, _, _ = post_form(port, "/users/token/refresh", {"refresh_token": rt})
+    check(name("refresh rotates"), st == 200 and r1["refresh_token"] != rt,
+          "%d %r" % (st, r1))
+    st2, r2, _, _ = post_form(port, "/users/token/refresh", {"refresh_token": rt})
+    check(name("the same token again within the window: the same successor"),
+          st2 == 200 and r2.get("refresh_token") == r1.get("refresh_token"),
+          "%d %r" % (st2, r2))
+    st, me, _, _ = stack.request(port, "GET", "/users/me", bearer(r1["access_token"]))
+    check(name("/users/me reads the user locally"),
+          st == 200 and me.get("user", {}).get("id") == uid, "%d %r" % (st, me))
+    st, me, _, _ = stack.request(sites_other.port, "GET", "/users/me",
+                                 bearer(r1["access_token"]))
+    check(name("another site takes the token and knows the user"),
+          st == 200 and me.get("user", {}).get("id") == uid, "%d %r" % (st, me))
+    st, out, _, _ = post_form(port, "/users/logout", {},
+                              bearer(r1["access_token"]))
+    check(name("logout"), st == 200, "%d %r" % (st, out))
+    st, r3, _, _ = post_form(port, "/users/token/refresh",
+                             {"refresh_token": r1["refresh_token"]})
+    check(name("after the logout the session refreshes nothing"), st == 401,
+          "%d %r" % (st, r3))
+    k2 = kid + 1
+    verifier, challenge = oidc.pkce_pair()
+    f = {"code": oidc.code("good", k2, challenge=challenge),
+         "redirect_uri": codeflow.REDIRECT, "code_verifier": verifier}
+    st, js2, _, _ = post_form(port, "/users/kakao/callback", f)
+    check(name("the code flow (PKCE) logs in"), st == 200 and
+          js2["user"]["kakao_id"] == k2, "%d %r" % (st, js2))
+    st, again, _, _ = post_form(sites_other.port, "/users/kakao/callback", f)
+    check(name("the same code and verifier at another replica: the first "
+               "answer's user (the replay record is the group's)"),
+          st == 200 and again["user"]["id"] == js2["user"]["id"],
+          "%d %r" % (st, again))
+    f.pop("code_verifier")
+    st, again, _, _ = post_form(port, "/users/kakao/callback", f)
+    check(name("the same code without the verifier: 400 INVALID_CODE"),
+          st == 400 and again.get("message") == "INVALID_CODE",
+          "%d %r" % (st, again))
+    k3 = kid + 2
+    tok = oidc.mint(fake_port, sub=str(k3), aud=codeflow.NATIVE_KEY)
+    st, js3, _, _ = post_form(port, "/users/kakao/id-token", {"id_token": tok})
+    check(name("an id_token logs in"), st == 200 and
+          js3["user"]["kakao_id"] == k3, "%d %r" % (st, js3))
+    st, d, _, _ = stack.request(port, "DELETE", "/users/me",
+                                bearer(js3["access_token"]))
+    check(name("DELETE /users/me deletes the account"), st == 200,
+          "%d %r" % (st, d))
+    st, js4, _, _ = login(port, k3)
+    check(name("the deleted Kakao id logs in again as a new user"),
+          st == 200 and js4["user"]["id"] != js3["user"]["id"],
+          "%d %r" % (st, js4))
+    out = subprocess.run([stack.FAKE, "-U", "http://127.0.0.1:%d/users/kakao/unlink"
+                          % port, "-a", ADMIN_KEY, "-A", str(stack.APP_ID),
+                          "-I", str(k2), "-R", "UNLINK_FROM_APPS", "-M", "GET"],
+                         capture_output=True, text=True, timeout=10)
+    check(name("Kakao's unlink notice"), out.stdout.strip() == "200",
+          "%r %r" % (out.stdout, out.stderr))
+    st, r5, _, _ = post_form(port, "/users/token/refresh",
+                             {"refresh_token": js2["refresh_token"]})
+    check(name("the unlinked user's session refreshes nothing"), st == 401,
+          "%d %r" % (st, r5))
 
 
 def start_site(s):
@@ -294,8 +434,10 @@ def users_of(site):
     for attempt in range(10):
         out = subprocess.run(["db5.3_dump", "-h", site.path("db"), "users.db"],
                              capture_output=True, text=True, timeout=60)
-        # A reader beside the live site can be a deadlock's victim.
-        if out.returncode == 0 or "DEADLOCK" not in out.stderr:
+        # A reader beside the live site can be a deadlock's victim, or
+        # meet a replication lockout (a role change, a sync).
+        if out.returncode == 0 or ("DEADLOCK" not in out.stderr and
+                                   "LOCKOUT" not in out.stderr):
             break
         time.sleep(0.2)
     if out.returncode != 0:
@@ -358,6 +500,8 @@ def run_once(run):
                   KID_BASE in users_of(s), "role %r" % role(s))
         for s in sites:
             lat_probe(run, s)
+        replica_routes(run, sites[1], sites[2], sites[0].fake_port)
+        check_group(run, sites)
         front = start_front(sites)
         load = Load(front)
         load.start()
@@ -418,6 +562,8 @@ def run_once(run):
         figures["stop"].append((gap, failed))
         load.stop()
         compare(run, sites, load)
+        check_group(run, sites)
+        secrets_in_logs(run, sites, load)
     finally:
         if os.environ.get("HA_PAUSE"):
             note("pausing %s s" % os.environ["HA_PAUSE"])
@@ -439,6 +585,27 @@ def run_once(run):
 
 
 figures = {"kill": [], "stop": []}
+
+
+def secrets_in_logs(run, sites, load):
+    """No Kakao token, JWT, refresh token or client secret in any log."""
+    needles = [codeflow.CLIENT_SECRET, ADMIN_KEY, "valid-%d" % KID_BASE,
+               "eyJ"]
+    found = []
+    for s in sites:
+        for root, _, files in os.walk(s.dir):
+            for f in files:
+                if not (f.endswith(".log")):
+                    continue
+                path = os.path.join(root, f)
+                if "access.log" in f:
+                    continue    # nginx's own, no secrets in request lines
+                with open(path, errors="replace") as fh:
+                    text = fh.read()
+                found += ["%s in %s" % (n[:8], path) for n in needles
+                          if n in text]
+    check("run %d: no token, key or secret in any log" % run, not found,
+          "; ".join(found[:5]))
 
 
 def compare(run, sites, load):
