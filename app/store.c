@@ -241,6 +241,13 @@ store_fail(struct store *st, int ret, const char *what, struct kl_error *err)
 		    "were invalidated by replication; the process restarts",
 		    what);
 	}
+	/* A site of a group during a role change or a sync: reads meet its
+	 * lockout (DB_REP_LOCKOUT, or DB_LOCK_DEADLOCK through the retries):
+	 * 503, so the front tries another site. */
+	if (st->repl && (ret == DB_REP_LOCKOUT || ret == DB_LOCK_DEADLOCK ||
+	    ret == DB_LOCK_NOTGRANTED))
+		return kl_fail(err, KL_NOT_READY, "%s: %s (a replication role "
+		    "change or sync)", what, db_strerror(ret));
 	if (ret == DB_RUNRECOVERY || ret == EIO || ret == EROFS ||
 	    ret == ENOSPC || ret == EDQUOT)
 		atomic_store(&st->needs_restart, true);
@@ -909,7 +916,10 @@ store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
 			txn->abort(txn);
 			break;
 		}
-		if ((ret = fn(st, txn, arg, &wrote)) != 0)
+		if ((ret = fn(st, txn, arg, &wrote)) == 0 && st->repl &&
+		    durable && !wrote)
+			ret = store_repl_ack_mark(st, txn, &wrote);
+		if (ret != 0)
 			txn->abort(txn);
 		/* With sync durability, made durable below; otherwise the
 		 * environment's flags say what a commit writes. A site of

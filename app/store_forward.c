@@ -58,10 +58,12 @@ enum fwd_op {
 	FWD_CODE_ABANDON,
 	FWD_POSITION,		/* not a write: the end of the site's log */
 	FWD_USER_GET,		/* reads a replica missed (it may lag) */
-	FWD_SESSION_GET
+	FWD_SESSION_GET,
+	FWD_SESSION_OPEN
 };
 
 static __thread bool	in_dispatch;	/* this thread runs a forwarded write */
+static __thread bool	fwd_unavail;	/* the last send found no connection */
 
 /* ------------------------------------------------------------ the codec */
 
@@ -336,12 +338,13 @@ exchange_on(struct store *st, DB_CHANNEL *ch, struct fwd_buf *req,
 	store_busy_enter(st);
 	ret = ch->send_request(ch, &msg, 1, &reply, wait, 0);
 	store_busy_leave(st);
+	fwd_unavail = ret == DB_REP_UNAVAIL;
 	if (ret != 0) {
 		metrics_store_failure();
 		return kl_fail(err, ret == DB_REP_UNAVAIL ? KL_NO_MASTER :
-		    KL_NOT_DURABLE, "forwarded write: %s", ret == DB_TIMEOUT ?
-		    "the master did not answer in time (it may have done it)" :
-		    db_strerror(ret));
+		    KL_NOT_DURABLE, "forwarded write: %s (it may have been "
+		    "done)", ret == DB_TIMEOUT ? "the master did not answer in "
+		    "time" : db_strerror(ret));
 	}
 	rb->p = resp;
 	rb->size = reply.size;
@@ -360,16 +363,55 @@ exchange_on(struct store *st, DB_CHANNEL *ch, struct fwd_buf *req,
 	return rc == 0 ? 0 : -1;
 }
 
+/* A channel whose master connection broke (the master's replication
+ * process restarted, another site was elected) keeps failing with
+ * DB_REP_UNAVAIL in 5.3: it caches the dead connection. The process's
+ * channel is then replaced (the old one is kept open, other threads may
+ * hold it, and closed with the environment) and the request tried once
+ * more. */
+static DB_CHANNEL *
+channel_renew(struct store *st, DB_CHANNEL *dead)
+{
+	DB_CHANNEL	*ch = NULL;
+	int		 ret;
+
+	pthread_mutex_lock(&st->fwd_lock);
+	if (st->fwd_chan == dead) {
+		if (st->fwd_nold == STORE_FWD_OLD_CHANNELS) {
+			/* The oldest: its senders have long timed out. */
+			st->fwd_old[0]->close(st->fwd_old[0], 0);
+			memmove(st->fwd_old, st->fwd_old + 1,
+			    sizeof(st->fwd_old[0]) * (size_t)--st->fwd_nold);
+		}
+		st->fwd_old[st->fwd_nold++] = dead;
+		st->fwd_chan = NULL;
+		if ((ret = st->env->repmgr_channel(st->env, DB_EID_MASTER,
+		    &ch, 0)) == 0)
+			st->fwd_chan = ch;
+		else
+			log_warn("replication: no channel to the master: %s",
+			    db_strerror(ret));
+	}
+	ch = st->fwd_chan;
+	pthread_mutex_unlock(&st->fwd_lock);
+	return ch;
+}
+
 static int
 exchange(struct store *st, struct fwd_buf *req, unsigned char *resp,
     size_t resp_size, struct fwd_buf *rb, struct kl_error *err)
 {
 	DB_CHANNEL	*ch;
+	int		 rc;
 
 	if ((ch = channel(st)) == NULL)
 		return kl_fail(err, KL_NO_MASTER, "no channel to the master");
-	return exchange_on(st, ch, req, resp, resp_size, rb,
+	rc = exchange_on(st, ch, req, resp, resp_size, rb,
 	    store_forward_timeout_ms(), err);
+	if (rc == -1 && fwd_unavail && (ch = channel_renew(st, ch)) != NULL)
+		rc = exchange_on(st, ch, req, resp, resp_size, rb,
+		    store_forward_timeout_ms(), err);
+	return rc;
 }
 
 #define REQ_START(b, buf, op) do {					\
@@ -624,6 +666,27 @@ store_forward_position(struct store *st, int eid, uint32_t *file,
 }
 
 int
+store_forward_session_open(struct store *st, const struct store_session_new *n,
+    uint64_t user_id, int64_t kakao_id, time_t now, struct store_session *out,
+    struct kl_error *err)
+{
+	unsigned char	buf[FWD_MAX], resp[FWD_MAX];
+	struct fwd_buf	b, rb;
+
+	memset(out, 0, sizeof(*out));
+	REQ_START(b, buf, FWD_SESSION_OPEN);
+	put_bytes(&b, n->sid, STORE_SID_LEN);
+	put_bytes(&b, n->tag, STORE_TAG_LEN);
+	put_u64(&b, user_id);
+	put_u64(&b, (uint64_t)kakao_id);
+	put_u64(&b, (uint64_t)(int64_t)now);
+	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
+		return -1;
+	get_session(&rb, out);
+	return results_ok(&rb, err);
+}
+
+int
 store_forward_user_get(struct store *st, bool by_id, uint64_t id,
     struct store_user *user, struct kl_error *err)
 {
@@ -663,7 +726,7 @@ store_forward_session_get(struct store *st,
  * not decode: -1 with KL_INTERNAL and nothing run. */
 static int
 run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
-    struct kl_error *err)
+    bool dry, struct kl_error *err)
 {
 	char			 nick[MAX_NICKNAME + 1], email[MAX_EMAIL + 1];
 	char			 image[MAX_PROFILE_IMAGE + 1];
@@ -699,6 +762,8 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		}
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		in.nickname = flags & 1 ? nick : NULL;
 		in.email = flags & 2 ? email : NULL;
 		in.profile_image = flags & 4 ? image : NULL;
@@ -713,6 +778,8 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		ri.now = (time_t)(int64_t)get_u64(q);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		ri.tags = (const unsigned char (*)[STORE_TAG_LEN])tags;
 		ri.ntags = n;
 		rc = store_session_refresh(st, &ri, &ro, err);
@@ -728,6 +795,8 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		now = (time_t)(int64_t)get_u64(q);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		return store_session_revoke(st, sid, a64,
 		    (enum store_session_reason)reason, now, err);
 	case FWD_REVOKE_REFRESH:
@@ -735,6 +804,8 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		now = (time_t)(int64_t)get_u64(q);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		rc = store_session_revoke_refresh(st,
 		    (const unsigned char (*)[STORE_TAG_LEN])tags, n, now, &a64,
 		    err);
@@ -746,6 +817,8 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		now = (time_t)(int64_t)get_u64(q);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		rc = store_session_revoke_user(st, a64,
 		    (enum store_session_reason)reason, now, &n, err);
 		put_u64(rb, (uint64_t)n);
@@ -756,6 +829,8 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		b64 = get_u64(q);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		rc = store_user_delete(st, a64, now, (long)b64, &u, &more,
 		    err);
 		put_user(rb, &u);
@@ -766,6 +841,8 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		now = (time_t)(int64_t)get_u64(q);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		rc = store_user_unlink(st, (int64_t)a64, now, &known, &b64,
 		    &more, err);
 		put_u8(rb, known);
@@ -776,6 +853,8 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		a64 = get_u64(q);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		return store_unlink_done(st, (int64_t)a64, err);
 	case FWD_CODE_CLAIM:
 		get_bytes(q, tag, STORE_TAG_LEN);
@@ -785,6 +864,8 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		now = (time_t)(int64_t)get_u64(q);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		rc = store_code_claim(st, tag, has ? vtag : NULL, now, &oc,
 		    err);
 		put_outcome(rb, &oc);
@@ -799,6 +880,8 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 		now = (time_t)(int64_t)get_u64(q);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		return store_code_finish(st, tag, has ? &oc : NULL,
 		    (int64_t)a64, b64, now, err);
 	case FWD_CODE_ABANDON:
@@ -808,24 +891,46 @@ run_op(struct store *st, unsigned op, struct fwd_buf *q, struct fwd_buf *rb,
 			get_outcome(q, &oc);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		return store_code_abandon(st, tag, has ? &oc : NULL, err);
 	case FWD_USER_GET:
 		has = get_u8(q) != 0;
 		a64 = get_u64(q);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		rc = has ? store_user_get_by_id(st, a64, &u, err) :
 		    store_user_get(st, (int64_t)a64, &u, err);
 		put_user(rb, &u);
+		return rc;
+	case FWD_SESSION_OPEN:
+		get_bytes(q, sn.sid, STORE_SID_LEN);
+		get_bytes(q, sn.tag, STORE_TAG_LEN);
+		a64 = get_u64(q);
+		b64 = get_u64(q);
+		now = (time_t)(int64_t)get_u64(q);
+		if (q->bad)
+			break;
+		if (dry)
+			return 0;
+		rc = store_session_open(st, &sn, a64, (int64_t)b64, now,
+		    &ro.session, err);
+		put_session(rb, &ro.session);
 		return rc;
 	case FWD_SESSION_GET:
 		get_bytes(q, sid, STORE_SID_LEN);
 		if (q->bad)
 			break;
+		if (dry)
+			return 0;
 		rc = store_session_get(st, sid, &ro.session, err);
 		put_session(rb, &ro.session);
 		return rc;
 	case FWD_POSITION:
+		if (dry)
+			return 0;
 		if (store_log_end(st, &file, &offset, err) == -1)
 			return -1;
 		put_u64(rb, file);
@@ -867,7 +972,7 @@ store_forward_dispatch(DB_ENV *env, DB_CHANNEL *ch, DBT *request,
 		else {
 			op = get_u8(&q);
 			in_dispatch = true;
-			rc = run_op(st, op, &q, &rb, &err);
+			rc = run_op(st, op, &q, &rb, false, &err);
 			in_dispatch = false;
 		}
 	}
@@ -892,7 +997,99 @@ store_forward_dispatch(DB_ENV *env, DB_CHANNEL *ch, DBT *request,
 void
 store_forward_close(struct store *st)
 {
+	int	i;
+
 	if (st->fwd_chan != NULL)
 		st->fwd_chan->close(st->fwd_chan, 0);
 	st->fwd_chan = NULL;
+	for (i = 0; i < st->fwd_nold; i++)
+		st->fwd_old[i]->close(st->fwd_old[i], 0);
+	st->fwd_nold = 0;
+}
+
+/* ---------------------------------------------------- the fuzz target's */
+
+/* The results of op as a replica reads them (the store_forward_* above). */
+static void
+reply_results(unsigned op, struct fwd_buf *rb)
+{
+	struct store_user		u;
+	struct store_session		ss;
+	struct store_code_outcome	o;
+	unsigned char			tag[STORE_TAG_LEN];
+
+	switch (op) {
+	case FWD_LOGIN:
+	case FWD_USER_GET:
+		get_user(rb, &u);
+		break;
+	case FWD_REFRESH:
+		(void)get_u8(rb);
+		(void)get_u8(rb);
+		get_session(rb, &ss);
+		get_bytes(rb, tag, STORE_TAG_LEN);
+		break;
+	case FWD_REVOKE_REFRESH:
+	case FWD_REVOKE_USER:
+		(void)get_u64(rb);
+		break;
+	case FWD_DELETE:
+		get_user(rb, &u);
+		(void)get_u8(rb);
+		break;
+	case FWD_UNLINK:
+		(void)get_u8(rb);
+		(void)get_u64(rb);
+		(void)get_u8(rb);
+		break;
+	case FWD_CODE_CLAIM:
+		get_outcome(rb, &o);
+		break;
+	case FWD_SESSION_GET:
+	case FWD_SESSION_OPEN:
+		get_session(rb, &ss);
+		break;
+	case FWD_POSITION:
+		(void)get_u64(rb);
+		(void)get_u64(rb);
+		break;
+	default:
+		break;
+	}
+}
+
+int
+store_forward_decode_check(const unsigned char *buf, size_t len,
+    bool *request_ok, unsigned *nreplies_ok)
+{
+	unsigned char	 res[FWD_MAX];
+	struct fwd_buf	 q = { .p = (unsigned char *)buf, .size = len };
+	struct fwd_buf	 rb = { .p = res, .size = sizeof(res) };
+	struct kl_error	 err;
+	char		 detail[MAX_ERROR_DETAIL];
+	unsigned	 op;
+
+	/* As a request the master receives: decoded whole, nothing run. */
+	*request_ok = false;
+	if (get_u8(&q) == FWD_VERSION) {
+		op = get_u8(&q);
+		*request_ok = run_op(NULL, op, &q, &rb, true, &err) == 0 &&
+		    !q.bad;
+	}
+	/* As the reply to each op: the header, then that op's results. */
+	*nreplies_ok = 0;
+	for (op = FWD_LOGIN; op <= FWD_SESSION_OPEN; op++) {
+		struct fwd_buf	r = { .p = (unsigned char *)buf, .size = len };
+
+		if (get_u8(&r) != FWD_VERSION)
+			continue;
+		(void)get_u8(&r);
+		if (get_u8(&r) >= KL_STATUS_COUNT)
+			continue;
+		get_str(&r, detail, sizeof(detail));
+		reply_results(op, &r);
+		if (!r.bad)
+			(*nreplies_ok)++;
+	}
+	return 0;
 }

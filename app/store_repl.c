@@ -157,7 +157,8 @@ store_repl_env_setup(struct store *st, struct kl_error *err)
 	/* Heartbeats find a stopped master (SIGSTOP, a hung host) whose
 	 * connections stay open; a broken connection is found at once. */
 	if ((ret = env->repmgr_set_ack_policy(env, policy)) != 0 ||
-	    (ret = env->rep_set_priority(env,
+	    /* A tool never becomes master. */
+	    (ret = env->rep_set_priority(env, st->join ? 0 :
 	    (u_int32_t)c->repl_priority)) != 0 ||
 	    (ret = env->rep_set_timeout(env, DB_REP_ACK_TIMEOUT,
 	    (db_timeout_t)(c->repl_ack_timeout_ms * 1000))) != 0 ||
@@ -168,11 +169,7 @@ store_repl_env_setup(struct store *st, struct kl_error *err)
 	    (ret = env->rep_set_timeout(env, DB_REP_CONNECTION_RETRY,
 	    REPL_CONNECTION_RETRY_US)) != 0 ||
 	    (ret = env->rep_set_timeout(env, DB_REP_ELECTION_RETRY,
-	    REPL_ELECTION_RETRY_US)) != 0 ||
-	    /* A call during a role change or a client's sync fails at once
-	     * (DB_REP_LOCKOUT: 503) instead of waiting it out, which can
-	     * outlast the stuck-call watchdog. */
-	    (ret = env->rep_set_config(env, DB_REP_CONF_NOWAIT, 1)) != 0)
+	    REPL_ELECTION_RETRY_US)) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -189,6 +186,11 @@ store_repl_start(struct store *st, struct kl_error *err)
 		return 0;
 	ret = st->env->repmgr_start(st->env, REPL_MSG_THREADS,
 	    DB_REP_ELECTION);
+	/* A tool that found no replication process would be the site's:
+	 * it would listen, vote and leave again, a failover for nothing. */
+	if (ret == 0 && st->join)
+		return kl_fail(err, KL_NOT_READY, "this site's service is not "
+		    "running: the tool joins a running site of a group only");
 	if (ret == 0)
 		log_info("replication: this process is the site's replication "
 		    "process, listening on %s:%u", repl_cfg->repl_self.host,
@@ -198,6 +200,7 @@ store_repl_start(struct store *st, struct kl_error *err)
 		    ret == DB_REP_UNAVAIL ? "no site of repl_peers answers "
 		    "(the group is joined through one of them)" :
 		    db_strerror(ret));
+
 	atomic_store(&st->role_at, 0);
 	return 0;
 }
@@ -209,8 +212,8 @@ store_stuck_limit_ms(void)
 
 	if (repl_cfg == NULL)
 		return STORE_STUCK_MS;
-	repl = REPL_QUEUE_BLOCKS * repl_cfg->repl_ack_timeout_ms +
-	    REPL_STUCK_EXTRA_MS;
+	repl = REPL_STUCK_EPISODES * REPL_QUEUE_BLOCKS *
+	    repl_cfg->repl_ack_timeout_ms + REPL_STUCK_EXTRA_MS;
 	return repl > STORE_STUCK_MS ? repl : STORE_STUCK_MS;
 }
 
@@ -297,9 +300,42 @@ store_repl_nodelay(struct store *st)
 		}
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
+
 	}
 	closedir(d);
 	free(list);
+}
+
+/*
+ * A write that found nothing to change (a refresh repeated in its window,
+ * a second logout, a retried deletion) commits no log record, so its
+ * commit waits for no acknowledgement: the state it answers from may be
+ * one the group never acknowledged (a first try that ended NOT_DURABLE).
+ * On a group's master it writes one small record in probe.db instead,
+ * which makes its commit wait for the group like any write: an
+ * acknowledgement of a later log position covers every earlier one. A
+ * replica's read through the runner is left as it is.
+ */
+int
+store_repl_ack_mark(struct store *st, DB_TXN *txn, bool *wrote)
+{
+	DBT		key, data;
+	unsigned char	k[] = "ack", v[8];
+	int		ret;
+
+	memset(&key, 0, sizeof(key));
+	key.data = k;
+	key.size = 3;
+	store_put_u64(v, (uint64_t)kl_mono_ms());
+	memset(&data, 0, sizeof(data));
+	data.data = v;
+	data.size = sizeof(v);
+	ret = st->probe->put(st->probe, txn, &key, &data, 0);
+	if (ret == EACCES)
+		return 0;
+	if (ret == 0)
+		*wrote = true;
+	return ret;
 }
 
 void
@@ -322,7 +358,10 @@ store_repl_map(struct store *st, int ret)
 		return ret;
 	if (ret == DB_REP_HANDLE_DEAD)
 		atomic_store(&st->needs_restart, true);
-	if (ret == EACCES || ret == DB_REP_LOCKOUT || ret == DB_REP_UNAVAIL)
+	/* EACCES is a replica's refusal only where this site is not the
+	 * master: on the master it is a file's permissions, a real failure. */
+	if ((ret == EACCES && store_role(st) != STORE_ROLE_MASTER) ||
+	    ret == DB_REP_LOCKOUT || ret == DB_REP_UNAVAIL)
 		return STORE_NOT_MASTER;
 	return ret;
 }

@@ -467,14 +467,19 @@ store_session_open(struct store *st, const struct store_session_new *n,
     uint64_t user_id, int64_t kakao_id, time_t now,
     struct store_session *out, struct kl_error *err)
 {
-	struct open_arg	a = { n, user_id, kakao_id, now, false };
-	int		ret;
+	struct open_arg		a = { n, user_id, kakao_id, now, false };
+	enum store_write	where;
+	int			ret;
 
 	memset(out, 0, sizeof(*out));
 	if (!store_ready(st))
 		return store_not_open(st, err);
 	if (user_id == 0 || kakao_id <= 0)
 		return kl_fail(err, KL_STORE_FAILED, "session open: bad ids");
+	if ((where = store_write_where(st, err)) != STORE_WRITE_HERE)
+		return where == STORE_WRITE_FORWARD ?
+		    store_forward_session_open(st, n, user_id, kakao_id, now,
+		    out, err) : -1;
 	ret = store_txn_run(st, 0, true, open_attempt, &a);
 	if (ret == DB_NOTFOUND && a.no_user)
 		return kl_fail(err, KL_NOT_FOUND, "session open: no user %llu "

@@ -72,6 +72,7 @@
 #define REPL_CONNECTION_RETRY_US 500000	/* reconnect to a lost site */
 #define REPL_ELECTION_RETRY_US  1000000	/* a failed election is tried again */
 #define STORE_ROLE_CACHE_MS   100	/* store_role() reads the engine this often */
+#define STORE_FWD_OLD_CHANNELS 64	/* replaced master channels kept until the end */
 #define FWD_MAX              8192	/* a forwarded write, or its reply, bytes */
 #define FWD_EXTRA_MS         1000	/* a forward waits repl_ack_timeout_ms + this */
 #define FWD_POSITION_TIMEOUT_MS 1000	/* kakao-login-admin group asks each site this long */
@@ -159,9 +160,11 @@
 #define STORE_STUCK_MS       8000
 /* Berkeley DB 5.3 blocks a commit up to 10 x the ack time-out on a site's
  * full output queue (a stopped, not dead, site) before it marks the
- * connection congested: a site of a group waits that, plus this, before
- * it calls a store call stuck (store_stuck_limit_ms). */
+ * connection congested; a call queued at the gate behind two such commits
+ * waits three of them. A site of a group waits that, plus the extra,
+ * before it calls a store call stuck (store_stuck_limit_ms). */
 #define REPL_QUEUE_BLOCKS      10
+#define REPL_STUCK_EPISODES     3
 #define REPL_STUCK_EXTRA_MS  2000
 #define STORE_BUSY_SLOTS   (MAX_THREADS + 16)	/* threads the stuck-call watch follows at once */
 #define STORE_MAX_LOCKS     50000	/* lock table of the environment, locks and objects */

@@ -69,6 +69,10 @@ int	store_forward_code_abandon(struct store *st,
 	    const unsigned char tag[STORE_TAG_LEN],
 	    const struct store_code_outcome *claim, struct kl_error *err);
 
+int	store_forward_session_open(struct store *st,
+	    const struct store_session_new *n, uint64_t user_id,
+	    int64_t kakao_id, time_t now, struct store_session *out,
+	    struct kl_error *err);
 /* Reads a replica missed (it may lag behind what a quorum acknowledged):
  * asked of the master before a replica answers NOT_FOUND. */
 int	store_forward_user_get(struct store *st, bool by_id, uint64_t id,
@@ -86,6 +90,11 @@ int	store_log_end(struct store *st, uint32_t *file, uint32_t *offset,
 /* The master's side: repmgr's message dispatch callback. */
 void	store_forward_dispatch(DB_ENV *env, DB_CHANNEL *ch, DBT *request,
 	    u_int32_t nrequest, u_int32_t cb_flags);
+/* The fuzz target's door (test/fuzz/fuzz_forward.c): decodes len bytes
+ * as a forwarded request (*request_ok: it decodes whole; nothing is run)
+ * and as the reply to each op (*nreplies_ok: how many decode). */
+int	store_forward_decode_check(const unsigned char *buf, size_t len,
+	    bool *request_ok, unsigned *nreplies_ok);
 /* Closes the process's channel (before the environment closes). */
 void	store_forward_close(struct store *st);
 /* How long a replica waits for the master's reply. */

@@ -54,6 +54,10 @@ struct store {
 	 * the first forwarded write under fwd_lock. */
 	pthread_mutex_t		 fwd_lock;
 	DB_CHANNEL		*fwd_chan;
+	/* Channels replaced after their connection broke, closed with the
+	 * environment (threads may still be sending on them). */
+	DB_CHANNEL		*fwd_old[STORE_FWD_OLD_CHANNELS];
+	int			 fwd_nold;
 	/* A restore or init (app/store_backup.c): a new environment despite
 	 * a mark that says ids were handed out. */
 	bool			 allow_new;
@@ -121,6 +125,8 @@ int		store_repl_env_setup(struct store *st, struct kl_error *err);
 /* After env->open: repmgr_start (this process the replication process
  * or a subordinate). */
 int		store_repl_start(struct store *st, struct kl_error *err);
+/* A no-op write's record that makes its commit wait for the group. */
+int		store_repl_ack_mark(struct store *st, DB_TXN *txn, bool *wrote);
 /* Around a commit: clear, then ask whether the group acknowledged it. */
 void		store_repl_commit_begin(void);
 bool		store_repl_commit_failed(void);

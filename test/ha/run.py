@@ -216,6 +216,7 @@ class Load:
 
 
 KID_BASE = 5_000_000
+CATCH_UP_S = 60     # a site's catch-up, an election's settling, at most
 
 
 def setup(sites_n=SITES):
@@ -257,9 +258,25 @@ def admin_group(site):
     return json.loads(p.stdout), None
 
 
+def group_settled(sites):
+    """Every site's view: the same one master, every site connected."""
+    views = [admin_group(s)[0] for s in sites]
+    if any(v is None for v in views):
+        return False
+    masters = set()
+    for v in views:
+        ms = [x["port"] for x in v["sites"] if x["role"] == "master"]
+        if len(ms) != 1 or not all(x["connected"] for x in v["sites"]):
+            return False
+        masters.add(ms[0])
+    return len(masters) == 1
+
+
 def check_group(run, sites):
-    """Each site's kakao-login-admin group: every site, one master, all
-    connected, the replicas' lag."""
+    """Each site's kakao-login-admin group, once the group settled (an
+    election may be under way): every site, one master, all connected,
+    the replicas' lag."""
+    wait_until(lambda: group_settled(sites), CATCH_UP_S)
     for s in sites:
         g, why = admin_group(s)
         if g is None:
@@ -627,10 +644,15 @@ def compare(run, sites, load):
     shared = {u: k for u, k in owners.items() if len(k) > 1}
     check(name("no user id went to two Kakao ids"), not shared,
           "%r" % dict(list(shared.items())[:5]))
-    # Let the replicas apply the last commits.
-    time.sleep(2)
     for s in sites:
-        users = users_of(s)
+        # A quorum acknowledged each login; the other site catches up.
+        users = {}
+        deadline = time.monotonic() + CATCH_UP_S
+        while True:
+            users = users_of(s)
+            if all(k in users for k in acked) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         missing = [k for k in acked if k not in users]
         wrong = [k for k in acked if k in users and
                  users[k] not in acked[k]]
