@@ -33,7 +33,9 @@
  * to STORE_MAX_RETRIES times. At most STORE_MAX_ACTIVE
  * transactions run at once in a process (a semaphore): with a hundred
  * threads in the store at once, lock and mutex contention cut throughput by
- * a third to a half (make bench). Commits are made durable by a group
+ * a third to a half (make bench); STORE_MAX_ACTIVE_REPL on a site of a
+ * replication group, whose commits wait on the network for the replicas'
+ * acknowledgements (app/store_repl.c). Commits are made durable by a group
  * commit outside that gate. Knows nothing of JSON, HTTP or Kakao.
  * Thread-safe: handles are opened with DB_THREAD, and each call uses its own
  * DBTs and transaction.
@@ -710,7 +712,8 @@ store_make(struct store **out, const char *home,
 		free(st);
 		return -1;
 	}
-	if (sem_init(&st->gate, 0, STORE_MAX_ACTIVE) == -1) {
+	if (sem_init(&st->gate, 0, store_repl_on() ? STORE_MAX_ACTIVE_REPL :
+	    STORE_MAX_ACTIVE) == -1) {
 		free(st);
 		return kl_fail(err, KL_STORE_FAILED, "sem_init: %s",
 		    strerror(errno));

@@ -150,6 +150,10 @@
 /* Store. */
 #define STORE_MAX_RETRIES       8	/* deadlock retries per transaction */
 #define STORE_MAX_ACTIVE        2	/* transactions in flight per process */
+/* A site of a group: a commit waits for the replicas' acknowledgements
+ * (a network round trip, not the CPU), and the master's replication
+ * process runs every forwarded write: more may be in flight. */
+#define STORE_MAX_ACTIVE_REPL  16
 #define STORE_SEQ_CACHE        16	/* user ids a process reserves at once: one id mark write each */
 #define STORE_MARK_WAIT_MS   3000	/* an open waits this long on another's id mark lock */
 #define STORE_CACHE_BYTES    (16 * 1024 * 1024)
