@@ -358,6 +358,16 @@ site_equal(const struct config_site *a, const struct config_site *b)
 	return a->port == b->port && strcasecmp(a->host, b->host) == 0;
 }
 
+/* The next space-separated entry of a list value: *p moves to its first
+ * byte; returns its length (0: no more). The caller steps past it. */
+static size_t
+next_entry(const char **p)
+{
+	while (**p == ' ' || **p == '\t')
+		(*p)++;
+	return strcspn(*p, " \t");
+}
+
 /* repl_peers: up to MAX_REPL_PEERS sites, none twice; a refused list
  * leaves cfg as it was. */
 static int
@@ -368,12 +378,7 @@ sites_set(struct config *cfg, const char *v, struct kl_error *err)
 	size_t			 len;
 	int			 n = 0, i;
 
-	for (;;) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '\0')
-			break;
-		len = strcspn(p, " \t");
+	while ((len = next_entry(&p)) > 0) {
 		if (n == MAX_REPL_PEERS)
 			return kl_fail(err, KL_BAD_CONFIG, "repl_peers: more "
 			    "than %d entries", MAX_REPL_PEERS);
@@ -409,12 +414,7 @@ list_set(struct config *cfg, const struct config_key *k, const char *v,
 	    MAX_NATIVE_APP_KEYS;
 	width = uris ? MAX_URL_LEN : origins ? MAX_ORIGIN_LEN :
 	    MAX_APP_KEY + 1;
-	for (;;) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '\0')
-			break;
-		len = strcspn(p, " \t");
+	while ((len = next_entry(&p)) > 0) {
 		if (n == max)
 			return kl_fail(err, KL_BAD_CONFIG, "%s: more than %d "
 			    "entries", k->name, max);

@@ -83,9 +83,6 @@ int	store_forward_session_get(struct store *st,
 /* Not a write: asks site eid for the end of its log (store_repl_group). */
 int	store_forward_position(struct store *st, int eid, uint32_t *file,
 	    uint32_t *offset, struct kl_error *err);
-/* The end of this site's log. */
-int	store_log_end(struct store *st, uint32_t *file, uint32_t *offset,
-	    struct kl_error *err);
 
 /* The master's side: repmgr's message dispatch callback. */
 void	store_forward_dispatch(DB_ENV *env, DB_CHANNEL *ch, DBT *request,
@@ -97,7 +94,5 @@ int	store_forward_decode_check(const unsigned char *buf, size_t len,
 	    bool *request_ok, unsigned *nreplies_ok);
 /* Closes the process's channel (before the environment closes). */
 void	store_forward_close(struct store *st);
-/* How long a replica waits for the master's reply. */
-long	store_forward_timeout_ms(void);
 
 #endif

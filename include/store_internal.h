@@ -130,6 +130,12 @@ int		store_repl_ack_mark(struct store *st, DB_TXN *txn, bool *wrote);
 /* Around a commit: clear, then ask whether the group acknowledged it. */
 void		store_repl_commit_begin(void);
 bool		store_repl_commit_failed(void);
+/* The end of this site's log (kakao-login-admin group, and the
+ * master's answer to a position request). */
+int		store_log_end(struct store *st, uint32_t *file,
+		    uint32_t *offset, struct kl_error *err);
+/* How long a replica waits for the master's reply to a forward. */
+long		store_forward_timeout_ms(void);
 /* TCP_NODELAY on repmgr's sockets (store_maintain, every tick). */
 void		store_repl_nodelay(struct store *st);
 /* A write's Berkeley DB error as STORE_NOT_MASTER where a replica's. */
