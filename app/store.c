@@ -557,8 +557,9 @@ env_handle_open(struct store *st, struct kl_error *err)
 	    (ret = st->env->set_lk_max_locks(st->env, STORE_MAX_LOCKS)) != 0 ||
 	    (ret = st->env->set_lk_max_objects(st->env,
 	    STORE_MAX_LOCKS)) != 0 ||
+	    /* A group's site removes its own (store_repl_log_trim). */
 	    (ret = st->env->log_set_config(st->env, DB_LOG_AUTO_REMOVE,
-	    1)) != 0) {
+	    store_repl_on() ? 0 : 1)) != 0) {
 		kl_fail(err, KL_STORE_FAILED, "environment settings: %s",
 		    db_strerror(ret));
 		goto fail;
@@ -1241,6 +1242,8 @@ store_maintain(struct store *st, struct kl_error *err)
 	if ((ret = st->env->lock_detect(st->env, 0, DB_LOCK_EXPIRE,
 	    NULL)) == 0 && writable)
 		ret = st->env->txn_checkpoint(st->env, 1024, 1, 0);
+	if (ret == 0)
+		ret = store_repl_log_trim(st);
 	store_busy_leave(st);
 	if (ret != 0)
 		return store_fail(st, ret, "maintenance", err);

@@ -311,6 +311,27 @@ store_write_where(struct store *st, struct kl_error *err)
 	return STORE_WRITE_REFUSED;
 }
 
+/* A reply's header: its version, the master's rc (*rc) and error (into
+ * err). Returns 0 with rb at the op's results, or -1 with KL_INTERNAL
+ * when the header does not decode. */
+static int
+reply_open(struct fwd_buf *rb, unsigned *rc, struct kl_error *err)
+{
+	unsigned	status;
+
+	if (get_u8(rb) != FWD_VERSION)
+		return kl_fail(err, KL_INTERNAL, "forwarded write: a reply "
+		    "of another version");
+	*rc = get_u8(rb);
+	status = get_u8(rb);
+	get_str(rb, err->detail, sizeof(err->detail));
+	if (rb->bad || status >= KL_STATUS_COUNT)
+		return kl_fail(err, KL_INTERNAL, "forwarded write: a reply "
+		    "that does not decode");
+	err->status = (enum kl_status)status;
+	return 0;
+}
+
 /* Sends req to the master and opens its reply: 0 with *rb positioned at
  * the op's results (rb->p is resp, which the caller owns), or -1 with err
  * filled (the master's own failure, or the trip's). */
@@ -321,7 +342,7 @@ exchange_on(struct store *st, DB_CHANNEL *ch, struct fwd_buf *req,
 {
 	DBT		 msg, reply;
 	db_timeout_t	 wait;
-	unsigned	 rc, status;
+	unsigned	 rc;
 	int		 ret;
 
 	if (req->bad)
@@ -350,16 +371,8 @@ exchange_on(struct store *st, DB_CHANNEL *ch, struct fwd_buf *req,
 	rb->size = reply.size;
 	rb->off = 0;
 	rb->bad = false;
-	if (get_u8(rb) != FWD_VERSION)
-		return kl_fail(err, KL_INTERNAL, "forwarded write: a reply "
-		    "of another version");
-	rc = get_u8(rb);
-	status = get_u8(rb);
-	get_str(rb, err->detail, sizeof(err->detail));
-	if (rb->bad || status >= KL_STATUS_COUNT)
-		return kl_fail(err, KL_INTERNAL, "forwarded write: a reply "
-		    "that does not decode");
-	err->status = (enum kl_status)status;
+	if (reply_open(rb, &rc, err) == -1)
+		return -1;
 	return rc == 0 ? 0 : -1;
 }
 
@@ -420,6 +433,39 @@ exchange(struct store *st, struct fwd_buf *req, unsigned char *resp,
 	put_u8(&(b), FWD_VERSION); put_u8(&(b), (op));			\
 } while (0)
 
+/* The results of the ops that answer more than a record, as a replica
+ * reads them: one decoder each, also run by the fuzz target. */
+static void
+res_refresh(struct fwd_buf *rb, struct store_refresh_out *out)
+{
+	out->state = (enum store_refresh_state)get_u8(rb);
+	out->key = (int)get_u8(rb) - 1;
+	get_session(rb, &out->session);
+	get_bytes(rb, out->successor, STORE_TAG_LEN);
+}
+
+static void
+res_delete(struct fwd_buf *rb, struct store_user *was, bool *more)
+{
+	get_user(rb, was);
+	*more = get_u8(rb) != 0;
+}
+
+static void
+res_unlink(struct fwd_buf *rb, bool *known, uint64_t *user_id, bool *more)
+{
+	*known = get_u8(rb) != 0;
+	*user_id = get_u64(rb);
+	*more = get_u8(rb) != 0;
+}
+
+static void
+res_position(struct fwd_buf *rb, uint32_t *file, uint32_t *offset)
+{
+	*file = (uint32_t)get_u64(rb);
+	*offset = (uint32_t)get_u64(rb);
+}
+
 /* The results after a successful exchange must decode too. */
 static int
 results_ok(struct fwd_buf *rb, struct kl_error *err)
@@ -473,10 +519,7 @@ store_forward_refresh(struct store *st, const struct store_refresh_in *in,
 	put_u64(&b, (uint64_t)(int64_t)in->now);
 	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
 		return -1;
-	out->state = (enum store_refresh_state)get_u8(&rb);
-	out->key = (int)get_u8(&rb) - 1;
-	get_session(&rb, &out->session);
-	get_bytes(&rb, out->successor, STORE_TAG_LEN);
+	res_refresh(&rb, out);
 	return results_ok(&rb, err);
 }
 
@@ -548,8 +591,7 @@ store_forward_delete(struct store *st, uint64_t user_id, time_t now,
 	put_u64(&b, (uint64_t)first_retry_s);
 	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
 		return -1;
-	get_user(&rb, was);
-	*more = get_u8(&rb) != 0;
+	res_delete(&rb, was, more);
 	return results_ok(&rb, err);
 }
 
@@ -567,9 +609,7 @@ store_forward_unlink(struct store *st, int64_t kakao_id, time_t now,
 	put_u64(&b, (uint64_t)(int64_t)now);
 	if (exchange(st, &b, resp, sizeof(resp), &rb, err) == -1)
 		return -1;
-	*known = get_u8(&rb) != 0;
-	*user_id = get_u64(&rb);
-	*more = get_u8(&rb) != 0;
+	res_unlink(&rb, known, user_id, more);
 	return results_ok(&rb, err);
 }
 
@@ -660,8 +700,7 @@ store_forward_position(struct store *st, int eid, uint32_t *file,
 	ch->close(ch, 0);
 	if (rc == -1)
 		return -1;
-	*file = (uint32_t)get_u64(&rb);
-	*offset = (uint32_t)get_u64(&rb);
+	res_position(&rb, file, offset);
 	return results_ok(&rb, err);
 }
 
@@ -1009,14 +1048,18 @@ store_forward_close(struct store *st)
 
 /* ---------------------------------------------------- the fuzz target's */
 
-/* The results of op as a replica reads them (the store_forward_* above). */
+/* The results of op as a replica reads them: the decoders the
+ * store_forward_* above call, into scratch. */
 static void
 reply_results(unsigned op, struct fwd_buf *rb)
 {
 	struct store_user		u;
 	struct store_session		ss;
+	struct store_refresh_out	ro;
 	struct store_code_outcome	o;
-	unsigned char			tag[STORE_TAG_LEN];
+	uint64_t			id;
+	uint32_t			file, offset;
+	bool				known, more;
 
 	switch (op) {
 	case FWD_LOGIN:
@@ -1024,23 +1067,17 @@ reply_results(unsigned op, struct fwd_buf *rb)
 		get_user(rb, &u);
 		break;
 	case FWD_REFRESH:
-		(void)get_u8(rb);
-		(void)get_u8(rb);
-		get_session(rb, &ss);
-		get_bytes(rb, tag, STORE_TAG_LEN);
+		res_refresh(rb, &ro);
 		break;
 	case FWD_REVOKE_REFRESH:
 	case FWD_REVOKE_USER:
 		(void)get_u64(rb);
 		break;
 	case FWD_DELETE:
-		get_user(rb, &u);
-		(void)get_u8(rb);
+		res_delete(rb, &u, &more);
 		break;
 	case FWD_UNLINK:
-		(void)get_u8(rb);
-		(void)get_u64(rb);
-		(void)get_u8(rb);
+		res_unlink(rb, &known, &id, &more);
 		break;
 	case FWD_CODE_CLAIM:
 		get_outcome(rb, &o);
@@ -1050,8 +1087,7 @@ reply_results(unsigned op, struct fwd_buf *rb)
 		get_session(rb, &ss);
 		break;
 	case FWD_POSITION:
-		(void)get_u64(rb);
-		(void)get_u64(rb);
+		res_position(rb, &file, &offset);
 		break;
 	default:
 		break;
@@ -1066,8 +1102,7 @@ store_forward_decode_check(const unsigned char *buf, size_t len,
 	struct fwd_buf	 q = { .p = (unsigned char *)buf, .size = len };
 	struct fwd_buf	 rb = { .p = res, .size = sizeof(res) };
 	struct kl_error	 err;
-	char		 detail[MAX_ERROR_DETAIL];
-	unsigned	 op;
+	unsigned	 op, rc;
 
 	/* As a request the master receives: decoded whole, nothing run. */
 	*request_ok = false;
@@ -1081,12 +1116,8 @@ store_forward_decode_check(const unsigned char *buf, size_t len,
 	for (op = FWD_LOGIN; op <= FWD_SESSION_OPEN; op++) {
 		struct fwd_buf	r = { .p = (unsigned char *)buf, .size = len };
 
-		if (get_u8(&r) != FWD_VERSION)
+		if (reply_open(&r, &rc, &err) == -1)
 			continue;
-		(void)get_u8(&r);
-		if (get_u8(&r) >= KL_STATUS_COUNT)
-			continue;
-		get_str(&r, detail, sizeof(detail));
 		reply_results(op, &r);
 		if (!r.bad)
 			(*nreplies_ok)++;

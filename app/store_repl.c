@@ -307,6 +307,38 @@ store_repl_nodelay(struct store *st)
 }
 
 /*
+ * 5.3's automatic log removal (DB_LOG_AUTO_REMOVE, a single site's) takes a
+ * file as soon as this site's recovery no longer needs it, which on a
+ * master may be before a replica that lagged (a stopped or restarting
+ * site) has read it: that replica then needs a new copy of every database
+ * (internal init), and while it runs the replica's processes restart on
+ * each database it replaces. So a group's site removes them here, all but
+ * the newest REPL_LOG_KEEP_FILES. log_archive() lists them oldest first.
+ */
+int
+store_repl_log_trim(struct store *st)
+{
+	char	**list = NULL;
+	size_t	  n, i;
+	int	  ret;
+
+	if (!st->repl || st->env == NULL)
+		return 0;
+	if ((ret = st->env->log_archive(st->env, &list, DB_ARCH_ABS)) != 0)
+		return ret;
+	if (list == NULL)
+		return 0;
+	for (n = 0; list[n] != NULL; n++)
+		;
+	for (i = 0; i + REPL_LOG_KEEP_FILES < n; i++)
+		if (unlink(list[i]) == -1 && errno != ENOENT)
+			log_warn("replication: removing an old log file: %s",
+			    strerror(errno));
+	free(list);
+	return 0;
+}
+
+/*
  * A write that found nothing to change (a refresh repeated in its window,
  * a second logout, a retried deletion) commits no log record, so its
  * commit waits for no acknowledgement: the state it answers from may be

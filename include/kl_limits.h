@@ -170,6 +170,11 @@
 #define REPL_QUEUE_BLOCKS      10
 #define REPL_STUCK_EPISODES     3
 #define REPL_STUCK_EXTRA_MS  2000
+/* Log files a site of a group keeps beyond those its own recovery needs
+ * (store_repl_log_trim), so that a replica that lagged (stopped, slow,
+ * restarting) catches up from the master's log instead of needing a new
+ * copy of every database: 8 x 10 MB files, minutes of full load. */
+#define REPL_LOG_KEEP_FILES     8
 #define STORE_BUSY_SLOTS   (MAX_THREADS + 16)	/* threads the stuck-call watch follows at once */
 #define STORE_MAX_LOCKS     50000	/* lock table of the environment, locks and objects */
 

@@ -138,6 +138,10 @@ int		store_log_end(struct store *st, uint32_t *file,
 long		store_forward_timeout_ms(void);
 /* TCP_NODELAY on repmgr's sockets (store_maintain, every tick). */
 void		store_repl_nodelay(struct store *st);
+/* A group's site removes the log files its recovery no longer needs
+ * but the newest REPL_LOG_KEEP_FILES of them (store_maintain; a single
+ * site has 5.3 remove them itself). Returns 0 or a Berkeley DB error. */
+int		store_repl_log_trim(struct store *st);
 /* A write's Berkeley DB error as STORE_NOT_MASTER where a replica's. */
 int		store_repl_map(struct store *st, int ret);
 
