@@ -313,7 +313,8 @@ store_repl_nodelay(struct store *st)
  * site) has read it: that replica then needs a new copy of every database
  * (internal init), and while it runs the replica's processes restart on
  * each database it replaces. So a group's site removes them here, all but
- * the newest REPL_LOG_KEEP_FILES. log_archive() lists them oldest first.
+ * the newest REPL_LOG_KEEP_FILES, every REPL_LOG_TRIM_S. log_archive()
+ * lists them oldest first.
  */
 int
 store_repl_log_trim(struct store *st)
@@ -322,8 +323,10 @@ store_repl_log_trim(struct store *st)
 	size_t	  n, i;
 	int	  ret;
 
-	if (!st->repl || st->env == NULL)
+	if (!st->repl || st->env == NULL ||
+	    kl_mono_seconds() < st->next_trim)
 		return 0;
+	st->next_trim = kl_mono_seconds() + REPL_LOG_TRIM_S;
 	if ((ret = st->env->log_archive(st->env, &list, DB_ARCH_ABS)) != 0)
 		return ret;
 	if (list == NULL)

@@ -175,6 +175,9 @@
  * restarting) catches up from the master's log instead of needing a new
  * copy of every database: 8 x 10 MB files, minutes of full load. */
 #define REPL_LOG_KEEP_FILES     8
+/* How often it looks (log_archive lists db_home and reads the last
+ * checkpoint): files are 10 MB, a few seconds late is nothing. */
+#define REPL_LOG_TRIM_S        10
 #define STORE_BUSY_SLOTS   (MAX_THREADS + 16)	/* threads the stuck-call watch follows at once */
 #define STORE_MAX_LOCKS     50000	/* lock table of the environment, locks and objects */
 

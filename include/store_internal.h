@@ -93,6 +93,7 @@ struct store {
 	atomic_bool		 ready;
 	long long		 next_open;	/* store_maintain()'s thread only */
 	long long		 next_sweep;	/* store_maintain()'s thread only */
+	long long		 next_trim;	/* store_maintain()'s thread only */
 	/* Where the next code sweep starts: store_code_sweep()'s caller
 	 * only (one thread at a time). */
 	bool			 sweep_resume;
