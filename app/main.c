@@ -254,7 +254,10 @@ maintain_run(void *arg)
 			snprintf(last, sizeof(last), "%s", kerr.detail);
 			last_at = time(NULL);
 		}
-		usleep(MAINTAIN_US);
+		/* A store not open yet is tried again soon (its databases may
+		 * be there any moment); an open one is kept every tick. */
+		usleep(store_ready(m->store) ? MAINTAIN_US :
+		    STORE_DBS_RETRY_MS * 1000);
 	}
 	return NULL;
 }

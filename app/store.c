@@ -254,6 +254,12 @@ store_fail(struct store *st, int ret, const char *what, struct kl_error *err)
 	    ret == ENOSPC || ret == EDQUOT)
 		atomic_store(&st->needs_restart, true);
 	metrics_store_failure();
+	/* A site of a group whose process restarts (another process ran
+	 * recovery: a step-down's rollback restarted it): 503, so the front
+	 * tries another site. Nothing this call wrote was acknowledged. */
+	if (st->repl && ret == DB_RUNRECOVERY)
+		return kl_fail(err, KL_NOT_READY, "%s: %s (this site's "
+		    "processes restart)", what, db_strerror(ret));
 	return kl_fail(err, KL_STORE_FAILED, "%s: %s", what, db_strerror(ret));
 }
 
@@ -295,6 +301,22 @@ store_may_create(struct store *st)
 	return !st->repl || store_role(st) == STORE_ROLE_MASTER;
 }
 
+/*
+ * A database that would not open. A group's site keeps its environment
+ * while it tries its databases again, so when another process ran
+ * recovery (DB_RUNRECOVERY: a panic another process set, which fires no
+ * event here) the tries could never succeed: the process restarts. A
+ * single site closes its environment and opens it afresh.
+ */
+static int
+open_fail(struct store *st, int ret, const char *what, struct kl_error *err)
+{
+	if (st->repl && ret == DB_RUNRECOVERY)
+		atomic_store(&st->needs_restart, true);
+	return kl_fail(err, KL_STORE_FAILED, "%s: %s", what,
+	    db_strerror(ret));
+}
+
 /* dups: a secondary index with sorted duplicates (one key, many
  * records). */
 static int
@@ -305,8 +327,7 @@ store_open_db(struct store *st, DB **db, const char *file, DBTYPE type,
 
 	if ((ret = db_create(db, st->env, 0)) != 0) {
 		*db = NULL;
-		return kl_fail(err, KL_STORE_FAILED, "db_create: %s",
-		    db_strerror(ret));
+		return open_fail(st, ret, "db_create", err);
 	}
 	if (dups && (ret = (*db)->set_flags(*db, DB_DUP | DB_DUPSORT)) != 0)
 		return kl_fail(err, KL_STORE_FAILED, "%s: %s", file,
@@ -315,8 +336,7 @@ store_open_db(struct store *st, DB **db, const char *file, DBTYPE type,
 	    (store_may_create(st) ? DB_CREATE : 0) | DB_AUTO_COMMIT |
 	    DB_THREAD, 0660);
 	if (ret != 0)
-		return kl_fail(err, KL_STORE_FAILED, "%s: %s", file,
-		    db_strerror(ret));
+		return open_fail(st, ret, file, err);
 	return 0;
 }
 
@@ -591,8 +611,12 @@ env_handle_open(struct store *st, struct kl_error *err)
 		    db_strerror(ret));
 		goto fail;
 	}
-	if (store_repl_start(st, err) == -1)
+	if (store_repl_start(st, err) == -1) {
+		/* The process exits with it open (store_repl_start). */
+		if (store_needs_restart(st))
+			return -1;
 		goto fail;
+	}
 	return 0;
 fail:
 	env_close(st);
@@ -637,8 +661,7 @@ dbs_open(struct store *st, struct kl_error *err)
 	    st->sessions_by_user, index_session_user, 0)) != 0 ||
 	    (ret = st->refresh->associate(st->refresh, NULL,
 	    st->refresh_by_sid, index_token_sid, 0)) != 0)
-		return kl_fail(err, KL_STORE_FAILED, "associate an index: %s",
-		    db_strerror(ret));
+		return open_fail(st, ret, "associate an index", err);
 	/* A tool reads the index as it is (user id -> Kakao id) through a
 	 * handle of its own: through the associated one a read also locks
 	 * the user's record, index before record, the reverse of a login. */
@@ -646,8 +669,7 @@ dbs_open(struct store *st, struct kl_error *err)
 	    "users_by_id.db", DB_BTREE, false, err) == -1)
 		return -1;
 	if ((ret = seq_open(st)) != 0)
-		return kl_fail(err, KL_STORE_FAILED, "sequence open: %s",
-		    db_strerror(ret));
+		return open_fail(st, ret, "sequence open", err);
 	return 0;
 }
 
@@ -690,6 +712,21 @@ fail:
 	else
 		env_close(st);
 	return -1;
+}
+
+/*
+ * When store_maintain() tries a failed open again. A group's site keeps its
+ * environment open and only opens the databases again: cheap, and they
+ * appear any moment (the creating process of the site or the master's copy
+ * makes them), so soon; a process that answered 503 for a second beside
+ * one that answers was seen in make ha. Without an environment the next
+ * try opens it again (recovery, a full disk): once a second.
+ */
+static void
+open_retry_later(struct store *st)
+{
+	st->next_open = kl_mono_ms() + (st->env != NULL ?
+	    STORE_DBS_RETRY_MS : STORE_OPEN_RETRY_MS);
 }
 
 static int
@@ -740,7 +777,7 @@ store_make(struct store **out, const char *home,
 	if (env_open(st, err) == 0)
 		atomic_store(&st->ready, true);
 	else
-		st->next_open = kl_mono_seconds() + 1;
+		open_retry_later(st);
 	*out = st;
 	return 0;
 }
@@ -1222,10 +1259,13 @@ store_maintain(struct store *st, struct kl_error *err)
 	bool	writable;
 
 	if (!store_ready(st)) {
-		if (kl_mono_seconds() < st->next_open)
-			return store_not_open(st, err);
+		/* Between tries nothing fails: the last try's error was
+		 * reported, and a message alternating with it would defeat
+		 * the caller's repeat suppression. */
+		if (kl_mono_ms() < st->next_open || store_needs_restart(st))
+			return 0;
 		if (env_open(st, err) == -1) {
-			st->next_open = kl_mono_seconds() + 1;
+			open_retry_later(st);
 			return -1;
 		}
 		atomic_store(&st->ready, true);

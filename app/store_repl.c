@@ -169,7 +169,16 @@ store_repl_env_setup(struct store *st, struct kl_error *err)
 	    (ret = env->rep_set_timeout(env, DB_REP_CONNECTION_RETRY,
 	    REPL_CONNECTION_RETRY_US)) != 0 ||
 	    (ret = env->rep_set_timeout(env, DB_REP_ELECTION_RETRY,
-	    REPL_ELECTION_RETRY_US)) != 0)
+	    REPL_ELECTION_RETRY_US)) != 0 ||
+	    /* 5.3's default has a master's checkpoint sleep 30 s between
+	     * its cache flush and its log record (time for the replicas to
+	     * flush theirs), holding the checkpoint mutex: the maintenance
+	     * thread of every process waited in it past the stuck-call
+	     * limit, and each new master's processes restarted about 17 s
+	     * after its election (make ha). The replicas start their flush
+	     * at the master's START_SYNC, before its own flush. */
+	    (ret = env->rep_set_timeout(env, DB_REP_CHECKPOINT_DELAY,
+	    0)) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -186,6 +195,26 @@ store_repl_start(struct store *st, struct kl_error *err)
 		return 0;
 	ret = st->env->repmgr_start(st->env, REPL_MSG_THREADS,
 	    DB_REP_ELECTION);
+	/* 5.3 records the first caller as the site's replication process
+	 * before it binds repl_site, and a failed bind (the process it
+	 * replaces still holds the port while it exits) leaves the record:
+	 * every later repmgr_start of the site, this process's included,
+	 * is then a subordinate of nobody. Only the recovery that a
+	 * registered process's death causes clears it: so this process
+	 * waits a little (the old one is going, and multiwatch gives up on
+	 * a child that dies within a second of its start) and exits with
+	 * its environment open. System errors (> 0) are the ones that can
+	 * leave the record; 5.3's own codes come after the bind. */
+	if (ret > 0 && !st->join) {
+		log_warn("replication: cannot listen on %s:%u: %s; this process "
+		    "restarts (a previous replication process of this site "
+		    "still holding the port?)", repl_cfg->repl_self.host,
+		    repl_cfg->repl_self.port, db_strerror(ret));
+		usleep(REPL_LISTEN_RESTART_MS * 1000);
+		atomic_store(&st->needs_restart, true);
+		return kl_fail(err, KL_STORE_FAILED, "repmgr_start: %s; the "
+		    "process restarts", db_strerror(ret));
+	}
 	/* A tool that found no replication process would be the site's:
 	 * it would listen, vote and leave again, a failover for nothing. */
 	if (ret == 0 && st->join)

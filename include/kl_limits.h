@@ -158,6 +158,8 @@
 #define STORE_MARK_WAIT_MS   3000	/* an open waits this long on another's id mark lock */
 #define STORE_CACHE_BYTES    (16 * 1024 * 1024)
 #define STORE_LOCK_TIMEOUT_US  500000	/* a lock wait longer than this fails */
+#define STORE_OPEN_RETRY_MS  1000	/* a failed open of the environment, tried again */
+#define STORE_DBS_RETRY_MS     50	/* a group's site: its databases, tried again */
 /* A store call in flight this long: the process restarts. Within the 10 s
  * the README promises; the longest call that is not stuck, a transaction
  * through all its retries of 0.5 s lock waits, takes about 4 s. */
@@ -170,6 +172,10 @@
 #define REPL_QUEUE_BLOCKS      10
 #define REPL_STUCK_EPISODES     3
 #define REPL_STUCK_EXTRA_MS  2000
+/* A process that could not listen on repl_site waits this long before it
+ * restarts (store_repl_start): multiwatch (-t 1000) gives up on a child
+ * that keeps dying within a second of its start. */
+#define REPL_LISTEN_RESTART_MS 1200
 /* Log files a site of a group keeps beyond those its own recovery needs
  * (store_repl_log_trim), so that a replica that lagged (stopped, slow,
  * restarting) catches up from the master's log instead of needing a new

@@ -172,11 +172,12 @@ int	store_unlink_record_decode(int64_t kakao_id, const unsigned char *buf,
 	    size_t len, struct store_unlink_job *j);
 
 /* Called a few times a second by one thread: opens the environment if it
- * is not open yet (at most once a second), expires lock waits that timed
+ * is not open yet (tries STORE_OPEN_RETRY_MS apart, STORE_DBS_RETRY_MS
+ * where only the databases are missing), expires lock waits that timed
  * out, checkpoints (so old log files can go), and at most once a second
  * removes a batch of expired code records (store_code_sweep). It is also
  * how an idle process notices that another one ran recovery. Returns -1 on
- * failure. */
+ * failure, 0 between the tries of an open that failed. */
 int	store_maintain(struct store *st, struct kl_error *err);
 
 /* True once this process's handles are useless (another process ran

@@ -91,7 +91,7 @@ struct store {
 	 * read-only. */
 	struct store_session_policy policy;
 	atomic_bool		 ready;
-	long long		 next_open;	/* store_maintain()'s thread only */
+	long long		 next_open;	/* kl_mono_ms(); store_maintain()'s thread only */
 	long long		 next_sweep;	/* store_maintain()'s thread only */
 	long long		 next_trim;	/* store_maintain()'s thread only */
 	/* Where the next code sweep starts: store_code_sweep()'s caller

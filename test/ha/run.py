@@ -37,6 +37,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -60,9 +61,31 @@ def ok(name):
     print("ok - %s" % name, flush=True)
 
 
+# The sites of the run in progress: a failed check prints the end of
+# their logs, so that a failure in CI says what the sites did.
+current_sites = []
+LOG_TAIL_LINES = 12
+
+
+def log_tail(site, n=LOG_TAIL_LINES):
+    """The last n lines of a site's service log that are not request lines
+    or the warnings every start repeats."""
+    try:
+        with open(site.path("kakao-login.log"),
+                  errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return []
+    skip = (" req pid=", "BDB0196", "unencrypted")
+    return [ln[:200] for ln in lines if not any(k in ln for k in skip)][-n:]
+
+
 def not_ok(name, why):
     results["failed"] += 1
     print("not ok - %s: %s" % (name, why), flush=True)
+    for s in current_sites:
+        for ln in log_tail(s):
+            print("#   site %d: %s" % (s.n, ln), flush=True)
 
 
 def check(name, cond, why=""):
@@ -86,6 +109,7 @@ class Site(stack.Env):
 
     def __init__(self, n, repl_ports, fake_port=None):
         self.n = n
+        self.repl_port = repl_ports[n - 1]
         peers = [] if n == 1 else ["127.0.0.1:%d" % repl_ports[0]]
         extra = ["repl_site = 127.0.0.1:%d" % repl_ports[n - 1],
                  # A stopped site blocks the master's commits up to 10
@@ -217,11 +241,14 @@ class Load:
 
 KID_BASE = 5_000_000
 CATCH_UP_S = 60     # a site's catch-up, an election's settling, at most
+# store_stuck_limit_ms() with repl_ack_timeout_ms = 500: 3 x 10 x 0.5 s + 2 s.
+STUCK_LIMIT_S = 17
 
 
 def setup(sites_n=SITES):
     repl_ports = [stack.free_port() for _ in range(sites_n)]
     sites = [Site(i + 1, repl_ports) for i in range(sites_n)]
+    current_sites[:] = sites
     first = sites[0]
     for s in sites:
         s.setup()
@@ -581,6 +608,11 @@ def run_once(run):
              "login, %d failed requests" % (run, gap, failed))
         figures["stop"].append((gap, failed))
         load.stop()
+        for s in sites:
+            if s.n != m2:
+                text = open(s.path("kakao-login.log"), errors="replace").read()
+                check(name("site %d called no store call stuck" % s.n),
+                      "a store call in flight" not in text)
         compare(run, sites, load)
         check_group(run, sites)
         secrets_in_logs(run, sites, load)
@@ -641,6 +673,11 @@ def compare(run, sites, load):
             acked[kid].add(uid)
             owners[uid].add(kid)
     note("run %d: answers by status: %s" % (run, dict(sorted(codes.items()))))
+    # A failover fails requests only in ways a client may retry: the
+    # front's 502 (no site took it) and a site's 503 (no master, not
+    # durable, restarting); a 500 says a store failed for good.
+    other = {c: n for c, n in codes.items() if c not in (200, 502, 503)}
+    check(name("every failed login a 502 or a 503"), not other, "%r" % other)
     two = {k: v for k, v in acked.items() if len(v) > 1}
     check(name("no Kakao id got two user ids (%d acknowledged ids)" %
                len(acked)), not two, "%r" % dict(list(two.items())[:5]))
@@ -666,12 +703,101 @@ def compare(run, sites, load):
               "missing %r, wrong %r" % (missing[:5], wrong[:5]))
 
 
+def port_taken():
+    """A site whose replication port is still held when it starts (the
+    replication process it replaces still exiting, or another program)
+    listens once the port is free: 5.3 records a process as the site's
+    replication process before it binds, and a process that failed to
+    bind stayed recorded, so every later process of the site became a
+    subordinate of nobody."""
+    name = lambda what: "port taken: %s" % what  # noqa: E731
+    sites = setup(1)
+    s = sites[0]
+    hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hold.bind(("127.0.0.1", s.repl_port))
+        hold.listen(1)
+        start_site(s)
+        time.sleep(2)
+        check(name("no master while another holds the port"),
+              role(s) != "master", "role %r" % role(s))
+        hold.close()
+        check(name("the site listens once the port is free"),
+              wait_until(lambda: repl_listens(s.repl_port), 20))
+        check(name("and becomes the master"),
+              wait_until(lambda: role(s) == "master", 20),
+              "role %r" % role(s))
+        check(name("a login gets 200"),
+              wait_until(lambda: login(s.port, KID_BASE)[0] == 200, 20))
+        text = open(s.path("kakao-login.log"), errors="replace").read()
+        check(name("the log says why"), "Address already in use" in text)
+        checkpoint_stall(s)
+    finally:
+        hold.close()
+        stack.procs.stop_all()
+        if not os.environ.get("KEEP_TMP"):
+            shutil.rmtree(s.dir, ignore_errors=True)
+
+
+def checkpoint_stall(s):
+    """A master's checkpoint returns: with Berkeley DB 5.3's default it
+    slept 30 s holding the checkpoint mutex (DB_REP_CHECKPOINT_DELAY), and
+    the stuck-call watch restarted every process of the master about 17 s
+    after its first checkpoint. The lone master writes a few MB of log (a
+    checkpoint each MB) and is watched past that limit."""
+    name = lambda what: "checkpoint: %s" % what  # noqa: E731
+    with open(s.path("kakao-login.log"), "rb") as fh:
+        seen = len(fh.read())
+    kids = iter(range(KID_BASE + 2_000_000, KID_BASE + 2_004_000))
+    lock = threading.Lock()
+    bad = []
+
+    def worker():
+        while True:
+            with lock:
+                kid = next(kids, None)
+            if kid is None:
+                return
+            st = login(s.port, kid)[0]
+            if st != 200:
+                bad.append(st)
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(name("4000 new users on the lone master"), not bad,
+          "statuses %r" % bad[:5])
+    deadline = time.monotonic() + STUCK_LIMIT_S + 3
+    while time.monotonic() < deadline:
+        st = login(s.port, KID_BASE)[0]
+        if st != 200:
+            bad.append(st)
+        time.sleep(0.5)
+    with open(s.path("kakao-login.log"), "rb") as fh:
+        text = fh.read()[seen:].decode(errors="replace")
+    check(name("no store call called stuck past %d s" % STUCK_LIMIT_S),
+          "a store call in flight" not in text and "died, respawn"
+          not in text, "; ".join(log_tail(s, 4)))
+    check(name("logins answer throughout"), not bad, "statuses %r" % bad[:5])
+
+
+def repl_listens(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--runs", type=int, default=1)
     a = ap.parse_args()
     stack.set_build(a.build)
+    port_taken()
     for run in range(1, a.runs + 1):
         run_once(run)
     for what, rows in figures.items():
