@@ -86,7 +86,7 @@ usage_text(FILE *f)
 	    "  sessions list USER_ID\n"
 	    "  sessions revoke SID | sessions revoke --user USER_ID\n"
 	    "  stats\n"
-	    "  group\n"
+	    "  group | group remove HOST:PORT    (a stopped site)\n"
 	    "  verify\n"
 	    "  checkpoint\n"
 	    "  backup DIR\n"
@@ -460,6 +460,27 @@ cmd_group(struct admin *a, int argc, char **argv)
 	if (m == NULL && puts("no master known (an election?)") == EOF)
 		return 1;
 	return 0;
+}
+
+/* The exits are those of the other commands: 3 for a site the group does
+ * not have, 1 for a refusal (this site, the master, a running site). */
+static int
+cmd_group_remove(struct admin *a, int argc, char **argv)
+{
+	struct config_site	site;
+	struct kl_error		kerr;
+
+	if (argc != 1)
+		usage("group remove: one HOST:PORT");
+	if (config_site_parse("group remove", argv[0], &site, &kerr) == -1)
+		usage(kerr.detail);
+	if (store_repl_site_remove(a->st, site.host, site.port, &kerr) == -1)
+		return failed_or_missing(&kerr);
+	if (a->json)
+		return print_json(json_pack("{s:s,s:i,s:b}", "host", site.host,
+		    "port", (int)site.port, "removed", 1)) == -1 ? 1 : 0;
+	return printf("%s:%u removed from the group\n", site.host,
+	    site.port) < 0 ? 1 : 0;
 }
 
 static int
@@ -904,6 +925,7 @@ static const struct command commands[] = {
 	{ "sessions", "list", "USER_ID", cmd_sessions_list },
 	{ "sessions", "revoke", "SID | --user USER_ID", cmd_sessions_revoke },
 	{ "stats", NULL, "", cmd_stats },
+	{ "group", "remove", "HOST:PORT", cmd_group_remove },
 	{ "group", NULL, "", cmd_group },
 	{ "verify", NULL, "", cmd_verify },
 	{ "checkpoint", NULL, "", cmd_checkpoint },

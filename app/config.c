@@ -352,6 +352,13 @@ check_site(const char *what, const char *v, size_t len,
 	return 0;
 }
 
+int
+config_site_parse(const char *what, const char *v, struct config_site *out,
+    struct kl_error *err)
+{
+	return check_site(what, v, strlen(v), out, err);
+}
+
 static bool
 site_equal(const struct config_site *a, const struct config_site *b)
 {

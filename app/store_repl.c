@@ -4,7 +4,8 @@
  *
  * Owns the environment's replication settings (sites, acknowledgement
  * policy, time-outs, priority), the start of repmgr, its event callback,
- * and the role a site reports. Every worker process of a site calls
+ * the role a site reports, and the group as the admin tool sees and
+ * changes it (its sites, the removal of a stopped one). Every worker process of a site calls
  * repmgr_start(): the first becomes the site's replication process (it
  * listens on repl_site and runs the message threads), the others are
  * subordinates that write through it. When the replication process exits,
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <db.h>
@@ -543,6 +545,97 @@ store_repl_group(struct store *st, struct store_repl_site *out, size_t max,
 	if (*n > 0)
 		out[0].known = store_log_end(st, &out[0].log_file,
 		    &out[0].log_offset, &perr) == 0;
+	return 0;
+}
+
+/* One look at this process's site list for the remote site host:port:
+ * 1 found (its eid, whether this process is connected to it), 0 not. */
+static int
+site_find(struct store *st, const char *host, unsigned port, int *eid,
+    bool *connected, struct kl_error *err)
+{
+	DB_REPMGR_SITE	*list = NULL;
+	u_int		 count = 0, i;
+	int		 ret, found = 0;
+
+	if ((ret = st->env->repmgr_site_list(st->env, &count, &list)) != 0)
+		return store_fail(st, ret, "repmgr_site_list", err);
+	for (i = 0; i < count; i++)
+		if (list[i].port == port && strcasecmp(list[i].host, host) ==
+		    0) {
+			*eid = list[i].eid;
+			*connected = list[i].status == DB_REPMGR_CONNECTED;
+			found = 1;
+		}
+	free(list);
+	return found;
+}
+
+/* The remote site host:port, or -1 (KL_NOT_FOUND). The tool's process has
+ * just started repmgr: a running site is one it connects to within
+ * REPL_REMOVE_CONNECT_MS; a stopped one costs that wait. */
+static int
+site_lookup(struct store *st, const char *host, unsigned port, int *eid,
+    bool *connected, struct kl_error *err)
+{
+	long long	deadline = kl_mono_ms() + REPL_REMOVE_CONNECT_MS;
+	int		found;
+
+	for (;;) {
+		if ((found = site_find(st, host, port, eid, connected,
+		    err)) == -1)
+			return -1;
+		if (found == 0)
+			return kl_fail(err, KL_NOT_FOUND, "%s:%u is not a site "
+			    "of the group (name it as \"group\" lists it)",
+			    host, port);
+		if (*connected || kl_mono_ms() >= deadline)
+			return 0;
+		usleep(100 * 1000);
+	}
+}
+
+int
+store_repl_site_remove(struct store *st, const char *host, unsigned port,
+    struct kl_error *err)
+{
+	DB_REP_STAT	*sp;
+	DB_SITE		*site;
+	int		 eid = DB_EID_INVALID, master, ret;
+	bool		 connected = false;
+
+	if (!st->repl)
+		return kl_fail(err, KL_NOT_CONFIGURED, "repl_site is not set: "
+		    "a single site");
+	if (port == repl_cfg->repl_self.port &&
+	    strcasecmp(host, repl_cfg->repl_self.host) == 0)
+		return kl_fail(err, KL_BAD_REQUEST, "%s:%u is this site: stop "
+		    "it, then remove it from another site", host, port);
+	/* Before repmgr_site(), which would add a site it does not know. */
+	if (site_lookup(st, host, port, &eid, &connected, err) == -1)
+		return -1;
+	if ((ret = st->env->rep_stat(st->env, &sp, 0)) != 0)
+		return store_fail(st, ret, "rep_stat", err);
+	master = sp->st_master;
+	free(sp);
+	if (master == eid)
+		return kl_fail(err, KL_BAD_REQUEST, "%s:%u is the master: stop "
+		    "it first, and remove it once another site is elected",
+		    host, port);
+	/* A running site that is removed keeps serving what it had, and
+	 * rejoins at its next start: the group must not lose it unawares. */
+	if (connected)
+		return kl_fail(err, KL_BAD_REQUEST, "%s:%u is running (this "
+		    "site is connected to it): stop it first", host, port);
+	if ((ret = st->env->repmgr_site(st->env, host, port, &site, 0)) != 0)
+		return store_fail(st, ret, "repmgr_site", err);
+	/* remove() frees the handle, whatever it returns. */
+	if ((ret = site->remove(site)) == DB_REP_UNAVAIL)
+		return kl_fail(err, KL_NO_MASTER, "%s:%u not removed: no master "
+		    "known, or the group did not acknowledge the change in "
+		    "time (see \"group\", and try again)", host, port);
+	if (ret != 0)
+		return store_fail(st, ret, "DB_SITE->remove", err);
 	return 0;
 }
 

@@ -105,6 +105,12 @@ int	config_load(struct config *cfg, const char *path, struct kl_error *err);
  * repl_peers only with repl_site, never naming it. */
 int	config_check(const struct config *cfg, struct kl_error *err);
 
+/* HOST:PORT as repl_site and repl_peers take it (a name or IPv4 address,
+ * a port 1..65535) into out; what names the value in err's message. For
+ * the admin tool's "group remove". */
+int	config_site_parse(const char *what, const char *v,
+	    struct config_site *out, struct kl_error *err);
+
 /* True when every allowed origin is http:// (check_origin allows that
  * for loopback hosts only): refresh_cookie_secure = no is then allowed. */
 bool	config_origins_loopback(const struct config *cfg);

@@ -76,6 +76,7 @@
 #define FWD_MAX              8192	/* a forwarded write, or its reply, bytes */
 #define FWD_EXTRA_MS         1000	/* a forward waits repl_ack_timeout_ms + this */
 #define FWD_POSITION_TIMEOUT_MS 1000	/* kakao-login-admin group asks each site this long */
+#define REPL_REMOVE_CONNECT_MS 3000	/* group remove: a site connected within this is running */
 #define MAX_COOKIE_LINE       512	/* one Set-Cookie value we write */
 #define CORS_MAX_AGE_S        600	/* how long a preflight's answer holds */
 #define MAX_CLIENT_SECRET     256	/* kakao_client_secret_file bytes */

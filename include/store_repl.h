@@ -62,4 +62,13 @@ struct store_repl_site {
 int		 store_repl_group(struct store *st, struct store_repl_site *out,
 		    size_t max, size_t *n, struct kl_error *err);
 
+/* Removes the stopped site host:port (as store_repl_group names it) from
+ * the group's membership, through the master, so that elections and
+ * acknowledgements stop counting it. Refused (-1, KL_BAD_REQUEST): this
+ * site, the master, a site this one is connected to (still running).
+ * KL_NOT_FOUND: no such site; KL_NO_MASTER: no master known, or the change
+ * was not acknowledged (DB_REP_UNAVAIL); single site: KL_NOT_CONFIGURED. */
+int		 store_repl_site_remove(struct store *st, const char *host,
+		    unsigned port, struct kl_error *err);
+
 #endif

@@ -386,6 +386,9 @@ def usage_errors(env):
         ("sessions", "revoke", "xyz"), ("sessions", "revoke", "g" * 32),
         ("sessions", "revoke", "--user", "0"), ("sessions", "frob"),
         ("users", "export", "file"), ("users", "import", "a", "b"), ("verify", "x"),
+        ("group", "remove"), ("group", "remove", "127.0.0.1"), ("group", "remove", "127.0.0.1:0"),
+        ("group", "remove", "127.0.0.1:70000"), ("group", "remove", "-x:1"),
+        ("group", "remove", "127.0.0.1:1", "127.0.0.1:2"), ("group", "frob"),
     ]
     bad = []
     for args in cases:
@@ -394,6 +397,9 @@ def usage_errors(env):
             bad.append("%s: exit %d %r" % (" ".join(args), code, err[:120]))
     report(not bad, "usage errors of the new commands: exit 2, the reason and the usage on "
            "stderr (%d cases)" % len(cases), "; ".join(bad))
+    code, out, err = admin(env, "group", "remove", "127.0.0.1:7001")
+    report(code == 1 and "single site" in err and out == "",
+           "group remove on a single site: exit 1, it says why", "exit %d %r" % (code, err))
     code, out, err = admin(env, "users", "import", env.path("no-such-file"))
     report(code == 1 and "no-such-file" in err, "users import of a missing file: exit 1", err)
 

@@ -23,7 +23,9 @@ id). The run:
   5. the killed site is started again: it rejoins and catches up;
   6. at the end every acknowledged login is on every site with the same
      user id (each site is asked for each user, locally), no user id was
-     given to two Kakao ids, none to one Kakao id twice.
+     given to two Kakao ids, none to one Kakao id twice;
+  7. kakao-login-admin group remove: refused for this site, the master and
+     a running site; a stopped replica is removed, the two left go on.
 
 Prints "ok - NAME" / "not ok - NAME: WHY", "# ..." figures, and "N passed,
 M failed" last; exits 1 on any failure. KEEP_TMP=1 keeps the directories.
@@ -328,6 +330,70 @@ def check_group(run, sites):
                          else "") for x in ss)))
 
 
+def admin(site, *args):
+    """-> (exit code, stdout, stderr) of kakao-login-admin on the site."""
+    envv = dict(os.environ)
+    envv.pop("KAKAO_LOGIN_CONF", None)
+    p = subprocess.run([ADMIN, "-c", site.conf] + list(args),
+                       capture_output=True, text=True, timeout=60, env=envv)
+    return p.returncode, p.stdout, p.stderr
+
+
+def remove_site(run, sites, by_n, alive):
+    """kakao-login-admin group remove: refused for this site, the master,
+    a running site and one the group does not have; a stopped replica is
+    removed through another replica (the request goes to the master), the
+    two left list each other only and still take logins."""
+    name = lambda what: "run %d: group remove: %s" % (run, what)  # noqa: E731
+    m = master_of(sites, alive)
+    reps = sorted(alive - {m})
+    gone, asker = by_n[reps[0]], by_n[reps[1]]
+    addr = lambda s: "127.0.0.1:%d" % s.repl_port  # noqa: E731
+    for who, target, code, says, what in (
+            (asker, addr(asker), 1, "is this site", "this site"),
+            (asker, addr(by_n[m]), 1, "is the master", "the master"),
+            (asker, addr(gone), 1, "is running", "a running site"),
+            (asker, "127.0.0.1:1", 3, "not a site of the group",
+             "a site the group does not have"),
+            (asker, "127.0.0.1", 2, "HOST:PORT", "no port")):
+        rc, _, err = admin(who, "group", "remove", target)
+        check(name("%s refused (exit %d)" % (what, code)),
+              rc == code and says in err, "exit %d: %s" % (rc, err.strip()))
+    os.killpg(gone.group().pid, signal.SIGKILL)
+    gone.group().wait()
+    stack.procs.procs.pop("service%d" % gone.n, None)
+    alive.discard(gone.n)
+    left = [by_n[n] for n in sorted(alive)]
+
+    def unconnected():
+        g = admin_group(asker)[0]
+        return g is not None and any(
+            x["port"] == gone.repl_port and not x["connected"]
+            for x in g["sites"])
+    wait_until(unconnected, 20)
+    rc, out, err = admin(asker, "--json", "group", "remove", addr(gone))
+    check(name("site %d, stopped, removed from site %d" % (gone.n, asker.n)),
+          rc == 0 and json.loads(out or "{}").get("removed") is True,
+          "exit %d: %s%s" % (rc, out.strip(), err.strip()))
+    check_group(run, left)
+    for s in left:
+        check(name("site %d takes a login in a group of %d" % (s.n,
+                                                                len(left))),
+              wait_until(lambda: login(s.port, KID_BASE + 3_000_000 + s.n)[0]
+                         == 200, 20))
+    # The removed site, started again on its own home, joins anew.
+    t_back = time.monotonic()
+    start_site(gone)
+    alive.add(gone.n)
+    check(name("site %d, started again, joins anew and catches up" % gone.n),
+          wait_until(lambda: role(gone) == "replica" and
+                     KID_BASE + 3_000_000 + asker.n in users_of(gone), 30),
+          "role %r" % role(gone))
+    note("run %d: the removed site rejoined in %.1f s" % (
+        run, time.monotonic() - t_back))
+    check_group(run, sites)
+
+
 def post_form(port, path, fields, headers=None):
     h = {"Content-Type": "application/x-www-form-urlencoded"}
     h.update(headers or {})
@@ -620,6 +686,7 @@ def run_once(run):
         compare(run, sites, load)
         check_group(run, sites)
         secrets_in_logs(run, sites, load)
+        remove_site(run, sites, by_n, alive)
     finally:
         if os.environ.get("HA_PAUSE"):
             note("pausing %s s" % os.environ["HA_PAUSE"])
