@@ -422,6 +422,32 @@ set_state(struct fcgi_worker *w, enum fcgi_worker_state s)
 	pthread_mutex_unlock(&w->state_lock);
 }
 
+/*
+ * The rest of a body the answer did not need (a GET's, one over the
+ * limit) is read and dropped before the answer ends, so that a connection
+ * kept open (FCGI_KEEP_CONN) stays kept. Closed instead, right after
+ * END_REQUEST, it may already be back in nginx's pool with the next
+ * request on it, which nginx answers 502 (a POST is not retried): found
+ * in CI. Bounded: a longer body still closes the connection, and the
+ * guard's request deadline holds while reading. Wiped: it may hold a
+ * token.
+ */
+static void
+discard_body(FCGX_Request *fr)
+{
+	char	buf[4096];
+	size_t	total = 0;
+	int	n;
+
+	if (!fr->keepConnection)
+		return;
+	while (total < FCGI_UNREAD_MAX &&
+	    (n = FCGX_GetStr(buf, (int)sizeof(buf), fr->in)) > 0)
+		total += (size_t)n;
+	if (total > 0)
+		explicit_bzero(buf, sizeof(buf));
+}
+
 void *
 fcgi_worker_run(void *arg)
 {
@@ -459,6 +485,7 @@ fcgi_worker_run(void *arg)
 			continue;
 		}
 		serve(w, &fr, &ids, body, fields);
+		discard_body(&fr);
 		FCGX_Finish_r(&fr);
 	}
 	FCGX_Free(&fr, 1);

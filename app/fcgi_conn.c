@@ -14,9 +14,12 @@
  * Closing an idle kept connection races with the peer sending on it (nginx
  * would answer that request 502), so it is done only when nobody would
  * miss it: when the peer closed first, or at the end of a drain, after
- * FCGI_DRAIN_QUIET_MS without a request on any of them. Until then a
- * connection is closed right after an answer (by libfcgi: shutdown, then
- * reading to the peer's end), which nginx sees with the answer.
+ * FCGI_DRAIN_QUIET_MS without a request on any of them. A connection that
+ * cannot be kept (its request refused, or a body over FCGI_UNREAD_MAX)
+ * is closed right after its answer (by libfcgi: shutdown, then reading to
+ * the peer's end). nginx may have sent the next request on it by then,
+ * so fcgi.c reads the rest of a body the answer did not need, and only a
+ * hostile or oversized request closes a connection.
  *
  * Thread-safety: every worker waits in the same epoll instance. Each
  * descriptor is armed EPOLLONESHOT, so one event wakes one thread, and a

@@ -28,6 +28,10 @@
 #define FCGI_REQUEST_DEADLINE_MS 5000	/* from accept (or, on a kept
 					   connection, its first byte) to the
 					   whole request */
+#define FCGI_UNREAD_MAX  (64 * 1024)	/* a body not needed for the answer:
+					   read and dropped up to this, so a
+					   kept connection stays kept
+					   (twice the fronts' 32 KB) */
 #define FCGI_KEPT_MAX         512	/* idle kept connections per process */
 #define FCGI_DRAIN_QUIET_MS   200	/* at stop: kept connections served
 					   until none has had a request for

@@ -3371,6 +3371,7 @@ FCGI_CASES = [
      answer(200, "SUCCESS")),
     ("keep-conn: two requests answered in turn, then a STDIN header: closed", None, {}, None),
     ("keep-idle: 5 x threads idle kept connections hold no thread", None, {}, None),
+    ("keep-unread: a body the service did not read keeps the connection for the next request", None, {}, None),
     ("keep-conn request, then a STDIN header and an overflowing GET_VALUES: refused",
      req(P(tok(53)), keep=True) + struct.pack(">BBHHBx", 1, fc.STDIN, 1, 65535, 0)
      + gv(["FCGI_MPXS_CONNS"] * 4), {"timeout": 3}, refused),
@@ -3546,6 +3547,47 @@ def run_keep_conn(env):
         if rest else None)
 
 
+def run_keep_unread(env):
+    """An answer given before the body was read (a GET's body, a
+    CONTENT_LENGTH over the limit, a body over it without one) still
+    keeps a FCGI_KEEP_CONN connection: the rest of the body is read and
+    dropped before the answer ends. Found in CI: the service closed such a
+    connection right after END_REQUEST, nginx had already put it back in
+    its pool, and the next request on it, a POST (which nginx does not
+    retry), was answered 502. Here the next request on the connection must
+    be answered, and none may be refused or cut."""
+    big = b"x" * (MAX_BODY + 1024)
+    firsts = [
+        ("a GET with a 17 KB body", req(P(tok(65), "GET", LOGIN, big), big, keep=True),
+         answer(413, "TOO_LARGE")),
+        ("a POST whose CONTENT_LENGTH is over the limit",
+         req(P(tok(66), "POST", LOGIN, big), big, keep=True), answer(413, "TOO_LARGE")),
+        ("a POST over the limit without CONTENT_LENGTH",
+         req(P(tok(67), "POST", LOGIN, big, drop=("CONTENT_LENGTH",)), big, keep=True),
+         answer(413, "TOO_LARGE")),
+    ]
+    for what, first, check in firsts:
+        s = fc.connect(env.sock)
+        try:
+            s.sendall(first)
+            why = check(read_until_end(s, 3))
+            if why:
+                return "%s: %s" % (what, why)
+            try:
+                s.sendall(req(P(tok(68), "POST"), keep=True))
+            except OSError as e:
+                return "%s, then a POST on the same connection: send: %s" % (what, e)
+            r = read_until_end(s, 3)
+            if r.closed and not r.end:
+                return "%s, then a POST on the same connection: closed unanswered" % what
+            why = answer(200, "SUCCESS")(r)
+            if why:
+                return "%s, then a POST on the same connection: %s" % (what, why)
+        finally:
+            s.close()
+    return None
+
+
 def run_keep_idle(env):
     """Five times as many idle kept connections as worker threads: each
     waits in the process's epoll (app/fcgi_conn.c), none holds a thread,
@@ -3700,7 +3742,7 @@ def run_drip(env):
             s.close()
 
 
-SPECIAL = {"keep-conn": run_keep_conn, "keep-idle": run_keep_idle, "slowloris": run_slowloris, "slow body": run_slow_body,
+SPECIAL = {"keep-conn": run_keep_conn, "keep-idle": run_keep_idle, "keep-unread": run_keep_unread, "slowloris": run_slowloris, "slow body": run_slow_body,
            "drip": run_drip}
 
 
