@@ -967,6 +967,8 @@ store_txn_run(struct store *st, u_int32_t begin_flags, bool durable,
 		 * a group: the commit waits for the acknowledgements
 		 * repl_ack_policy asks for; without them it is not done. */
 		else {
+			if (wrote && st->repl)
+				store_forward_commit_token(txn);
 			store_repl_commit_begin();
 			ret = txn->commit(txn, !durable || st->sync ?
 			    DB_TXN_NOSYNC : 0);

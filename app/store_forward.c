@@ -16,10 +16,15 @@
  *
  * Message: version, op, then the op's fields in order; integers big-endian
  * of fixed width, byte strings as a 2-byte length and the bytes. Reply:
- * version, rc (0 / 1 for -1), the kl_status, the detail, then the op's
- * results. Anything that does not decode is refused whole (KL_INTERNAL on
- * the replica, nothing done on the master): the bytes come only from our
- * own processes over repmgr's connections, but are checked all the same.
+ * version, rc (0 / 1 for -1), the kl_status, the detail, a flag and, when
+ * set, the commit token of the write's last transaction, then the op's
+ * results. With a token the replica answers only once it applied that
+ * transaction itself (DB_ENV->txn_applied, up to FWD_APPLIED_WAIT_MS), so
+ * a read it serves next sees the write (found by the hostile suite against
+ * a replica: GET /users/me right after DELETE /users/me answered 200).
+ * Anything that does not decode is refused whole (KL_INTERNAL on the
+ * replica, nothing done on the master): the bytes come only from our own
+ * processes over repmgr's connections, but are checked all the same.
  *
  * Must not write anything itself; knows nothing of HTTP. Thread-safety:
  * the channel is opened once per process under a mutex, then shared (repmgr
@@ -64,6 +69,8 @@ enum fwd_op {
 
 static __thread bool	in_dispatch;	/* this thread runs a forwarded write */
 static __thread bool	fwd_unavail;	/* the last send found no connection */
+static __thread DB_TXN_TOKEN fwd_token;	/* in_dispatch: the last commit's */
+static __thread bool	fwd_token_set;
 
 /* ------------------------------------------------------------ the codec */
 
@@ -311,13 +318,22 @@ store_write_where(struct store *st, struct kl_error *err)
 	return STORE_WRITE_REFUSED;
 }
 
-/* A reply's header: its version, the master's rc (*rc) and error (into
- * err). Returns 0 with rb at the op's results, or -1 with KL_INTERNAL
- * when the header does not decode. */
-static int
-reply_open(struct fwd_buf *rb, unsigned *rc, struct kl_error *err)
+void
+store_forward_commit_token(DB_TXN *txn)
 {
-	unsigned	status;
+	if (in_dispatch && txn->set_commit_token(txn, &fwd_token) == 0)
+		fwd_token_set = true;
+}
+
+/* A reply's header: its version, the master's rc (*rc) and error (into
+ * err), the commit token if any (*has_token, *tok). Returns 0 with rb at
+ * the op's results, or -1 with KL_INTERNAL when the header does not
+ * decode. */
+static int
+reply_open(struct fwd_buf *rb, unsigned *rc, bool *has_token,
+    DB_TXN_TOKEN *tok, struct kl_error *err)
+{
+	unsigned	status, flag;
 
 	if (get_u8(rb) != FWD_VERSION)
 		return kl_fail(err, KL_INTERNAL, "forwarded write: a reply "
@@ -325,11 +341,28 @@ reply_open(struct fwd_buf *rb, unsigned *rc, struct kl_error *err)
 	*rc = get_u8(rb);
 	status = get_u8(rb);
 	get_str(rb, err->detail, sizeof(err->detail));
-	if (rb->bad || status >= KL_STATUS_COUNT)
+	flag = get_u8(rb);
+	*has_token = flag == 1;
+	if (*has_token)
+		get_bytes(rb, tok->buf, sizeof(tok->buf));
+	if (rb->bad || status >= KL_STATUS_COUNT || flag > 1)
 		return kl_fail(err, KL_INTERNAL, "forwarded write: a reply "
 		    "that does not decode");
 	err->status = (enum kl_status)status;
 	return 0;
+}
+
+/* Read your writes: waits until this site applied the master's commit.
+ * Past FWD_APPLIED_WAIT_MS (a lagging site), or when the token names
+ * nothing to wait for, the answer goes out all the same: the group has
+ * the write, only a read here may miss it a while longer. */
+static void
+applied_wait(struct store *st, DB_TXN_TOKEN *tok)
+{
+	store_busy_enter(st);
+	(void)st->env->txn_applied(st->env, tok,
+	    (db_timeout_t)FWD_APPLIED_WAIT_MS * 1000, 0);
+	store_busy_leave(st);
 }
 
 /* Sends req to the master and opens its reply: 0 with *rb positioned at
@@ -341,8 +374,10 @@ exchange_on(struct store *st, DB_CHANNEL *ch, struct fwd_buf *req,
     struct kl_error *err)
 {
 	DBT		 msg, reply;
+	DB_TXN_TOKEN	 tok;
 	db_timeout_t	 wait;
 	unsigned	 rc;
+	bool		 has_token;
 	int		 ret;
 
 	if (req->bad)
@@ -371,9 +406,13 @@ exchange_on(struct store *st, DB_CHANNEL *ch, struct fwd_buf *req,
 	rb->size = reply.size;
 	rb->off = 0;
 	rb->bad = false;
-	if (reply_open(rb, &rc, err) == -1)
+	if (reply_open(rb, &rc, &has_token, &tok, err) == -1)
 		return -1;
-	return rc == 0 ? 0 : -1;
+	if (rc != 0)
+		return -1;
+	if (has_token)
+		applied_wait(st, &tok);
+	return 0;
 }
 
 /* A channel whose master connection broke (the master's replication
@@ -1011,6 +1050,7 @@ store_forward_dispatch(DB_ENV *env, DB_CHANNEL *ch, DBT *request,
 		else {
 			op = get_u8(&q);
 			in_dispatch = true;
+			fwd_token_set = false;
 			rc = run_op(st, op, &q, &rb, false, &err);
 			in_dispatch = false;
 		}
@@ -1026,6 +1066,9 @@ store_forward_dispatch(DB_ENV *env, DB_CHANNEL *ch, DBT *request,
 	put_u8(&o, rc == 0 ? 0 : 1);
 	put_u8(&o, (unsigned)(rc == 0 ? KL_OK : err.status));
 	put_str(&o, rc == 0 ? "" : err.detail, MAX_ERROR_DETAIL);
+	put_u8(&o, rc == 0 && fwd_token_set);
+	if (rc == 0 && fwd_token_set)
+		put_bytes(&o, fwd_token.buf, sizeof(fwd_token.buf));
 	put_bytes(&o, res, rb.off);
 	memset(&reply, 0, sizeof(reply));
 	reply.data = out;
@@ -1115,8 +1158,10 @@ store_forward_decode_check(const unsigned char *buf, size_t len,
 	*nreplies_ok = 0;
 	for (op = FWD_LOGIN; op <= FWD_SESSION_OPEN; op++) {
 		struct fwd_buf	r = { .p = (unsigned char *)buf, .size = len };
+		DB_TXN_TOKEN	tok;
+		bool		has_token;
 
-		if (reply_open(&r, &rc, &err) == -1)
+		if (reply_open(&r, &rc, &has_token, &tok, &err) == -1)
 			continue;
 		reply_results(op, &r);
 		if (!r.bad)

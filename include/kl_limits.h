@@ -79,6 +79,9 @@
 #define STORE_FWD_OLD_CHANNELS 64	/* replaced master channels kept until the end */
 #define FWD_MAX              8192	/* a forwarded write, or its reply, bytes */
 #define FWD_EXTRA_MS         1000	/* a forward waits repl_ack_timeout_ms + this */
+#define FWD_APPLIED_WAIT_MS  1000	/* a forwarded write's answer waits this
+					   long for this site to apply it
+					   (read your writes); then answers */
 #define FWD_POSITION_TIMEOUT_MS 1000	/* kakao-login-admin group asks each site this long */
 #define REPL_REMOVE_CONNECT_MS 3000	/* group remove: a site connected within this is running */
 #define MAX_COOKIE_LINE       512	/* one Set-Cookie value we write */

@@ -137,6 +137,9 @@ int		store_log_end(struct store *st, uint32_t *file,
 		    uint32_t *offset, struct kl_error *err);
 /* How long a replica waits for the master's reply to a forward. */
 long		store_forward_timeout_ms(void);
+/* Just before a commit that wrote (store_txn_run): inside a forwarded
+ * write, has the commit fill the token its reply carries. */
+void		store_forward_commit_token(DB_TXN *txn);
 /* TCP_NODELAY on repmgr's sockets (store_maintain, every tick). */
 void		store_repl_nodelay(struct store *st);
 /* A group's site removes the log files its recovery no longer needs

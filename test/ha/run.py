@@ -37,6 +37,7 @@ import collections
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -48,7 +49,9 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "hostile"))
 import stack  # noqa: E402
+import fcgiclient as fc  # noqa: E402
 import codeflow  # noqa: E402
 import oidc  # noqa: E402
 
@@ -151,6 +154,31 @@ class Site(stack.Env):
         except OSError:
             return None, None
         return st, js
+
+
+READYZ_200 = re.compile(r" pid=(\d+) .*path=/readyz status=200 ")
+
+
+def processes_ready(site):
+    """Every worker process of the site has answered /readyz 200 (a joining
+    site's second process can take seconds to open its store, answering
+    503 NOT_READY meanwhile): one more /readyz on a new connection straight
+    to the socket, which any of them may take, then the site's log."""
+    pids = set(stack.worker_pids("service%d" % site.n))
+    try:
+        s = fc.connect(site.sock)
+        try:
+            s.settimeout(3)
+            s.sendall(fc.request_bytes("GET", "/readyz"))
+            while s.recv(65536):
+                pass
+        finally:
+            s.close()
+        with open(site.service_log, errors="replace") as f:
+            seen = {int(m.group(1)) for m in READYZ_200.finditer(f.read())}
+    except OSError:
+        return False
+    return bool(pids) and pids <= seen
 
 
 def role(site):
@@ -461,6 +489,11 @@ def replica_routes(run, site, sites_other, fake_port):
                                 bearer(js3["access_token"]))
     check(name("DELETE /users/me deletes the account"), st == 200,
           "%d %r" % (st, d))
+    # Read your writes: the replica answered the deletion only once it
+    # applied it (the master's commit token).
+    st, me, _, _ = stack.request(port, "GET", "/users/me", bearer(js3["access_token"]))
+    check(name("right after, GET /users/me there: 401, the user gone"), st == 401,
+          "%d %r" % (st, me))
     st, js4, _, _ = login(port, k3)
     check(name("the deleted Kakao id logs in again as a new user"),
           st == 200 and js4["user"]["id"] != js3["user"]["id"],
@@ -610,6 +643,7 @@ def run_once(run):
         for s in sites[1:]:
             check(name("site %d joins as a replica and gets the data" % s.n),
                   wait_until(lambda: role(s) == "replica", 30) and
+                  wait_until(lambda: processes_ready(s), 30) and
                   KID_BASE in users_of(s), "role %r" % role(s))
         for s in sites:
             lat_probe(run, s)
@@ -762,6 +796,15 @@ def compare(run, sites, load):
     other[(504, "KAKAO_TIMEOUT")] -= frozen_timeouts
     other = {c: n for c, n in other.items() if n > 0}
     check(name("every failed login a 502 or a 503"), not other, "%r" % other)
+    for s in sites if other else ():
+        try:
+            with open(s.service_log, errors="replace") as f:
+                lines = [ln.strip() for ln in f if any(
+                    " status=%d " % st in ln for st, _ in other)]
+        except OSError:
+            lines = []
+        for ln in lines[:10]:
+            note("  site %d: %s" % (s.n, ln[:300]))
     two = {k: v for k, v in acked.items() if len(v) > 1}
     check(name("no Kakao id got two user ids (%d acknowledged ids)" %
                len(acked)), not two, "%r" % dict(list(two.items())[:5]))
