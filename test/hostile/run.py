@@ -2,7 +2,7 @@
 """Hostile-input test: bad HTTP through the real nginx and lighttpd, and
 malformed FastCGI straight to the service's Unix socket.
 
-    python3 test/hostile/run.py [--build DIR]   (from the repository root, after make)
+    python3 test/hostile/run.py [--build DIR] [--replica]   (from the repository root, after make)
 
 Starts the stack of test/integration/stack.py (fake Kakao, the service under
 the real etc/kakao-login-spawn with 2 children x 4 threads, nginx and
@@ -70,6 +70,13 @@ client secret file mode 600 and the service user's), then:
      signature), Kakao access or refresh token, none of our JWTs (issued
      or forged) nor refresh tokens, nor the admin key, the JWT or client
      secret in the service log or the front servers' logs.
+
+With --replica (make ha runs it), the stack's service is a replica of a
+replication group (repl_priority 0: it never becomes master) whose master
+is a second site beside it, without a front: every row then meets a
+replica, its writes forwarded to the master (app/store_forward.c); the
+master's workers must survive every row, its log show no crash, and hold
+no secret.
 
 Prints "ok - NAME" / "not ok - NAME: WHY" per case and "N passed, M failed"
 last; exits 1 on any failure. Everything it started is stopped and its
@@ -3779,10 +3786,17 @@ def run_fcgi(env):
 
 # ------------------------------------------------------------- survival, logs
 
-def run_survival(env, pids_before):
+def run_survival(env, pids_before, master_before=None):
     pids = worker_pids()
     report(pids == pids_before, "workers survive the FastCGI cases: same pids",
            "before %s, after %s" % (pids_before, pids))
+    if master_before is not None:
+        pids = worker_pids("master")
+        report(pids == master_before, "--replica: the master's workers survive every row: same pids",
+               "before %s, after %s" % (master_before, pids))
+        with open(env.path("master", "kakao-login.log"), errors="replace") as f:
+            bad = crash_lines(f.read())
+        report(not bad, "--replica: no crash in the master's log", " | ".join(bad[:3]))
     spin = spinning_threads(env)
     report(not spin, "no worker thread spins after the FastCGI cases",
            "; ".join("pid %d thread %d at %.0f%% CPU" % (p, t, c * 100) for (p, t), c in spin))
@@ -3821,6 +3835,8 @@ def run_log_bytes(env):
 
 def run_logs(env):
     logs = {"service": env.service_log,
+            # --replica: the master that served the replica's writes.
+            "master service": env.path("master", "kakao-login.log"),
             "nginx access": env.path("nginx", "access.log"),
             "nginx error": env.path("nginx", "error.log"),
             "lighttpd access": env.path("lighttpd", "access.log"),
@@ -3870,11 +3886,75 @@ def codeflow_setup(env):
     env.extra = list(codeflow.config_lines(path))
 
 
+def start_master(env):
+    """--replica: a second site as the group's master (one process, no
+    front), sharing the stack's fake Kakao, keys and secrets; the stack's
+    own service then joins it as a replica that never becomes master
+    (repl_priority = 0), so that every row meets a replica, and every
+    write goes through the forward channel (app/store_forward.c). The
+    master's directory is removed with the stack's. -> the master's Env."""
+    m = Env(children=1, threads=4, fake_args=codeflow.FAKE_ARGS)
+    os.rmdir(m.dir)
+    m.dir = env.path("master")
+    os.mkdir(m.dir, 0o711)
+    m.sock = m.path("kakao-login.sock")
+    m.conf = m.path("kakao-login.conf")
+    m.service_log = m.path("kakao-login.log")
+    m.setup()
+    m.secret = env.secret
+    with open(m.path("jwt.secret"), "wb") as f:
+        f.write(env.secret)
+    ports = (stack.free_port(), stack.free_port())
+    # Both sites keep the stack's key files and Kakao keys (env.extra).
+    m.extra = list(env.extra) + ["repl_site = 127.0.0.1:%d" % ports[0]]
+    m.write_config("http://127.0.0.1:%d" % env.fake_port)
+    env.extra += ["repl_site = 127.0.0.1:%d" % ports[1],
+                  "repl_peers = 127.0.0.1:%d" % ports[0], "repl_priority = 0"]
+    run_env = dict(os.environ, SPAWN_FCGI_CONF=stack.SPAWN_CONF,
+                   FCGI_SOCKET=m.sock, FCGI_PROGRAM=stack.SERVICE,
+                   KAKAO_LOGIN_CONF=m.conf, FCGI_CHILDREN="1",
+                   FCGI_USER="nobody", FCGI_GROUP="nogroup",
+                   FCGI_SOCKET_USER="", FCGI_SOCKET_GROUP="nogroup",
+                   FCGI_EXTRA_OPTIONS="")
+    run_env.pop("KAKAO_LOGIN_OPTIONS", None)
+    p = procs.start("master", [stack.SPAWN], m.service_log, env=run_env)
+    stack.wait_for(lambda: p.poll() is None and os.path.exists(m.sock) and
+                   m.socket_answers(), 15, "the master's socket")
+    return m
+
+
+def wait_replica(env):
+    """--replica: every worker process of the stack's service has answered
+    /readyz 200 as a replica (a joining site's second process can take
+    seconds to open its store, answering 503 NOT_READY meanwhile), each
+    on a new connection straight to the socket, which any process may
+    take; then a login through nginx (forwarded to the master)."""
+    pids = set(worker_pids())
+    answered = re.compile(r" pid=(\d+) .*path=/readyz status=200 ")
+
+    def ready():
+        s = fc.connect(env.sock)
+        try:
+            s.sendall(req(P(None, "GET", "/readyz")))
+            r = read_until_end(s, 3)
+        finally:
+            s.close()
+        st, _, body = r.http()
+        if st != 200 or b'"replica"' not in body:
+            return False
+        with open(env.service_log, errors="replace") as f:
+            seen = {int(m.group(1)) for m in answered.finditer(f.read())}
+        return pids <= seen and login_ok(env.fronts["nginx"], KID_FC + 190)[0]
+    stack.wait_for(ready, 60, "every process of the service as a replica of the master")
+
+
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--build":
-        stack.set_build(sys.argv[2])
-    elif len(sys.argv) != 1:
-        sys.exit("usage: run.py [--build DIR]")
+    replica = "--replica" in sys.argv[1:]
+    args = [a for a in sys.argv[1:] if a != "--replica"]
+    if len(args) == 2 and args[0] == "--build":
+        stack.set_build(args[1])
+    elif args:
+        sys.exit("usage: run.py [--build DIR] [--replica]")
     for prog in (stack.SERVICE, stack.FAKE):
         if not os.access(prog, os.X_OK):
             print("%s missing: run make first" % prog, file=sys.stderr)
@@ -3893,11 +3973,17 @@ def main():
         codeflow_setup(env)
         sessions_setup(env)
         env.start_fake()
+        if replica:
+            start_master(env)
         env.write_config("http://127.0.0.1:%d" % env.fake_port)
         env.start_service()
         env.start_nginx()
         env.start_lighttpd()
         env.wait_fronts()
+        if replica:
+            wait_replica(env)
+            note("every row against a replica; its writes go to the master")
+        master_before = worker_pids("master") if replica else None
         run_http(env)
         run_front_limits(env)
         pids_before = worker_pids()
@@ -3908,7 +3994,7 @@ def main():
         run_request_ids(env)
         run_metrics_route(env)
         run_fcgi(env)
-        run_survival(env, pids_before)
+        run_survival(env, pids_before, master_before)
         run_log_bytes(env)
         run_logs(env)
     except KeyboardInterrupt:
