@@ -37,7 +37,6 @@ import collections
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -49,9 +48,7 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "hostile"))
 import stack  # noqa: E402
-import fcgiclient as fc  # noqa: E402
 import codeflow  # noqa: E402
 import oidc  # noqa: E402
 
@@ -128,21 +125,7 @@ class Site(stack.Env):
         self.fake_port_shared = fake_port
 
     def start_service(self):
-        env = dict(os.environ,
-                   SPAWN_FCGI_CONF=stack.SPAWN_CONF,
-                   FCGI_SOCKET=self.sock, FCGI_PROGRAM=stack.SERVICE,
-                   KAKAO_LOGIN_CONF=self.conf,
-                   FCGI_CHILDREN=str(self.children),
-                   FCGI_USER="nobody", FCGI_GROUP="nogroup",
-                   FCGI_SOCKET_USER="", FCGI_SOCKET_GROUP="nogroup",
-                   FCGI_EXTRA_OPTIONS="")
-        env.pop("KAKAO_LOGIN_OPTIONS", None)
-        name = "service%d" % self.n
-        p = stack.procs.start(name, [stack.SPAWN], self.service_log, env=env)
-        stack.wait_for(lambda: p.poll() is None and os.path.exists(self.sock)
-                       and self.socket_answers(), 15,
-                       "site %d's socket" % self.n)
-        return p
+        return super().start_service(name="service%d" % self.n, timeout=15)
 
     def group(self):
         return stack.procs.procs.get("service%d" % self.n)
@@ -154,31 +137,6 @@ class Site(stack.Env):
         except OSError:
             return None, None
         return st, js
-
-
-READYZ_200 = re.compile(r" pid=(\d+) .*path=/readyz status=200 ")
-
-
-def processes_ready(site):
-    """Every worker process of the site has answered /readyz 200 (a joining
-    site's second process can take seconds to open its store, answering
-    503 NOT_READY meanwhile): one more /readyz on a new connection straight
-    to the socket, which any of them may take, then the site's log."""
-    pids = set(stack.worker_pids("service%d" % site.n))
-    try:
-        s = fc.connect(site.sock)
-        try:
-            s.settimeout(3)
-            s.sendall(fc.request_bytes("GET", "/readyz"))
-            while s.recv(65536):
-                pass
-        finally:
-            s.close()
-        with open(site.service_log, errors="replace") as f:
-            seen = {int(m.group(1)) for m in READYZ_200.finditer(f.read())}
-    except OSError:
-        return False
-    return bool(pids) and pids <= seen
 
 
 def role(site):
@@ -643,7 +601,7 @@ def run_once(run):
         for s in sites[1:]:
             check(name("site %d joins as a replica and gets the data" % s.n),
                   wait_until(lambda: role(s) == "replica", 30) and
-                  wait_until(lambda: processes_ready(s), 30) and
+                  wait_until(lambda: stack.processes_ready(s, "service%d" % s.n), 30) and
                   KID_BASE in users_of(s), "role %r" % role(s))
         for s in sites:
             lat_probe(run, s)

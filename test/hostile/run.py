@@ -3893,13 +3893,8 @@ def start_master(env):
     (repl_priority = 0), so that every row meets a replica, and every
     write goes through the forward channel (app/store_forward.c). The
     master's directory is removed with the stack's. -> the master's Env."""
-    m = Env(children=1, threads=4, fake_args=codeflow.FAKE_ARGS)
-    os.rmdir(m.dir)
-    m.dir = env.path("master")
-    os.mkdir(m.dir, 0o711)
-    m.sock = m.path("kakao-login.sock")
-    m.conf = m.path("kakao-login.conf")
-    m.service_log = m.path("kakao-login.log")
+    m = Env(children=1, threads=4, fake_args=codeflow.FAKE_ARGS,
+            dir=env.path("master"))
     m.setup()
     m.secret = env.secret
     with open(m.path("jwt.secret"), "wb") as f:
@@ -3910,42 +3905,17 @@ def start_master(env):
     m.write_config("http://127.0.0.1:%d" % env.fake_port)
     env.extra += ["repl_site = 127.0.0.1:%d" % ports[1],
                   "repl_peers = 127.0.0.1:%d" % ports[0], "repl_priority = 0"]
-    run_env = dict(os.environ, SPAWN_FCGI_CONF=stack.SPAWN_CONF,
-                   FCGI_SOCKET=m.sock, FCGI_PROGRAM=stack.SERVICE,
-                   KAKAO_LOGIN_CONF=m.conf, FCGI_CHILDREN="1",
-                   FCGI_USER="nobody", FCGI_GROUP="nogroup",
-                   FCGI_SOCKET_USER="", FCGI_SOCKET_GROUP="nogroup",
-                   FCGI_EXTRA_OPTIONS="")
-    run_env.pop("KAKAO_LOGIN_OPTIONS", None)
-    p = procs.start("master", [stack.SPAWN], m.service_log, env=run_env)
-    stack.wait_for(lambda: p.poll() is None and os.path.exists(m.sock) and
-                   m.socket_answers(), 15, "the master's socket")
+    m.start_service(name="master", timeout=15)
     return m
 
 
 def wait_replica(env):
     """--replica: every worker process of the stack's service has answered
-    /readyz 200 as a replica (a joining site's second process can take
-    seconds to open its store, answering 503 NOT_READY meanwhile), each
-    on a new connection straight to the socket, which any process may
-    take; then a login through nginx (forwarded to the master)."""
-    pids = set(worker_pids())
-    answered = re.compile(r" pid=(\d+) .*path=/readyz status=200 ")
-
-    def ready():
-        s = fc.connect(env.sock)
-        try:
-            s.sendall(req(P(None, "GET", "/readyz")))
-            r = read_until_end(s, 3)
-        finally:
-            s.close()
-        st, _, body = r.http()
-        if st != 200 or b'"replica"' not in body:
-            return False
-        with open(env.service_log, errors="replace") as f:
-            seen = {int(m.group(1)) for m in answered.finditer(f.read())}
-        return pids <= seen and login_ok(env.fronts["nginx"], KID_FC + 190)[0]
-    stack.wait_for(ready, 60, "every process of the service as a replica of the master")
+    /readyz 200 (stack.processes_ready; with repl_priority 0 that is as a
+    replica), then a login through nginx (forwarded to the master)."""
+    stack.wait_for(lambda: stack.processes_ready(env) and
+                   login_ok(env.fronts["nginx"], KID_FC + 190)[0], 60,
+                   "every process of the service as a replica of the master")
 
 
 def main():

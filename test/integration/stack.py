@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -145,6 +146,30 @@ def worker_pids(name="service"):
     return sorted(pid for pid, _ in _children(mw)) if mw else []
 
 
+READYZ_200 = re.compile(r" pid=(\d+) .*path=/readyz status=200 ")
+
+
+def processes_ready(env, name="service"):
+    """Every worker process of the spawn group name has answered /readyz
+    200 (a joining replica's second process can take seconds to open its
+    store, answering 503 NOT_READY meanwhile): one more /readyz on a new
+    connection straight to env's socket, which any of them may take, then
+    env's service log."""
+    sys.path.insert(0, os.path.join(REPO, "test", "hostile"))
+    import fcgiclient as fc
+    pids = set(worker_pids(name))
+    s = fc.connect(env.sock, timeout=3)
+    try:
+        s.sendall(fc.request_bytes("GET", "/readyz"))
+        while s.recv(65536):
+            pass
+    finally:
+        s.close()
+    with open(env.service_log, errors="replace") as f:
+        seen = {int(m.group(1)) for m in READYZ_200.finditer(f.read())}
+    return bool(pids) and pids <= seen
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -201,13 +226,16 @@ class Env:
     added to the fake Kakao's command line."""
 
     def __init__(self, children=2, threads=4, durability="write_nosync",
-                 extra=(), fake_args=()):
+                 extra=(), fake_args=(), dir=None):
         self.children = children
         self.threads = threads
         self.durability = durability
         self.extra = list(extra)
         self.fake_args = list(fake_args)
-        self.dir = tempfile.mkdtemp(prefix="kakao-login-it.")
+        # dir: a new directory of the caller's (removed with its parent).
+        if dir is not None:
+            os.mkdir(dir, 0o700)
+        self.dir = dir or tempfile.mkdtemp(prefix="kakao-login-it.")
         self.root = os.geteuid() == 0
         self.secret = secrets.token_urlsafe(48).encode()     # 64 chars, no newline
         self.sock = os.path.join(self.dir, "kakao-login.sock")
@@ -278,7 +306,8 @@ class Env:
             return m is not None
         wait_for(listening, 5, "the fake Kakao")
 
-    def start_service(self):
+    def start_service(self, name="service", timeout=10):
+        """The service under the spawn script, as procs' name. -> Popen."""
         env = dict(os.environ,
                    SPAWN_FCGI_CONF=SPAWN_CONF,
                    FCGI_SOCKET=self.sock, FCGI_PROGRAM=SERVICE,
@@ -287,11 +316,12 @@ class Env:
                    FCGI_SOCKET_USER="", FCGI_SOCKET_GROUP="nogroup",
                    FCGI_EXTRA_OPTIONS="")
         env.pop("KAKAO_LOGIN_OPTIONS", None)
-        p = procs.start("service", [SPAWN], self.service_log, env=env)
+        p = procs.start(name, [SPAWN], self.service_log, env=env)
         wait_for(lambda: p.poll() is None and os.path.exists(self.sock) and
-                 self.socket_answers(), 10, "the service socket")
+                 self.socket_answers(), timeout, "the %s socket" % name)
         if p.poll() is not None:
             raise RuntimeError("the service exited with %s; see %s" % (p.returncode, self.service_log))
+        return p
 
     def socket_answers(self):
         s = socket.socket(socket.AF_UNIX)
